@@ -1,0 +1,1 @@
+namespace WaveGradSharp.Audio;

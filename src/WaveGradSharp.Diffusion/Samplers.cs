@@ -1,0 +1,378 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Diffusion;
+
+/// <summary>Progress of a sampler: model evaluation <see cref="Step"/> (1-based) of <see cref="Total"/>, at noise std <see cref="NoiseStd"/>.</summary>
+public readonly record struct SamplerStep(int Step, int Total, double NoiseStd);
+
+/// <summary>Where and how a sample is drawn.</summary>
+public sealed record SampleOptions
+{
+    /// <summary>Device of the sample and of the model's inputs (noise is drawn on the CPU and moved, so a seed gives the same noise everywhere).</summary>
+    public Device? Device { get; init; }
+    /// <summary>Told after every model evaluation.</summary>
+    public IProgress<SamplerStep>? Progress { get; init; }
+    /// <summary>Checked before every model evaluation.</summary>
+    public CancellationToken Cancellation { get; init; }
+}
+
+/// <summary>Draws samples from a denoiser: x_T from noise, then the sampler's reverse steps.</summary>
+public interface ISampler
+{
+    /// <summary>Short name ("ddpm", "ddim", ...).</summary>
+    string Name { get; }
+    /// <summary>Model evaluations per sample.</summary>
+    int Evaluations { get; }
+    /// <summary>A sample of the given shape (float32). Randomness comes only from <paramref name="rng"/>.</summary>
+    Tensor Sample(IDenoiser model, long[] shape, Generator rng, SampleOptions? options = null);
+}
+
+/// <summary>Variance of DDPM's reverse step.</summary>
+public enum ReverseVariance
+{
+    /// <summary>σ² = β_t ("fixed large").</summary>
+    Beta,
+    /// <summary>σ² = β̃_t, the posterior variance ("fixed small"; WaveGrad).</summary>
+    BetaTilde,
+    /// <summary>σ² from the model's variance head (improved-DDPM); needs an <see cref="IVarianceDenoiser"/>.</summary>
+    Learned,
+}
+
+/// <summary>Shared plumbing of the samplers: noise on the CPU from the generator, progress, cancellation, step scopes.</summary>
+public abstract class SamplerBase : ISampler
+{
+    /// <inheritdoc/>
+    public abstract string Name { get; }
+    /// <inheritdoc/>
+    public abstract int Evaluations { get; }
+    /// <inheritdoc/>
+    public Tensor Sample(IDenoiser model, long[] shape, Generator rng, SampleOptions? options = null)
+    {
+        var run = new Run(shape, rng, options ?? new SampleOptions(), Evaluations);
+        return Sample(model, run);
+    }
+
+    /// <summary>The sampler's loop.</summary>
+    protected abstract Tensor Sample(IDenoiser model, Run run);
+
+    /// <summary>State of one sampling run.</summary>
+    protected sealed class Run(long[] shape, Generator rng, SampleOptions options, int total)
+    {
+        int step;
+        /// <summary>Standard normal noise of the sample's shape, drawn on the CPU and moved to the device.</summary>
+        public Tensor Noise()
+        {
+            var z = randn(shape, generator: rng, dtype: ScalarType.Float32);
+            return options.Device is null || options.Device.type == DeviceType.CPU ? z : z.to(options.Device);
+        }
+        /// <summary>Call before each model evaluation: throws if cancelled.</summary>
+        public void BeforeEvaluation() => options.Cancellation.ThrowIfCancellationRequested();
+        /// <summary>Call after each model evaluation.</summary>
+        public void AfterEvaluation(double noiseStd) => options.Progress?.Report(new SamplerStep(++step, total, noiseStd));
+        /// <summary>Replaces x by next (moved out of the step's scope) and frees the old x.</summary>
+        public static void Replace(ref Tensor x, Tensor next)
+        {
+            var old = x;
+            x = next.MoveToOuterDisposeScope();
+            if (!ReferenceEquals(old, x)) old.Dispose();
+        }
+        /// <summary>Evaluates the model as ε.</summary>
+        public Tensor Epsilon(IDenoiser model, Tensor x, NoiseLevel l)
+        {
+            BeforeEvaluation();
+            var e = model.PredictEpsilon(x, l);
+            AfterEvaluation(l.NoiseStd);
+            return e;
+        }
+        /// <summary>Evaluates the model as the score.</summary>
+        public Tensor Score(IDenoiser model, Tensor x, NoiseLevel l)
+        {
+            BeforeEvaluation();
+            var s = model.PredictScore(x, l);
+            AfterEvaluation(l.NoiseStd);
+            return s;
+        }
+    }
+}
+
+/// <summary>
+/// DDPM ancestral sampling over every step of a schedule: x_{t−1} = μ_θ(x_t, t) + σ_t z. Run over a respaced
+/// schedule it is improved-DDPM's respaced sampler; over a short β list with a network conditioned on √ᾱ it is
+/// WaveGrad's few-step sampler.
+/// </summary>
+public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance = ReverseVariance.BetaTilde,
+    bool clipX0 = false, double? clampSample = null, string name = "ddpm") : SamplerBase
+{
+    /// <summary>The schedule walked backwards.</summary>
+    public NoiseSchedule Schedule { get; } = schedule;
+    /// <inheritdoc/>
+    public override string Name => name;
+    /// <inheritdoc/>
+    public override int Evaluations => Schedule.Steps;
+
+    /// <summary>WaveGrad's sampler: the β list as a schedule, σ² = β̃, the waveform clamped to [−1, 1] after each step (as lmnt-com/wavegrad does).</summary>
+    public static DdpmSampler WaveGrad(NoiseSchedule betas) => new(betas, ReverseVariance.BetaTilde, clampSample: 1.0, name: "wavegrad");
+
+    /// <inheritdoc/>
+    protected override Tensor Sample(IDenoiser model, Run run)
+    {
+        var s = Schedule;
+        var x = run.Noise();
+        for (int t = s.Steps - 1; t >= 0; t--)
+        {
+            using var scope = NewDisposeScope();
+            var level = NoiseLevel.Of(s, t);
+            Tensor eps, logVar;
+            run.BeforeEvaluation();
+            if (variance == ReverseVariance.Learned)
+            {
+                if (model is not IVarianceDenoiser vd) throw new InvalidOperationException("learned variance needs a model with a variance head");
+                var (pred, v) = vd.PredictWithVariance(x, level);
+                eps = Parameterisation.ToEpsilon(pred, vd.Predicts, x, level);
+                var tt = full([x.shape[0]], t, ScalarType.Int64, device: x.device);
+                logVar = Losses.LearnedLogVariance(s, v, tt);
+            }
+            else
+            {
+                eps = model.PredictEpsilon(x, level);
+                logVar = full_like(x, Math.Log(variance == ReverseVariance.Beta ? s.Betas[t] : Math.Max(s.PosteriorVariance[t], 1e-20)));
+            }
+            run.AfterEvaluation(level.NoiseStd);
+            Tensor mean;
+            if (clipX0)
+            {
+                var x0 = ((x - s.SqrtOneMinusAlphasCumprod[t] * eps) / s.SqrtAlphasCumprod[t]).clamp(-1, 1);
+                mean = s.PosteriorMeanCoef1[t] * x0 + s.PosteriorMeanCoef2[t] * x;
+            }
+            else
+            {
+                mean = (x - s.Betas[t] / s.SqrtOneMinusAlphasCumprod[t] * eps) / Math.Sqrt(s.Alphas[t]);
+            }
+            var next = t > 0 ? mean + (0.5 * logVar).exp() * run.Noise() : mean;
+            if (clampSample is double c) next = next.clamp(-c, c);
+            Run.Replace(ref x, next);
+        }
+        return x;
+    }
+}
+
+/// <summary>
+/// DDIM (Song et al. 2021) over <c>steps</c> evenly spaced timesteps of a schedule; η = 0 is deterministic,
+/// η = 1 matches DDPM's posterior variance.
+/// </summary>
+public sealed class DdimSampler(NoiseSchedule schedule, int steps, double eta = 0.0, bool clipX0 = false) : SamplerBase
+{
+    readonly NoiseSchedule sub = schedule.Respace(steps);
+    /// <inheritdoc/>
+    public override string Name => "ddim";
+    /// <inheritdoc/>
+    public override int Evaluations => sub.Steps;
+
+    /// <inheritdoc/>
+    protected override Tensor Sample(IDenoiser model, Run run)
+    {
+        var x = run.Noise();
+        for (int i = sub.Steps - 1; i >= 0; i--)
+        {
+            using var scope = NewDisposeScope();
+            var level = NoiseLevel.Of(sub, i);
+            var eps = run.Epsilon(model, x, level);
+            double ab = sub.AlphasCumprod[i], abPrev = sub.AlphasCumprodPrev[i];
+            var x0 = (x - Math.Sqrt(1 - ab) * eps) / Math.Sqrt(ab);
+            if (clipX0)
+            {
+                x0 = x0.clamp(-1, 1);
+                eps = (x - Math.Sqrt(ab) * x0) / Math.Sqrt(1 - ab);
+            }
+            double sigma = eta * Math.Sqrt((1 - abPrev) / (1 - ab) * (1 - ab / abPrev));
+            var next = Math.Sqrt(abPrev) * x0 + Math.Sqrt(Math.Max(1 - abPrev - sigma * sigma, 0)) * eps;
+            if (sigma > 0 && i > 0) next = next + sigma * run.Noise();
+            Run.Replace(ref x, next);
+        }
+        return x;
+    }
+}
+
+/// <summary>Geometric noise levels for score-based (variance-exploding) models.</summary>
+public static class Sigmas
+{
+    /// <summary>n levels from σ_max down to σ_min, evenly spaced in log σ.</summary>
+    public static double[] Geometric(double sigmaMax, double sigmaMin, int n)
+    {
+        if (!(sigmaMax > sigmaMin && sigmaMin > 0) || n < 2) throw new ArgumentException("need σ_max > σ_min > 0 and at least 2 levels");
+        return Enumerable.Range(0, n).Select(i => Math.Exp(Math.Log(sigmaMax) + (Math.Log(sigmaMin) - Math.Log(sigmaMax)) * i / (n - 1))).ToArray();
+    }
+}
+
+/// <summary>
+/// Annealed Langevin dynamics (Song and Ermon 2019, NCSN): for each σ_i from large to small, T steps of
+/// x ← x + (α_i/2)·s(x, σ_i) + √α_i·z with α_i = ε·σ_i²/σ_L². Starts from N(0, σ_1²); optionally ends with the
+/// denoising step x + σ_L²·s(x, σ_L).
+/// </summary>
+public sealed class AnnealedLangevinSampler(double[] sigmas, int stepsPerLevel = 100, double stepSize = 2e-5, bool denoiseLast = true) : SamplerBase
+{
+    /// <inheritdoc/>
+    public override string Name => "langevin";
+    /// <inheritdoc/>
+    public override int Evaluations => sigmas.Length * stepsPerLevel + (denoiseLast ? 1 : 0);
+
+    /// <inheritdoc/>
+    protected override Tensor Sample(IDenoiser model, Run run)
+    {
+        double sigmaL = sigmas[^1];
+        Tensor x;
+        using (var s0 = NewDisposeScope()) x = (run.Noise() * sigmas[0]).MoveToOuterDisposeScope();
+        foreach (double sigma in sigmas)
+        {
+            double alpha = stepSize * sigma * sigma / (sigmaL * sigmaL);
+            var level = NoiseLevel.VarianceExploding(sigma);
+            for (int k = 0; k < stepsPerLevel; k++)
+            {
+                using var scope = NewDisposeScope();
+                var score = run.Score(model, x, level);
+                Run.Replace(ref x, x + alpha / 2 * score + Math.Sqrt(alpha) * run.Noise());
+            }
+        }
+        if (denoiseLast)
+        {
+            using var scope = NewDisposeScope();
+            Run.Replace(ref x, x + sigmaL * sigmaL * run.Score(model, x, NoiseLevel.VarianceExploding(sigmaL)));
+        }
+        return x;
+    }
+}
+
+/// <summary>
+/// Predictor–corrector sampling of the reverse SDE (Song et al. 2021): a reverse-diffusion predictor and
+/// <c>correctorSteps</c> Langevin corrector steps whose size follows the signal-to-noise ratio <c>snr</c>.
+/// Variance-exploding: σ levels from large to small. Variance-preserving: a discrete schedule (β_i, ᾱ_i).
+/// The last predictor step adds no noise.
+/// </summary>
+public sealed class PredictorCorrectorSampler : SamplerBase
+{
+    readonly double[]? sigmas;
+    readonly NoiseSchedule? schedule;
+    readonly double snr;
+    readonly int correctorSteps;
+
+    PredictorCorrectorSampler(double[]? sigmas, NoiseSchedule? schedule, double snr, int correctorSteps)
+    {
+        this.sigmas = sigmas; this.schedule = schedule; this.snr = snr; this.correctorSteps = correctorSteps;
+    }
+
+    /// <summary>Variance-exploding SDE over σ levels from large to small.</summary>
+    public static PredictorCorrectorSampler VarianceExploding(double[] sigmas, double snr = 0.16, int correctorSteps = 1) =>
+        new(sigmas, null, snr, correctorSteps);
+
+    /// <summary>Variance-preserving SDE over a discrete schedule (the DDPM chain).</summary>
+    public static PredictorCorrectorSampler VariancePreserving(NoiseSchedule schedule, double snr = 0.16, int correctorSteps = 1) =>
+        new(null, schedule, snr, correctorSteps);
+
+    /// <inheritdoc/>
+    public override string Name => "pc";
+    /// <inheritdoc/>
+    public override int Evaluations => (sigmas?.Length ?? schedule!.Steps) * (1 + correctorSteps);
+
+    /// <inheritdoc/>
+    protected override Tensor Sample(IDenoiser model, Run run)
+    {
+        int n = sigmas?.Length ?? schedule!.Steps;
+        Tensor x;
+        using (var s0 = NewDisposeScope()) x = (run.Noise() * (sigmas?[0] ?? 1.0)).MoveToOuterDisposeScope();
+        for (int i = 0; i < n; i++)
+        {
+            using var scope = NewDisposeScope();
+            NoiseLevel level;
+            double langevinAlpha;
+            if (sigmas != null) { level = NoiseLevel.VarianceExploding(sigmas[i]); langevinAlpha = 1; }
+            else { int t = n - 1 - i; level = NoiseLevel.Of(schedule!, t); langevinAlpha = schedule!.Alphas[t]; }
+            // Corrector: Langevin steps at this level, step size set by the target signal-to-noise ratio.
+            var y = x;
+            for (int c = 0; c < correctorSteps; c++)
+            {
+                var g = run.Score(model, y, level);
+                var z = run.Noise();
+                double gNorm = g.reshape(g.shape[0], -1).norm(1).mean().item<float>();
+                double zNorm = z.reshape(z.shape[0], -1).norm(1).mean().item<float>();
+                double eps = 2 * langevinAlpha * Math.Pow(snr * zNorm / Math.Max(gNorm, 1e-12), 2);
+                y = y + eps * g + Math.Sqrt(2 * eps) * z;
+            }
+            // Predictor: one reverse-diffusion step of the discretised SDE.
+            var score = run.Score(model, y, level);
+            Tensor mean;
+            double noiseScale;
+            bool last = i == n - 1;
+            if (sigmas != null)
+            {
+                double next = last ? 0 : sigmas[i + 1];
+                double dv = sigmas[i] * sigmas[i] - next * next;
+                mean = y + dv * score;
+                noiseScale = Math.Sqrt(dv);
+            }
+            else
+            {
+                int t = n - 1 - i;
+                double beta = schedule!.Betas[t];
+                mean = (2 - Math.Sqrt(1 - beta)) * y + beta * score;
+                noiseScale = Math.Sqrt(beta);
+            }
+            Run.Replace(ref x, last ? mean : mean + noiseScale * run.Noise());
+        }
+        return x;
+    }
+}
+
+/// <summary>
+/// The probability-flow ODE solved with Heun's method in the σ frame: with x̃ = x / a and σ = s / a,
+/// dx̃/dσ = ε̂(x). Walks a list of noise levels from the noisiest down, then takes an Euler step to σ = 0.
+/// </summary>
+public sealed class ProbabilityFlowSampler : SamplerBase
+{
+    readonly NoiseLevel[] levels;
+
+    /// <summary>An ODE over explicit levels, ordered from the noisiest.</summary>
+    public ProbabilityFlowSampler(NoiseLevel[] levelsNoisiestFirst) { levels = levelsNoisiestFirst; }
+
+    /// <summary>The ODE over <paramref name="steps"/> evenly spaced timesteps of a variance-preserving schedule.</summary>
+    public static ProbabilityFlowSampler ForSchedule(NoiseSchedule schedule, int steps)
+    {
+        var sub = schedule.Respace(steps);
+        return new(Enumerable.Range(0, sub.Steps).Reverse().Select(t => NoiseLevel.Of(sub, t)).ToArray());
+    }
+
+    /// <summary>The ODE over variance-exploding σ levels (large to small).</summary>
+    public static ProbabilityFlowSampler VarianceExploding(double[] sigmas) => new(sigmas.Select(NoiseLevel.VarianceExploding).ToArray());
+
+    /// <inheritdoc/>
+    public override string Name => "ode";
+    /// <inheritdoc/>
+    public override int Evaluations => 2 * levels.Length - 1;
+
+    /// <inheritdoc/>
+    protected override Tensor Sample(IDenoiser model, Run run)
+    {
+        // x̃_T = x_T / a_T with x_T ~ N(0, 1) for VP; for VE (a = 1) start at N(0, σ_max²).
+        var first = levels[0];
+        Tensor xs;
+        using (var s0 = NewDisposeScope())
+            xs = (run.Noise() * (Math.Abs(first.SignalScale - 1) < 1e-12 ? first.NoiseStd : 1.0 / first.SignalScale)).MoveToOuterDisposeScope();
+        for (int i = 0; i < levels.Length; i++)
+        {
+            using var scope = NewDisposeScope();
+            var l = levels[i];
+            var d = run.Epsilon(model, xs * l.SignalScale, l);
+            if (i == levels.Length - 1)
+            {
+                Run.Replace(ref xs, xs - l.Sigma * d);
+                break;
+            }
+            var ln = levels[i + 1];
+            double h = ln.Sigma - l.Sigma;
+            var xEuler = xs + h * d;
+            var d2 = run.Epsilon(model, xEuler * ln.SignalScale, ln);
+            Run.Replace(ref xs, xs + h * 0.5 * (d + d2));
+        }
+        return xs;
+    }
+}
