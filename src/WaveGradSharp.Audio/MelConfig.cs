@@ -1,0 +1,171 @@
+using WaveGradSharp.Diffusion;
+
+namespace WaveGradSharp.Audio;
+
+/// <summary>How hertz map to mels.</summary>
+public enum MelScale
+{
+    /// <summary>Slaney's Auditory Toolbox scale (librosa's default): linear below 1 kHz, logarithmic above.</summary>
+    Slaney,
+    /// <summary>The HTK scale, 2595·log10(1 + f/700) (torchaudio's default).</summary>
+    Htk,
+}
+
+/// <summary>How each triangular mel filter is scaled.</summary>
+public enum MelNorm
+{
+    /// <summary>Peak 1 (torchaudio's <c>norm=None</c>).</summary>
+    None,
+    /// <summary>Area-normalised: each filter is divided by half its width in Hz (librosa/torchaudio <c>norm='slaney'</c>).</summary>
+    Slaney,
+}
+
+/// <summary>How mel magnitudes become the log-mel that networks see.</summary>
+public enum LogCompression
+{
+    /// <summary><c>ln(max(x, floor))</c> (HiFi-GAN, Tacotron 2 and most TTS acoustic models).</summary>
+    Ln,
+    /// <summary>lmnt-com/wavegrad's scale, <c>clamp((20·log10(max(x, floor)) − 20 + 100)/100, 0, 1)</c>.</summary>
+    LmntDb,
+}
+
+/// <summary>Every setting of the mel frontend. Frames are centred: the audio is reflect-padded by n_fft/2 on both sides,
+/// so T samples give T/hop + 1 frames. The window is a periodic Hann window of <see cref="WinLength"/> samples,
+/// zero-padded to <see cref="NFft"/> in the middle (as torch.stft does).</summary>
+public sealed record MelConfig
+{
+    /// <summary>Preset name, or a free label for a custom configuration.</summary>
+    public required string Name { get; init; }
+    /// <summary>Sample rate in Hz.</summary>
+    public required int SampleRate { get; init; }
+    /// <summary>FFT size in samples; the spectrum has NFft/2 + 1 bins.</summary>
+    public required int NFft { get; init; }
+    /// <summary>Hann window length in samples (≤ NFft).</summary>
+    public required int WinLength { get; init; }
+    /// <summary>Hop between frames in samples.</summary>
+    public required int Hop { get; init; }
+    /// <summary>Number of mel bands.</summary>
+    public required int NMels { get; init; }
+    /// <summary>Lowest filter edge in Hz.</summary>
+    public required double FMin { get; init; }
+    /// <summary>Highest filter edge in Hz (≤ SampleRate/2).</summary>
+    public required double FMax { get; init; }
+    /// <summary>Hz-to-mel mapping.</summary>
+    public required MelScale Scale { get; init; }
+    /// <summary>Filter normalisation.</summary>
+    public required MelNorm Norm { get; init; }
+    /// <summary>1 for magnitude, 2 for power.</summary>
+    public required double Power { get; init; }
+    /// <summary>Divide the STFT by the window's L2 norm (torchaudio's <c>normalized=True</c>).</summary>
+    public required bool NormalizedWindow { get; init; }
+    /// <summary>Log compression applied last.</summary>
+    public required LogCompression Log { get; init; }
+    /// <summary>Clamp before the log (1e-5 in both HiFi-GAN and lmnt).</summary>
+    public double LogFloor { get; init; } = 1e-5;
+
+    /// <summary>Number of one-sided STFT bins, NFft/2 + 1.</summary>
+    public int NFreqs => NFft / 2 + 1;
+
+    /// <summary>Frames produced from <paramref name="samples"/> samples with centre padding: samples/hop + 1.</summary>
+    public long Frames(long samples) => samples / Hop + 1;
+
+    /// <summary>The default preset.</summary>
+    public const string DefaultPreset = "hifigan-22k";
+
+    static readonly Dictionary<string, MelConfig> presets = new()
+    {
+        ["hifigan-22k"] = new MelConfig
+        {
+            Name = "hifigan-22k", SampleRate = 22050, NFft = 1024, WinLength = 1024, Hop = 256, NMels = 80, FMin = 0, FMax = 8000,
+            Scale = MelScale.Slaney, Norm = MelNorm.Slaney, Power = 1, NormalizedWindow = false, Log = LogCompression.Ln,
+        },
+        ["lmnt-22k"] = Lmnt("lmnt-22k", 22050),
+        ["wavegrad-24k"] = Lmnt("wavegrad-24k", 24000),
+    };
+
+    static MelConfig Lmnt(string name, int sr) => new()
+    {
+        Name = name, SampleRate = sr, NFft = 2048, WinLength = 1200, Hop = 300, NMels = 128, FMin = 20, FMax = sr / 2.0,
+        Scale = MelScale.Htk, Norm = MelNorm.None, Power = 1, NormalizedWindow = true, Log = LogCompression.LmntDb,
+    };
+
+    /// <summary>The named presets: hifigan-22k (default), lmnt-22k, wavegrad-24k.</summary>
+    public static IReadOnlyList<string> PresetNames { get; } = presets.Keys.ToArray();
+
+    /// <summary>A named preset; an unknown name throws a <see cref="WaveGradException"/> that lists the known ones.</summary>
+    public static MelConfig Preset(string name) =>
+        presets.TryGetValue(name ?? "", out var c) ? c
+            : throw new WaveGradException($"unknown mel preset '{name}': known presets are {string.Join(", ", PresetNames)}");
+
+    /// <summary>Throws a <see cref="WaveGradException"/> naming the first inconsistent setting.</summary>
+    public MelConfig Validate()
+    {
+        void Fail(string what) => throw new WaveGradException($"mel config '{Name}': {what}");
+        if (SampleRate <= 0) Fail($"sample rate {SampleRate} must be positive");
+        if (NFft < 2) Fail($"n_fft {NFft} must be at least 2");
+        if (WinLength < 1 || WinLength > NFft) Fail($"window length {WinLength} must be between 1 and n_fft {NFft}");
+        if (Hop < 1) Fail($"hop {Hop} must be positive");
+        if (NMels < 1) Fail($"n_mels {NMels} must be positive");
+        if (!(FMin >= 0) || !(FMax > FMin) || FMax > SampleRate / 2.0 + 1e-9) Fail($"need 0 ≤ f_min < f_max ≤ sample rate/2, got {FMin}–{FMax} Hz at {SampleRate} Hz");
+        if (Power != 1 && Power != 2) Fail($"power {Power} must be 1 (magnitude) or 2 (power)");
+        if (!(LogFloor > 0)) Fail($"log floor {LogFloor} must be positive");
+        return this;
+    }
+
+    /// <summary>Hz to mel on <paramref name="scale"/>.</summary>
+    public static double HzToMel(double hz, MelScale scale)
+    {
+        if (scale == MelScale.Htk) return 2595.0 * Math.Log10(1.0 + hz / 700.0);
+        const double fSp = 200.0 / 3, minLogHz = 1000.0, minLogMel = minLogHz / fSp;
+        double logStep = Math.Log(6.4) / 27.0;
+        return hz >= minLogHz ? minLogMel + Math.Log(hz / minLogHz) / logStep : hz / fSp;
+    }
+
+    /// <summary>Mel to Hz on <paramref name="scale"/>.</summary>
+    public static double MelToHz(double mel, MelScale scale)
+    {
+        if (scale == MelScale.Htk) return 700.0 * (Math.Pow(10.0, mel / 2595.0) - 1.0);
+        const double fSp = 200.0 / 3, minLogHz = 1000.0, minLogMel = minLogHz / fSp;
+        double logStep = Math.Log(6.4) / 27.0;
+        return mel >= minLogMel ? minLogHz * Math.Exp(logStep * (mel - minLogMel)) : fSp * mel;
+    }
+
+    /// <summary>Centre frequency in Hz of each mel band (the peaks of the triangles), length NMels.</summary>
+    public double[] BandCentersHz()
+    {
+        var pts = MelPointsHz();
+        return pts.Skip(1).Take(NMels).ToArray();
+    }
+
+    double[] MelPointsHz()
+    {
+        double mMin = HzToMel(FMin, Scale), mMax = HzToMel(FMax, Scale);
+        var hz = new double[NMels + 2];
+        for (int i = 0; i < hz.Length; i++) hz[i] = MelToHz(mMin + (mMax - mMin) * i / (NMels + 1), Scale);
+        return hz;
+    }
+
+    /// <summary>The triangular filter bank, [NFreqs, NMels] row-major in float64, built as torchaudio's
+    /// <c>melscale_fbanks</c> builds it: bin k sits at k·(SampleRate div 2)/(NFreqs − 1) Hz.</summary>
+    public double[,] FilterBank()
+    {
+        Validate();
+        int nF = NFreqs, nM = NMels;
+        var pts = MelPointsHz();
+        var fb = new double[nF, nM];
+        double top = SampleRate / 2; // integer division, as torchaudio does
+        for (int k = 0; k < nF; k++)
+        {
+            double f = top * k / (nF - 1);
+            for (int m = 0; m < nM; m++)
+            {
+                double down = (f - pts[m]) / (pts[m + 1] - pts[m]);
+                double up = (pts[m + 2] - f) / (pts[m + 2] - pts[m + 1]);
+                double w = Math.Max(0.0, Math.Min(down, up));
+                if (Norm == MelNorm.Slaney) w *= 2.0 / (pts[m + 2] - pts[m]);
+                fb[k, m] = w;
+            }
+        }
+        return fb;
+    }
+}

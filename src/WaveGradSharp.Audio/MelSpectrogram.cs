@@ -1,0 +1,120 @@
+using TorchSharp;
+using WaveGradSharp.Diffusion;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Audio;
+
+/// <summary>Log-mel spectrogram as torchaudio's <c>MelSpectrogram</c> computes it (centred, reflect-padded, periodic Hann
+/// window), followed by the config's log compression. Works on whatever device the audio is on; the window and filter
+/// bank are cached per device. Dispose it to free the cached tensors.</summary>
+public sealed class MelSpectrogram : IDisposable
+{
+    readonly object gate = new();
+    readonly Dictionary<string, (Tensor Window, Tensor FbT)> cache = new();
+    readonly double[,] fb;
+
+    /// <summary>The configuration this transform applies.</summary>
+    public MelConfig Config { get; }
+
+    /// <summary>Builds the transform (the filter bank is computed once here, in float64).</summary>
+    public MelSpectrogram(MelConfig cfg)
+    {
+        Config = cfg.Validate();
+        fb = cfg.FilterBank();
+    }
+
+    /// <summary>The window and the transposed filter bank [NMels, NFreqs] (float32) on <paramref name="device"/>;
+    /// owned by this object, never by a dispose scope.</summary>
+    internal (Tensor Window, Tensor FbT) Buffers(Device device)
+    {
+        string key = device.ToString();
+        lock (gate)
+        {
+            if (cache.TryGetValue(key, out var b)) return b;
+            int nF = Config.NFreqs, nM = Config.NMels;
+            var fbT = new float[nM * nF];
+            for (int k = 0; k < nF; k++)
+                for (int m = 0; m < nM; m++)
+                    fbT[m * nF + k] = (float)fb[k, m];
+            var win = hann_window(Config.WinLength, periodic: true, dtype: float32).to(device).DetachFromDisposeScope();
+            var fbt = tensor(fbT, new long[] { nM, nF }).to(device).DetachFromDisposeScope();
+            cache[key] = (win, fbt);
+            return (win, fbt);
+        }
+    }
+
+    /// <summary>Log-mel of <paramref name="audio"/>: float32 [T] → [NMels, T/hop + 1], or [B, T] → [B, NMels, T/hop + 1],
+    /// on the audio's device. T must exceed NFft/2 (reflect padding needs it).</summary>
+    public Tensor Compute(Tensor audio)
+    {
+        using var scope = NewDisposeScope();
+        return Compress(Magnitude(audio)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The mel magnitudes before log compression (power 1 or 2 per the config), same shapes as <see cref="Compute"/>.</summary>
+    public Tensor ComputeLinear(Tensor audio)
+    {
+        using var scope = NewDisposeScope();
+        return Magnitude(audio).MoveToOuterDisposeScope();
+    }
+
+    Tensor Magnitude(Tensor audio)
+    {
+        if (audio.dim() is not (1 or 2)) throw new ArgumentException($"audio must be [T] or [B, T], got [{string.Join(", ", audio.shape)}]", nameof(audio));
+        if (!audio.is_floating_point()) throw new ArgumentException($"audio must be floating point, got {audio.dtype}", nameof(audio));
+        long t = audio.shape[^1];
+        if (t <= Config.NFft / 2)
+            throw new WaveGradException($"audio of {t} samples is too short for the mel frontend '{Config.Name}': it needs more than n_fft/2 = {Config.NFft / 2} samples");
+        var x = audio.dtype == float32 ? audio : audio.to_type(float32);
+        var (win, fbT) = Buffers(x.device);
+        var spec = stft(x, Config.NFft, Config.Hop, Config.WinLength, win, center: true, pad_mode: PaddingModes.Reflect,
+            normalized: false, onesided: true, return_complex: true);
+        var mag = spec.abs(); // [.., F, frames]
+        if (Config.NormalizedWindow) mag = mag / win.pow(2).sum().sqrt();
+        if (Config.Power == 2) mag = mag.square();
+        return matmul(fbT, mag); // [NMels, F] @ [.., F, frames]
+    }
+
+    /// <summary>Applies the config's log compression to mel magnitudes.</summary>
+    public Tensor Compress(Tensor mel)
+    {
+        using var scope = NewDisposeScope();
+        var c = mel.clamp_min(Config.LogFloor);
+        Tensor r = Config.Log switch
+        {
+            LogCompression.Ln => c.log(),
+            _ => ((c.log10() * 20 - 20 + 100) / 100).clamp(0.0, 1.0),
+        };
+        return r.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Undoes the log compression (values clamped at the floor or, for lmnt's scale, at 0/1 stay there).</summary>
+    public Tensor Decompress(Tensor logMel)
+    {
+        using var scope = NewDisposeScope();
+        Tensor r = Config.Log switch
+        {
+            LogCompression.Ln => logMel.exp(),
+            _ => pow(10.0, logMel * 5 - 4), // 20·log10(x) − 20 + 100 = 100·y  ⇒  x = 10^(5y − 4)
+        };
+        return r.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Convenience: log-mel [NMels, frames] of mono samples on the CPU.</summary>
+    public Tensor Compute(ReadOnlySpan<float> samples)
+    {
+        using var scope = NewDisposeScope();
+        var x = tensor(samples.ToArray());
+        return Compute(x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Frees the cached window and filter-bank tensors.</summary>
+    public void Dispose()
+    {
+        lock (gate)
+        {
+            foreach (var (w, f) in cache.Values) { w.Dispose(); f.Dispose(); }
+            cache.Clear();
+        }
+    }
+}

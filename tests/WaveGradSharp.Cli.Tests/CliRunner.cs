@@ -1,0 +1,24 @@
+using System.Diagnostics;
+
+namespace WaveGradSharp.Cli.Tests;
+
+/// <summary>Runs the built wavegrad CLI as a separate process, as a user would.</summary>
+static class CliRunner
+{
+    public sealed record Result(int ExitCode, string Stdout, string Stderr);
+
+    public static Result Run(params string[] args) => RunIn(null, args);
+
+    public static Result RunIn(string? workingDirectory, params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "wavegrad.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        if (workingDirectory != null) psi.WorkingDirectory = workingDirectory;
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(300_000)) { p.Kill(true); throw new TimeoutException("wavegrad did not finish in 300 s"); }
+        return new Result(p.ExitCode, stdout.Result, stderr.Result);
+    }
+}
