@@ -1,0 +1,62 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Audio;
+
+/// <summary>The non-neural baseline: mel → linear magnitude (pseudo-inverse of the filter bank) → phase by fast
+/// Griffin-Lim (Perraudin, Balazs and Søndergaard 2013: each iterate is pushed by <c>momentum</c> × its last change).</summary>
+public static class GriffinLim
+{
+    /// <summary>Renders a waveform from a log-mel [n_mels, frames] (or [1, n_mels, frames]) made with <paramref name="cfg"/>.
+    /// Returns (frames − 1)·hop samples at cfg.SampleRate. Deterministic: the initial phase comes from a fixed seed.</summary>
+    /// <param name="logMel">Log-mel in the config's compression, on any device.</param>
+    /// <param name="cfg">The mel settings the log-mel was made with.</param>
+    /// <param name="iters">Griffin-Lim iterations (each one ISTFT + STFT).</param>
+    /// <param name="momentum">0 gives classic Griffin-Lim; 0.99 is the 'fast' variant.</param>
+    public static float[] FromMel(Tensor logMel, MelConfig cfg, int iters = 64, double momentum = 0.99)
+    {
+        if (iters < 0) throw new ArgumentOutOfRangeException(nameof(iters));
+        if (!(momentum >= 0 && momentum < 1)) throw new ArgumentOutOfRangeException(nameof(momentum), "momentum must be in [0, 1)");
+        using var scope = NewDisposeScope();
+        var mel = logMel.dim() == 3 && logMel.shape[0] == 1 ? logMel[0] : logMel;
+        MelFile.CheckNMels(mel, cfg.NMels, "griffin-lim input");
+        if (mel.dim() != 2) throw new ArgumentException("Griffin-Lim takes one mel at a time", nameof(logMel));
+        using var ms = new MelSpectrogram(cfg);
+        var dev = mel.device;
+        var (win, _) = ms.Buffers(dev);
+        var lin = ms.Decompress(mel.to_type(float32)); // [M, N] mel magnitude (or power)
+
+        // Least-squares inverse of the filter bank, clipped at zero: |S| ≈ max(0, pinv(Fᵀ) · mel).
+        var fb = cfg.FilterBank();
+        var fbT = zeros(cfg.NMels, cfg.NFreqs, dtype: float64);
+        var acc = fbT.data<double>();
+        for (int k = 0; k < cfg.NFreqs; k++)
+            for (int m = 0; m < cfg.NMels; m++) acc[m * cfg.NFreqs + k] = fb[k, m];
+        var pinv = linalg.pinv(fbT).to_type(float32).to(dev); // [F, M]
+        var spec = matmul(pinv, lin).clamp_min(0);
+        if (cfg.Power == 2) spec = spec.sqrt();
+        if (cfg.NormalizedWindow) spec = spec * win.pow(2).sum().sqrt();
+
+        long frames = spec.shape[1];
+        long length = (frames - 1) * cfg.Hop;
+        var gen = new Generator(20240917);
+        var phase = rand(spec.shape, generator: gen).to(dev) * (2 * Math.PI);
+        var angles = polar(ones_like(phase), phase);
+        Tensor? prev = null;
+        for (int i = 0; i < iters; i++)
+        {
+            using var step = NewDisposeScope();
+            var y = istft(spec * angles, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true, length: length);
+            var rebuilt = stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: PaddingModes.Reflect,
+                normalized: false, onesided: true, return_complex: true);
+            var next = prev is null || momentum == 0 ? rebuilt : rebuilt + (rebuilt - prev) * momentum;
+            var a = next / (next.abs() + 1e-16);
+            prev?.Dispose();
+            prev = rebuilt.MoveToOuterDisposeScope();
+            angles.Dispose();
+            angles = a.MoveToOuterDisposeScope();
+        }
+        var wave = istft(spec * angles, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true, length: length);
+        return wave.to(CPU).data<float>().ToArray();
+    }
+}

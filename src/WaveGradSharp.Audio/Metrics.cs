@@ -1,0 +1,80 @@
+using WaveGradSharp.Diffusion;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Audio;
+
+/// <summary>Objective distances between a reference and a test waveform (both mono, same rate, trimmed to the shorter).</summary>
+/// <param name="LogMelL1">Mean |log-mel(ref) − log-mel(test)| in the mel config's own log scale.</param>
+/// <param name="SpectralConvergence">‖|S| − |Ŝ|‖_F / ‖|S|‖_F, averaged over the three STFT resolutions.</param>
+/// <param name="LogMagnitude">mean |ln|S| − ln|Ŝ||, averaged over the three resolutions.</param>
+/// <param name="MrStft">SpectralConvergence + LogMagnitude (the multi-resolution STFT distance).</param>
+/// <param name="Mcd">Mel-cepstral distortion in dB: 10/ln10·√2·mean_t ‖c_t − ĉ_t‖ over c1…c24, no time warping.</param>
+/// <param name="Snr">10·log10(Σref² / Σ(ref − test)²) in dB (+∞ when identical).</param>
+/// <param name="Samples">Samples compared.</param>
+public sealed record AudioMetrics(double LogMelL1, double SpectralConvergence, double LogMagnitude, double MrStft, double Mcd, double Snr, long Samples);
+
+/// <summary>Computes <see cref="AudioMetrics"/>.</summary>
+public static class Metrics
+{
+    /// <summary>(n_fft, window, hop) of the multi-resolution STFT distance (Parallel WaveGAN's settings).</summary>
+    public static readonly (int NFft, int Win, int Hop)[] Resolutions = [(1024, 600, 120), (2048, 1200, 240), (512, 240, 50)];
+
+    /// <summary>Cepstral coefficients c1…c<see cref="McdOrder"/> enter the MCD.</summary>
+    public const int McdOrder = 24;
+
+    /// <summary>Mel config used when none is given: hifigan-22k, with its sample rate (and f_max, if needed) moved to <paramref name="sampleRate"/>.</summary>
+    public static MelConfig DefaultMel(int sampleRate)
+    {
+        var c = MelConfig.Preset(MelConfig.DefaultPreset);
+        return sampleRate == c.SampleRate ? c : c with { Name = $"{c.Name}@{sampleRate}", SampleRate = sampleRate, FMax = Math.Min(c.FMax, sampleRate / 2.0) };
+    }
+
+    /// <summary>All metrics of <paramref name="test"/> against <paramref name="reference"/> at <paramref name="sampleRate"/> Hz.
+    /// The log-mel L1 and MCD use <paramref name="mel"/> (default <see cref="DefaultMel"/>), whose rate must match.</summary>
+    public static AudioMetrics Compute(float[] reference, float[] test, int sampleRate, MelConfig? mel = null)
+    {
+        mel ??= DefaultMel(sampleRate);
+        if (mel.SampleRate != sampleRate) throw new ArgumentException($"mel config '{mel.Name}' is for {mel.SampleRate} Hz, audio is {sampleRate} Hz", nameof(mel));
+        int n = Math.Min(reference.Length, test.Length);
+        int need = Math.Max(Resolutions.Max(r => r.NFft), mel.NFft) / 2 + 1;
+        if (n < need) throw new WaveGradException($"audio too short to score: {n} samples after trimming to the shorter file, need at least {need}");
+
+        using var scope = NewDisposeScope();
+        var r = tensor(reference.AsSpan(0, n).ToArray());
+        var t = tensor(test.AsSpan(0, n).ToArray());
+
+        double sc = 0, lm = 0;
+        foreach (var (nFft, winLen, hop) in Resolutions)
+        {
+            using var s = NewDisposeScope();
+            var w = hann_window(winLen, periodic: true);
+            Tensor Mag(Tensor x) => stft(x, nFft, hop, winLen, w, center: true, pad_mode: PaddingModes.Reflect, normalized: false,
+                onesided: true, return_complex: true).abs().square().clamp_min(1e-7).sqrt();
+            var a = Mag(r); var b = Mag(t);
+            sc += ((a - b).norm().item<float>() / Math.Max(a.norm().item<float>(), 1e-12));
+            lm += (a.log() - b.log()).abs().mean().item<float>();
+        }
+        sc /= Resolutions.Length; lm /= Resolutions.Length;
+
+        using var ms = new MelSpectrogram(mel);
+        var linR = ms.ComputeLinear(r); var linT = ms.ComputeLinear(t);
+        double l1 = (ms.Compress(linR) - ms.Compress(linT)).abs().mean().item<float>();
+
+        // Mel cepstrum: c_k = (1/M) Σ_m ln(mel_m) cos(πk(m+½)/M), so that ln(mel_m) = c_0 + 2 Σ_k c_k cos(πk(m+½)/M).
+        int order = Math.Min(McdOrder, mel.NMels - 1);
+        var dct = new float[order * mel.NMels];
+        for (int k = 1; k <= order; k++)
+            for (int m = 0; m < mel.NMels; m++)
+                dct[(k - 1) * mel.NMels + m] = (float)(Math.Cos(Math.PI * k * (m + 0.5) / mel.NMels) / mel.NMels);
+        var D = tensor(dct, new long[] { order, mel.NMels });
+        var lnR = linR.clamp_min(1e-5).log(); var lnT = linT.clamp_min(1e-5).log();
+        var dc = matmul(D, lnR - lnT); // [order, frames]
+        double mcd = 10.0 / Math.Log(10) * Math.Sqrt(2) * dc.square().sum(0).sqrt().mean().item<float>();
+
+        double er = 0, ee = 0;
+        for (int i = 0; i < n; i++) { double d = reference[i] - test[i]; er += (double)reference[i] * reference[i]; ee += d * d; }
+        double snr = ee == 0 ? double.PositiveInfinity : 10 * Math.Log10(er / ee);
+        return new AudioMetrics(l1, sc, lm, sc + lm, mcd, snr, n);
+    }
+}

@@ -1,0 +1,337 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Text;
+using NAudio.Dsp;
+using NAudio.Wave;
+using WaveGradSharp.Diffusion;
+
+namespace WaveGradSharp.Audio;
+
+/// <summary>What a WAV file's header says.</summary>
+/// <param name="SampleRate">Hz.</param>
+/// <param name="Channels">Interleaved channels.</param>
+/// <param name="BitsPerSample">Container bits per sample.</param>
+/// <param name="IsFloat">IEEE float samples (otherwise integer PCM).</param>
+/// <param name="Frames">Samples per channel.</param>
+public sealed record WavInfo(int SampleRate, int Channels, int BitsPerSample, bool IsFloat, long Frames)
+{
+    /// <summary>Duration in seconds.</summary>
+    public double Seconds => (double)Frames / SampleRate;
+}
+
+/// <summary>WAV reading (PCM 8/16/24/32-bit, IEEE float 32/64, WAVE_FORMAT_EXTENSIBLE; any channel count, mixed down to
+/// mono; any rate, resampled with NAudio's WDL resampler in windowed-sinc mode) and writing (PCM16 or float32, atomic).
+/// Every problem with a file is a <see cref="WaveGradException"/> whose message starts with the path.</summary>
+public static class Wav
+{
+    const int MaxChannels = 64;
+    const int MaxSampleRate = 1_536_000;
+    const int MaxFmtChunk = 1 << 16;
+
+    /// <summary>Reads <paramref name="path"/> as mono float samples in [-1, 1], resampled to <paramref name="targetSampleRate"/> Hz.</summary>
+    public static float[] Read(string path, int targetSampleRate)
+    {
+        if (targetSampleRate <= 0) throw new ArgumentOutOfRangeException(nameof(targetSampleRate));
+        var x = Read(path, out int sr);
+        return sr == targetSampleRate ? x : Resample(x, sr, targetSampleRate);
+    }
+
+    /// <summary>Reads <paramref name="path"/> as mono float samples at the file's own rate.</summary>
+    public static float[] Read(string path, out int sampleRate)
+    {
+        using var fs = Open(path);
+        var (info, dataOffset, tag) = ParseHeader(fs, path);
+        sampleRate = info.SampleRate;
+        int blockAlign = info.Channels * info.BitsPerSample / 8;
+        long bytes = info.Frames * blockAlign;
+        var raw = GC.AllocateUninitializedArray<byte>(checked((int)bytes));
+        fs.Position = dataOffset;
+        fs.ReadExactly(raw);
+        return Decode(raw, info, path);
+    }
+
+    /// <summary>Reads only the header of <paramref name="path"/> and checks it.</summary>
+    public static WavInfo Probe(string path)
+    {
+        using var fs = Open(path);
+        return ParseHeader(fs, path).Info;
+    }
+
+    static FileStream Open(string path)
+    {
+        if (Directory.Exists(path)) throw new WaveGradException($"{path}: is a folder, not a WAV file");
+        if (!File.Exists(path)) throw new WaveGradException($"{path}: file not found");
+        try { return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16); }
+        catch (IOException e) { throw new WaveGradException($"{path}: cannot open: {e.Message}", e); }
+        catch (UnauthorizedAccessException e) { throw new WaveGradException($"{path}: cannot open: {e.Message}", e); }
+    }
+
+    static string Sniff(ReadOnlySpan<byte> head)
+    {
+        if (head.Length >= 3 && head[..3].SequenceEqual("ID3"u8)) return " (it looks like an MP3 file with an ID3 tag)";
+        if (head.Length >= 2 && head[0] == 0xFF && (head[1] & 0xE0) == 0xE0) return " (it looks like an MPEG audio/MP3 stream)";
+        if (head.Length >= 4 && head[..4].SequenceEqual("fLaC"u8)) return " (it looks like a FLAC file)";
+        if (head.Length >= 4 && head[..4].SequenceEqual("OggS"u8)) return " (it looks like an Ogg file)";
+        if (head.Length >= 4 && head[..4].SequenceEqual("FORM"u8)) return " (it looks like an AIFF file)";
+        if (head.Length >= 4 && head[..4].SequenceEqual("RF64"u8)) return " (it is RF64, the >4 GB WAV variant, which is not supported)";
+        if (head.Length >= 6 && head[..6].SequenceEqual(Npy.Magic)) return " (it looks like a .npy array)";
+        return "";
+    }
+
+    static string Tag(ReadOnlySpan<byte> b)
+    {
+        var sb = new StringBuilder();
+        foreach (var c in b) sb.Append(c is >= 32 and < 127 ? (char)c : '?');
+        return sb.ToString();
+    }
+
+    static string EncodingName(int tag) => tag switch
+    {
+        0x0002 => "Microsoft ADPCM",
+        0x0006 => "A-law",
+        0x0007 => "µ-law",
+        0x0011 => "IMA ADPCM",
+        0x0031 => "GSM 6.10",
+        0x0050 => "MPEG",
+        0x0055 => "MP3",
+        0x00FF or 0x1610 => "AAC",
+        _ => "unknown",
+    };
+
+    /// <summary>Walks the RIFF chunks and checks every size against the file before anything is allocated.</summary>
+    static (WavInfo Info, long DataOffset, int FormatTag) ParseHeader(FileStream fs, string path)
+    {
+        long length = fs.Length;
+        Span<byte> head = stackalloc byte[12];
+        int got = fs.ReadAtLeast(head, 12, throwOnEndOfStream: false);
+        if (got < 12 || !head[..4].SequenceEqual("RIFF"u8) || !head[8..12].SequenceEqual("WAVE"u8))
+        {
+            if (length == 0) throw new WaveGradException($"{path}: not a RIFF/WAVE file (the file is empty)");
+            throw new WaveGradException($"{path}: not a RIFF/WAVE file{Sniff(head[..got])}");
+        }
+
+        byte[]? fmt = null;
+        long dataOffset = -1, dataSize = -1;
+        long pos = 12;
+        Span<byte> ch = stackalloc byte[8];
+        while (pos + 8 <= length)
+        {
+            fs.Position = pos;
+            fs.ReadExactly(ch);
+            string id = Tag(ch[..4]);
+            long size = BinaryPrimitives.ReadUInt32LittleEndian(ch[4..]);
+            long body = pos + 8, remain = length - body;
+            if (id == "data")
+            {
+                if (size > remain)
+                    throw new WaveGradException($"{path}: truncated data chunk: the header says {size} bytes of audio but only {remain} bytes follow (the file was cut short or its header is corrupt)");
+                dataOffset = body; dataSize = size;
+                if (fmt != null) break;
+            }
+            else if (id == "fmt ")
+            {
+                if (size < 16) throw new WaveGradException($"{path}: fmt chunk of {size} bytes is too small (a WAVE format needs at least 16)");
+                if (size > MaxFmtChunk || size > remain)
+                    throw new WaveGradException($"{path}: corrupt header: fmt chunk claims {size} bytes but {Math.Min(remain, (long)MaxFmtChunk)} is the most possible");
+                fmt = new byte[size];
+                fs.ReadExactly(fmt);
+                if (dataOffset >= 0) break;
+            }
+            else if (size > remain)
+                throw new WaveGradException($"{path}: corrupt header: chunk '{id}' claims {size} bytes but only {remain} bytes remain in the file");
+            pos = body + size + (size & 1);
+        }
+        if (fmt == null) throw new WaveGradException($"{path}: RIFF/WAVE file without a fmt chunk");
+        if (dataOffset < 0) throw new WaveGradException($"{path}: RIFF/WAVE file without a data chunk");
+
+        int tag = BinaryPrimitives.ReadUInt16LittleEndian(fmt);
+        int channels = BinaryPrimitives.ReadUInt16LittleEndian(fmt.AsSpan(2));
+        long rate = BinaryPrimitives.ReadUInt32LittleEndian(fmt.AsSpan(4));
+        int align = BinaryPrimitives.ReadUInt16LittleEndian(fmt.AsSpan(12));
+        int bits = BinaryPrimitives.ReadUInt16LittleEndian(fmt.AsSpan(14));
+        int effective = tag;
+        if (tag == 0xFFFE)
+        {
+            if (fmt.Length < 40) throw new WaveGradException($"{path}: WAVE_FORMAT_EXTENSIBLE fmt chunk of {fmt.Length} bytes is too small (needs 40)");
+            effective = BinaryPrimitives.ReadUInt16LittleEndian(fmt.AsSpan(24)); // first two bytes of the SubFormat GUID
+        }
+        bool isFloat = effective == 3;
+        if (effective != 1 && effective != 3)
+            throw new WaveGradException($"{path}: unsupported encoding {EncodingName(effective)} (format tag 0x{effective:X4}); only PCM and IEEE float WAV are read — convert it first, e.g. 'sox IN -e signed -b 16 OUT.wav'");
+        if (channels < 1 || channels > MaxChannels) throw new WaveGradException($"{path}: corrupt header: {channels} channels (expected 1 to {MaxChannels})");
+        if (rate < 1 || rate > MaxSampleRate) throw new WaveGradException($"{path}: corrupt header: sample rate {rate} Hz (expected 1 to {MaxSampleRate})");
+        bool bitsOk = isFloat ? bits is 32 or 64 : bits is 8 or 16 or 24 or 32;
+        if (!bitsOk)
+            throw new WaveGradException($"{path}: unsupported encoding: {bits}-bit {(isFloat ? "IEEE float" : "PCM")} (read: PCM 8/16/24/32-bit, float 32/64-bit)");
+        if (align != channels * bits / 8)
+            throw new WaveGradException($"{path}: corrupt header: block align {align} does not match {channels} channel(s) × {bits} bits");
+        long frames = dataSize / align;
+        if (frames == 0) throw new WaveGradException($"{path}: contains zero samples");
+        if (frames * channels > Array.MaxLength / 8)
+            throw new WaveGradException($"{path}: {frames} frames × {channels} channels is too long to read into memory at once");
+        return (new WavInfo((int)rate, channels, bits, isFloat, frames), dataOffset, effective);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float[] Decode(byte[] raw, WavInfo info, string path)
+    {
+        int c = info.Channels;
+        long n = info.Frames;
+        var mono = new float[n];
+        var interleaved = info.BitsPerSample switch
+        {
+            _ when info.IsFloat && info.BitsPerSample == 32 => MemoryMarshal.Cast<byte, float>(raw).ToArray(),
+            _ when info.IsFloat => ToFloat(MemoryMarshal.Cast<byte, double>(raw)),
+            8 => ToFloat8(raw),
+            16 => ToFloat16(MemoryMarshal.Cast<byte, short>(raw)),
+            24 => ToFloat24(raw),
+            _ => ToFloat32(MemoryMarshal.Cast<byte, int>(raw)),
+        };
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
+        if (info.IsFloat)
+        {
+            for (long i = 0; i < interleaved.Length; i++)
+                if (!float.IsFinite(interleaved[i]))
+                {
+                    long frame = i / c;
+                    throw new WaveGradException($"{path}: sample {frame} (channel {i % c}, at {(double)frame / info.SampleRate:F3} s) is {(float.IsNaN(interleaved[i]) ? "NaN" : "infinite")}; the audio is corrupt");
+                }
+        }
+        if (c == 1) return interleaved;
+        float inv = 1f / c;
+        for (long f = 0; f < n; f++)
+        {
+            float s = 0;
+            long b = f * c;
+            for (int k = 0; k < c; k++) s += interleaved[b + k];
+            mono[f] = s * inv;
+        }
+        return mono;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float[] ToFloat(ReadOnlySpan<double> d)
+    {
+        var r = new float[d.Length];
+        for (int i = 0; i < d.Length; i++) r[i] = (float)d[i];
+        return r;
+    }
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float[] ToFloat8(byte[] b)
+    {
+        var r = new float[b.Length];
+        for (int i = 0; i < b.Length; i++) r[i] = (b[i] - 128) / 128f;
+        return r;
+    }
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float[] ToFloat16(ReadOnlySpan<short> s)
+    {
+        var r = new float[s.Length];
+        const float k = 1f / 32768f;
+        for (int i = 0; i < s.Length; i++) r[i] = s[i] * k;
+        return r;
+    }
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float[] ToFloat24(byte[] b)
+    {
+        var r = new float[b.Length / 3];
+        const float k = 1f / 8388608f;
+        for (int i = 0, j = 0; i < r.Length; i++, j += 3)
+            r[i] = ((b[j] << 8 | b[j + 1] << 16 | b[j + 2] << 24) >> 8) * k;
+        return r;
+    }
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static float[] ToFloat32(ReadOnlySpan<int> s)
+    {
+        var r = new float[s.Length];
+        const double k = 1.0 / 2147483648.0;
+        for (int i = 0; i < s.Length; i++) r[i] = (float)(s[i] * k);
+        return r;
+    }
+
+    /// <summary>Resamples mono <paramref name="x"/> from <paramref name="fromRate"/> to <paramref name="toRate"/> Hz with
+    /// NAudio's WDL resampler in windowed-sinc mode (64 taps, anti-aliasing low-pass when downsampling).
+    /// The output has round(len·to/from) samples and output i sits at time i/toRate. Long inputs are cut into blocks that
+    /// start on exact common sample instants, resampled in parallel with overlapping margins, and joined.</summary>
+    public static float[] Resample(float[] x, int fromRate, int toRate)
+    {
+        if (fromRate <= 0 || toRate <= 0) throw new ArgumentOutOfRangeException(nameof(fromRate), "sample rates must be positive");
+        if (fromRate == toRate) return (float[])x.Clone();
+        long outLen = (long)Math.Round((double)x.Length * toRate / fromRate);
+        var result = new float[outLen];
+        int g = (int)Gcd(fromRate, toRate);
+        long pin = fromRate / g, pout = toRate / g; // pin input samples span exactly pout output samples
+        long margin = (SincTaps * 2 + pin - 1) / pin * pin;
+        long per = Math.Max(1, (1L << 17) / pin) * pin;
+        long blocks = (x.Length + per - 1) / per;
+        if (blocks <= 1 || pin > (1 << 20)) { ResampleBlock(x, 0, x.Length, fromRate, toRate, result, 0, 0, outLen); return result; }
+        Parallel.For(0, blocks, bi =>
+        {
+            long s = bi * per, e = Math.Min(x.Length, s + per);
+            long s0 = Math.Max(0, s - margin), e0 = Math.Min(x.Length, e + margin);
+            long outStart = s / pin * pout, outEnd = bi == blocks - 1 ? outLen : e / pin * pout;
+            long skip = (s - s0) / pin * pout;
+            ResampleBlock(x, (int)s0, (int)(e0 - s0), fromRate, toRate, result, skip, outStart, outEnd - outStart);
+        });
+        return result;
+    }
+
+    static long Gcd(long a, long b) { while (b != 0) (a, b) = (b, a % b); return a; }
+
+    /// <summary>Resamples x[start..start+count), drops <paramref name="skip"/> outputs, writes up to <paramref name="take"/> at dst[dstAt..].</summary>
+    static void ResampleBlock(float[] x, int start, int count, int fromRate, int toRate, float[] dst, long skip, long dstAt, long take)
+    {
+        var r = new WdlResampler();
+        r.SetMode(true, 0, true, SincTaps, 32);
+        r.SetFeedMode(true); // input-driven: hand over everything at once, then flush
+        r.SetRates(fromRate, toRate);
+        long want = skip + take;
+        var y = new float[want + SincTaps * 4 + 16];
+        int n = r.ResamplePrepare(count, 1, out Span<float> inBuf);
+        if (n != count) throw new InvalidOperationException($"WDL resampler accepted {n} of {count} samples");
+        x.AsSpan(start, count).CopyTo(inBuf);
+        int produced = r.ResampleOut(y, n, y.Length, 1);
+        if (produced < want)
+        {
+            r.ResamplePrepare(SincTaps * 2, 1, out _);
+            produced += r.ResampleOut(y.AsSpan(produced), 0, y.Length - produced, 1); // fewer inputs than asked: flush
+        }
+        // WDL pre-rolls its own filter delay: output i is at time i/toRate from the block's first input.
+        long avail = Math.Max(0, Math.Min(take, produced - skip));
+        y.AsSpan((int)skip, (int)avail).CopyTo(dst.AsSpan((int)dstAt));
+    }
+
+    internal const int SincTaps = 64;
+
+    /// <summary>Writes mono <paramref name="samples"/> to <paramref name="path"/> atomically: PCM16 (clamped to [-1, 1]) by
+    /// default, or IEEE float32 when <paramref name="float32"/>.</summary>
+    public static void Write(string path, ReadOnlySpan<float> samples, int sampleRate, bool float32 = false)
+    {
+        if (sampleRate <= 0 || sampleRate > MaxSampleRate) throw new WaveGradException($"{path}: cannot write a sample rate of {sampleRate} Hz");
+        if (samples.Length == 0) throw new WaveGradException($"{path}: refusing to write a WAV file with zero samples");
+        for (int i = 0; i < samples.Length; i++)
+            if (!float.IsFinite(samples[i]))
+                throw new WaveGradException($"{path}: refusing to write: sample {i} is {(float.IsNaN(samples[i]) ? "NaN" : "infinite")}");
+        byte[] bytes;
+        WaveFormat format;
+        if (float32)
+        {
+            format = WaveFormat.CreateIeeeFloatWaveFormat(sampleRate, 1);
+            bytes = MemoryMarshal.AsBytes(samples).ToArray();
+        }
+        else
+        {
+            format = new WaveFormat(sampleRate, 16, 1);
+            var pcm = new short[samples.Length];
+            for (int i = 0; i < pcm.Length; i++)
+                pcm[i] = (short)Math.Round(Math.Clamp(samples[i], -1f, 1f) * 32767f);
+            bytes = MemoryMarshal.AsBytes(pcm.AsSpan()).ToArray();
+        }
+        AtomicFile.Write(path, tmp =>
+        {
+            using var w = new WaveFileWriter(tmp, format);
+            w.Write(bytes);
+        });
+    }
+}
