@@ -15,6 +15,12 @@ public sealed record SampleOptions
     public IProgress<SamplerStep>? Progress { get; init; }
     /// <summary>Checked before every model evaluation.</summary>
     public CancellationToken Cancellation { get; init; }
+    /// <summary>
+    /// Replaces the generator as the source of standard normal noise: called with the shape of each draw, in order
+    /// (x_T first). The vocoder uses it to tie noise to sample positions, so chunks of a stream see the same noise
+    /// as a one-shot render.
+    /// </summary>
+    public Func<long[], Tensor>? NoiseSource { get; init; }
 }
 
 /// <summary>Draws samples from a denoiser: x_T from noise, then the sampler's reverse steps.</summary>
@@ -63,7 +69,7 @@ public abstract class SamplerBase : ISampler
         /// <summary>Standard normal noise of the sample's shape, drawn on the CPU and moved to the device.</summary>
         public Tensor Noise()
         {
-            var z = randn(shape, generator: rng, dtype: ScalarType.Float32);
+            var z = options.NoiseSource?.Invoke(shape) ?? randn(shape, generator: rng, dtype: ScalarType.Float32);
             return options.Device is null || options.Device.type == DeviceType.CPU ? z : z.to(options.Device);
         }
         /// <summary>Call before each model evaluation: throws if cancelled.</summary>

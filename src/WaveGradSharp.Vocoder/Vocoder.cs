@@ -1,0 +1,197 @@
+using TorchSharp;
+using WaveGradSharp.Audio;
+using WaveGradSharp.Diffusion;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Vocoder;
+
+/// <summary>How a waveform is rendered.</summary>
+public sealed record SynthesisOptions
+{
+    /// <summary>Noise schedule; null: the voice's default (see <see cref="Voice.ResolveSchedule"/>).</summary>
+    public NoiseSchedule? Schedule { get; init; }
+    /// <summary>Seed of the noise. The same seed gives the same bits on the CPU.</summary>
+    public long Seed { get; init; } = 1234;
+    /// <summary>Told after every network evaluation.</summary>
+    public IProgress<SamplerStep>? Progress { get; init; }
+    /// <summary>Mel frames each streamed chunk yields.</summary>
+    public int ChunkFrames { get; init; } = 64;
+    /// <summary>Extra mel frames rendered on each side of a streamed chunk and thrown away (the network's context).</summary>
+    public int ContextFrames { get; init; } = 16;
+}
+
+/// <summary>
+/// Mel in, waveform out: the WaveGrad network of a <see cref="Voice"/> run by the DDPM sampler over a short
+/// schedule, conditioned on the continuous noise level. Calls from several threads are safe: they take turns on
+/// the one network (for parallel rendering, load one <see cref="Vocoder"/> per thread).
+/// </summary>
+public sealed class Vocoder : IDisposable
+{
+    readonly WaveGradNet net;
+    readonly object gate = new();
+
+    /// <summary>The voice being rendered.</summary>
+    public Voice Voice { get; }
+    /// <summary>Where the network runs.</summary>
+    public Device Device { get; }
+    /// <summary>Output sample rate (Hz).</summary>
+    public int SampleRate => Voice.SampleRate;
+    /// <summary>Audio samples per mel frame.</summary>
+    public int Hop => Voice.Network.Hop;
+
+    /// <summary>Wraps a network already loaded with a voice's weights.</summary>
+    public Vocoder(Voice voice, WaveGradNet network, Device? device = null)
+    {
+        Voice = voice; net = network; Device = device ?? CPU;
+        net.eval();
+    }
+
+    /// <summary>Loads a voice by name (searched under voices/) or folder path onto a device (default: the CPU).</summary>
+    public static Vocoder Load(string voiceNameOrPath, Device? device = null)
+    {
+        var voice = Voice.Load(voiceNameOrPath);
+        return new Vocoder(voice, voice.CreateNetwork(device), device);
+    }
+
+    /// <summary>Checks a mel [n_mels, frames] against the voice: band count, finiteness, length.</summary>
+    public void CheckMel(Tensor mel, string source = "mel")
+    {
+        if (mel.dim() != 2) throw new WaveGradException($"{source}: expected a mel of shape [n_mels, frames], got [{string.Join(", ", mel.shape)}]");
+        if (mel.shape[0] != Voice.Mel.NMels)
+            throw new WaveGradException($"{source}: mel has {mel.shape[0]} bands but voice '{Voice.Name}' expects {Voice.Mel.NMels} (preset {Voice.Mel.Name})");
+        if (mel.shape[1] < 1) throw new WaveGradException($"{source}: mel has no frames");
+        if (!isfinite(mel).all().item<bool>()) throw new WaveGradException($"{source}: mel contains NaN or Inf values");
+    }
+
+    /// <summary>Renders a mel [n_mels, frames] (the voice's preset) to float32 samples at <see cref="SampleRate"/>, frames·hop long.</summary>
+    public float[] Synthesize(Tensor mel, SynthesisOptions? options = null, CancellationToken ct = default)
+    {
+        CheckMel(mel);
+        return Render(mel.unsqueeze(0), options ?? new(), 0, ct)[0];
+    }
+
+    /// <summary>Renders several mels at once (padded to the longest, then cut back); item i is frames_i·hop samples.</summary>
+    public float[][] Synthesize(IReadOnlyList<Tensor> mels, SynthesisOptions? options = null, CancellationToken ct = default)
+    {
+        if (mels.Count == 0) return [];
+        for (int i = 0; i < mels.Count; i++) CheckMel(mels[i], $"mel {i}");
+        long maxF = mels.Max(m => m.shape[1]);
+        using var scope = NewDisposeScope();
+        // Pad with the mel's quietest value so the padding reads as silence.
+        var batch = stack(mels.Select(m => nn.functional.pad(m, [0, maxF - m.shape[1]], value: m.min().item<float>())).ToArray());
+        var outs = Render(batch, options ?? new(), 0, ct);
+        return outs.Select((o, i) => o[..(int)(mels[i].shape[1] * Hop)]).ToArray();
+    }
+
+    /// <summary>
+    /// Renders a mel chunk by chunk and yields audio as it is ready: each chunk is rendered with
+    /// <see cref="SynthesisOptions.ContextFrames"/> of mel context on both sides and the same position-tied noise as
+    /// a one-shot render, and neighbouring chunks are cross-faded over one hop. Memory stays flat in the input length.
+    /// </summary>
+    public IEnumerable<float[]> SynthesizeStreaming(Tensor mel, SynthesisOptions? options = null, CancellationToken ct = default)
+    {
+        CheckMel(mel);
+        var o = options ?? new();
+        if (o.ChunkFrames < 1 || o.ContextFrames < 1) throw new WaveGradException("streaming needs ChunkFrames ≥ 1 and ContextFrames ≥ 1");
+        long frames = mel.shape[1];
+        int fade = Hop;
+        float[]? tail = null;
+        for (long s = 0; s < frames; s += o.ChunkFrames)
+        {
+            ct.ThrowIfCancellationRequested();
+            long e = Math.Min(s + o.ChunkFrames, frames);
+            long a = Math.Max(0, s - o.ContextFrames), b = Math.Min(frames, e + o.ContextFrames);
+            float[] audio;
+            using (var scope = NewDisposeScope())
+                audio = Render(mel[.., (int)a..(int)b].unsqueeze(0), o, a * Hop, ct)[0];
+            int start = (int)((s - a) * Hop), end = (int)((e - a) * Hop);
+            bool last = e == frames;
+            var chunk = audio[start..end];
+            if (tail != null)
+                for (int i = 0; i < fade && i < chunk.Length; i++)
+                {
+                    float w = (i + 0.5f) / fade;
+                    chunk[i] = tail[i] * (1 - w) + chunk[i] * w;
+                }
+            tail = last ? null : audio[end..Math.Min(end + fade, audio.Length)];
+            yield return chunk;
+        }
+    }
+
+    /// <summary>Runs the sampler for a batch of mels [B, n_mels, F]; noise is tied to absolute sample positions starting at <paramref name="offset"/>.</summary>
+    float[][] Render(Tensor mels, SynthesisOptions o, long offset, CancellationToken ct)
+    {
+        var schedule = o.Schedule ?? Voice.DefaultSchedule;
+        lock (gate)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = inference_mode();
+            var m = mels.to_type(ScalarType.Float32).to(Device);
+            long samples = m.shape[2] * Hop;
+            var denoiser = new WaveGradDenoiser(net, m);
+            var noise = new PositionalNoise(o.Seed, offset);
+            var sampler = DdpmSampler.WaveGrad(schedule);
+            var audio = sampler.Sample(denoiser, [m.shape[0], samples], new Generator((ulong)o.Seed), new SampleOptions
+            {
+                Device = Device, Progress = o.Progress, Cancellation = ct, NoiseSource = noise.Next,
+            }).cpu();
+            return Enumerable.Range(0, (int)audio.shape[0]).Select(i => audio[i].data<float>().ToArray()).ToArray();
+        }
+    }
+
+    /// <summary>Frees the network.</summary>
+    public void Dispose() => net.Dispose();
+}
+
+/// <summary>The WaveGrad network as a denoiser for one batch of mels: predicts ε, conditioned on √ᾱ.</summary>
+public sealed class WaveGradDenoiser(WaveGradNet net, Tensor mels) : IDenoiser
+{
+    /// <inheritdoc/>
+    public Prediction Predicts => Prediction.Epsilon;
+
+    /// <inheritdoc/>
+    public Tensor Predict(Tensor xt, NoiseLevel level) =>
+        net.call(xt, mels, full([xt.shape[0]], level.SignalScale, ScalarType.Float32, device: xt.device));
+}
+
+/// <summary>
+/// Standard normal noise tied to absolute sample positions: the k-th draw at sample n of batch item b is the
+/// same number whatever chunk asks for it. Blocks of 4,096 samples each come from a generator seeded by
+/// (seed, k, b, block).
+/// </summary>
+sealed class PositionalNoise(long seed, long offset)
+{
+    const int Block = 4096;
+    int draw;
+
+    public Tensor Next(long[] shape)
+    {
+        using var scope = NewDisposeScope();
+        long batch = shape[0], length = shape[1];
+        long first = offset / Block, lastBlock = (offset + length - 1) / Block;
+        var rows = new Tensor[batch];
+        for (long b = 0; b < batch; b++)
+        {
+            var blocks = new List<Tensor>();
+            for (long j = first; j <= lastBlock; j++)
+                blocks.Add(randn([Block], generator: new Generator(Mix(seed, draw, b, j)), dtype: ScalarType.Float32));
+            long start = offset - first * Block;
+            rows[b] = cat(blocks.ToArray())[(int)start..(int)(start + length)];
+        }
+        draw++;
+        return stack(rows).MoveToOuterDisposeScope();
+    }
+
+    static ulong Mix(long seed, long k, long b, long j)
+    {
+        ulong h = (ulong)seed * 0x9E3779B97F4A7C15UL;
+        foreach (long v in new[] { k, b, j })
+        {
+            h ^= (ulong)v + 0x9E3779B97F4A7C15UL + (h << 6) + (h >> 2);
+            h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9UL;
+            h = (h ^ (h >> 27)) * 0x94D049BB133111EBUL;
+            h ^= h >> 31;
+        }
+        return h;
+    }
+}

@@ -1,0 +1,264 @@
+using System.Text.Json.Serialization;
+using TorchSharp;
+using TorchSharp.Modules;
+using WaveGradSharp.Diffusion;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+using F = TorchSharp.torch.nn.functional;
+
+namespace WaveGradSharp.Vocoder;
+
+/// <summary>Order of the UBlock dilations.</summary>
+public enum DilationOrder
+{
+    /// <summary>The paper's Appendix A: 1,2,4,8 in the first three UBlocks, 1,2,1,2 in the last two.</summary>
+    Paper,
+    /// <summary>lmnt-com/wavegrad (and ivanvovk): 1,2,1,2 in the first two, 1,2,4,8 in the last three.</summary>
+    Lmnt,
+}
+
+/// <summary>
+/// Shape of a WaveGrad network. Channel lists follow the data path: <see cref="DownChannels"/> from the waveform
+/// (the first is the 5-tap input conv), <see cref="UpChannels"/> from the mel. <see cref="UpFactors"/> multiply to
+/// the hop length.
+/// </summary>
+public sealed record WaveGradConfig
+{
+    /// <summary>Mel bands of the conditioning input.</summary>
+    [JsonPropertyName("n_mels")] public int NMels { get; init; } = 128;
+    /// <summary>Upsampling factor of each UBlock, mel rate to audio rate (product = hop).</summary>
+    [JsonPropertyName("up_factors")] public int[] UpFactors { get; init; } = [5, 5, 3, 2, 2];
+    /// <summary>Output channels of first_conv (mel → hidden).</summary>
+    [JsonPropertyName("first_channels")] public int FirstChannels { get; init; } = 768;
+    /// <summary>UBlock output channels.</summary>
+    [JsonPropertyName("up_channels")] public int[] UpChannels { get; init; } = [512, 512, 256, 128, 128];
+    /// <summary>Channels after the input conv and after each DBlock.</summary>
+    [JsonPropertyName("down_channels")] public int[] DownChannels { get; init; } = [32, 128, 128, 256, 512];
+    /// <summary>Dilation order of the UBlocks.</summary>
+    [JsonPropertyName("dilations")] public DilationOrder Dilations { get; init; } = DilationOrder.Paper;
+    /// <summary>Scale of √ᾱ inside the sinusoidal encoding: the paper uses 5000, lmnt-com/wavegrad 1.</summary>
+    [JsonPropertyName("noise_scale")] public double NoiseEncodingScale { get; init; } = 5000;
+    /// <summary>Interpolation used to up- and downsample: "nearest" (lmnt) or "linear" (ivanvovk).</summary>
+    [JsonPropertyName("interpolation")] public string Interpolation { get; init; } = "nearest";
+
+    /// <summary>Hop length implied by the factors.</summary>
+    [JsonIgnore] public int Hop => UpFactors.Aggregate(1, (a, b) => a * b);
+
+    /// <summary>The sizes: <c>small</c> (half the base channels, for CPUs), <c>base</c> (the paper's, 15.9 M parameters with 128 mels), <c>large</c> (1.5× base channels).</summary>
+    public static IReadOnlyList<string> SizeNames { get; } = ["small", "base", "large"];
+
+    /// <summary>A named size for a hop length and mel count.</summary>
+    public static WaveGradConfig Create(string size, int hop, int nMels, DilationOrder dilations = DilationOrder.Paper, double noiseScale = 5000)
+    {
+        double w = size switch
+        {
+            "small" => 0.5,
+            "base" => 1.0,
+            "large" => 1.5,
+            _ => throw new WaveGradException($"unknown model size '{size}'; known: {string.Join(", ", SizeNames)}"),
+        };
+        int C(int c) => (int)Math.Round(c * w);
+        return new WaveGradConfig
+        {
+            NMels = nMels,
+            UpFactors = FactorsForHop(hop),
+            FirstChannels = C(768),
+            UpChannels = [C(512), C(512), C(256), C(128), C(128)],
+            DownChannels = [C(32), C(128), C(128), C(256), C(512)],
+            Dilations = dilations,
+            NoiseEncodingScale = noiseScale,
+        };
+    }
+
+    /// <summary>Upsampling factors for a hop: 300 → 5,5,3,2,2; 256 → 4,4,4,2,2; 200 → 5,5,2,2,2; 240 → 5,4,3,2,2.</summary>
+    public static int[] FactorsForHop(int hop) => hop switch
+    {
+        300 => [5, 5, 3, 2, 2],
+        256 => [4, 4, 4, 2, 2],
+        240 => [5, 4, 3, 2, 2],
+        200 => [5, 5, 2, 2, 2],
+        _ => throw new WaveGradException($"hop {hop} is not supported; supported hops: 300 (5·5·3·2·2), 256 (4·4·4·2·2), 240 (5·4·3·2·2), 200 (5·5·2·2·2)"),
+    };
+
+    /// <summary>Checks internal consistency; throws a <see cref="WaveGradException"/> naming the field.</summary>
+    public WaveGradConfig Validate(string source = "config")
+    {
+        if (UpFactors.Length != 5 || UpChannels.Length != 5 || DownChannels.Length != 5)
+            throw new WaveGradException($"{source}: up_factors, up_channels and down_channels must each have 5 entries");
+        if (NMels < 1) throw new WaveGradException($"{source}: n_mels must be positive");
+        if (Interpolation is not ("nearest" or "linear")) throw new WaveGradException($"{source}: interpolation must be 'nearest' or 'linear'");
+        return this;
+    }
+}
+
+/// <summary>
+/// The WaveGrad network (Chen et al. 2021): DBlocks encode the noisy waveform into FiLM modulations at five
+/// resolutions; UBlocks upsample the mel and are modulated by them; the output is the predicted noise ε.
+/// Parameter names and shapes match lmnt-com/wavegrad's state dict, so its checkpoints load.
+/// Shapes: audio [B, T], mel [B, n_mels, T/hop], noise level √ᾱ [B]; output [B, T].
+/// </summary>
+public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
+{
+    /// <summary>The network's shape.</summary>
+    public WaveGradConfig Config { get; }
+
+    readonly ModuleList<Module> downsample;
+    readonly ModuleList<FiLM> film;
+    readonly ModuleList<UBlock> upsample;
+    readonly Conv1d first_conv;
+    readonly Conv1d last_conv;
+
+    /// <summary>Builds the network with lmnt-com/wavegrad's initialisation (orthogonal convs, Xavier FiLM, zero biases).</summary>
+    public WaveGradNet(WaveGradConfig config) : base("WaveGrad")
+    {
+        Config = config.Validate();
+        var mode = config.Interpolation == "linear" ? InterpolationMode.Linear : InterpolationMode.Nearest;
+        var up = config.UpFactors;
+        // DBlocks undo the upsampling of UBlocks 4, 3, 2, 1 (the first UBlock has no FiLM partner below it).
+        int[] downFactors = [up[4], up[3], up[2], up[1]];
+        var dc = config.DownChannels;
+        downsample = new ModuleList<Module>(Conv(1, dc[0], 5, padding: 2));
+        for (int i = 0; i < 4; i++) downsample.Add(new DBlock(dc[i], dc[i + 1], downFactors[i], mode));
+        // FiLM i modulates resolution i (0 = audio rate) into the channels of the UBlock that produces it.
+        var uc = config.UpChannels;
+        film = new ModuleList<FiLM>();
+        for (int i = 0; i < 5; i++) film.Add(new FiLM(dc[i], uc[4 - i], config.NoiseEncodingScale));
+        int[][] dil = config.Dilations == DilationOrder.Paper
+            ? [[1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 1, 2], [1, 2, 1, 2]]
+            : [[1, 2, 1, 2], [1, 2, 1, 2], [1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 4, 8]];
+        upsample = new ModuleList<UBlock>();
+        int inCh = config.FirstChannels;
+        for (int i = 0; i < 5; i++) { upsample.Add(new UBlock(inCh, uc[i], up[i], dil[i], mode)); inCh = uc[i]; }
+        first_conv = Conv(config.NMels, config.FirstChannels, 3, padding: 1);
+        last_conv = Conv(uc[4], 1, 3, padding: 1);
+        RegisterComponents();
+    }
+
+    internal static Conv1d Conv(long inCh, long outCh, long k, long padding = 0, long dilation = 1, bool orthogonal = true)
+    {
+        var c = nn.Conv1d(inCh, outCh, k, padding: padding, dilation: dilation);
+        using (no_grad())
+        {
+            if (orthogonal) init.orthogonal_(c.weight!); else init.xavier_uniform_(c.weight!);
+            init.zeros_(c.bias!);
+        }
+        return c;
+    }
+
+    /// <summary>Predicted noise ε for audio [B, T], mel [B, n_mels, T/hop] and noise level √ᾱ [B].</summary>
+    public override Tensor forward(Tensor audio, Tensor mel, Tensor noiseLevel)
+    {
+        using var scope = NewDisposeScope();
+        var x = audio.unsqueeze(1);
+        var mods = new List<(Tensor Shift, Tensor Scale)>(5);
+        for (int i = 0; i < 5; i++)
+        {
+            x = downsample[i] is DBlock d ? d.call(x) : ((Conv1d)downsample[i]).call(x);
+            mods.Add(film[i].call(x, noiseLevel));
+        }
+        x = first_conv.call(mel);
+        for (int i = 0; i < 5; i++) x = upsample[i].call(x, mods[4 - i].Shift, mods[4 - i].Scale);
+        return last_conv.call(x).squeeze(1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Number of trainable parameters.</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+}
+
+/// <summary>Downsampling block: interpolate down, then three dilated convs (1, 2, 4), plus a 1×1 residual.</summary>
+sealed class DBlock : Module<Tensor, Tensor>
+{
+    readonly Conv1d residual_dense;
+    readonly ModuleList<Conv1d> conv;
+    readonly int factor;
+    readonly InterpolationMode mode;
+
+    public DBlock(int inCh, int hidden, int factor, InterpolationMode mode) : base("DBlock")
+    {
+        this.factor = factor; this.mode = mode;
+        residual_dense = WaveGradNet.Conv(inCh, hidden, 1);
+        conv = new ModuleList<Conv1d>(
+            WaveGradNet.Conv(inCh, hidden, 3, padding: 1, dilation: 1),
+            WaveGradNet.Conv(hidden, hidden, 3, padding: 2, dilation: 2),
+            WaveGradNet.Conv(hidden, hidden, 3, padding: 4, dilation: 4));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        long size = x.shape[^1] / factor;
+        var residual = F.interpolate(residual_dense.call(x), size: [size], mode: mode);
+        x = F.interpolate(x, size: [size], mode: mode);
+        foreach (var c in conv) x = c.call(F.leaky_relu(x, 0.2));
+        return x + residual;
+    }
+}
+
+/// <summary>FiLM: turns DBlock features and the noise level into a (shift, scale) pair for a UBlock.</summary>
+sealed class FiLM : Module<Tensor, Tensor, (Tensor, Tensor)>
+{
+    readonly Conv1d input_conv;
+    readonly Conv1d output_conv;
+    readonly int channels;
+    readonly double encodingScale;
+
+    public FiLM(int inCh, int outCh, double encodingScale) : base("FiLM")
+    {
+        channels = inCh; this.encodingScale = encodingScale;
+        input_conv = WaveGradNet.Conv(inCh, inCh, 3, padding: 1, orthogonal: false);
+        output_conv = WaveGradNet.Conv(inCh, outCh * 2, 3, padding: 1, orthogonal: false);
+        RegisterComponents();
+    }
+
+    /// <summary>Transformer-style sinusoidal encoding of the (scaled) noise level: [B, channels].</summary>
+    internal static Tensor Encoding(Tensor level, int dim, double scale)
+    {
+        int count = dim / 2;
+        var step = arange(count, dtype: level.dtype, device: level.device) / count;
+        var e = (level * scale).unsqueeze(1) * (-Math.Log(1e4) * step.unsqueeze(0)).exp();
+        return cat([e.sin(), e.cos()], -1);
+    }
+
+    public override (Tensor, Tensor) forward(Tensor x, Tensor level)
+    {
+        x = F.leaky_relu(input_conv.call(x), 0.2);
+        x = x + Encoding(level.to_type(x.dtype), channels, encodingScale).unsqueeze(-1);
+        var parts = output_conv.call(x).chunk(2, 1);
+        return (parts[0], parts[1]);
+    }
+}
+
+/// <summary>Upsampling block: interpolate up, dilated convs modulated three times by FiLM's (shift, scale).</summary>
+sealed class UBlock : Module<Tensor, Tensor, Tensor, Tensor>
+{
+    readonly Conv1d block1;
+    readonly ModuleList<Conv1d> block2;
+    readonly ModuleList<Conv1d> block3;
+    readonly int factor;
+    readonly InterpolationMode mode;
+
+    public UBlock(int inCh, int hidden, int factor, int[] d, InterpolationMode mode) : base("UBlock")
+    {
+        this.factor = factor; this.mode = mode;
+        block1 = WaveGradNet.Conv(inCh, hidden, 1);
+        block2 = new ModuleList<Conv1d>(
+            WaveGradNet.Conv(inCh, hidden, 3, padding: d[0], dilation: d[0]),
+            WaveGradNet.Conv(hidden, hidden, 3, padding: d[1], dilation: d[1]));
+        block3 = new ModuleList<Conv1d>(
+            WaveGradNet.Conv(hidden, hidden, 3, padding: d[2], dilation: d[2]),
+            WaveGradNet.Conv(hidden, hidden, 3, padding: d[3], dilation: d[3]));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, Tensor shift, Tensor scale)
+    {
+        long size = x.shape[^1] * factor;
+        var b1 = block1.call(F.interpolate(x, size: [size], mode: mode));
+        var b2 = block2[0].call(F.interpolate(F.leaky_relu(x, 0.2), size: [size], mode: mode));
+        b2 = block2[1].call(F.leaky_relu(shift + scale * b2, 0.2));
+        x = b1 + b2;
+        var b3 = block3[0].call(F.leaky_relu(shift + scale * x, 0.2));
+        b3 = block3[1].call(F.leaky_relu(shift + scale * b3, 0.2));
+        return x + b3;
+    }
+}

@@ -1,0 +1,89 @@
+using System.Text.Json;
+using TorchSharp;
+using WaveGradSharp.Diffusion;
+using WaveGradSharp.Vocoder;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Vocoder.Tests;
+
+public class NetworkTests
+{
+    static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", "vocoder", name);
+
+    [Fact]
+    public void BaseNetworkHasLmntKeyNamesShapesAndParameterCount()
+    {
+        var doc = JsonDocument.Parse(File.ReadAllText(Fixture("lmnt-base-keys.json"))).RootElement;
+        using var net = new WaveGradNet(WaveGradConfig.Create("base", 300, 128, DilationOrder.Lmnt, 1));
+        var own = net.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.shape);
+        var expected = doc.GetProperty("keys").EnumerateArray()
+            .ToDictionary(e => e[0].GetString()!, e => e[1].EnumerateArray().Select(x => x.GetInt64()).ToArray());
+        Assert.Equal(expected.Keys.Order(), own.Keys.Order());
+        foreach (var (k, shape) in expected) Assert.True(shape.SequenceEqual(own[k]), $"{k}: [{string.Join(",", own[k])}] vs [{string.Join(",", shape)}]");
+        Assert.Equal(15_920_993L, doc.GetProperty("parameters").GetInt64());
+        Assert.Equal(15_920_993L, net.ParameterCount);
+        Assert.Contains("downsample.1.conv.0.weight", own.Keys);
+        Assert.Contains("film.0.output_conv.bias", own.Keys);
+        Assert.Contains("upsample.0.block2.1.weight", own.Keys);
+    }
+
+    [Theory]
+    [InlineData("tiny-lmnt")]
+    [InlineData("tiny-paper")]
+    public void MatchesThePyTorchReferenceWithin1e4(string name)
+    {
+        var cfg = JsonSerializer.Deserialize<WaveGradConfig>(File.ReadAllText(Fixture(name + ".json")), Voice.JsonOpts)!;
+        using var net = new WaveGradNet(cfg);
+        TensorFiles.LoadInto(net, PyTorchImport.ReadStateDict(Fixture(name + ".pt")), name);
+        net.eval();
+        var io = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(Fixture(name + "-io.pt"));
+        using var _ = no_grad();
+        var output = net.call((Tensor)io["audio"]!, (Tensor)io["mel"]!, (Tensor)io["level"]!);
+        var expected = (Tensor)io["output"]!;
+        double maxErr = (output - expected).abs().max().item<float>();
+        Assert.True(maxErr < 1e-4, $"max |Δ| = {maxErr}");
+        Assert.True(expected.abs().max().item<float>() > 0.1);   // the output is not trivially zero
+    }
+
+    [Theory]
+    [InlineData(300, new[] { 5, 5, 3, 2, 2 })]
+    [InlineData(256, new[] { 4, 4, 4, 2, 2 })]
+    public void UpsamplingFactorsComeFromTheHop(int hop, int[] factors) => Assert.Equal(factors, WaveGradConfig.FactorsForHop(hop));
+
+    [Fact]
+    public void UnsupportedHopNamesTheSupportedOnes()
+    {
+        var e = Assert.Throws<WaveGradException>(() => WaveGradConfig.FactorsForHop(275));
+        Assert.Contains("hop 275 is not supported", e.Message);
+        Assert.Contains("300", e.Message);
+        Assert.Contains("256", e.Message);
+    }
+
+    [Fact]
+    public void SmallIsHalfTheBaseChannelsAndOutputHasAudioLength()
+    {
+        using var net = new WaveGradNet(WaveGradConfig.Create("small", 256, 80));
+        Assert.InRange(net.ParameterCount, 3_500_000, 4_500_000);
+        using var _ = no_grad();
+        var y = net.call(zeros(2, 5 * 256), zeros(2, 80, 5), tensor(new[] { 0.5f, 0.9f }));
+        Assert.Equal(new long[] { 2, 1280 }, y.shape);
+    }
+
+    [Fact]
+    public void ImportWritesAVoiceThatRendersLikeTheCheckpoint()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            // tiny-lmnt has 16 mel bands; no preset has that many, so importing it is an n_mels error.
+            var e = Assert.Throws<WaveGradException>(() => PyTorchImport.ImportVoice(Fixture("tiny-lmnt.pt"), "lmnt-22k", Path.Combine(dir.FullName, "v")));
+            Assert.Contains("16 mel bands", e.Message);
+            Assert.Contains("128", e.Message);
+            Assert.False(Directory.Exists(Path.Combine(dir.FullName, "v")));
+            var notPt = Path.Combine(dir.FullName, "x.pt");
+            File.WriteAllText(notPt, "hello");
+            Assert.Contains("not a PyTorch zip checkpoint", Assert.Throws<WaveGradException>(() => PyTorchImport.ReadStateDict(notPt)).Message);
+        }
+        finally { dir.Delete(true); }
+    }
+}
