@@ -28,10 +28,10 @@ public static class GriffinLim
 
         // Least-squares inverse of the filter bank, clipped at zero: |S| ≈ max(0, pinv(Fᵀ) · mel).
         var fb = cfg.FilterBank();
-        var fbT = zeros(cfg.NMels, cfg.NFreqs, dtype: float64);
-        var acc = fbT.data<double>();
+        var fbRows = new double[cfg.NMels * cfg.NFreqs];
         for (int k = 0; k < cfg.NFreqs; k++)
-            for (int m = 0; m < cfg.NMels; m++) acc[m * cfg.NFreqs + k] = fb[k, m];
+            for (int m = 0; m < cfg.NMels; m++) fbRows[m * cfg.NFreqs + k] = fb[k, m];
+        var fbT = tensor(fbRows, new long[] { cfg.NMels, cfg.NFreqs });
         var pinv = linalg.pinv(fbT).to_type(float32).to(dev); // [F, M]
         var spec = matmul(pinv, lin).clamp_min(0);
         if (cfg.Power == 2) spec = spec.sqrt();

@@ -23,6 +23,24 @@ public static class Metrics
     /// <summary>Cepstral coefficients c1…c<see cref="McdOrder"/> enter the MCD.</summary>
     public const int McdOrder = 24;
 
+    /// <summary>Mel-cepstral distortion in dB between two linear mels [n_mels, frames]: the cepstrum is
+    /// c_k = (1/M)·Σ_m ln(max(mel_m, 1e-5))·cos(πk(m+½)/M), so that ln mel_m = c_0 + 2·Σ_k c_k·cos(πk(m+½)/M); then
+    /// 10/ln10·√2·mean over frames of ‖c − ĉ‖ over k = 1…<see cref="McdOrder"/> (c_0, the loudness, is left out).</summary>
+    public static double Mcd(Tensor linearMelRef, Tensor linearMelTest)
+    {
+        using var scope = NewDisposeScope();
+        int nMels = (int)linearMelRef.shape[^2];
+        int order = Math.Min(McdOrder, nMels - 1);
+        var dct = new float[order * nMels];
+        for (int k = 1; k <= order; k++)
+            for (int m = 0; m < nMels; m++)
+                dct[(k - 1) * nMels + m] = (float)(Math.Cos(Math.PI * k * (m + 0.5) / nMels) / nMels);
+        var d = tensor(dct, new long[] { order, nMels });
+        var diff = linearMelRef.clamp_min(1e-5).log() - linearMelTest.clamp_min(1e-5).log();
+        var dc = matmul(d, diff); // [order, frames]
+        return 10.0 / Math.Log(10) * Math.Sqrt(2) * dc.square().sum(dim: 0L).sqrt().mean().item<float>();
+    }
+
     /// <summary>Mel config used when none is given: hifigan-22k, with its sample rate (and f_max, if needed) moved to <paramref name="sampleRate"/>.</summary>
     public static MelConfig DefaultMel(int sampleRate)
     {
@@ -61,16 +79,7 @@ public static class Metrics
         var linR = ms.ComputeLinear(r); var linT = ms.ComputeLinear(t);
         double l1 = (ms.Compress(linR) - ms.Compress(linT)).abs().mean().item<float>();
 
-        // Mel cepstrum: c_k = (1/M) Σ_m ln(mel_m) cos(πk(m+½)/M), so that ln(mel_m) = c_0 + 2 Σ_k c_k cos(πk(m+½)/M).
-        int order = Math.Min(McdOrder, mel.NMels - 1);
-        var dct = new float[order * mel.NMels];
-        for (int k = 1; k <= order; k++)
-            for (int m = 0; m < mel.NMels; m++)
-                dct[(k - 1) * mel.NMels + m] = (float)(Math.Cos(Math.PI * k * (m + 0.5) / mel.NMels) / mel.NMels);
-        var D = tensor(dct, new long[] { order, mel.NMels });
-        var lnR = linR.clamp_min(1e-5).log(); var lnT = linT.clamp_min(1e-5).log();
-        var dc = matmul(D, lnR - lnT); // [order, frames]
-        double mcd = 10.0 / Math.Log(10) * Math.Sqrt(2) * dc.square().sum(0).sqrt().mean().item<float>();
+        double mcd = Mcd(linR, linT);
 
         double er = 0, ee = 0;
         for (int i = 0; i < n; i++) { double d = reference[i] - test[i]; er += (double)reference[i] * reference[i]; ee += d * d; }

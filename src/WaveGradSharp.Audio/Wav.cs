@@ -305,7 +305,7 @@ public static class Wav
     internal const int SincTaps = 64;
 
     /// <summary>Writes mono <paramref name="samples"/> to <paramref name="path"/> atomically: PCM16 (clamped to [-1, 1]) by
-    /// default, or IEEE float32 when <paramref name="float32"/>.</summary>
+    /// default (x·32768 rounded, clamped to the 16-bit range, so [-1, 1] in and the reader's s/32768 out round-trip), or IEEE float32 when <paramref name="float32"/>.</summary>
     public static void Write(string path, ReadOnlySpan<float> samples, int sampleRate, bool float32 = false)
     {
         if (sampleRate <= 0 || sampleRate > MaxSampleRate) throw new WaveGradException($"{path}: cannot write a sample rate of {sampleRate} Hz");
@@ -325,7 +325,7 @@ public static class Wav
             format = new WaveFormat(sampleRate, 16, 1);
             var pcm = new short[samples.Length];
             for (int i = 0; i < pcm.Length; i++)
-                pcm[i] = (short)Math.Round(Math.Clamp(samples[i], -1f, 1f) * 32767f);
+                pcm[i] = (short)Math.Clamp(Math.Round(samples[i] * 32768.0), -32768, 32767); // the inverse of the reader's s/32768
             bytes = MemoryMarshal.AsBytes(pcm.AsSpan()).ToArray();
         }
         AtomicFile.Write(path, tmp =>

@@ -1,0 +1,42 @@
+using Xunit.Abstractions;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Audio.Tests;
+
+public class GriffinLimTests(ITestOutputHelper log)
+{
+    [Theory]
+    [InlineData("hifigan-22k", "clip-chirp-22k.wav")]
+    [InlineData("wavegrad-24k", "clip-word-24k.wav")]
+    public void Reconstruction_gets_close_in_log_mel_and_iterations_help(string preset, string clip)
+    {
+        var cfg = MelConfig.Preset(preset);
+        var x = Wav.Read(TestData.Fixture(clip), cfg.SampleRate);
+        using var ms = new MelSpectrogram(cfg);
+        using var mel = ms.Compute(tensor(x));
+        var y0 = GriffinLim.FromMel(mel, cfg, iters: 0);
+        var y = GriffinLim.FromMel(mel, cfg, iters: 32);
+        Assert.Equal((mel.shape[1] - 1) * cfg.Hop, y.Length);
+        Assert.Equal(y, GriffinLim.FromMel(mel, cfg, iters: 32)); // deterministic
+        var m0 = Metrics.Compute(x, y0, cfg.SampleRate, cfg);
+        var m = Metrics.Compute(x, y, cfg.SampleRate, cfg);
+        log.WriteLine($"{preset}: random phase {m0}\n32 iterations {m}");
+        Assert.True(m.SpectralConvergence < 0.6 * m0.SpectralConvergence, "iterations must improve spectral convergence");
+        double limit = cfg.Log == LogCompression.Ln ? 0.35 : 0.02; // lmnt's scale is 0.087·ln
+        Assert.True(m.LogMelL1 < limit, $"log-mel L1 {m.LogMelL1}");
+        Assert.True(y.Max(Math.Abs) < 1.5);
+    }
+
+    [Fact]
+    public void Momentum_zero_is_classic_griffin_lim_and_fast_is_better_at_equal_iterations()
+    {
+        var cfg = MelConfig.Preset("hifigan-22k");
+        var x = Wav.Read(TestData.Fixture("clip-chirp-22k.wav"), cfg.SampleRate);
+        using var ms = new MelSpectrogram(cfg);
+        using var mel = ms.Compute(tensor(x));
+        var slow = Metrics.Compute(x, GriffinLim.FromMel(mel, cfg, 16, momentum: 0), cfg.SampleRate, cfg);
+        var fast = Metrics.Compute(x, GriffinLim.FromMel(mel, cfg, 16, momentum: 0.99), cfg.SampleRate, cfg);
+        log.WriteLine($"classic {slow.SpectralConvergence:F3}, fast {fast.SpectralConvergence:F3}");
+        Assert.True(fast.SpectralConvergence < slow.SpectralConvergence);
+    }
+}

@@ -1,0 +1,59 @@
+using WaveGradSharp.Diffusion;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Audio.Tests;
+
+public class MelConfigTests
+{
+    [Fact]
+    public void Presets_are_listed_and_unknown_names_list_them()
+    {
+        Assert.Equal(["hifigan-22k", "lmnt-22k", "wavegrad-24k"], MelConfig.PresetNames);
+        Assert.Equal("hifigan-22k", MelConfig.DefaultPreset);
+        var e = Assert.Throws<WaveGradException>(() => MelConfig.Preset("hifigan-44k"));
+        Assert.Equal("unknown mel preset 'hifigan-44k': known presets are hifigan-22k, lmnt-22k, wavegrad-24k", e.Message);
+        var w = MelConfig.Preset("wavegrad-24k");
+        Assert.Equal((24000, 300, 128, 2048, 1200, 12000.0), (w.SampleRate, w.Hop, w.NMels, w.NFft, w.WinLength, w.FMax));
+    }
+
+    [Fact]
+    public void Mel_scales_round_trip_and_hit_their_anchor_points()
+    {
+        Assert.Equal(1000.0, MelConfig.MelToHz(MelConfig.HzToMel(1000, MelScale.Htk), MelScale.Htk), 9);
+        Assert.Equal(2595 * Math.Log10(1 + 1000 / 700.0), MelConfig.HzToMel(1000, MelScale.Htk), 12);
+        Assert.Equal(15.0, MelConfig.HzToMel(1000, MelScale.Slaney), 12); // linear part: 3 mels per 200 Hz
+        Assert.Equal(15.0 + 27, MelConfig.HzToMel(6400, MelScale.Slaney), 9); // 27 log steps per factor 6.4
+        foreach (double hz in new[] { 20.0, 500, 999, 1001, 8000, 11025 })
+            Assert.Equal(hz, MelConfig.MelToHz(MelConfig.HzToMel(hz, MelScale.Slaney), MelScale.Slaney), 8);
+    }
+
+    [Fact]
+    public void Frames_follow_centre_padding_and_short_audio_is_a_clear_error()
+    {
+        var c = MelConfig.Preset("hifigan-22k");
+        using var ms = new MelSpectrogram(c);
+        using var m = ms.Compute(zeros(1000));
+        Assert.Equal(new long[] { 80, 1000 / 256 + 1 }, m.shape);
+        Assert.Equal(Math.Log(1e-5), m.max().item<float>(), 5); // silence sits at the floor
+        Assert.Contains("too short", Assert.Throws<WaveGradException>(() => ms.Compute(zeros(400))).Message);
+        Assert.Contains("window length 4096", Assert.Throws<WaveGradException>(() => (c with { WinLength = 4096 }).Validate()).Message);
+    }
+
+    [Fact]
+    public void A_sine_at_a_bin_centre_has_the_closed_form_magnitude()
+    {
+        // Hann window of N, sine of amplitude A at bin k: |X_k| = A·Σw/2 = A·N/4. With normalized=True it is divided by ‖w‖ = √(3N/8).
+        var c = MelConfig.Preset("hifigan-22k") with { Log = LogCompression.Ln };
+        int n = 8192, k = 100; double a = 0.4;
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)(a * Math.Sin(2 * Math.PI * k * i / c.NFft));
+        using var ms = new MelSpectrogram(c);
+        using var spec = stft(tensor(x), c.NFft, c.Hop, c.WinLength, hann_window(c.WinLength), center: true, return_complex: true).abs();
+        Assert.Equal(a * c.NFft / 4, spec[k, 10].item<float>(), 2);
+        var fb = c.FilterBank();
+        using var lin = ms.ComputeLinear(tensor(x));
+        double expect = 0;
+        for (int kk = 0; kk < c.NFreqs; kk++) expect += fb[kk, 30] * spec[kk, 10].item<float>();
+        Assert.Equal(expect, lin[30, 10].item<float>(), 3);
+    }
+}

@@ -1,0 +1,218 @@
+using System.Buffers.Binary;
+using WaveGradSharp.Diffusion;
+using static WaveGradSharp.Audio.Tests.TestData;
+
+namespace WaveGradSharp.Audio.Tests;
+
+public class WavTests
+{
+    const int Rate = 16000, Frames = 800;
+
+    static byte[] Encode(int channels, int bits, bool isFloat, Func<int, int, double> f)
+    {
+        int bps = bits / 8;
+        var b = new byte[Frames * channels * bps];
+        for (int i = 0; i < Frames; i++)
+            for (int c = 0; c < channels; c++)
+            {
+                double v = f(i, c);
+                var s = b.AsSpan((i * channels + c) * bps, bps);
+                if (isFloat && bits == 32) BinaryPrimitives.WriteSingleLittleEndian(s, (float)v);
+                else if (isFloat) BinaryPrimitives.WriteDoubleLittleEndian(s, v);
+                else if (bits == 8) s[0] = (byte)(Math.Round(v * 127) + 128);
+                else if (bits == 16) BinaryPrimitives.WriteInt16LittleEndian(s, (short)Math.Round(v * 32767));
+                else if (bits == 24) { int q = (int)Math.Round(v * 8388607); s[0] = (byte)q; s[1] = (byte)(q >> 8); s[2] = (byte)(q >> 16); }
+                else BinaryPrimitives.WriteInt32LittleEndian(s, (int)Math.Round(v * 2147483647.0));
+            }
+        return b;
+    }
+
+    public static TheoryData<int, int, int, bool, bool, double> Formats() => new()
+    {
+        // tag, channels, bits, float, extensible, tolerance
+        { 1, 1, 8, false, false, 1.0 / 100 },
+        { 1, 1, 16, false, false, 1e-4 },
+        { 1, 2, 16, false, false, 1e-4 },
+        { 1, 1, 24, false, false, 1e-6 },
+        { 1, 3, 24, false, true, 1e-6 },
+        { 1, 1, 32, false, false, 1e-7 },
+        { 3, 1, 32, true, false, 1e-7 },
+        { 3, 2, 32, true, true, 1e-7 },
+        { 3, 5, 64, true, false, 1e-7 },
+        { 3, 1, 64, true, true, 1e-7 },
+    };
+
+    [Theory, MemberData(nameof(Formats))]
+    public void Reads_every_pcm_and_float_layout_and_mixes_down_to_mono(int tag, int channels, int bits, bool isFloat, bool extensible, double tol)
+    {
+        string dir = TempDir(), path = Path.Combine(dir, "x.wav");
+        File.WriteAllBytes(path, BuildWav(tag, channels, Rate, bits, Encode(channels, bits, isFloat, (i, c) => Signal(i, c, Rate)), extensible,
+            extraChunkBeforeData: [.. "LIST"u8, 3, 0, 0, 0, 1, 2, 3, 0])); // an odd-sized chunk before data, with its pad byte
+        var info = Wav.Probe(path);
+        Assert.Equal(new WavInfo(Rate, channels, bits, isFloat, Frames), info);
+        var x = Wav.Read(path, out int sr);
+        Assert.Equal(Rate, sr);
+        Assert.Equal(Frames, x.Length);
+        for (int i = 0; i < Frames; i++)
+        {
+            double want = Enumerable.Range(0, channels).Average(c => Signal(i, c, Rate));
+            Assert.True(Math.Abs(x[i] - want) <= tol, $"frame {i}: {x[i]} vs {want}");
+        }
+    }
+
+    [Fact]
+    public void Pcm16_and_float32_writes_round_trip_and_pcm16_clamps()
+    {
+        string dir = TempDir();
+        float[] s = [0f, 0.25f, -0.5f, 0.999f, 1.5f, -2f, 1e-6f];
+        Wav.Write(Path.Combine(dir, "a.wav"), s, 22050);
+        Wav.Write(Path.Combine(dir, "b.wav"), s, 24000, float32: true);
+        Assert.Equal(["a.wav", "b.wav"], Files(dir)); // no temporaries left behind
+        var a = Wav.Read(Path.Combine(dir, "a.wav"), out int ra);
+        var b = Wav.Read(Path.Combine(dir, "b.wav"), out int rb);
+        Assert.Equal((22050, 24000), (ra, rb));
+        Assert.Equal(new WavInfo(22050, 1, 16, false, 7), Wav.Probe(Path.Combine(dir, "a.wav")));
+        Assert.Equal(new WavInfo(24000, 1, 32, true, 7), Wav.Probe(Path.Combine(dir, "b.wav")));
+        Assert.Equal(s, b);
+        float[] clamped = [0f, 0.25f, -0.5f, 0.999f, 1f, -1f, 0f];
+        for (int i = 0; i < s.Length; i++) Assert.True(Math.Abs(a[i] - clamped[i]) <= 0.5 / 32768 + 1e-9 || (i == 4 && a[i] == 32767f / 32768f), $"{i}: {a[i]}");
+        Assert.Equal(32767f / 32768f, a[4]);
+    }
+
+    [Fact]
+    public void Writing_nan_fails_and_leaves_no_file()
+    {
+        string dir = TempDir(), path = Path.Combine(dir, "nan.wav");
+        var e = Assert.Throws<WaveGradException>(() => Wav.Write(path, [0f, float.NaN], 22050));
+        Assert.Contains(path, e.Message);
+        Assert.Contains("NaN", e.Message);
+        Assert.Empty(Files(dir));
+    }
+
+    [Theory]
+    [InlineData(44100, 22050)]
+    [InlineData(22050, 24000)]
+    [InlineData(24000, 22050)]
+    [InlineData(16000, 22050)]
+    public void Resampling_a_sine_is_accurate_aligned_and_of_the_right_length(int from, int to)
+    {
+        int n = from * 7; // 7 s: several parallel blocks
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)(0.5 * Math.Sin(2 * Math.PI * 1000.0 * i / from));
+        var y = Wav.Resample(x, from, to);
+        Assert.Equal((long)Math.Round((double)n * to / from), y.Length);
+        double max = 0;
+        for (int i = 100; i < y.Length - 100; i++) max = Math.Max(max, Math.Abs(y[i] - 0.5 * Math.Sin(2 * Math.PI * 1000.0 * i / to)));
+        Assert.True(max < 1e-4, $"max error {max:E2}");
+    }
+
+    [Fact]
+    public void Downsampling_removes_content_above_the_new_nyquist()
+    {
+        int n = 44100;
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)(0.5 * Math.Sin(2 * Math.PI * 15000.0 * i / 44100));
+        var y = Wav.Resample(x, 44100, 22050);
+        double rms = Math.Sqrt(y.Skip(200).Take(y.Length - 400).Average(v => (double)v * v));
+        Assert.True(rms < 0.5 / Math.Sqrt(2) * 0.01, $"alias at 7.05 kHz has rms {rms:E2} (more than -40 dB)");
+    }
+
+    [Fact]
+    public void Read_resamples_to_the_rate_asked_for()
+    {
+        string dir = TempDir(), path = Path.Combine(dir, "st.wav");
+        var data = Encode(2, 16, false, (i, c) => 0.3 * Math.Sin(2 * Math.PI * 500 * i / Rate));
+        File.WriteAllBytes(path, BuildWav(1, 2, Rate, 16, data));
+        var y = Wav.Read(path, 24000);
+        Assert.Equal(1200, y.Length);
+        for (int i = 50; i < 1150; i++) Assert.True(Math.Abs(y[i] - 0.3 * Math.Sin(2 * Math.PI * 500 * i / 24000.0)) < 1e-3);
+    }
+
+    public static TheoryData<string, string> BadFiles() => new()
+    {
+        { "mp3", "not a RIFF/WAVE file (it looks like an MP3" },
+        { "empty", "not a RIFF/WAVE file (the file is empty)" },
+        { "text", "not a RIFF/WAVE file" },
+        { "truncated", "truncated data chunk" },
+        { "zero", "contains zero samples" },
+        { "adpcm", "unsupported encoding Microsoft ADPCM" },
+        { "mp3-in-wav", "unsupported encoding MP3" },
+        { "pcm12", "unsupported encoding: 12-bit PCM" },
+        { "float16", "unsupported encoding: 16-bit IEEE float" },
+        { "fmt-huge", "corrupt header: fmt chunk claims" },
+        { "chunk-huge", "corrupt header: chunk 'LIST' claims 4294967040 bytes" },
+        { "channels0", "corrupt header: 0 channels" },
+        { "rate0", "corrupt header: sample rate 0 Hz" },
+        { "align", "corrupt header: block align" },
+        { "nofmt", "without a fmt chunk" },
+        { "nan", "is NaN" },
+        { "inf", "is infinite" },
+    };
+
+    static byte[] MakeBad(string kind)
+    {
+        var pcm = Encode(1, 16, false, (i, c) => Signal(i, c, Rate));
+        switch (kind)
+        {
+            case "mp3": return [.. "ID3"u8, 3, 0, 0, 0, 0, 0, 10, 0xFF, 0xFB, 0x90, 0x64, .. new byte[400]];
+            case "empty": return [];
+            case "text": return "hello, this is not audio at all\n"u8.ToArray();
+            case "truncated": { var b = BuildWav(1, 1, Rate, 16, pcm); return b[..(b.Length - 500)]; }
+            case "zero": return BuildWav(1, 1, Rate, 16, []);
+            case "adpcm": return BuildWav(2, 1, Rate, 4, new byte[256], blockAlignOverride: 256);
+            case "mp3-in-wav": return BuildWav(0x55, 1, Rate, 0, new byte[256], blockAlignOverride: 1);
+            case "pcm12": return BuildWav(1, 1, Rate, 12, pcm, blockAlignOverride: 2);
+            case "float16": return BuildWav(3, 1, Rate, 16, pcm);
+            case "fmt-huge": { var b = BuildWav(1, 1, Rate, 16, pcm); BinaryPrimitives.WriteInt32LittleEndian(b.AsSpan(16), 0x7FFFFFF0); return b; }
+            case "chunk-huge": return BuildWav(1, 1, Rate, 16, pcm, extraChunkBeforeData: [.. "LIST"u8, 0x00, 0xFF, 0xFF, 0xFF]);
+            case "channels0": return BuildWav(1, 0, Rate, 16, pcm, blockAlignOverride: 2);
+            case "rate0": return BuildWav(1, 1, 0, 16, pcm);
+            case "align": return BuildWav(1, 1, Rate, 16, pcm, blockAlignOverride: 3);
+            case "nofmt": { var b = BuildWav(1, 1, Rate, 16, pcm); "junk"u8.CopyTo(b.AsSpan(12)); return b; }
+            case "nan":
+            case "inf":
+                {
+                    var f = Encode(2, 32, true, (i, c) => i == 300 && c == 1 ? (kind == "nan" ? double.NaN : double.PositiveInfinity) : 0.1);
+                    return BuildWav(3, 2, Rate, 32, f);
+                }
+            default: throw new ArgumentException(kind);
+        }
+    }
+
+    [Theory, MemberData(nameof(BadFiles))]
+    public void Bad_input_fails_with_one_line_naming_the_file_and_the_problem_and_writes_nothing(string kind, string problem)
+    {
+        string dir = TempDir(), path = Path.Combine(dir, $"bad-{kind}.wav");
+        File.WriteAllBytes(path, MakeBad(kind));
+        var e = Assert.Throws<WaveGradException>(() => Wav.Read(path, 22050));
+        Assert.StartsWith(path + ": ", e.Message);
+        Assert.Contains(problem, e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+
+        var e2 = Assert.Throws<WaveGradException>(() => AudioFiles.MelFromWav(path, Path.Combine(dir, "out.npy"), Path.Combine(dir, "out.png"), MelConfig.Preset("hifigan-22k")));
+        Assert.Equal(e.Message, e2.Message);
+        Assert.Equal([$"bad-{kind}.wav"], Files(dir));
+    }
+
+    [Fact]
+    public void Absurd_sizes_are_rejected_before_allocating()
+    {
+        string dir = TempDir(), path = Path.Combine(dir, "huge.wav");
+        var b = BuildWav(1, 2, Rate, 16, new byte[64], dataSizeOverride: unchecked((int)0xFFFFFFF0));
+        File.WriteAllBytes(path, b);
+        Assert.Throws<WaveGradException>(() => Wav.Read(path, Rate)); // warm up
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var e = Assert.Throws<WaveGradException>(() => Wav.Read(path, Rate));
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        Assert.Contains("truncated data chunk: the header says 4294967280 bytes", e.Message);
+        Assert.True(allocated < 1 << 20, $"allocated {allocated} bytes before rejecting");
+    }
+
+    [Fact]
+    public void Missing_file_and_folder_are_named()
+    {
+        string dir = TempDir();
+        Assert.Equal($"{dir}/nope.wav: file not found", Assert.Throws<WaveGradException>(() => Wav.Read(Path.Combine(dir, "nope.wav"), 22050)).Message);
+        Assert.Contains("is a folder", Assert.Throws<WaveGradException>(() => Wav.Read(dir, 22050)).Message);
+    }
+}
