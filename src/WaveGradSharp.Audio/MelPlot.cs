@@ -48,7 +48,7 @@ public static class MelPlot
 
     static IEnumerable<double> NiceFrequencies(MelConfig cfg)
     {
-        double[] all = [50, 100, 200, 300, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 16000, 20000];
+        double[] all = [100, 200, 500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 16000, 20000];
         return all.Where(f => f >= cfg.FMin && f <= cfg.FMax);
     }
 

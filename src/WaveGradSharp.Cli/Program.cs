@@ -4,6 +4,9 @@ using WaveGradSharp.Cli;
 var root = new RootCommand("wavegrad: diffusion-based speech vocoder (WaveGrad) and image diffusion toolkit")
 {
     ScheduleCommands.Create(),
+    AudioCommands.Mel(),
+    AudioCommands.GriffinLim(),
+    AudioCommands.Eval(),
 };
 root.Options.Add(Cli.Verbose);
 return root.Parse(args).Invoke();
