@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(WaveGradSharp.Benchmarks.AudioFrontendBenchmarks).Assembly).Run(args);
