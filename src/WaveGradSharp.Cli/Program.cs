@@ -7,6 +7,11 @@ var root = new RootCommand("wavegrad: diffusion-based speech vocoder (WaveGrad) 
     AudioCommands.Mel(),
     AudioCommands.GriffinLim(),
     AudioCommands.Eval(),
+    VocoderCommands.Vocode(),
+    VocoderCommands.Resynth(),
+    VocoderCommands.Voices(),
+    VocoderCommands.VoiceImport(),
+    VocoderCommands.Train(),
 };
 root.Options.Add(Cli.Verbose);
 return root.Parse(args).Invoke();

@@ -12,6 +12,7 @@ static class ScheduleCommands
         var cmd = new Command("schedule", "Inspect noise schedules and prove the samplers");
         cmd.Subcommands.Add(Show());
         cmd.Subcommands.Add(Demo());
+        cmd.Subcommands.Add(VocoderCommands.ScheduleSearchCommand());
         return cmd;
     }
 

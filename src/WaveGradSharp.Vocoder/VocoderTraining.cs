@@ -141,6 +141,10 @@ public sealed record VocoderTrainingOptions
     public int MaxFiles { get; init; } = int.MaxValue;
     /// <summary>Free-form fields copied into voice.json (corpus description and so on).</summary>
     public JsonObject? Card { get; init; }
+    /// <summary>Stop (with a checkpoint) after this many minutes of wall time in this run.</summary>
+    public double MaxMinutes { get; init; } = double.PositiveInfinity;
+    /// <summary>Start a new run from the weights of a voice or run folder (model-raw.safetensors if present, else model.safetensors; EMA from model.safetensors).</summary>
+    public string? InitFrom { get; init; }
     /// <summary>Called after every step with (step, loss); for tests and tools.</summary>
     public Action<long, double>? OnStep { get; init; }
     /// <summary>Where progress goes (default: the console).</summary>
@@ -189,6 +193,18 @@ public static class VocoderTrainer
             log = new TrainingProgress(o.Steps, step, o.LogEvery, o.Log);
             log.Message($"resumed at step {step}");
         }
+        if (o.InitFrom is string init && !o.Resume)
+        {
+            string emaPath = Path.Combine(init, "model.safetensors"), rawPath = Path.Combine(init, "model-raw.safetensors");
+            var start = TensorFiles.Load(File.Exists(rawPath) ? rawPath : emaPath);
+            TensorFiles.LoadInto(net, start, File.Exists(rawPath) ? rawPath : emaPath);
+            opt = new AdamW(net, o.LearningRate);
+            var emaStart = TensorFiles.Load(emaPath);
+            ema = new Ema(net, o.EmaDecay);
+            foreach (var (k, v) in ema.Shadow) v.copy_(emaStart[k]);
+            ema.Updates = 10_000;   // the imported average is already warm
+            log.Message($"initialised from {init}");
+        }
         log.Message($"network: {net.ParameterCount:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}{(o.Bf16 ? " bf16" : "")}, batch {o.BatchSize}×{o.CropFrames} frames");
 
         var q = new ForwardProcess(TrainingSchedule);
@@ -200,6 +216,7 @@ public static class VocoderTrainer
         {
             while (step < o.Steps)
             {
+                if (wall.Elapsed.TotalMinutes >= o.MaxMinutes) { log.Message($"stopping at step {step}: --max-minutes {o.MaxMinutes} reached"); break; }
                 ct.ThrowIfCancellationRequested();
                 double loss;
                 using (var scope = NewDisposeScope())

@@ -1,0 +1,236 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json.Nodes;
+using WaveGradSharp.Audio;
+using WaveGradSharp.Diffusion;
+using WaveGradSharp.Vocoder;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Cli;
+
+/// <summary><c>wavegrad vocode|resynth|voices|voice import|train vocoder|schedule search</c>.</summary>
+static class VocoderCommands
+{
+    public const string DefaultVoice = "slt-22k";
+
+    static Option<string> VoiceOpt() => new("--voice") { Description = $"Voice name (under voices/) or folder", DefaultValueFactory = _ => DefaultVoice };
+    static Option<string?> StepsOpt() => new("--steps") { Description = "Schedule: a step count (1000, 50, 25, 6, 3 or a searched one), a schedule name or a JSON file; default: the voice's" };
+    static Option<string> WeightsOpt() => new Option<string>("--weights") { Description = "ema (default) or raw: which weights of a training run to render with", DefaultValueFactory = _ => "ema" }.AcceptOnlyFromAmong("ema", "raw");
+    static Option<bool> PlayOpt() => new("--play") { Description = "Play the result after writing it" };
+    static Option<bool> Float32Opt() => new("--float32") { Description = "Write 32-bit float WAV instead of 16-bit PCM" };
+
+    /// <summary>Loads a voice on a device; <c>--weights raw</c> swaps in a training run's raw weights.</summary>
+    internal static Vocoder.Vocoder LoadVocoder(string voiceName, string device, string weights = "ema")
+    {
+        var dev = Devices.Resolve(device);
+        var voice = Voice.Load(voiceName);
+        if (weights == "raw")
+        {
+            string raw = Path.Combine(voice.Directory, "model-raw.safetensors");
+            if (!File.Exists(raw)) throw new WaveGradException($"{voice.Directory}: has no raw weights (model-raw.safetensors); only training runs keep them");
+            var net = new WaveGradNet(voice.Network);
+            TensorFiles.LoadInto(net, TensorFiles.Load(raw), raw);
+            if (dev.type != DeviceType.CPU) net.to(dev);
+            return new Vocoder.Vocoder(voice, net, dev);
+        }
+        return new Vocoder.Vocoder(voice, voice.CreateNetwork(dev), dev);
+    }
+
+    static string Rtf(double seconds, int samples, int rate) =>
+        $"{samples / (double)rate:F2} s of audio in {seconds:F2} s (real-time factor {seconds / (samples / (double)rate):F3}, {samples / (double)rate / seconds:F1}× real time)";
+
+    public static Command Vocode()
+    {
+        var input = new Argument<string>("mel") { Description = ".npy mel [n_mels, frames] in the voice's preset (3-D: a batch, written as OUT_0.wav, OUT_1.wav, …)" };
+        var output = Cli.Output("Output WAV");
+        var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var weights = WeightsOpt();
+        var framesFirst = new Option<bool>("--frames-first") { Description = "The .npy is [frames, n_mels]" };
+        var play = PlayOpt(); var f32 = Float32Opt();
+        var cmd = new Command("vocode", "Render a mel spectrogram (.npy) to a waveform") { input, output, voice, steps, seed, device, weights, framesFirst, play, f32 };
+        cmd.SetAction(pr => Cli.Run(pr, () =>
+        {
+            string inPath = pr.GetValue(input)!, outPath = pr.GetValue(output)!;
+            var mel = MelFile.Load(inPath, pr.GetValue(framesFirst));
+            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
+            var mels = mel.dim() == 3 ? Enumerable.Range(0, (int)mel.shape[0]).Select(i => mel[i]).ToList() : [mel];
+            foreach (var m in mels) MelFile.CheckNMels(m, vocoder.Voice.Mel.NMels, inPath);
+            var opts = new SynthesisOptions { Schedule = vocoder.Voice.ResolveSchedule(pr.GetValue(steps)), Seed = pr.GetValue(seed) };
+            var sw = Stopwatch.StartNew();
+            var outs = vocoder.Synthesize(mels, opts);
+            double secs = sw.Elapsed.TotalSeconds;
+            var written = new List<string>();
+            for (int i = 0; i < outs.Length; i++)
+            {
+                string path = outs.Length == 1 ? outPath : Path.Combine(Path.GetDirectoryName(outPath) ?? "", $"{Path.GetFileNameWithoutExtension(outPath)}_{i}{Path.GetExtension(outPath)}");
+                Wav.Write(path, outs[i], vocoder.SampleRate, pr.GetValue(f32));
+                written.Add(path);
+            }
+            Console.WriteLine($"wrote {string.Join(", ", written)}: {Rtf(secs, outs.Sum(o => o.Length), vocoder.SampleRate)}, {opts.Schedule!.Steps} steps");
+            if (pr.GetValue(play)) Playback.TryPlay(written[0]);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    public static Command Resynth()
+    {
+        var input = new Argument<string>("wav") { Description = "Input WAV (any rate; resampled to the voice's)" };
+        var output = Cli.Output("Output WAV");
+        var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var weights = WeightsOpt();
+        var play = PlayOpt(); var f32 = Float32Opt();
+        var stream = new Option<bool>("--stream") { Description = "Render with the streaming API (chunk by chunk)" };
+        var cmd = new Command("resynth", "WAV → mel (the voice's preset) → WAV: hear what the vocoder makes of a recording") { input, output, voice, steps, seed, device, weights, play, f32, stream };
+        cmd.SetAction(pr => Cli.Run(pr, () =>
+        {
+            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
+            var samples = Wav.Read(pr.GetValue(input)!, vocoder.SampleRate);
+            using var spec = new MelSpectrogram(vocoder.Voice.Mel);
+            var mel = spec.Compute(tensor(samples));
+            var opts = new SynthesisOptions { Schedule = vocoder.Voice.ResolveSchedule(pr.GetValue(steps)), Seed = pr.GetValue(seed) };
+            var sw = Stopwatch.StartNew();
+            float[] audio = pr.GetValue(stream) ? vocoder.SynthesizeStreaming(mel, opts).SelectMany(c => c).ToArray() : vocoder.Synthesize(mel, opts);
+            double secs = sw.Elapsed.TotalSeconds;
+            audio = audio[..Math.Min(audio.Length, samples.Length)];
+            Wav.Write(pr.GetValue(output)!, audio, vocoder.SampleRate, pr.GetValue(f32));
+            var m = Metrics.Compute(samples, audio, vocoder.SampleRate, vocoder.Voice.Mel);
+            Console.WriteLine($"wrote {pr.GetValue(output)}: {Rtf(secs, audio.Length, vocoder.SampleRate)}, {opts.Schedule!.Steps} steps");
+            Console.WriteLine($"against the input: log-mel L1 {m.LogMelL1:F3}, spectral convergence {m.SpectralConvergence:F3}, log-magnitude {m.LogMagnitude:F3}");
+            if (pr.GetValue(play)) Playback.TryPlay(pr.GetValue(output)!);
+            return 0;
+        }));
+        return cmd;
+    }
+
+    public static Command Voices()
+    {
+        var cmd = new Command("voices", "List the voice bundles under voices/ with their sample rate, preset, size and card");
+        cmd.SetAction(pr => Cli.Run(pr, () =>
+        {
+            var dirs = Voice.Available().ToList();
+            if (dirs.Count == 0) { Console.WriteLine($"no voices found (looked in {string.Join(", ", Voice.SearchPath().Distinct())})"); return 0; }
+            Console.WriteLine($"{"voice",-16} {"rate",6} {"preset",-13} {"params",10} {"MB",6}  card");
+            foreach (var d in dirs)
+            {
+                try
+                {
+                    var v = Voice.Load(d);
+                    double mb = Directory.GetFiles(d).Sum(f => new FileInfo(f).Length) / 1048576.0;
+                    var t = v.Card["training"] as JsonObject;
+                    string card = t is null ? "" : $"{t["steps"]} steps, {t["train_minutes"]} min of {t["corpus"] ?? "speech"}, {t["wall_minutes"]} min on {t["hardware"]}";
+                    Console.WriteLine($"{v.Name,-16} {v.SampleRate,6} {v.Mel.Name,-13} {v.Card["parameters"],10} {mb,6:F1}  {card}");
+                }
+                catch (WaveGradException e) { Console.WriteLine($"{Path.GetFileName(d),-16} unreadable: {e.Message}"); }
+            }
+            return 0;
+        }, needsTorch: false));
+        return cmd;
+    }
+
+    public static Command VoiceImport()
+    {
+        var input = new Argument<string>("weights") { Description = "PyTorch checkpoint (.pt) of lmnt-com/wavegrad's layout: {'model': state_dict} or a bare state dict" };
+        var preset = new Option<string>("--preset") { Description = "Mel preset the checkpoint was trained with", DefaultValueFactory = _ => "lmnt-22k" };
+        var output = Cli.Output("Voice folder to write, e.g. voices/NAME");
+        var import = new Command("import", "Import a PyTorch WaveGrad checkpoint as a voice bundle (restricted unpickler: no pickled code runs)") { input, preset, output };
+        import.SetAction(pr => Cli.Run(pr, () =>
+        {
+            var v = PyTorchImport.ImportVoice(pr.GetValue(input)!, pr.GetValue(preset)!, pr.GetValue(output)!);
+            Console.WriteLine($"wrote voice '{v.Name}' to {v.Directory}: {v.Card["parameters"]} parameters, preset {v.Mel.Name}, {v.SampleRate} Hz");
+            return 0;
+        }));
+        var voice = new Command("voice", "Manage voice bundles") { import };
+        return voice;
+    }
+
+    public static Command Train()
+    {
+        var data = new Option<string>("--data") { Description = "Folder of WAVs (recursive) or LJSpeech layout (metadata.csv + wavs/)", Required = true };
+        var output = Cli.Output("Run folder: becomes a voice bundle, with checkpoint/ inside");
+        var preset = new Option<string>("--preset") { Description = "Mel preset", DefaultValueFactory = _ => MelConfig.DefaultPreset };
+        var size = new Option<string>("--size") { Description = "small (CPU), base (15.9 M with 128 mels) or large", DefaultValueFactory = _ => "small" }.AcceptOnlyFromAmong("small", "base", "large");
+        var steps = new Option<long>("--steps") { Description = "Train until this step", DefaultValueFactory = _ => 1000 };
+        var batch = new Option<int>("--batch") { Description = "Crops per step", DefaultValueFactory = _ => 8 };
+        var crop = new Option<int>("--crop-frames") { Description = "Mel frames per crop", DefaultValueFactory = _ => 24 };
+        var lr = new Option<double>("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => 2e-4 };
+        var loss = new Option<string>("--loss") { Description = "l1 (WaveGrad) or l2 on ε", DefaultValueFactory = _ => "l1" }.AcceptOnlyFromAmong("l1", "l2");
+        var ckpt = new Option<int>("--checkpoint-every") { Description = "Checkpoint interval (steps)", DefaultValueFactory = _ => 500 };
+        var val = new Option<int>("--validate-every") { Description = "Validation interval (steps; 0 = never)", DefaultValueFactory = _ => 500 };
+        var logEvery = new Option<int>("--log-every") { Description = "Progress line interval (steps)", DefaultValueFactory = _ => 10 };
+        var resume = new Option<bool>("--resume") { Description = "Continue the checkpoint in the run folder" };
+        var bf16 = new Option<bool>("--bf16") { Description = "bf16 weights and activations with fp32 master weights (for CUDA)" };
+        var dil = new Option<string>("--dilations") { Description = "UBlock dilation order: paper or lmnt", DefaultValueFactory = _ => "paper" }.AcceptOnlyFromAmong("paper", "lmnt");
+        var scale = new Option<double>("--noise-scale") { Description = "Noise-level encoding scale (paper 5000, lmnt 1)", DefaultValueFactory = _ => 5000 };
+        var maxFiles = new Option<int>("--max-files") { Description = "Load at most this many files", DefaultValueFactory = _ => int.MaxValue };
+        var maxMinutes = new Option<double>("--max-minutes") { Description = "Stop with a checkpoint after this many minutes", DefaultValueFactory = _ => double.PositiveInfinity };
+        var initFrom = new Option<string?>("--init-from") { Description = "Start from the weights of a voice or run folder" };
+        var seed = Cli.Seed(); var device = Cli.Device();
+        var vocoder = new Command("vocoder", "Train a WaveGrad vocoder on a folder of WAVs")
+            { data, output, preset, size, steps, batch, crop, lr, loss, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device };
+        vocoder.SetAction((pr, ct) => Task.FromResult(Cli.Run(pr, () =>
+        {
+            var dev = Devices.Resolve(pr.GetValue(device));
+            if (pr.GetValue(bf16) && dev.type != DeviceType.CUDA) throw new WaveGradException("--bf16 is for CUDA training; on the CPU train in fp32");
+            VocoderTrainer.Run(new VocoderTrainingOptions
+            {
+                DataDir = pr.GetValue(data)!, OutputDir = pr.GetValue(output)!, Preset = pr.GetValue(preset)!, Size = pr.GetValue(size)!,
+                Steps = pr.GetValue(steps), BatchSize = pr.GetValue(batch), CropFrames = pr.GetValue(crop), LearningRate = pr.GetValue(lr),
+                Loss = pr.GetValue(loss) == "l2" ? LossNorm.L2 : LossNorm.L1, CheckpointEvery = pr.GetValue(ckpt), ValidateEvery = pr.GetValue(val),
+                LogEvery = pr.GetValue(logEvery), Resume = pr.GetValue(resume), Bf16 = pr.GetValue(bf16), Seed = pr.GetValue(seed), Device = dev,
+                Dilations = pr.GetValue(dil) == "lmnt" ? DilationOrder.Lmnt : DilationOrder.Paper, NoiseScale = pr.GetValue(scale), MaxFiles = pr.GetValue(maxFiles),
+                MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom),
+            }, ct);
+            return 0;
+        })));
+        return new Command("train", "Train models") { vocoder };
+    }
+
+    public static Command ScheduleSearchCommand()
+    {
+        var voice = VoiceOpt();
+        var data = new Option<string>("--data") { Description = "Folder of WAVs to score on (its validation list: val.txt, else every 20th file)", Required = true };
+        var steps = new Option<int>("--steps") { Description = "Schedule length", DefaultValueFactory = _ => 6 };
+        var output = Cli.Output("Schedule JSON to write (e.g. voices/V/schedule-6.json)");
+        var clips = new Option<int>("--clips") { Description = "Validation clips to score", DefaultValueFactory = _ => 3 };
+        var seconds = new Option<double>("--seconds") { Description = "Seconds of each clip to render", DefaultValueFactory = _ => 1.5 };
+        var sweeps = new Option<int>("--sweeps") { Description = "Coordinate-descent sweeps over the steps", DefaultValueFactory = _ => 2 };
+        var device = Cli.Device();
+        var save = new Option<bool>("--save-to-voice") { Description = "Also record the schedule in the voice's voice.json (schedules.N)" };
+        var cmd = new Command("search", "Grid-search a few-step noise schedule for a voice (mantissa 1–9 × 10^k per step), scored by log-mel L1 on validation clips")
+            { voice, data, steps, output, clips, seconds, sweeps, device, save };
+        cmd.SetAction(pr => Cli.Run(pr, () =>
+        {
+            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!);
+            var mel = vocoder.Voice.Mel;
+            var ds = VocoderDataset.Load(pr.GetValue(data)!, mel, 1);
+            var pool = ds.Validation.Count > 0 ? ds.Validation : ds.Train;
+            long maxF = (long)(pr.GetValue(seconds) * mel.SampleRate / mel.Hop);
+            var mels = pool.Take(pr.GetValue(clips)).Select(u => u.Mel[.., ..(int)Math.Min(u.Frames, maxF)]).ToList();
+            int n = pr.GetValue(steps);
+            if (n == 6) Console.WriteLine($"WG-6 (published) scores {ScheduleSearch.Score(vocoder, mels, NoiseSchedule.Named("wg-6")):F4}");
+            var sw = Stopwatch.StartNew();
+            var (best, score) = ScheduleSearch.Run(vocoder, mels, n, pr.GetValue(sweeps), new SyncProgress<SearchStep>(s =>
+                Console.WriteLine($"[{sw.Elapsed:mm\\:ss}] candidate {s.Evaluated,3}: [{string.Join(", ", s.Betas.Select(b => b.ToString("0.#e0", CultureInfo.InvariantCulture)))}] log-mel L1 {s.Score:F4} (best {s.BestScore:F4})")));
+            best.Save(pr.GetValue(output)!);
+            Console.WriteLine($"best {n}-step schedule: [{string.Join(", ", best.Betas.Select(b => b.ToString("G3", CultureInfo.InvariantCulture)))}], log-mel L1 {score:F4}; wrote {pr.GetValue(output)}");
+            if (pr.GetValue(save))
+            {
+                var card = (JsonObject)vocoder.Voice.Card.DeepClone();
+                var so = card["schedules"] as JsonObject ?? new JsonObject();
+                so[n.ToString()] = JsonNode.Parse(new NoiseSchedule(best.Betas, $"searched-{n}").ToJson());
+                card["schedules"] = so;
+                vocoder.Voice.SaveCard(card);
+                Console.WriteLine($"recorded as schedules.{n} in {Path.Combine(vocoder.Voice.Directory, "voice.json")}");
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+}
+
+/// <summary>An <see cref="IProgress{T}"/> that reports on the calling thread.</summary>
+sealed class SyncProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
