@@ -179,7 +179,7 @@ public static class VocoderTrainer
         log.Message($"data: {data.Train.Count} training clips ({data.TrainSeconds / 60:F1} min), {data.Validation.Count} validation, {data.SkippedShort} skipped as shorter than {o.CropFrames} frames");
 
         var rng = new Generator((ulong)o.Seed);
-        var net = new WaveGradNet(netCfg);
+        var net = new WaveGradNet(netCfg, new Generator((ulong)o.Seed + 1));
         if (o.Device.type != DeviceType.CPU) net.to(o.Device);
         var opt = new AdamW(net, o.LearningRate);
         if (o.Bf16) net.to(ScalarType.BFloat16);

@@ -108,41 +108,63 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
     readonly Conv1d first_conv;
     readonly Conv1d last_conv;
 
-    /// <summary>Builds the network with lmnt-com/wavegrad's initialisation (orthogonal convs, Xavier FiLM, zero biases).</summary>
-    public WaveGradNet(WaveGradConfig config) : base("WaveGrad")
+    /// <summary>Builds the network with lmnt-com/wavegrad's initialisation (orthogonal convs, Xavier FiLM, zero biases),
+    /// drawn from <paramref name="init"/> (default: a generator seeded with 0, so the same config gives the same weights).</summary>
+    public WaveGradNet(WaveGradConfig config, Generator? init = null) : base("WaveGrad")
     {
+        var g = init ?? new Generator(0);
         Config = config.Validate();
         var mode = config.Interpolation == "linear" ? InterpolationMode.Linear : InterpolationMode.Nearest;
         var up = config.UpFactors;
         // DBlocks undo the upsampling of UBlocks 4, 3, 2, 1 (the first UBlock has no FiLM partner below it).
         int[] downFactors = [up[4], up[3], up[2], up[1]];
         var dc = config.DownChannels;
-        downsample = new ModuleList<Module>(Conv(1, dc[0], 5, padding: 2));
-        for (int i = 0; i < 4; i++) downsample.Add(new DBlock(dc[i], dc[i + 1], downFactors[i], mode));
+        downsample = new ModuleList<Module>(Conv(g, 1, dc[0], 5, padding: 2));
+        for (int i = 0; i < 4; i++) downsample.Add(new DBlock(g, dc[i], dc[i + 1], downFactors[i], mode));
         // FiLM i modulates resolution i (0 = audio rate) into the channels of the UBlock that produces it.
         var uc = config.UpChannels;
         film = new ModuleList<FiLM>();
-        for (int i = 0; i < 5; i++) film.Add(new FiLM(dc[i], uc[4 - i], config.NoiseEncodingScale));
+        for (int i = 0; i < 5; i++) film.Add(new FiLM(g, dc[i], uc[4 - i], config.NoiseEncodingScale));
         int[][] dil = config.Dilations == DilationOrder.Paper
             ? [[1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 1, 2], [1, 2, 1, 2]]
             : [[1, 2, 1, 2], [1, 2, 1, 2], [1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 4, 8]];
         upsample = new ModuleList<UBlock>();
         int inCh = config.FirstChannels;
-        for (int i = 0; i < 5; i++) { upsample.Add(new UBlock(inCh, uc[i], up[i], dil[i], mode)); inCh = uc[i]; }
-        first_conv = Conv(config.NMels, config.FirstChannels, 3, padding: 1);
-        last_conv = Conv(uc[4], 1, 3, padding: 1);
+        for (int i = 0; i < 5; i++) { upsample.Add(new UBlock(g, inCh, uc[i], up[i], dil[i], mode)); inCh = uc[i]; }
+        first_conv = Conv(g, config.NMels, config.FirstChannels, 3, padding: 1);
+        last_conv = Conv(g, uc[4], 1, 3, padding: 1);
         RegisterComponents();
     }
 
-    internal static Conv1d Conv(long inCh, long outCh, long k, long padding = 0, long dilation = 1, bool orthogonal = true)
+    internal static Conv1d Conv(Generator g, long inCh, long outCh, long k, long padding = 0, long dilation = 1, bool orthogonal = true)
     {
         var c = nn.Conv1d(inCh, outCh, k, padding: padding, dilation: dilation);
         using (no_grad())
         {
-            if (orthogonal) init.orthogonal_(c.weight!); else init.xavier_uniform_(c.weight!);
+            c.weight!.copy_(orthogonal ? Orthogonal(c.weight!.shape, g) : XavierUniform(c.weight!.shape, g));
             init.zeros_(c.bias!);
         }
         return c;
+    }
+
+    /// <summary>A (semi-)orthogonal matrix of [out, in·k] reshaped to the weight's shape (as nn.init.orthogonal_).</summary>
+    static Tensor Orthogonal(long[] shape, Generator g)
+    {
+        using var scope = NewDisposeScope();
+        long rows = shape[0], cols = shape.Skip(1).Aggregate(1L, (a, b) => a * b);
+        var a = randn([Math.Max(rows, cols), Math.Min(rows, cols)], generator: g);
+        var (q, r) = linalg.qr(a);
+        q = q * r.diagonal().sign().unsqueeze(0);
+        if (rows < cols) q = q.t();
+        return q.reshape(shape).contiguous().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Uniform in ±√(6/(fan_in + fan_out)) (as nn.init.xavier_uniform_).</summary>
+    static Tensor XavierUniform(long[] shape, Generator g)
+    {
+        long k = shape.Skip(2).Aggregate(1L, (a, b) => a * b);
+        double bound = Math.Sqrt(6.0 / (shape[0] * k + shape[1] * k));
+        return (rand(shape, generator: g) * 2 - 1) * bound;
     }
 
     /// <summary>Predicted noise ε for audio [B, T], mel [B, n_mels, T/hop] and noise level √ᾱ [B].</summary>
@@ -173,14 +195,14 @@ sealed class DBlock : Module<Tensor, Tensor>
     readonly int factor;
     readonly InterpolationMode mode;
 
-    public DBlock(int inCh, int hidden, int factor, InterpolationMode mode) : base("DBlock")
+    public DBlock(Generator g, int inCh, int hidden, int factor, InterpolationMode mode) : base("DBlock")
     {
         this.factor = factor; this.mode = mode;
-        residual_dense = WaveGradNet.Conv(inCh, hidden, 1);
+        residual_dense = WaveGradNet.Conv(g, inCh, hidden, 1);
         conv = new ModuleList<Conv1d>(
-            WaveGradNet.Conv(inCh, hidden, 3, padding: 1, dilation: 1),
-            WaveGradNet.Conv(hidden, hidden, 3, padding: 2, dilation: 2),
-            WaveGradNet.Conv(hidden, hidden, 3, padding: 4, dilation: 4));
+            WaveGradNet.Conv(g, inCh, hidden, 3, padding: 1, dilation: 1),
+            WaveGradNet.Conv(g, hidden, hidden, 3, padding: 2, dilation: 2),
+            WaveGradNet.Conv(g, hidden, hidden, 3, padding: 4, dilation: 4));
         RegisterComponents();
     }
 
@@ -202,11 +224,11 @@ sealed class FiLM : Module<Tensor, Tensor, (Tensor, Tensor)>
     readonly int channels;
     readonly double encodingScale;
 
-    public FiLM(int inCh, int outCh, double encodingScale) : base("FiLM")
+    public FiLM(Generator g, int inCh, int outCh, double encodingScale) : base("FiLM")
     {
         channels = inCh; this.encodingScale = encodingScale;
-        input_conv = WaveGradNet.Conv(inCh, inCh, 3, padding: 1, orthogonal: false);
-        output_conv = WaveGradNet.Conv(inCh, outCh * 2, 3, padding: 1, orthogonal: false);
+        input_conv = WaveGradNet.Conv(g, inCh, inCh, 3, padding: 1, orthogonal: false);
+        output_conv = WaveGradNet.Conv(g, inCh, outCh * 2, 3, padding: 1, orthogonal: false);
         RegisterComponents();
     }
 
@@ -237,16 +259,16 @@ sealed class UBlock : Module<Tensor, Tensor, Tensor, Tensor>
     readonly int factor;
     readonly InterpolationMode mode;
 
-    public UBlock(int inCh, int hidden, int factor, int[] d, InterpolationMode mode) : base("UBlock")
+    public UBlock(Generator g, int inCh, int hidden, int factor, int[] d, InterpolationMode mode) : base("UBlock")
     {
         this.factor = factor; this.mode = mode;
-        block1 = WaveGradNet.Conv(inCh, hidden, 1);
+        block1 = WaveGradNet.Conv(g, inCh, hidden, 1);
         block2 = new ModuleList<Conv1d>(
-            WaveGradNet.Conv(inCh, hidden, 3, padding: d[0], dilation: d[0]),
-            WaveGradNet.Conv(hidden, hidden, 3, padding: d[1], dilation: d[1]));
+            WaveGradNet.Conv(g, inCh, hidden, 3, padding: d[0], dilation: d[0]),
+            WaveGradNet.Conv(g, hidden, hidden, 3, padding: d[1], dilation: d[1]));
         block3 = new ModuleList<Conv1d>(
-            WaveGradNet.Conv(hidden, hidden, 3, padding: d[2], dilation: d[2]),
-            WaveGradNet.Conv(hidden, hidden, 3, padding: d[3], dilation: d[3]));
+            WaveGradNet.Conv(g, hidden, hidden, 3, padding: d[2], dilation: d[2]),
+            WaveGradNet.Conv(g, hidden, hidden, 3, padding: d[3], dilation: d[3]));
         RegisterComponents();
     }
 

@@ -1,0 +1,228 @@
+using TorchSharp;
+using WaveGradSharp.Audio;
+using WaveGradSharp.Diffusion;
+using WaveGradSharp.Vocoder;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Vocoder.Tests;
+
+/// <summary>Tiny random-weight voices and synthetic clips, so these tests need no trained model.</summary>
+static class Tiny
+{
+    public static WaveGradConfig Config(int nMels = 80, int hop = 256) => new()
+    {
+        NMels = nMels, UpFactors = WaveGradConfig.FactorsForHop(hop), FirstChannels = 32,
+        UpChannels = [32, 32, 16, 8, 8], DownChannels = [4, 8, 8, 16, 32],
+    };
+
+    /// <summary>A chirp with harmonics, 0.5 amplitude.</summary>
+    public static float[] Chirp(double seconds, int rate = 22050, double f0 = 150, double f1 = 400)
+    {
+        int n = (int)(seconds * rate);
+        var x = new float[n];
+        double phase = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double f = f0 + (f1 - f0) * i / n;
+            phase += 2 * Math.PI * f / rate;
+            x[i] = (float)(0.3 * Math.Sin(phase) + 0.15 * Math.Sin(2 * phase) + 0.05 * Math.Sin(3 * phase));
+        }
+        return x;
+    }
+
+    public static string SaveVoice(string dir, int seed = 3)
+    {
+        random.manual_seed(seed);
+        using var net = new WaveGradNet(Config());
+        Voice.Save(dir, "tiny", MelConfig.Preset("hifigan-22k"), net.Config, TensorFiles.StateOf(net), half: false);
+        return dir;
+    }
+
+    public static Tensor Mel(float[] audio)
+    {
+        using var spec = new MelSpectrogram(MelConfig.Preset("hifigan-22k"));
+        return spec.Compute(tensor(audio));
+    }
+}
+
+public sealed class TempDir : IDisposable
+{
+    public string Path { get; } = Directory.CreateTempSubdirectory("wg-test-").FullName;
+    public string this[string name] => System.IO.Path.Combine(Path, name);
+    public void Dispose() { try { Directory.Delete(Path, true); } catch (IOException) { } }
+}
+
+public class InferenceTests
+{
+    [Fact]
+    public void VoiceSaveLoadRoundTripIsBitExact()
+    {
+        using var tmp = new TempDir();
+        Tiny.SaveVoice(tmp["v"]);
+        var voice = Voice.Load(tmp["v"]);
+        using var net = voice.CreateNetwork();
+        var saved = TensorFiles.Load(voice.WeightsPath);
+        foreach (var (k, t) in net.state_dict())
+            Assert.True(t.eq(saved[k]).all().item<bool>(), k);
+        Assert.Equal(22050, voice.SampleRate);
+        Assert.Equal("hifigan-22k", voice.Mel.Name);
+        Assert.Equal("wg-6", voice.DefaultSchedule.Name);
+    }
+
+    [Fact]
+    public void SameSeedSameBitsAndOutputLengthIsFramesTimesHop()
+    {
+        using var tmp = new TempDir();
+        using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
+        var mel = Tiny.Mel(Tiny.Chirp(0.5));
+        var a = v.Synthesize(mel, new SynthesisOptions { Seed = 5 });
+        var b = v.Synthesize(mel, new SynthesisOptions { Seed = 5 });
+        var c = v.Synthesize(mel, new SynthesisOptions { Seed = 6 });
+        Assert.Equal(mel.shape[1] * 256, a.Length);
+        Assert.Equal(a, b);
+        Assert.NotEqual(a, c);
+        Assert.All(a, s => Assert.InRange(s, -1f, 1f));   // WaveGrad's sampler clamps every step
+    }
+
+    [Fact]
+    public void BatchMatchesSingleRenders()
+    {
+        using var tmp = new TempDir();
+        using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
+        var m1 = Tiny.Mel(Tiny.Chirp(0.4));
+        var batch = v.Synthesize([m1, Tiny.Mel(Tiny.Chirp(0.3, f0: 300))], new SynthesisOptions { Seed = 9 });
+        var single = v.Synthesize(m1, new SynthesisOptions { Seed = 9 });
+        Assert.Equal(single.Length, batch[0].Length);
+        Assert.True(single.Zip(batch[0], (x, y) => Math.Abs(x - y)).Max() < 1e-4);
+    }
+
+    [Fact]
+    public void StreamingMatchesOneShotWithoutClicksAtSeams()
+    {
+        using var tmp = new TempDir();
+        using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
+        var mel = Tiny.Mel(Tiny.Chirp(2.0));
+        var opts = new SynthesisOptions { Seed = 11, ChunkFrames = 40, ContextFrames = 16 };
+        var oneShot = v.Synthesize(mel, opts);
+        var chunks = v.SynthesizeStreaming(mel, opts).ToList();
+        Assert.True(chunks.Count >= 4);
+        Assert.Equal(40 * 256, chunks[0].Length);               // the first chunk comes after 40 frames
+        var streamed = chunks.SelectMany(c => c).ToArray();
+        Assert.Equal(oneShot.Length, streamed.Length);
+        double l1 = (Tiny.Mel(streamed) - Tiny.Mel(oneShot)).abs().mean().item<float>();
+        Assert.True(l1 < 0.05, $"streamed vs one-shot log-mel L1 {l1}");
+        // No click: around every seam the streamed waveform stays within a small bound of the one-shot one.
+        for (int s = 40 * 256; s < streamed.Length; s += 40 * 256)
+            for (int i = s - 256; i < s + 256; i++)
+                Assert.True(Math.Abs(streamed[i] - oneShot[i]) < 0.02, $"seam at {s}: sample {i} differs by {Math.Abs(streamed[i] - oneShot[i])}");
+    }
+
+    [Fact]
+    public void CancellationStopsWithinAStepAndProgressCountsSteps()
+    {
+        using var tmp = new TempDir();
+        using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
+        var mel = Tiny.Mel(Tiny.Chirp(0.3));
+        int seen = 0;
+        v.Synthesize(mel, new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-25"), Progress = new Sync(_ => seen++) });
+        Assert.Equal(25, seen);
+        using var cts = new CancellationTokenSource();
+        int steps = 0;
+        Assert.ThrowsAny<OperationCanceledException>(() => v.Synthesize(mel,
+            new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-50"), Progress = new Sync(_ => { if (++steps == 2) cts.Cancel(); }) }, cts.Token));
+        Assert.Equal(2, steps);
+    }
+
+    [Fact]
+    public void BadInputsGiveOneLineErrors()
+    {
+        using var tmp = new TempDir();
+        using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
+        var e = Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(128, 10)));
+        Assert.Contains("128 bands but voice 'tiny' expects 80", e.Message);
+        var nan = zeros(80, 10); nan[3, 4] = tensor(float.NaN);
+        Assert.Contains("NaN or Inf", Assert.Throws<WaveGradException>(() => v.Synthesize(nan)).Message);
+        Assert.Contains("voice 'no-such-voice': not found", Assert.Throws<WaveGradException>(() => Voice.Load("no-such-voice")).Message);
+        // A corrupt safetensors file names the file.
+        File.WriteAllBytes(Path.Combine(tmp["v"], "model.safetensors"), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+        var c = Assert.Throws<WaveGradException>(() => Vocoder.Load(tmp["v"]));
+        Assert.Contains("model.safetensors", c.Message);
+        Assert.Contains("not a safetensors file", c.Message);
+        // Weights that do not match the config say what differs.
+        Tiny.SaveVoice(tmp["w"]);
+        var json = File.ReadAllText(Path.Combine(tmp["w"], "voice.json")).Replace("\"first_channels\": 32", "\"first_channels\": 40");
+        File.WriteAllText(Path.Combine(tmp["w"], "voice.json"), json);
+        var m = Assert.Throws<WaveGradException>(() => Vocoder.Load(tmp["w"]));
+        Assert.Contains("weights do not match the network config", m.Message);
+        Assert.Contains("first_conv.weight", m.Message);
+        Assert.DoesNotContain('\n', m.Message);
+    }
+
+    sealed class Sync(Action<SamplerStep> a) : IProgress<SamplerStep> { public void Report(SamplerStep s) => a(s); }
+}
+
+public class TrainingTests
+{
+    static string MakeData(TempDir tmp)
+    {
+        var dir = tmp["data"];
+        Directory.CreateDirectory(Path.Combine(dir, "sub"));
+        Wav.Write(Path.Combine(dir, "a.wav"), Tiny.Chirp(0.6), 22050);
+        Wav.Write(Path.Combine(dir, "sub", "b.wav"), Tiny.Chirp(0.5, f0: 220, f1: 180), 22050);
+        Wav.Write(Path.Combine(dir, "short.wav"), Tiny.Chirp(0.05), 22050);   // under one crop: skipped and counted
+        return dir;
+    }
+
+    static VocoderTrainingOptions Options(string data, string output, long steps, bool resume = false, List<double>? losses = null) => new()
+    {
+        DataDir = data, OutputDir = output, Network = Tiny.Config(), Steps = steps, BatchSize = 2, CropFrames = 8,
+        ValidateEvery = 0, CheckpointEvery = 1000, LogEvery = 1000, Resume = resume, Log = TextWriter.Null,
+        OnStep = (_, l) => losses?.Add(l),
+    };
+
+    [Fact]
+    public void ResumeContinuesExactlyLikeAnUninterruptedRun()
+    {
+        using var tmp = new TempDir();
+        var data = MakeData(tmp);
+        var straight = new List<double>();
+        VocoderTrainer.Run(Options(data, tmp["straight"], 6, losses: straight));
+        var resumed = new List<double>();
+        VocoderTrainer.Run(Options(data, tmp["resumed"], 3, losses: resumed));
+        VocoderTrainer.Run(Options(data, tmp["resumed"], 6, resume: true, losses: resumed));
+        Assert.Equal(6, straight.Count);
+        Assert.Equal(straight, resumed);
+        var a = TensorFiles.Load(Path.Combine(tmp["straight"], "model.safetensors"));
+        var b = TensorFiles.Load(Path.Combine(tmp["resumed"], "model.safetensors"));
+        foreach (var (k, t) in a) Assert.True(t.eq(b[k]).all().item<bool>(), k);
+        // The run folder is a voice bundle.
+        using var v = Vocoder.Load(tmp["straight"]);
+        Assert.Equal(22050, v.SampleRate);
+    }
+
+    [Fact]
+    public void BadTrainingInputsAreClearErrors()
+    {
+        using var tmp = new TempDir();
+        Directory.CreateDirectory(tmp["empty"]);
+        Assert.Contains("no .wav files found", Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(tmp["empty"], tmp["o"], 1))).Message);
+        Assert.Contains("no such data folder", Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(tmp["missing"], tmp["o"], 1))).Message);
+        var data = MakeData(tmp);
+        Assert.Contains("no checkpoint to resume", Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(data, tmp["o2"], 2, resume: true))).Message);
+        var ds = VocoderDataset.Load(data, MelConfig.Preset("hifigan-22k"), 8);
+        Assert.Equal(1, ds.SkippedShort);
+        Assert.Equal(2, ds.Train.Count);
+    }
+
+    [Fact]
+    public void EmaWarmUpFollowsTheClosedForm()
+    {
+        using var lin = nn.Linear(2, 1);
+        var ema = new Ema(lin, 0.9999);
+        Assert.Equal(0.1, ema.Decay, 12);            // (1+0)/(10+0)
+        ema.Updates = 90;
+        Assert.Equal(0.91, ema.Decay, 12);           // 91/100
+        ema.Updates = 10_000_000;
+        Assert.Equal(0.9999, ema.Decay, 12);
+    }
+}
