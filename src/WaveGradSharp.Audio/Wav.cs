@@ -178,7 +178,6 @@ public static class Wav
     {
         int c = info.Channels;
         long n = info.Frames;
-        var mono = new float[n];
         var interleaved = info.BitsPerSample switch
         {
             _ when info.IsFloat && info.BitsPerSample == 32 => MemoryMarshal.Cast<byte, float>(raw).ToArray(),
@@ -199,6 +198,7 @@ public static class Wav
                 }
         }
         if (c == 1) return interleaved;
+        var mono = new float[n];
         float inv = 1f / c;
         for (long f = 0; f < n; f++)
         {
@@ -263,43 +263,73 @@ public static class Wav
         int g = (int)Gcd(fromRate, toRate);
         long pin = fromRate / g, pout = toRate / g; // pin input samples span exactly pout output samples
         long margin = (SincTaps * 2 + pin - 1) / pin * pin;
-        long per = Math.Max(1, (1L << 17) / pin) * pin;
+        // Blocks of at least 2^15 samples, about 8 of them for long inputs; pairs of blocks run as the two channels of
+        // one stereo resampler (WDL's two-channel kernel is faster per sample), pairs in parallel.
+        long per = Math.Max(1, Math.Max(1L << 15, (x.Length + 7) / 8) / pin) * pin;
         long blocks = (x.Length + per - 1) / per;
-        if (blocks <= 1 || pin > (1 << 20)) { ResampleBlock(x, 0, x.Length, fromRate, toRate, result, 0, 0, outLen); return result; }
-        Parallel.For(0, blocks, bi =>
+        if (blocks <= 1 || pin > (1 << 20)) { ResampleBlocks(x, [new Block(0, x.Length, 0, 0, outLen)], fromRate, toRate, result); return result; }
+        Block Make(long bi)
         {
             long s = bi * per, e = Math.Min(x.Length, s + per);
             long s0 = Math.Max(0, s - margin), e0 = Math.Min(x.Length, e + margin);
             long outStart = s / pin * pout, outEnd = bi == blocks - 1 ? outLen : e / pin * pout;
-            long skip = (s - s0) / pin * pout;
-            ResampleBlock(x, (int)s0, (int)(e0 - s0), fromRate, toRate, result, skip, outStart, outEnd - outStart);
+            return new Block((int)s0, (int)(e0 - s0), (s - s0) / pin * pout, outStart, outEnd - outStart);
+        }
+        Parallel.For(0, (blocks + 1) / 2, pi =>
+        {
+            long a = 2 * pi, b = a + 1;
+            ResampleBlocks(x, b < blocks ? [Make(a), Make(b)] : [Make(a)], fromRate, toRate, result);
         });
         return result;
     }
 
     static long Gcd(long a, long b) { while (b != 0) (a, b) = (b, a % b); return a; }
 
-    /// <summary>Resamples x[start..start+count), drops <paramref name="skip"/> outputs, writes up to <paramref name="take"/> at dst[dstAt..].</summary>
-    static void ResampleBlock(float[] x, int start, int count, int fromRate, int toRate, float[] dst, long skip, long dstAt, long take)
+    /// <summary>Input x[Start..Start+Count) whose outputs, after dropping <c>Skip</c>, go to dst[DstAt..DstAt+Take).</summary>
+    readonly record struct Block(int Start, int Count, long Skip, long DstAt, long Take);
+
+    /// <summary>Resamples one block, or two blocks at once as the channels of a stereo stream.</summary>
+    static void ResampleBlocks(float[] x, Block[] blocks, int fromRate, int toRate, float[] dst)
     {
+        int nch = blocks.Length;
         var r = new WdlResampler();
         r.SetMode(true, 0, true, SincTaps, 32);
         r.SetFeedMode(true); // input-driven: hand over everything at once, then flush
         r.SetRates(fromRate, toRate);
-        long want = skip + take;
-        var y = new float[want + SincTaps * 4 + 16];
-        int n = r.ResamplePrepare(count, 1, out Span<float> inBuf);
-        if (n != count) throw new InvalidOperationException($"WDL resampler accepted {n} of {count} samples");
-        x.AsSpan(start, count).CopyTo(inBuf);
-        int produced = r.ResampleOut(y, n, y.Length, 1);
-        if (produced < want)
+        int count = blocks.Max(b => b.Count);
+        long want = blocks.Max(b => b.Skip + b.Take);
+        int frames = (int)(want + SincTaps * 4 + 16);
+        var y = System.Buffers.ArrayPool<float>.Shared.Rent(frames * nch);
+        try
         {
-            r.ResamplePrepare(SincTaps * 2, 1, out _);
-            produced += r.ResampleOut(y.AsSpan(produced), 0, y.Length - produced, 1); // fewer inputs than asked: flush
+            int n = r.ResamplePrepare(count, nch, out Span<float> inBuf);
+            if (n != count) throw new InvalidOperationException($"WDL resampler accepted {n} of {count} frames");
+            if (nch == 1) x.AsSpan(blocks[0].Start, count).CopyTo(inBuf);
+            else
+            {
+                inBuf[..(2 * count)].Clear();
+                for (int c = 0; c < 2; c++)
+                {
+                    var src = x.AsSpan(blocks[c].Start, blocks[c].Count);
+                    for (int i = 0; i < src.Length; i++) inBuf[2 * i + c] = src[i];
+                }
+            }
+            int produced = r.ResampleOut(y.AsSpan(0, frames * nch), n, frames, nch);
+            if (produced < want)
+            {
+                r.ResamplePrepare(SincTaps * 2, nch, out _);
+                produced += r.ResampleOut(y.AsSpan(produced * nch, (frames - produced) * nch), 0, frames - produced, nch); // fewer inputs than asked: flush
+            }
+            // WDL pre-rolls its own filter delay: output i is at time i/toRate from the block's first input.
+            for (int c = 0; c < nch; c++)
+            {
+                var b = blocks[c];
+                long avail = Math.Max(0, Math.Min(b.Take, produced - b.Skip));
+                var d = dst.AsSpan((int)b.DstAt, (int)avail);
+                for (int i = 0; i < d.Length; i++) d[i] = y[(b.Skip + i) * nch + c];
+            }
         }
-        // WDL pre-rolls its own filter delay: output i is at time i/toRate from the block's first input.
-        long avail = Math.Max(0, Math.Min(take, produced - skip));
-        y.AsSpan((int)skip, (int)avail).CopyTo(dst.AsSpan((int)dstAt));
+        finally { System.Buffers.ArrayPool<float>.Shared.Return(y); }
     }
 
     internal const int SincTaps = 64;

@@ -88,4 +88,29 @@ public class ParityTests(ITestOutputHelper log)
         Assert.True(m[0].allclose(ms.Compute(a[..(int)n]), 1e-6, 1e-6));
         Assert.True(m[1].allclose(ms.Compute(b[..(int)n]), 1e-6, 1e-6));
     }
+
+    [Theory, MemberData(nameof(Presets))]
+    public void Chunked_frames_equal_one_whole_signal_stft(string preset)
+    {
+        // Long enough for several frame chunks; the reference is torch.stft(center: true) over the whole signal.
+        var c = MelConfig.Preset(preset);
+        using var ms = new MelSpectrogram(c);
+        using var scope = NewDisposeScope();
+        var clip = tensor(Wav.Read(TestData.Fixture($"clip-chirp-{c.SampleRate / 1000}k.wav"), c.SampleRate));
+        var x = stack([cat([clip, clip.flip(0), clip, clip.flip(0), clip]), cat([clip.flip(0), clip, clip.flip(0), clip, clip])]); // [2, T]
+        long t = x.shape[1];
+        var win = hann_window(c.WinLength);
+        var mag = stft(x, c.NFft, c.Hop, c.WinLength, win, center: true, return_complex: true).abs();
+        if (c.NormalizedWindow) mag = mag / win.pow(2).sum().sqrt();
+        var fb = c.FilterBank();
+        var fbT = new float[c.NMels * c.NFreqs];
+        for (int k = 0; k < c.NFreqs; k++) for (int m = 0; m < c.NMels; m++) fbT[m * c.NFreqs + k] = (float)fb[k, m];
+        var want = ms.Compress(matmul(tensor(fbT, new long[] { c.NMels, c.NFreqs }), mag));
+        var got = ms.Compute(x);
+        Assert.Equal(new long[] { 2, c.NMels, t / c.Hop + 1 }, got.shape);
+        Assert.True(got.shape[2] > Math.Max(16, (1 << 18) / c.NFft), "more than one chunk");
+        double max = (got - want).abs().max().item<float>();
+        log.WriteLine($"{preset}: chunked vs whole max |diff| = {max:E2}");
+        Assert.True(max < 1e-5, $"{max:E2}");
+    }
 }
