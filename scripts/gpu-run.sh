@@ -19,7 +19,7 @@ export LD_LIBRARY_PATH="$tl${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 wg=/tmp/wg-cli/wavegrad
 val=$(head -n1 /tmp/wg-data/val.txt)
 timeout $(( ${MINUTES%.*} * 60 + 150 )) "$wg" train vocoder --data /tmp/wg-data --output /tmp/wg-run --device "$DEVICE" --steps 1000000 \
-  --max-minutes "$MINUTES" --batch "$BATCH" --lr "$LR" --log-every 200 --validate-every 0 --checkpoint-every 1000000 --verbose 2>&1 | tee "$OUT/train-torchsharp.log"
+  --max-minutes "$MINUTES" --batch "$BATCH" --lr "$LR" --log-every 200 --validate-every 0 --checkpoint-every 2000 --verbose 2>&1 | tee "$OUT/train-torchsharp.log"
 if [ -f /tmp/wg-run/model.safetensors ]; then
   echo "TorchSharp training finished; rendering on $DEVICE"
   for s in 6 50; do "$wg" resynth "/tmp/wg-data/wavs/$val.wav" -o "$OUT/gpu-resynth-$s.wav" --voice /tmp/wg-run --device "$DEVICE" --steps $s 2>&1 | tee -a "$OUT/render.log"; done
@@ -27,8 +27,9 @@ if [ -f /tmp/wg-run/model.safetensors ]; then
 else
   echo "TorchSharp could not train here; undefined symbols of libLibTorchSharp against this libtorch (first 10):"
   ldd -r /tmp/wg-cli/libLibTorchSharp.so 2>&1 | grep -i undefined | head -10 | tee "$OUT/undefined-symbols.txt"
-  echo "falling back to the PyTorch reference trainer"
-  PYTHONUNBUFFERED=1 python3 scripts/gpu_train_reference.py /tmp/wg-data /tmp/wg-ref --minutes "$MINUTES" --batch "$BATCH" --lr "$LR" 2>&1 | tee "$OUT/train-reference.log"
+  left=$(( ${BUDGET:-540} - ($(date +%s) - t0) - 45 ))
+  echo "falling back to the PyTorch reference trainer for $left s"
+  PYTHONUNBUFFERED=1 python3 scripts/gpu_train_reference.py /tmp/wg-data /tmp/wg-ref --minutes "$(python3 -c "print(max(0.5, min($MINUTES, $left / 60)))")" --batch "$BATCH" --lr "$LR" 2>&1 | tee "$OUT/train-reference.log"
   cp /tmp/wg-ref/model.safetensors /tmp/wg-ref/model-raw.safetensors /tmp/wg-ref/reference-train.json "$OUT/" 2>/dev/null
 fi
 echo "total $(( $(date +%s) - t0 )) s"

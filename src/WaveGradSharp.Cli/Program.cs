@@ -3,6 +3,8 @@ using WaveGradSharp.Cli;
 
 var root = new RootCommand("wavegrad: diffusion-based speech vocoder (WaveGrad) and image diffusion toolkit")
 {
+    SpeakCommands.Speak(),
+    SpeakCommands.Play(),
     ScheduleCommands.Create(),
     AudioCommands.Mel(),
     AudioCommands.GriffinLim(),

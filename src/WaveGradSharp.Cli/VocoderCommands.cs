@@ -140,7 +140,27 @@ static class VocoderCommands
             Console.WriteLine($"wrote voice '{v.Name}' to {v.Directory}: {v.Card["parameters"]} parameters, preset {v.Mel.Name}, {v.SampleRate} Hz");
             return 0;
         }));
-        var voice = new Command("voice", "Manage voice bundles") { import };
+        var run = new Argument<string>("run") { Description = "A training run folder (or any voice folder)" };
+        var exportOut = Cli.Output("Voice folder to write, e.g. voices/NAME");
+        var fp32 = new Option<bool>("--fp32") { Description = "Keep fp32 weights (default: fp16, half the size)" };
+        var card = new Option<string?>("--card") { Description = "JSON file whose fields are merged into voice.json (corpus, hardware, quality…)" };
+        var export = new Command("export", "Write a training run as a shippable voice bundle (EMA weights, fp16 by default, and the card)") { run, exportOut, fp32, card };
+        export.SetAction(pr => Cli.Run(pr, () =>
+        {
+            var v = Voice.Load(pr.GetValue(run)!);
+            JsonObject? extra = null;
+            if (pr.GetValue(card) is string c)
+            {
+                if (!File.Exists(c)) throw new WaveGradException($"{c}: no such card file");
+                try { extra = JsonNode.Parse(File.ReadAllText(c)) as JsonObject ?? throw new WaveGradException($"{c}: not a JSON object"); }
+                catch (System.Text.Json.JsonException e) { throw new WaveGradException($"{c}: invalid JSON ({e.Message.Split('.')[0]})"); }
+            }
+            v.Export(pr.GetValue(exportOut)!, half: !pr.GetValue(fp32), extraCard: extra);
+            double mb = Directory.GetFiles(pr.GetValue(exportOut)!).Sum(f => new FileInfo(f).Length) / 1048576.0;
+            Console.WriteLine($"wrote {pr.GetValue(exportOut)} ({mb:F1} MB)");
+            return 0;
+        }));
+        var voice = new Command("voice", "Manage voice bundles") { import, export };
         return voice;
     }
 

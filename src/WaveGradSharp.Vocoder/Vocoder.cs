@@ -44,6 +44,7 @@ public sealed class Vocoder : IDisposable
     {
         Voice = voice; net = network; Device = device ?? CPU;
         net.eval();
+        NativeTuning.DisableNnpack();
     }
 
     /// <summary>Loads a voice by name (searched under voices/) or folder path onto a device (default: the CPU).</summary>
@@ -125,7 +126,7 @@ public sealed class Vocoder : IDisposable
         lock (gate)
         {
             using var scope = NewDisposeScope();
-            using var _ = inference_mode();
+            using var _ = no_grad();
             var m = mels.to_type(ScalarType.Float32).to(Device);
             long samples = m.shape[2] * Hop;
             var denoiser = new WaveGradDenoiser(net, m);

@@ -174,6 +174,7 @@ public static class VocoderTrainer
         if (o.Resume && !Directory.Exists(ckptDir))
             throw new WaveGradException($"{ckptDir}: no checkpoint to resume");
 
+        NativeTuning.DisableNnpack();
         var wall = Stopwatch.StartNew();
         var data = VocoderDataset.Load(o.DataDir, mel, o.CropFrames, o.MaxFiles);
         log.Message($"data: {data.Train.Count} training clips ({data.TrainSeconds / 60:F1} min), {data.Validation.Count} validation, {data.SkippedShort} skipped as shorter than {o.CropFrames} frames");
@@ -276,7 +277,7 @@ public static class VocoderTrainer
         if (device.type != DeviceType.CPU) net.to(device);
         net.eval();
         using var spec = new MelSpectrogram(mel);
-        using var _ = inference_mode();
+        using var _ = no_grad();
         double total = 0;
         int n = Math.Min(4, clips.Count);
         for (int i = 0; i < n; i++)

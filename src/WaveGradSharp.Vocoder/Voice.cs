@@ -59,6 +59,7 @@ public sealed class Voice
     internal static readonly JsonSerializerOptions JsonOpts = new()
     {
         WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower) },
     };
 
@@ -154,6 +155,20 @@ public sealed class Voice
             TensorFiles.Save(Path.Combine(tmp, "model.safetensors"), weights, half);
             File.WriteAllText(Path.Combine(tmp, "voice.json"), c.ToJsonString(JsonOpts));
         });
+    }
+
+    /// <summary>
+    /// Writes this voice (for example a training run folder) as a shippable bundle: EMA weights (fp16 when
+    /// <paramref name="half"/>) and voice.json with the card, without raw weights or checkpoints.
+    /// </summary>
+    public void Export(string dir, string? name = null, bool half = true, JsonObject? extraCard = null)
+    {
+        var card = (JsonObject)Card.DeepClone();
+        if (extraCard is not null)
+            foreach (var (k, v) in extraCard) card[k] = v?.DeepClone();
+        using var scope = NewDisposeScope();
+        var weights = TensorFiles.Load(WeightsPath);
+        Save(dir, name ?? Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/')), Mel, Network, weights, card, DefaultSchedule, SearchedSchedules, half);
     }
 
     /// <summary>Rewrites voice.json only (for example after a schedule search), atomically.</summary>

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Measures a voice on a corpus's validation clips (never trained on) against Griffin-Lim on the same mels:
+# resynthesis at 6 and 50 steps and Griffin-Lim (64 iterations), each scored by `wavegrad eval` (log-mel L1,
+# multi-resolution spectral convergence and log-magnitude distance, MCD, SNR).
+# usage: scripts/eval-voice.sh [VOICE] [CORPUS_DIR] [N_CLIPS] [N_CLIPS_AT_50_STEPS] [OUT_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+voice=${1:-slt-22k}; corpus=${2:-corpus/slt}; n=${3:-10}; n50=${4:-4}; out=${5:-artifacts/eval-$voice}
+# A private copy of the CLI, so that rebuilding the tree meanwhile cannot change the running program.
+dotnet build -c Release src/WaveGradSharp.Cli >/dev/null
+rm -rf "$out/cli"; mkdir -p "$out"; cp -r src/WaveGradSharp.Cli/bin/Release/net10.0 "$out/cli"
+wg=(dotnet "$out/cli/wavegrad.dll")
+mkdir -p "$out"/{ref,mel,gl,wg6,wg50}
+head -n "$n" "$corpus/val.txt" | while read -r id; do
+  cp "$corpus/wavs/$id.wav" "$out/ref/"
+  "${wg[@]}" mel "$out/ref/$id.wav" -o "$out/mel/$id.npy" >/dev/null
+  "${wg[@]}" griffinlim "$out/mel/$id.npy" -o "$out/gl/$id.wav" --iters 64 >/dev/null
+  "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg6/$id.wav" --voice "$voice" --steps 6 --device cpu | sed "s/^/[6 steps] /"
+done
+head -n "$n50" "$corpus/val.txt" | while read -r id; do
+  "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg50/$id.wav" --voice "$voice" --steps 50 --device cpu | sed "s/^/[50 steps] /"
+done
+# Griffin-Lim and 6 steps over all N clips; 50 steps and the others again over the first N_CLIPS_AT_50_STEPS.
+mkdir -p "$out/ref50"; head -n "$n50" "$corpus/val.txt" | while read -r id; do cp "$out/ref/$id.wav" "$out/ref50/"; done
+{
+  for sys in gl wg6; do echo "== $sys, $n clips"; "${wg[@]}" eval --ref "$out/ref" --test "$out/$sys" | tail -n 2; done
+  for sys in gl wg6 wg50; do echo "== $sys, $n50 clips"; "${wg[@]}" eval --ref "$out/ref50" --test "$out/$sys" | tail -n 2; done
+} | tee "$out/summary.txt"

@@ -1,0 +1,51 @@
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using WaveGradSharp.Diffusion;
+
+namespace WaveGradSharp.Audio;
+
+/// <summary>
+/// The text frontend of <c>wavegrad speak</c>: an installed text-to-speech program (festival, preferably with its
+/// slt HTS voice, else espeak-ng) renders the utterance, whose mel the vocoder then re-renders.
+/// </summary>
+public static partial class SpeechFrontend
+{
+    /// <summary>The program that will be used: "festival", "espeak-ng", or null when neither is installed.</summary>
+    public static string? Available() =>
+        OnPath("text2wave") ? "festival" : OnPath("espeak-ng") ? "espeak-ng" : null;
+
+    static bool OnPath(string exe) => (Environment.GetEnvironmentVariable("PATH") ?? "")
+        .Split(Path.PathSeparator).Any(d => d.Length > 0 && File.Exists(Path.Combine(d, exe)));
+
+    /// <summary>Splits text into sentences (at . ! ? ; followed by space), dropping empty pieces.</summary>
+    public static IReadOnlyList<string> Sentences(string text) =>
+        SentenceEnd().Split(text.Replace('\n', ' ')).Select(s => s.Trim()).Where(s => s.Any(char.IsLetterOrDigit)).ToList();
+
+    [GeneratedRegex(@"(?<=[.!?;])\s+")]
+    private static partial Regex SentenceEnd();
+
+    /// <summary>Renders one utterance with the frontend and returns its samples at <paramref name="sampleRate"/>.</summary>
+    public static float[] Render(string text, int sampleRate)
+    {
+        var frontend = Available() ?? throw new WaveGradException(
+            "speak: no text frontend found; install one with 'sudo apt-get install festival festvox-us-slt-hts' (or 'sudo apt-get install espeak-ng')");
+        string dir = Directory.CreateTempSubdirectory("wavegrad-speak-").FullName;
+        try
+        {
+            string txt = Path.Combine(dir, "in.txt"), wav = Path.Combine(dir, "out.wav");
+            File.WriteAllText(txt, text);
+            var psi = frontend == "festival"
+                ? new ProcessStartInfo("text2wave") { ArgumentList = { "-eval", "(if (member 'cmu_us_slt_arctic_hts (voice.list)) (voice_cmu_us_slt_arctic_hts))", txt, "-o", wav } }
+                : new ProcessStartInfo("espeak-ng") { ArgumentList = { "-w", wav, "-f", txt } };
+            psi.RedirectStandardError = true; psi.RedirectStandardOutput = true; psi.UseShellExecute = false;
+            using var p = Process.Start(psi)!;
+            var err = p.StandardError.ReadToEndAsync();
+            p.StandardOutput.ReadToEnd();
+            p.WaitForExit();
+            if (p.ExitCode != 0 || !File.Exists(wav))
+                throw new WaveGradException($"speak: {frontend} failed (exit code {p.ExitCode}): {err.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()}");
+            return Wav.Read(wav, sampleRate);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
