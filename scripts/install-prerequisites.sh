@@ -6,7 +6,24 @@
 # needs glibc 2.38+, so apt ALSO UPGRADES libc6 (and the gcc-14 runtime libraries) to trixie's versions.
 # Every other package stays on bookworm (APT::Default-Release / pin priority 100 for trixie).
 # Elsewhere it prints what to install and exits 1.
+#
+# --with-speech also installs the text frontend that `wavegrad speak` runs (festival and its slt HTS voice,
+# from the distribution's packages) where it is missing.
 set -euo pipefail
+
+if [ "${1:-}" = "--with-speech" ]; then
+  if command -v text2wave >/dev/null && [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then
+    echo "prerequisites: festival with the slt voice present."
+  elif command -v apt-get >/dev/null; then
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    echo "prerequisites: installing festival and festvox-us-slt-hts (the text frontend of 'wavegrad speak')."
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq festival festvox-us-slt-hts >/dev/null
+  else
+    echo "prerequisites: install festival (with a voice) or espeak-ng for 'wavegrad speak'." >&2
+  fi
+  shift
+fi
 
 has_glibcxx() {
   local lib

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Regenerates samples/outputs/: renders of the default voice and their spectrograms, beside festival's own
+# rendering and Griffin-Lim, for the README. usage: scripts/make-samples.sh [CORPUS_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+corpus=${1:-corpus/slt}
+out=samples/outputs; mkdir -p "$out"
+dotnet build -c Release src/WaveGradSharp.Cli >/dev/null
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+cp -r src/WaveGradSharp.Cli/bin/Release/net10.0 "$tmp/cli"
+wg=(dotnet "$tmp/cli/wavegrad.dll")
+text="Hello from WaveGradSharp."
+"${wg[@]}" speak "$text" -o "$out/hello-wavegrad-6.wav"
+"${wg[@]}" speak "$text" -o "$out/hello-wavegrad-50.wav" --steps 50
+echo "$text" > "$tmp/t.txt"; text2wave -eval '(voice_cmu_us_slt_arctic_hts)' "$tmp/t.txt" -o "$tmp/f.wav"
+sox "$tmp/f.wav" -r 22050 -b 16 "$out/hello-festival.wav"
+clip=$(sed -n 3p "$corpus/val.txt")       # a validation sentence the voice never saw
+cp "$corpus/wavs/$clip.wav" "$out/val-reference.wav"
+"${wg[@]}" mel "$out/val-reference.wav" -o "$tmp/val.npy"
+"${wg[@]}" vocode "$tmp/val.npy" -o "$out/val-wavegrad-6.wav" --steps 6
+"${wg[@]}" vocode "$tmp/val.npy" -o "$out/val-wavegrad-50.wav" --steps 50
+"${wg[@]}" griffinlim "$tmp/val.npy" -o "$out/val-griffinlim.wav" --iters 64
+for f in "$out"/*.wav; do "${wg[@]}" mel "$f" -o "$tmp/x.npy" --png "${f%.wav}.png" >/dev/null; done
+ls -la "$out"

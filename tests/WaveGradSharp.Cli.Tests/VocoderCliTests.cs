@@ -1,0 +1,128 @@
+namespace WaveGradSharp.Cli.Tests;
+
+/// <summary>The vocoder verbs end to end, on the shipped voice and the committed audio fixtures.</summary>
+public class VocoderCliTests
+{
+    static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", "audio", name);
+
+    [Fact]
+    public void VoicesListsTheShippedVoice()
+    {
+        var r = CliRunner.Run("voices");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Contains("slt-22k", r.Stdout);
+        Assert.Contains("hifigan-22k", r.Stdout);
+    }
+
+    [Fact]
+    public void VocodeWritesFramesTimesHopSamplesAndResynthScoresIt()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            var wav = Path.Combine(dir.FullName, "out.wav");
+            var r = CliRunner.Run("vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o", wav, "--device", "cpu");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            // 44-byte header + 16-bit samples: [80, frames] → frames × 256 samples.
+            long frames = (new FileInfo(Fixture("mel-hifigan-22k-word-22k.npy")).Length - 128) / 4 / 80;
+            Assert.Equal(44 + frames * 256 * 2, new FileInfo(wav).Length);
+            var rs = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "rs.wav"), "--device", "cpu", "--stream");
+            Assert.True(rs.ExitCode == 0, rs.Stderr);
+            Assert.Contains("spectral convergence", rs.Stdout);
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void AMelWithTheWrongBandCountNamesTheFileAndBothNumbers()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            var wav = Path.Combine(dir.FullName, "out.wav");
+            var r = CliRunner.Run("vocode", Fixture("mel-lmnt-22k-word-22k.npy"), "-o", wav);
+            Assert.Equal(2, r.ExitCode);
+            Assert.Single(r.Stderr.Trim().Split('\n'));
+            Assert.Contains("mel-lmnt-22k-word-22k.npy", r.Stderr);
+            Assert.Contains("128", r.Stderr);
+            Assert.Contains("80", r.Stderr);
+            Assert.False(File.Exists(wav));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void MissingVoiceAndBadWavAreOneLineErrorsWithoutOutput()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            var wav = Path.Combine(dir.FullName, "out.wav");
+            var r = CliRunner.Run("vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o", wav, "--voice", "nobody");
+            Assert.Equal(2, r.ExitCode);
+            Assert.StartsWith("error: voice 'nobody': not found", r.Stderr);
+            var fake = Path.Combine(dir.FullName, "song.wav");
+            File.WriteAllBytes(fake, [0xFF, 0xFB, 0x90, 0x64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);   // an MP3 frame header
+            var b = CliRunner.Run("resynth", fake, "-o", wav);
+            Assert.Equal(2, b.ExitCode);
+            Assert.Contains("song.wav", b.Stderr);
+            Assert.False(File.Exists(wav));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void TrainsResumesAndRendersFromAFolderOfWavs()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            var data = Path.Combine(dir.FullName, "data");
+            Directory.CreateDirectory(data);
+            File.Copy(Fixture("clip-word-22k.wav"), Path.Combine(data, "a.wav"));
+            File.Copy(Fixture("clip-chirp-22k.wav"), Path.Combine(data, "b.wav"));
+            var run = Path.Combine(dir.FullName, "run");
+            var t = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "2", "--batch", "2", "--validate-every", "0", "--log-every", "1", "--device", "cpu");
+            Assert.True(t.ExitCode == 0, t.Stderr);
+            Assert.Contains("step 2/2", t.Stdout);
+            var again = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "3", "--batch", "2", "--validate-every", "0", "--device", "cpu");
+            Assert.Equal(2, again.ExitCode);
+            Assert.Contains("pass --resume", again.Stderr);
+            var resumed = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "3", "--batch", "2", "--validate-every", "0", "--device", "cpu", "--resume");
+            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+            Assert.Contains("resumed at step 2", resumed.Stdout);
+            var wav = Path.Combine(dir.FullName, "o.wav");
+            var v = CliRunner.Run("vocode", Fixture("mel-hifigan-22k-chirp-22k.npy"), "-o", wav, "--voice", run, "--weights", "raw", "--steps", "3");
+            Assert.True(v.ExitCode == 0, v.Stderr);
+            Assert.True(File.Exists(wav));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void SpeakUsesTheInstalledFrontendOrSaysWhatToInstall()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            var wav = Path.Combine(dir.FullName, "hello.wav");
+            var r = CliRunner.Run("speak", "Hello there.", "-o", wav, "--device", "cpu");
+            if (WaveGradSharp.Audio.SpeechFrontend.Available() is null)
+            {
+                Assert.Equal(2, r.ExitCode);
+                Assert.Contains("no text frontend found", r.Stderr);
+                Assert.Contains("apt-get install", r.Stderr);
+                Assert.False(File.Exists(wav));
+            }
+            else
+            {
+                Assert.True(r.ExitCode == 0, r.Stderr);
+                Assert.True(new FileInfo(wav).Length > 44 + 22050 / 2 * 2, "at least half a second of speech");
+            }
+            var none = CliRunner.Run("speak", "-o", wav);
+            Assert.Equal(2, none.ExitCode);
+            Assert.Contains("give the text", none.Stderr);
+        }
+        finally { dir.Delete(true); }
+    }
+}
