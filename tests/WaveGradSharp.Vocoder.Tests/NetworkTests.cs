@@ -75,6 +75,19 @@ public class NetworkTests
         var dir = Directory.CreateTempSubdirectory();
         try
         {
+            // A {'model': state_dict} checkpoint of lmnt's layout with 128 mels (hop 300): the preset lmnt-22k fits.
+            var voice = PyTorchImport.ImportVoice(Fixture("tiny-lmnt-128.pt"), "lmnt-22k", Path.Combine(dir.FullName, "imported"));
+            Assert.Equal(DilationOrder.Lmnt, voice.Network.Dilations);
+            Assert.Equal(1.0, voice.Network.NoiseEncodingScale);
+            Assert.Equal(48, voice.Network.FirstChannels);
+            using (var net = voice.CreateNetwork())
+            {
+                var io = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(Fixture("tiny-lmnt-128-io.pt"));
+                using var _ = no_grad();
+                var y = net.call((Tensor)io["audio"]!, (Tensor)io["mel"]!, (Tensor)io["level"]!);
+                Assert.True((y - (Tensor)io["output"]!).abs().max().item<float>() < 1e-4);
+            }
+
             // tiny-lmnt has 16 mel bands; no preset has that many, so importing it is an n_mels error.
             var e = Assert.Throws<WaveGradException>(() => PyTorchImport.ImportVoice(Fixture("tiny-lmnt.pt"), "lmnt-22k", Path.Combine(dir.FullName, "v")));
             Assert.Contains("16 mel bands", e.Message);
