@@ -23,6 +23,7 @@ done
 # Griffin-Lim and 6 steps over all N clips; 50 steps and the others again over the first N_CLIPS_AT_50_STEPS.
 mkdir -p "$out/ref50"; head -n "$n50" "$corpus/val.txt" | while read -r id; do cp "$out/ref/$id.wav" "$out/ref50/"; done
 {
-  for sys in gl wg6; do echo "== $sys, $n clips"; "${wg[@]}" eval --ref "$out/ref" --test "$out/$sys" | tail -n 2; done
-  for sys in gl wg6 wg50; do echo "== $sys, $n50 clips"; "${wg[@]}" eval --ref "$out/ref50" --test "$out/$sys" | tail -n 2; done
+  "${wg[@]}" eval --ref "$out/ref" --test "$out/gl" | head -n 1
+  for sys in gl wg6; do echo "== $sys, $n clips"; "${wg[@]}" eval --ref "$out/ref" --test "$out/$sys" | grep '^mean'; done
+  for sys in gl wg6 wg50; do echo "== $sys, $n50 clips"; "${wg[@]}" eval --ref "$out/ref50" --test "$out/$sys" | grep '^mean'; done
 } | tee "$out/summary.txt"
