@@ -231,10 +231,15 @@ public static class VocoderTrainer
                     var lossT = Losses.Regression(pred.to_type(ScalarType.Float32), noise.to(o.Device), o.Loss);
                     loss = lossT.item<float>();
                     opt.ZeroGrad();
-                    if (double.IsFinite(loss))
+                    bool finite = double.IsFinite(loss);
+                    if (finite)
                     {
                         lossT.backward();
-                        opt.ClipGradNorm(o.GradClip);
+                        // An overflowing gradient would poison every weight: skip the step like a non-finite loss.
+                        finite = double.IsFinite(opt.ClipGradNorm(o.GradClip));
+                    }
+                    if (finite)
+                    {
                         opt.StepOnce();
                         ema.Update();
                         nonFiniteInARow = 0;
