@@ -44,6 +44,10 @@ static class Cli
     public static void EnsureTorch()
     {
         if (torchReady) return;
+        // TorchSharp's loader prints its own trace on failure: keep it for --verbose-native users only.
+        var (stdout, stderr) = (Console.Out, Console.Error);
+        var trace = new StringWriter();
+        Console.SetOut(trace); Console.SetError(trace);
         try
         {
             torch.InitializeDeviceType(DeviceType.CPU);
@@ -51,15 +55,33 @@ static class Cli
         }
         catch (Exception e)
         {
-            if (Environment.GetEnvironmentVariable("WAVEGRAD_VERBOSE_NATIVE") == "1") Console.Error.WriteLine(e);
-            throw new NativeLoadException();
+            trace.WriteLine(e);
         }
+        finally { Console.SetOut(stdout); Console.SetError(stderr); }
+        if (torchReady) return;
+        if (Environment.GetEnvironmentVariable("WAVEGRAD_VERBOSE_NATIVE") == "1") Console.Error.WriteLine(trace);
+        throw new NativeLoadException(MissingGlibcxx());
+    }
+
+    /// <summary>True on Linux when the system libstdc++ lacks GLIBCXX_3.4.32 (the usual cause of a failed load).</summary>
+    static bool MissingGlibcxx()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        var lib = new[] { "/usr/lib/x86_64-linux-gnu/libstdc++.so.6", "/usr/lib64/libstdc++.so.6", "/lib64/libstdc++.so.6", "/usr/lib/libstdc++.so.6" }
+            .FirstOrDefault(File.Exists);
+        if (lib is null) return true;
+        var bytes = File.ReadAllBytes(lib);
+        var needle = System.Text.Encoding.ASCII.GetBytes("GLIBCXX_3.4.32");
+        return bytes.AsSpan().IndexOf(needle) < 0;
     }
 }
 
-/// <summary>libtorch could not load: the message explains the usual cause and its fix.</summary>
-sealed class NativeLoadException() : WaveGradException(
-    "TorchSharp's native library (libtorch 2.10) could not be loaded. It needs libstdc++ from GCC 13.2 or newer " +
-    "(symbol version GLIBCXX_3.4.32) and glibc 2.34 or newer; Debian 12 and Ubuntu 22.04 ship older ones. " +
-    "Fix: run 'sudo scripts/install-prerequisites.sh' from the repository root (on Debian 12 it installs Debian 13's libstdc++6, " +
-    "which also upgrades glibc), or use Ubuntu 24.04+, Debian 13+ or Fedora 39+. Set WAVEGRAD_VERBOSE_NATIVE=1 to see the loader's own error.");
+/// <summary>libtorch could not load: the message explains the likely cause and its fix.</summary>
+sealed class NativeLoadException(bool missingGlibcxx) : WaveGradException(missingGlibcxx
+    ? "TorchSharp's native library (libtorch 2.10) could not be loaded: this system's libstdc++ lacks GLIBCXX_3.4.32 " +
+      "(GCC 13.2 or newer), which libtorch needs together with glibc 2.34 or newer; Debian 12 and Ubuntu 22.04 ship older ones. " +
+      "Fix: run 'sudo scripts/install-prerequisites.sh' from the repository root (on Debian 12 it installs Debian 13's libstdc++6, " +
+      "which also upgrades glibc), or use Ubuntu 24.04+, Debian 13+ or Fedora 39+. Set WAVEGRAD_VERBOSE_NATIVE=1 to see the loader's own error."
+    : "TorchSharp's native library (libtorch 2.10) could not be loaded although the system's libstdc++ is recent enough: the " +
+      "libtorch files beside the program are missing or damaged. Fix: rebuild ('dotnet build' restores the libtorch-cpu package) " +
+      "and run 'scripts/install-prerequisites.sh' to check glibc. Set WAVEGRAD_VERBOSE_NATIVE=1 to see the loader's own error.");
