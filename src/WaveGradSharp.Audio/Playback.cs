@@ -43,7 +43,7 @@ public static class Playback
         p.WaitForExit();
         if (p.ExitCode != 0)
         {
-            err.WriteLine($"play: {exe} could not play {path} (no sound device?): {stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? $"exit code {p.ExitCode}"}; the file is still written");
+            err.WriteLine($"play: {exe} could not play {path} (no sound device?): {stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? $"exit code {p.ExitCode}"}");
             return false;
         }
         return true;
