@@ -27,6 +27,11 @@ static class Cli
             if (needsTorch) EnsureTorch();
             return body();
         }
+        catch (OperationCanceledException)
+        {
+            Console.Error.WriteLine("interrupted");
+            return 130;
+        }
         catch (Exception e)
         {
             var inner = e is TypeInitializationException { InnerException: not null } ? e.InnerException! : e;

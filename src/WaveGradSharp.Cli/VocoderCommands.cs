@@ -121,7 +121,7 @@ static class VocoderCommands
                     string card = t is null ? "" : $"{t["steps"]} steps, {t["train_minutes"]} min of {t["corpus"] ?? "speech"}, {t["wall_minutes"]} min on {t["hardware"]}";
                     Console.WriteLine($"{v.Name,-16} {v.SampleRate,6} {v.Mel.Name,-13} {v.Card["parameters"],10} {mb,6:F1}  {card}");
                 }
-                catch (WaveGradException e) { Console.WriteLine($"{Path.GetFileName(d),-16} unreadable: {e.Message}"); }
+                catch (Exception e) { Console.WriteLine($"{Path.GetFileName(d),-16} unreadable: {e.Message.Split('\n')[0]}"); }
             }
             return 0;
         }, needsTorch: false));
@@ -188,7 +188,18 @@ static class VocoderCommands
         var seed = Cli.Seed(); var device = Cli.Device();
         var vocoder = new Command("vocoder", "Train a WaveGrad vocoder on a folder of WAVs")
             { data, output, preset, size, steps, batch, crop, lr, loss, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device };
-        vocoder.SetAction((pr, ct) => Task.FromResult(Cli.Run(pr, () =>
+        vocoder.SetAction(pr => Cli.Run(pr, () =>
+        {
+            // Ctrl+C stops at the end of the current step and writes a checkpoint (the trainer's finally block).
+            using var cts = new CancellationTokenSource();
+            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
+            Console.CancelKeyPress += onCancel;
+            try { return TrainVocoder(pr, cts.Token); }
+            finally { Console.CancelKeyPress -= onCancel; }
+        }));
+        return new Command("train", "Train models") { vocoder };
+
+        int TrainVocoder(ParseResult pr, CancellationToken ct)
         {
             var dev = Devices.Resolve(pr.GetValue(device));
             if (pr.GetValue(bf16) && dev.type != DeviceType.CUDA) throw new WaveGradException("--bf16 is for CUDA training; on the CPU train in fp32");
@@ -202,8 +213,7 @@ static class VocoderCommands
                 MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom),
             }, ct);
             return 0;
-        })));
-        return new Command("train", "Train models") { vocoder };
+        }
     }
 
     public static Command ScheduleSearchCommand()
@@ -223,8 +233,10 @@ static class VocoderCommands
         {
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!);
             var mel = vocoder.Voice.Mel;
-            var ds = VocoderDataset.Load(pr.GetValue(data)!, mel, 1);
-            var pool = ds.Validation.Count > 0 ? ds.Validation : ds.Train;
+            // Only the validation clips are read (a whole corpus would be loaded for nothing); a folder without
+            // any falls back to its first files.
+            var ds = VocoderDataset.Load(pr.GetValue(data)!, mel, 1, validationOnly: true);
+            var pool = ds.Validation.Count > 0 ? ds.Validation : VocoderDataset.Load(pr.GetValue(data)!, mel, 1, maxFiles: pr.GetValue(clips)).Train;
             long maxF = (long)(pr.GetValue(seconds) * mel.SampleRate / mel.Hop);
             var mels = pool.Take(pr.GetValue(clips)).Select(u => u.Mel[.., ..(int)Math.Min(u.Frames, maxF)]).ToList();
             int n = pr.GetValue(steps);

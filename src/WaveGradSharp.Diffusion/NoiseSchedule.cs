@@ -158,7 +158,7 @@ public sealed class NoiseSchedule
 
     /// <summary>
     /// improved-DDPM timestep respacing: keeps <paramref name="count"/> evenly spaced steps of this schedule
-    /// (always the first and the last) and recomputes β so that ᾱ at the kept steps is unchanged.
+    /// (the first and the last when <paramref name="count"/> ≥ 2) and recomputes β so that ᾱ at the kept steps is unchanged.
     /// <see cref="Timesteps"/> of the result maps each new step to its index in this schedule.
     /// </summary>
     public NoiseSchedule Respace(int count)

@@ -143,7 +143,8 @@ public sealed class Vocoder : IDisposable
             var denoiser = new WaveGradDenoiser(net, m);
             var noise = new PositionalNoise(o.Seed, offset);
             var sampler = DdpmSampler.WaveGrad(schedule);
-            var audio = sampler.Sample(denoiser, [m.shape[0], samples], new Generator((ulong)o.Seed), new SampleOptions
+            using var unused = new Generator((ulong)o.Seed);   // all noise comes from the position-tied source
+            var audio = sampler.Sample(denoiser, [m.shape[0], samples], unused, new SampleOptions
             {
                 Device = Device, Progress = o.Progress, Cancellation = ct, NoiseSource = noise.Next,
             }).cpu();
@@ -186,7 +187,10 @@ sealed class PositionalNoise(long seed, long offset)
         {
             var blocks = new List<Tensor>();
             for (long j = first; j <= lastBlock; j++)
-                blocks.Add(randn([Block], generator: new Generator(Mix(seed, draw, b, j)), dtype: ScalarType.Float32));
+            {
+                using var g = new Generator(Mix(seed, draw, b, j));
+                blocks.Add(randn([Block], generator: g, dtype: ScalarType.Float32));
+            }
             long start = offset - first * Block;
             rows[b] = cat(blocks.ToArray())[(int)start..(int)(start + length)];
         }

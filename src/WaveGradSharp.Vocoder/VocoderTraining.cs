@@ -31,8 +31,9 @@ public sealed class VocoderDataset
     /// <summary>Total training audio in seconds.</summary>
     public double TrainSeconds { get; private set; }
 
-    /// <summary>Loads the corpus; files shorter than <paramref name="cropFrames"/> mel frames are skipped and counted.</summary>
-    public static VocoderDataset Load(string dir, MelConfig mel, int cropFrames, int maxFiles = int.MaxValue)
+    /// <summary>Loads the corpus; files shorter than <paramref name="cropFrames"/> mel frames are skipped and counted.
+    /// <paramref name="validationOnly"/> reads only the validation files.</summary>
+    public static VocoderDataset Load(string dir, MelConfig mel, int cropFrames, int maxFiles = int.MaxValue, bool validationOnly = false)
     {
         if (!Directory.Exists(dir)) throw new WaveGradException($"{dir}: no such data folder");
         var files = ListFiles(dir);
@@ -44,6 +45,7 @@ public sealed class VocoderDataset
         using var melSpec = new MelSpectrogram(mel);
         foreach (var f in files.Take(maxFiles))
         {
+            if (validationOnly && !valNames.Contains(Path.GetFileNameWithoutExtension(f))) continue;
             var samples = Wav.Read(f, mel.SampleRate);
             for (int i = 0; i < samples.Length; i++) samples[i] = Math.Clamp(samples[i], -1f, 1f);
             var audio = tensor(samples);
@@ -57,7 +59,7 @@ public sealed class VocoderDataset
             if (isVal) ds.Validation.Add(u);
             else { ds.Train.Add(u); ds.TrainSeconds += samples.Length / (double)mel.SampleRate; }
         }
-        if (ds.Train.Count == 0) throw new WaveGradException($"{dir}: no training clip is at least {cropFrames} mel frames long ({ds.SkippedShort} too short)");
+        if (ds.Train.Count == 0 && !validationOnly) throw new WaveGradException($"{dir}: no training clip is at least {cropFrames} mel frames long ({ds.SkippedShort} too short)");
         return ds;
     }
 
@@ -163,6 +165,8 @@ public static class VocoderTrainer
     /// <summary>Runs training to <see cref="VocoderTrainingOptions.Steps"/>; returns the final step.</summary>
     public static long Run(VocoderTrainingOptions o, CancellationToken ct = default)
     {
+        if (o.LogEvery < 1 || o.CheckpointEvery < 1 || o.BatchSize < 1 || o.CropFrames < 1 || o.ValidateEvery < 0)
+            throw new WaveGradException("--log-every, --checkpoint-every, --batch and --crop-frames must be at least 1 (--validate-every 0 means never)");
         var log = new TrainingProgress(o.Steps, 0, o.LogEvery, o.Log);
         var mel = MelConfig.Preset(o.Preset);
         var netCfg = o.Network ?? WaveGradConfig.Create(o.Size, mel.Hop, mel.NMels, o.Dilations, o.NoiseScale);
@@ -182,9 +186,27 @@ public static class VocoderTrainer
         var rng = new Generator((ulong)o.Seed);
         var net = new WaveGradNet(netCfg, new Generator((ulong)o.Seed + 1));
         if (o.Device.type != DeviceType.CPU) net.to(o.Device);
+        Dictionary<string, Tensor>? emaStart = null;
+        if (o.InitFrom is string init && !o.Resume)
+        {
+            string emaPath = Path.Combine(init, "model.safetensors"), rawPath = Path.Combine(init, "model-raw.safetensors");
+            string startPath = File.Exists(rawPath) ? rawPath : emaPath;
+            TensorFiles.LoadInto(net, TensorFiles.Load(startPath), startPath);
+            emaStart = TensorFiles.Load(emaPath);
+            log.Message($"initialised from {init}");
+        }
         var opt = new AdamW(net, o.LearningRate);
         if (o.Bf16) net.to(ScalarType.BFloat16);
         var ema = new Ema(net, o.EmaDecay);
+        if (emaStart is not null)
+        {
+            foreach (var (k, v) in ema.Shadow)
+            {
+                if (!emaStart.TryGetValue(k, out var t)) throw new WaveGradException($"{o.InitFrom}/model.safetensors: lacks '{k}'");
+                v.copy_(t);
+            }
+            ema.Updates = 10_000;   // the imported average is already warm
+        }
         long step = 0, nonFiniteTotal = 0;
         double previousWall = 0;
         if (o.Resume)
@@ -194,20 +216,9 @@ public static class VocoderTrainer
             log = new TrainingProgress(o.Steps, step, o.LogEvery, o.Log);
             log.Message($"resumed at step {step}");
         }
-        if (o.InitFrom is string init && !o.Resume)
-        {
-            string emaPath = Path.Combine(init, "model.safetensors"), rawPath = Path.Combine(init, "model-raw.safetensors");
-            var start = TensorFiles.Load(File.Exists(rawPath) ? rawPath : emaPath);
-            TensorFiles.LoadInto(net, start, File.Exists(rawPath) ? rawPath : emaPath);
-            opt = new AdamW(net, o.LearningRate);
-            var emaStart = TensorFiles.Load(emaPath);
-            ema = new Ema(net, o.EmaDecay);
-            foreach (var (k, v) in ema.Shadow) v.copy_(emaStart[k]);
-            ema.Updates = 10_000;   // the imported average is already warm
-            log.Message($"initialised from {init}");
-        }
         log.Message($"network: {net.ParameterCount:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}{(o.Bf16 ? " bf16" : "")}, batch {o.BatchSize}×{o.CropFrames} frames");
 
+        log = new TrainingProgress(o.Steps, step, o.LogEvery, o.Log);   // rates from here, not from data loading
         var q = new ForwardProcess(TrainingSchedule);
         int nonFiniteInARow = 0;
         double lastValidation = double.NaN;
@@ -227,7 +238,7 @@ public static class VocoderTrainer
                     var noise = randn(audio.shape, generator: rng);
                     var noisy = ForwardProcess.SampleContinuous(audio, levels, noise);
                     var dt = o.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
-                    var pred = net.call(noisy.to(o.Device).to_type(dt), m.to(o.Device).to_type(dt), levels.to(o.Device).to_type(dt));
+                    var pred = net.call(noisy.to(o.Device).to_type(dt), m.to(o.Device).to_type(dt), levels.to(o.Device));
                     var lossT = Losses.Regression(pred.to_type(ScalarType.Float32), noise.to(o.Device), o.Loss);
                     loss = lossT.item<float>();
                     opt.ZeroGrad();
@@ -288,9 +299,10 @@ public static class VocoderTrainer
         for (int i = 0; i < n; i++)
         {
             long frames = Math.Min(clips[i].Frames, 2 * mel.SampleRate / mel.Hop);
+            using var gen = new Generator(7);
             var m = clips[i].Mel[.., ..(int)frames].unsqueeze(0).to(device);
             var audio = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6"))
-                .Sample(new WaveGradDenoiser(net, m), [1, frames * mel.Hop], new Generator(7), new SampleOptions { Device = device }).cpu();
+                .Sample(new WaveGradDenoiser(net, m), [1, frames * mel.Hop], gen, new SampleOptions { Device = device }).cpu();
             var rendered = spec.Compute(audio[0]);
             long f = Math.Min(rendered.shape[1], frames);
             total += (rendered[.., ..(int)f] - clips[i].Mel[.., ..(int)f]).abs().mean().item<float>();
@@ -304,7 +316,7 @@ public static class VocoderTrainer
         long step, long nonFinite, double wallSeconds, VocoderDataset data, double validation)
     {
         string ckpt = Path.Combine(o.OutputDir, "checkpoint");
-        Voice.WriteFolder(ckpt, tmp =>
+        Voice.WriteFolder(ckpt, marker: "state.json", fill: tmp =>
         {
             TensorFiles.Save(Path.Combine(tmp, "model.safetensors"), opt.Master);
             TensorFiles.Save(Path.Combine(tmp, "ema.safetensors"), ema.Shadow);
@@ -319,7 +331,10 @@ public static class VocoderTrainer
             File.WriteAllText(Path.Combine(tmp, "state.json"), state.ToJsonString(Voice.JsonOpts));
         });
         // The run folder is itself a voice bundle: EMA weights in model.safetensors, raw ones beside them.
-        var card = o.Card is null ? new JsonObject() : (JsonObject)o.Card.DeepClone();
+        // Keep what others recorded in the run's voice.json (a searched schedule, notes); refresh the training fields.
+        string cardPath = Path.Combine(o.OutputDir, "voice.json");
+        var card = File.Exists(cardPath) && JsonNode.Parse(File.ReadAllText(cardPath)) is JsonObject existing ? existing : new JsonObject();
+        if (o.Card is not null) foreach (var (k, v) in o.Card) card[k] = v?.DeepClone();
         card["training"] = new JsonObject
         {
             ["data"] = Path.GetFullPath(o.DataDir), ["train_clips"] = data.Train.Count, ["train_minutes"] = Math.Round(data.TrainSeconds / 60, 2),
@@ -337,6 +352,15 @@ public static class VocoderTrainer
     }
 
     static CheckpointState LoadCheckpoint(string dir, WaveGradNet net, AdamW opt, Ema ema, Generator rng, WaveGradConfig cfg)
+    {
+        try { return LoadCheckpointUnchecked(dir, net, opt, ema, rng, cfg); }
+        catch (Exception e) when (e is NullReferenceException or KeyNotFoundException or InvalidOperationException or JsonException or FormatException)
+        {
+            throw new WaveGradException($"{dir}: incomplete or malformed checkpoint ({e.Message.Split('\n')[0]})", e);
+        }
+    }
+
+    static CheckpointState LoadCheckpointUnchecked(string dir, WaveGradNet net, AdamW opt, Ema ema, Generator rng, WaveGradConfig cfg)
     {
         string statePath = Path.Combine(dir, "state.json");
         if (!File.Exists(statePath)) throw new WaveGradException($"{statePath}: missing; the checkpoint is incomplete");

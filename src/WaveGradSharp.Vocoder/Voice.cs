@@ -114,7 +114,12 @@ public sealed class Voice
         JsonObject card;
         try { card = JsonNode.Parse(File.ReadAllText(json)) as JsonObject ?? throw new WaveGradException($"{json}: not a JSON object"); }
         catch (JsonException e) { throw new WaveGradException($"{json}: invalid JSON ({e.Message.Split('.')[0]})"); }
-        var voice = new Voice(dir, card);
+        Voice voice;
+        try { voice = new Voice(dir, card); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException or KeyNotFoundException)
+        {
+            throw new WaveGradException($"{json}: malformed ({e.Message.Split('\n')[0]})", e);
+        }
         if (!File.Exists(voice.WeightsPath)) throw new WaveGradException($"{voice.WeightsPath}: missing (the voice has no weights)");
         return voice;
     }
@@ -163,6 +168,9 @@ public sealed class Voice
     /// </summary>
     public void Export(string dir, string? name = null, bool half = true, JsonObject? extraCard = null)
     {
+        string src = Path.GetFullPath(Directory).TrimEnd('/') + "/", dst = Path.GetFullPath(dir).TrimEnd('/') + "/";
+        if (src.StartsWith(dst, StringComparison.Ordinal) || dst.StartsWith(src, StringComparison.Ordinal))
+            throw new WaveGradException($"{dir}: the export must go to a folder outside {Directory}");
         var card = (JsonObject)Card.DeepClone();
         if (extraCard is not null)
             foreach (var (k, v) in extraCard) card[k] = v?.DeepClone();
@@ -174,9 +182,15 @@ public sealed class Voice
     /// <summary>Rewrites voice.json only (for example after a schedule search), atomically.</summary>
     public void SaveCard(JsonObject card) => AtomicFile.WriteAllText(Path.Combine(Directory, "voice.json"), card.ToJsonString(JsonOpts));
 
-    /// <summary>Fills a temporary folder and swaps it in for <paramref name="dir"/>; on failure the old folder stays.</summary>
-    public static void WriteFolder(string dir, Action<string> fill)
+    /// <summary>
+    /// Fills a temporary folder and swaps it in for <paramref name="dir"/>; on failure the old folder stays.
+    /// An existing folder is replaced only when it holds <paramref name="marker"/> (what this writer writes), so a
+    /// mistyped output path never deletes an unrelated folder.
+    /// </summary>
+    public static void WriteFolder(string dir, Action<string> fill, string marker = "voice.json")
     {
+        if (System.IO.Directory.Exists(dir) && System.IO.Directory.EnumerateFileSystemEntries(dir).Any() && !File.Exists(Path.Combine(dir, marker)))
+            throw new WaveGradException($"{dir}: exists and is not a folder this command wrote (no {marker}); choose another output folder");
         string full = Path.GetFullPath(dir).TrimEnd('/', '\\');
         string parent = Path.GetDirectoryName(full)!;
         System.IO.Directory.CreateDirectory(parent);

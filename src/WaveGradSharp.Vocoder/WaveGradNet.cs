@@ -244,7 +244,8 @@ sealed class FiLM : Module<Tensor, Tensor, (Tensor, Tensor)>
     public override (Tensor, Tensor) forward(Tensor x, Tensor level)
     {
         x = F.leaky_relu(input_conv.call(x), 0.2);
-        x = x + Encoding(level.to_type(x.dtype), channels, encodingScale).unsqueeze(-1);
+        // The encoding is computed in fp32 (bf16 cannot tell √ᾱ = 0.999 from 1, and ×5000 magnifies the error).
+        x = x + Encoding(level.to_type(ScalarType.Float32), channels, encodingScale).to_type(x.dtype).unsqueeze(-1);
         var parts = output_conv.call(x).chunk(2, 1);
         return (parts[0], parts[1]);
     }

@@ -70,6 +70,27 @@ public class InferenceTests
     }
 
     [Fact]
+    public void WritingAVoiceNeverReplacesAnUnrelatedFolder()
+    {
+        using var tmp = new TempDir();
+        Directory.CreateDirectory(tmp["precious"]);
+        File.WriteAllText(Path.Combine(tmp["precious"], "notes.txt"), "keep me");
+        var e = Assert.Throws<WaveGradException>(() => Tiny.SaveVoice(tmp["precious"]));
+        Assert.Contains("is not a folder this command wrote", e.Message);
+        Assert.True(File.Exists(Path.Combine(tmp["precious"], "notes.txt")));
+        Tiny.SaveVoice(tmp["v"]);
+        Tiny.SaveVoice(tmp["v"]);                                   // a voice folder may be rewritten
+        var voice = Voice.Load(tmp["v"]);
+        Assert.Contains("outside", Assert.Throws<WaveGradException>(() => voice.Export(tmp["v"])).Message);
+        Assert.Contains("outside", Assert.Throws<WaveGradException>(() => voice.Export(tmp.Path)).Message);
+        voice.Export(tmp["exported"]);
+        Assert.True(new FileInfo(Path.Combine(tmp["exported"], "model.safetensors")).Length < new FileInfo(voice.WeightsPath).Length);   // fp16
+        File.WriteAllText(Path.Combine(tmp["v"], "voice.json"), File.ReadAllText(Path.Combine(tmp["v"], "voice.json")).Replace("\"paper\"", "\"sideways\""));
+        var m = Assert.Throws<WaveGradException>(() => Voice.Load(tmp["v"]));
+        Assert.Contains("voice.json: malformed", m.Message);
+    }
+
+    [Fact]
     public void SameSeedSameBitsAndOutputLengthIsFramesTimesHop()
     {
         using var tmp = new TempDir();
