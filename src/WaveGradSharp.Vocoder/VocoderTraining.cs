@@ -195,9 +195,19 @@ public static class VocoderTrainer
             emaStart = TensorFiles.Load(emaPath);
             log.Message($"initialised from {init}");
         }
+        // bf16: the module's parameters are replaced by bf16 ones, so the optimizer and the EMA are built after
+        // the cast and their fp32 copies are seeded from the weights as they were before it.
+        Dictionary<string, Tensor>? fp32 = null;
+        if (o.Bf16)
+        {
+            fp32 = net.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+            net.to(ScalarType.BFloat16);
+        }
         var opt = new AdamW(net, o.LearningRate);
-        if (o.Bf16) net.to(ScalarType.BFloat16);
         var ema = new Ema(net, o.EmaDecay);
+        if (fp32 is not null)
+            using (no_grad())
+                foreach (var (k, v) in fp32) { opt.Master[k].copy_(v); ema.Shadow[k].copy_(v); }
         if (emaStart is not null)
         {
             foreach (var (k, v) in ema.Shadow)

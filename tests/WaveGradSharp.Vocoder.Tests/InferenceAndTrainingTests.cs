@@ -222,6 +222,23 @@ public class TrainingTests
     }
 
     [Fact]
+    public void Bf16TrainingKeepsFp32MasterWeights()
+    {
+        // The bf16 path (meant for CUDA) runs on the CPU too: finite losses, and the saved weights are the fp32
+        // master copy, not bf16-rounded values.
+        using var tmp = new TempDir();
+        var data = MakeData(tmp);
+        var losses = new List<double>();
+        VocoderTrainer.Run(Options(data, tmp["bf16"], 3, losses: losses) with { Bf16 = true });
+        Assert.Equal(3, losses.Count);
+        Assert.All(losses, l => Assert.True(double.IsFinite(l)));
+        var raw = TensorFiles.Load(Path.Combine(tmp["bf16"], "model-raw.safetensors"));
+        var w = raw["upsample.0.block1.weight"];
+        Assert.Equal(ScalarType.Float32, w.dtype);
+        Assert.False(w.eq(w.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32)).all().item<bool>());
+    }
+
+    [Fact]
     public void BadTrainingInputsAreClearErrors()
     {
         using var tmp = new TempDir();
