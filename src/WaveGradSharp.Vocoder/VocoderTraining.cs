@@ -269,7 +269,7 @@ public static class VocoderTrainer
                     {
                         nonFiniteTotal++;
                         if (++nonFiniteInARow >= o.MaxNonFiniteInARow)
-                            throw new WaveGradException($"training stopped: {nonFiniteInARow} non-finite losses in a row at step {step + 1}; lower --lr or check the data");
+                            throw new WaveGradException($"training stopped: {nonFiniteInARow} non-finite losses or gradients in a row at step {step + 1}; lower --lr or check the data");
                     }
                     opt.ZeroGrad();
                 }

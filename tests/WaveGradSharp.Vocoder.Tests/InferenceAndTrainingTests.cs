@@ -239,6 +239,17 @@ public class TrainingTests
     }
 
     [Fact]
+    public void NonFiniteLossesAreSkippedAndTooManyInARowStopWithACheckpoint()
+    {
+        // An absurd learning rate wrecks the weights after a step or two; every later loss is non-finite.
+        using var tmp = new TempDir();
+        var data = MakeData(tmp);
+        var e = Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(data, tmp["nan"], 200) with { LearningRate = 1e6, MaxNonFiniteInARow = 5 }));
+        Assert.Contains("5 non-finite losses or gradients in a row", e.Message);
+        Assert.True(File.Exists(Path.Combine(tmp["nan"], "checkpoint", "state.json")));   // saved at exit
+    }
+
+    [Fact]
     public void BadTrainingInputsAreClearErrors()
     {
         using var tmp = new TempDir();
