@@ -43,6 +43,13 @@ for name, cfg in cases.items():
         out = m(audio, mel, level)
     print(name, "output max |y| =", float(out.abs().max()), "std", float(out.std()))
     torch.save({"model": m.state_dict()}, os.path.join(OUT, f"{name}.pt"))
+    if name == "tiny-paper":
+        # Gradients of a WaveGrad-style L1 loss, for the backward-pass parity test.
+        target = torch.randn(audio.shape, generator=g)
+        loss = (m(audio, mel, level) - target).abs().mean()
+        grads = torch.autograd.grad(loss, list(m.parameters()))
+        torch.save({"target": target, "loss": loss.detach().reshape(1),
+                    **{"grad." + k: gr for (k, _), gr in zip(m.named_parameters(), grads)}}, os.path.join(OUT, f"{name}-grads.pt"))
     torch.save({"mel": mel, "audio": audio, "level": level, "output": out}, os.path.join(OUT, f"{name}-io.pt"))
     with open(os.path.join(OUT, f"{name}.json"), "w") as fh:
         json.dump({"n_mels": cfg["n_mels"], "first_channels": cfg["first"], "up_channels": cfg["up"], "down_channels": cfg["down"],

@@ -16,7 +16,29 @@ public static class NativeTuning
     [DllImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledNNPACKEb")]
     static extern void SetUserEnabledNNPACK(IntPtr context, [MarshalAs(UnmanagedType.I1)] bool enabled);
 
-    static bool done;
+    [DllImport("libtorch_cpu", EntryPoint = "_ZN2at7Context20setUserEnabledMkldnnEb")]
+    static extern void SetUserEnabledMkldnn(IntPtr context, [MarshalAs(UnmanagedType.I1)] bool enabled);
+
+    static bool done, oneDnnOff;
+
+    /// <summary>
+    /// Switches oneDNN (mkldnn) off for CPU tensors. On this project's machines libtorch 2.10's oneDNN float32
+    /// convolution backward returns wrong input gradients (off by 35–80 %, sometimes NaN, for many Conv1d shapes,
+    /// against float64 and against PyTorch; the forward pass is right), so CPU training calls this first; the
+    /// native convolution path it falls back to gives correct gradients. Returns false where the symbol is missing.
+    /// </summary>
+    public static bool DisableOneDnn()
+    {
+        if (oneDnnOff) return true;
+        if (!OperatingSystem.IsLinux()) return false;
+        try
+        {
+            TorchSharp.torch.InitializeDeviceType(TorchSharp.DeviceType.CPU);
+            SetUserEnabledMkldnn(GlobalContext(), false);
+            return oneDnnOff = true;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
+    }
 
     /// <summary>Switches NNPACK off once; does nothing where the symbol is missing (another libtorch build or OS).</summary>
     public static void DisableNnpack()

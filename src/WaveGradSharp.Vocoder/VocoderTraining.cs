@@ -179,6 +179,7 @@ public static class VocoderTrainer
             throw new WaveGradException($"{ckptDir}: no checkpoint to resume");
 
         NativeTuning.DisableNnpack();
+        if (o.Device.type == DeviceType.CPU) NativeTuning.DisableOneDnn();   // its float32 conv gradients are wrong here
         var wall = Stopwatch.StartNew();
         var data = VocoderDataset.Load(o.DataDir, mel, o.CropFrames, o.MaxFiles);
         log.Message($"data: {data.Train.Count} training clips ({data.TrainSeconds / 60:F1} min), {data.Validation.Count} validation, {data.SkippedShort} skipped as shorter than {o.CropFrames} frames");

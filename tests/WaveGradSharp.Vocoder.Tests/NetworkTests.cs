@@ -45,6 +45,55 @@ public class NetworkTests
         Assert.True(expected.abs().max().item<float>() > 0.1);   // the output is not trivially zero
     }
 
+    [Fact]
+    public void GradientsMatchPyTorchWithin1e4()
+    {
+        // The backward pass (dilated convs, interpolation, FiLM) against PyTorch's autograd on an L1 loss, with
+        // oneDNN off as CPU training runs (see NativeTuning.DisableOneDnn and the next test).
+        NativeTuning.DisableOneDnn();
+        var cfg = JsonSerializer.Deserialize<WaveGradConfig>(File.ReadAllText(Fixture("tiny-paper.json")), Voice.JsonOpts)!;
+        using var net = new WaveGradNet(cfg);
+        TensorFiles.LoadInto(net, PyTorchImport.ReadStateDict(Fixture("tiny-paper.pt")), "tiny-paper");
+        var io = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(Fixture("tiny-paper-io.pt"));
+        var expected = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(Fixture("tiny-paper-grads.pt"));
+        var loss = (net.call((Tensor)io["audio"]!, (Tensor)io["mel"]!, (Tensor)io["level"]!) - (Tensor)expected["target"]!).abs().mean();
+        Assert.True(Math.Abs(loss.item<float>() - ((Tensor)expected["loss"]!).item<float>()) < 1e-5);
+        loss.backward();
+        int compared = 0;
+        foreach (var (name, p) in net.named_parameters())
+        {
+            var g = (Tensor)expected["grad." + name]!;
+            double scale = Math.Max(g.abs().max().item<float>(), 1e-6);
+            double err = (p.grad! - g).abs().max().item<float>();
+            Assert.True(err <= 1e-4 * scale + 1e-6, $"{name}: max |Δgrad| {err:G3} against max |grad| {scale:G3}");
+            compared++;
+        }
+        Assert.Equal(108, compared);
+    }
+
+    [Theory]
+    [InlineData(8, 1, 3, 1, 1, 50)]
+    [InlineData(8, 8, 3, 4, 4, 64)]
+    [InlineData(64, 1, 3, 1, 1, 4096)]
+    public void Float32ConvolutionGradientsAgreeWithFloat64(int cin, int cout, int k, int pad, int dil, int len)
+    {
+        // Guards the workaround: with oneDNN on, these input gradients were 35–80 % off (or NaN) on this machine.
+        NativeTuning.DisableOneDnn();
+        var gen = new Generator(1);
+        var w = randn([cout, cin, k], generator: gen, dtype: ScalarType.Float64) * 0.3;
+        var x = randn([2, cin, len], generator: gen, dtype: ScalarType.Float64);
+        var t = randn([2, cout, len], generator: gen, dtype: ScalarType.Float64);
+        Tensor Grad(ScalarType dt)
+        {
+            var xx = x.to_type(dt).detach().clone().requires_grad_();
+            (nn.functional.conv1d(xx, w.to_type(dt), padding: pad, dilation: dil) - t.to_type(dt)).pow(2).sum().backward();
+            return xx.grad!.to_type(ScalarType.Float64);
+        }
+        var g64 = Grad(ScalarType.Float64);
+        double rel = ((Grad(ScalarType.Float32) - g64).abs().max() / g64.abs().max()).item<double>();
+        Assert.True(rel < 1e-5, $"relative error {rel:G3}");
+    }
+
     [Theory]
     [InlineData(300, new[] { 5, 5, 3, 2, 2 })]
     [InlineData(256, new[] { 4, 4, 4, 2, 2 })]
