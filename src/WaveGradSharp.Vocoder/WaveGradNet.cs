@@ -209,8 +209,8 @@ sealed class DBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         long size = x.shape[^1] / factor;
-        var residual = F.interpolate(residual_dense.call(x), size: [size], mode: mode);
-        x = F.interpolate(x, size: [size], mode: mode);
+        var residual = F.interpolate(residual_dense.call(x), size: [size], mode: mode, align_corners: mode == InterpolationMode.Linear ? false : null);
+        x = F.interpolate(x, size: [size], mode: mode, align_corners: mode == InterpolationMode.Linear ? false : null);
         foreach (var c in conv) x = c.call(F.leaky_relu(x, 0.2));
         return x + residual;
     }
@@ -276,8 +276,8 @@ sealed class UBlock : Module<Tensor, Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor shift, Tensor scale)
     {
         long size = x.shape[^1] * factor;
-        var b1 = block1.call(F.interpolate(x, size: [size], mode: mode));
-        var b2 = block2[0].call(F.interpolate(F.leaky_relu(x, 0.2), size: [size], mode: mode));
+        var b1 = block1.call(F.interpolate(x, size: [size], mode: mode, align_corners: mode == InterpolationMode.Linear ? false : null));
+        var b2 = block2[0].call(F.interpolate(F.leaky_relu(x, 0.2), size: [size], mode: mode, align_corners: mode == InterpolationMode.Linear ? false : null));
         b2 = block2[1].call(F.leaky_relu(shift + scale * b2, 0.2));
         x = b1 + b2;
         var b3 = block3[0].call(F.leaky_relu(shift + scale * x, 0.2));
