@@ -15,8 +15,7 @@ public static class Playback
 
     /// <summary>The first player found on PATH, or null.</summary>
     public static string? FindPlayer() =>
-        Players.Select(p => p.Exe).FirstOrDefault(exe => (Environment.GetEnvironmentVariable("PATH") ?? "")
-            .Split(Path.PathSeparator).Any(d => File.Exists(Path.Combine(d, exe))));
+        Players.Select(p => p.Exe).FirstOrDefault(SpeechFrontend.OnPath);
 
     /// <summary>Plays the file and waits; returns false (after printing why to stderr) when it could not.</summary>
     public static bool TryPlay(string path, TextWriter? messages = null)

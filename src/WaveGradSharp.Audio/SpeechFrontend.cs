@@ -14,7 +14,8 @@ public static partial class SpeechFrontend
     public static string? Available() =>
         OnPath("text2wave") ? "festival" : OnPath("espeak-ng") ? "espeak-ng" : null;
 
-    static bool OnPath(string exe) => (Environment.GetEnvironmentVariable("PATH") ?? "")
+    /// <summary>True when an executable of that name is in a folder on PATH.</summary>
+    internal static bool OnPath(string exe) => (Environment.GetEnvironmentVariable("PATH") ?? "")
         .Split(Path.PathSeparator).Any(d => d.Length > 0 && File.Exists(Path.Combine(d, exe)));
 
     /// <summary>Splits text into sentences (at . ! ? ; followed by space), dropping empty pieces.</summary>
