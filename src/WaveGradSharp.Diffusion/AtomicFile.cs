@@ -27,4 +27,33 @@ public static class AtomicFile
 
     /// <summary>Atomic <see cref="File.WriteAllBytes(string, byte[])"/>.</summary>
     public static void WriteAllBytes(string path, byte[] bytes) => Write(path, tmp => File.WriteAllBytes(tmp, bytes));
+
+    /// <summary>
+    /// Fills a temporary folder and swaps it in for <paramref name="dir"/>; on failure the old folder stays.
+    /// An existing folder is replaced only when it holds <paramref name="marker"/> (what this writer writes), so a
+    /// mistyped output path never deletes an unrelated folder.
+    /// </summary>
+    public static void WriteFolder(string dir, Action<string> fill, string marker)
+    {
+        if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any() && !File.Exists(Path.Combine(dir, marker)))
+            throw new WaveGradException($"{dir}: exists and is not a folder this command wrote (no {marker}); choose another output folder");
+        string full = Path.GetFullPath(dir).TrimEnd('/', '\\');
+        string parent = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(parent);
+        string tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        string old = tmp + ".old";
+        Directory.CreateDirectory(tmp);
+        try
+        {
+            fill(tmp);
+            if (Directory.Exists(full)) Directory.Move(full, old);
+            Directory.Move(tmp, full);
+            if (Directory.Exists(old)) Directory.Delete(old, true);
+        }
+        finally
+        {
+            if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+            if (Directory.Exists(old) && !Directory.Exists(full)) Directory.Move(old, full);
+        }
+    }
 }

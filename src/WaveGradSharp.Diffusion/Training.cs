@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Diagnostics;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -243,4 +245,57 @@ public sealed class TrainingProgress(long totalSteps, long firstStep, int every,
     }
 
     static string Format(double seconds) => double.IsFinite(seconds) ? TimeSpan.FromSeconds(Math.Round(seconds)).ToString(@"h\:mm\:ss") : "?";
+}
+
+/// <summary>
+/// A training run's checkpoint folder: raw (master) weights, EMA weights, optimizer moments, the generator's state
+/// and a <c>state.json</c> with the step, counters and whatever the trainer adds. Written as a whole or not at all.
+/// </summary>
+public static class TrainingCheckpoint
+{
+    /// <summary>Writes the checkpoint folder atomically; <paramref name="state"/> gets step, optimizer_step and ema_updates added.</summary>
+    public static void Save(string dir, AdamW opt, Ema ema, Generator rng, long step, JsonObject state)
+    {
+        AtomicFile.WriteFolder(dir, marker: "state.json", fill: tmp =>
+        {
+            TensorFiles.Save(Path.Combine(tmp, "model.safetensors"), opt.Master);
+            TensorFiles.Save(Path.Combine(tmp, "ema.safetensors"), ema.Shadow);
+            TensorFiles.Save(Path.Combine(tmp, "optimizer.safetensors"), opt.StateDict());
+            TensorFiles.Save(Path.Combine(tmp, "rng.safetensors"), new Dictionary<string, Tensor> { ["state"] = rng.get_state() });
+            var s = (JsonObject)state.DeepClone();
+            s["step"] = step; s["optimizer_step"] = opt.Step; s["ema_updates"] = ema.Updates;
+            File.WriteAllText(Path.Combine(tmp, "state.json"), s.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        });
+    }
+
+    /// <summary>
+    /// Restores weights, optimizer, EMA and generator from a checkpoint folder and returns its state.json.
+    /// Every missing or malformed part is one <see cref="WaveGradException"/> that names the file.
+    /// </summary>
+    public static JsonObject Load(string dir, nn.Module net, AdamW opt, Ema ema, Generator rng)
+    {
+        string statePath = Path.Combine(dir, "state.json");
+        if (!File.Exists(statePath)) throw new WaveGradException($"{statePath}: missing; the checkpoint is incomplete");
+        try
+        {
+            var state = JsonNode.Parse(File.ReadAllText(statePath))!.AsObject();
+            TensorFiles.LoadInto(net, TensorFiles.Load(Path.Combine(dir, "model.safetensors")), Path.Combine(dir, "model.safetensors"));
+            opt.LoadStateDict(TensorFiles.Load(Path.Combine(dir, "optimizer.safetensors")), Path.Combine(dir, "optimizer.safetensors"));
+            opt.Step = state["optimizer_step"]!.GetValue<long>();
+            var emaT = TensorFiles.Load(Path.Combine(dir, "ema.safetensors"));
+            foreach (var (k, v) in ema.Shadow)
+            {
+                if (!emaT.TryGetValue(k, out var t)) throw new WaveGradException($"{Path.Combine(dir, "ema.safetensors")}: lacks '{k}'");
+                v.copy_(t);
+            }
+            ema.Updates = state["ema_updates"]!.GetValue<long>();
+            rng.set_state(TensorFiles.Load(Path.Combine(dir, "rng.safetensors"))["state"]);
+            _ = state["step"]!.GetValue<long>();
+            return state;
+        }
+        catch (Exception e) when (e is NullReferenceException or KeyNotFoundException or InvalidOperationException or JsonException or FormatException)
+        {
+            throw new WaveGradException($"{dir}: incomplete or malformed checkpoint ({e.Message.Split('\n')[0]})", e);
+        }
+    }
 }

@@ -326,20 +326,10 @@ public static class VocoderTrainer
     static void SaveAll(VocoderTrainingOptions o, MelConfig mel, WaveGradConfig cfg, WaveGradNet net, AdamW opt, Ema ema, Generator rng,
         long step, long nonFinite, double wallSeconds, VocoderDataset data, double validation)
     {
-        string ckpt = Path.Combine(o.OutputDir, "checkpoint");
-        Voice.WriteFolder(ckpt, marker: "state.json", fill: tmp =>
+        TrainingCheckpoint.Save(Path.Combine(o.OutputDir, "checkpoint"), opt, ema, rng, step, new JsonObject
         {
-            TensorFiles.Save(Path.Combine(tmp, "model.safetensors"), opt.Master);
-            TensorFiles.Save(Path.Combine(tmp, "ema.safetensors"), ema.Shadow);
-            TensorFiles.Save(Path.Combine(tmp, "optimizer.safetensors"), opt.StateDict());
-            TensorFiles.Save(Path.Combine(tmp, "rng.safetensors"), new Dictionary<string, Tensor> { ["state"] = rng.get_state() });
-            var state = new JsonObject
-            {
-                ["step"] = step, ["optimizer_step"] = opt.Step, ["ema_updates"] = ema.Updates, ["non_finite_skipped"] = nonFinite,
-                ["wall_seconds"] = wallSeconds, ["preset"] = mel.Name,
-                ["network"] = JsonSerializer.SerializeToNode(cfg, Voice.JsonOpts),
-            };
-            File.WriteAllText(Path.Combine(tmp, "state.json"), state.ToJsonString(Voice.JsonOpts));
+            ["non_finite_skipped"] = nonFinite, ["wall_seconds"] = wallSeconds, ["preset"] = mel.Name,
+            ["network"] = JsonSerializer.SerializeToNode(cfg, Voice.JsonOpts),
         });
         // The run folder is itself a voice bundle: EMA weights in model.safetensors, raw ones beside them.
         // Keep what others recorded in the run's voice.json (a searched schedule, notes); refresh the training fields.
@@ -364,32 +354,11 @@ public static class VocoderTrainer
 
     static CheckpointState LoadCheckpoint(string dir, WaveGradNet net, AdamW opt, Ema ema, Generator rng, WaveGradConfig cfg)
     {
-        try { return LoadCheckpointUnchecked(dir, net, opt, ema, rng, cfg); }
-        catch (Exception e) when (e is NullReferenceException or KeyNotFoundException or InvalidOperationException or JsonException or FormatException)
-        {
-            throw new WaveGradException($"{dir}: incomplete or malformed checkpoint ({e.Message.Split('\n')[0]})", e);
-        }
-    }
-
-    static CheckpointState LoadCheckpointUnchecked(string dir, WaveGradNet net, AdamW opt, Ema ema, Generator rng, WaveGradConfig cfg)
-    {
         string statePath = Path.Combine(dir, "state.json");
-        if (!File.Exists(statePath)) throw new WaveGradException($"{statePath}: missing; the checkpoint is incomplete");
-        var state = JsonNode.Parse(File.ReadAllText(statePath))!.AsObject();
-        var saved = state["network"]!.Deserialize<WaveGradConfig>(Voice.JsonOpts)!;
-        if (JsonSerializer.Serialize(saved, Voice.JsonOpts) != JsonSerializer.Serialize(cfg, Voice.JsonOpts))
+        if (File.Exists(statePath) && JsonNode.Parse(File.ReadAllText(statePath)) is JsonObject st && st["network"] is JsonNode n
+            && n.ToJsonString() != JsonSerializer.SerializeToNode(cfg, Voice.JsonOpts)!.ToJsonString())
             throw new WaveGradException($"{statePath}: the checkpoint's network differs from the one asked for (check --size and --preset)");
-        TensorFiles.LoadInto(net, TensorFiles.Load(Path.Combine(dir, "model.safetensors")), Path.Combine(dir, "model.safetensors"));
-        opt.LoadStateDict(TensorFiles.Load(Path.Combine(dir, "optimizer.safetensors")), Path.Combine(dir, "optimizer.safetensors"));
-        opt.Step = state["optimizer_step"]!.GetValue<long>();
-        var emaT = TensorFiles.Load(Path.Combine(dir, "ema.safetensors"));
-        foreach (var (k, v) in ema.Shadow)
-        {
-            if (!emaT.TryGetValue(k, out var t)) throw new WaveGradException($"{Path.Combine(dir, "ema.safetensors")}: lacks '{k}'");
-            v.copy_(t);
-        }
-        ema.Updates = state["ema_updates"]!.GetValue<long>();
-        rng.set_state(TensorFiles.Load(Path.Combine(dir, "rng.safetensors"))["state"]);
+        var state = TrainingCheckpoint.Load(dir, net, opt, ema, rng);
         return new CheckpointState(state["step"]!.GetValue<long>(), state["non_finite_skipped"]?.GetValue<long>() ?? 0, state["wall_seconds"]?.GetValue<double>() ?? 0);
     }
 }

@@ -182,32 +182,6 @@ public sealed class Voice
     /// <summary>Rewrites voice.json only (for example after a schedule search), atomically.</summary>
     public void SaveCard(JsonObject card) => AtomicFile.WriteAllText(Path.Combine(Directory, "voice.json"), card.ToJsonString(JsonOpts));
 
-    /// <summary>
-    /// Fills a temporary folder and swaps it in for <paramref name="dir"/>; on failure the old folder stays.
-    /// An existing folder is replaced only when it holds <paramref name="marker"/> (what this writer writes), so a
-    /// mistyped output path never deletes an unrelated folder.
-    /// </summary>
-    public static void WriteFolder(string dir, Action<string> fill, string marker = "voice.json")
-    {
-        if (System.IO.Directory.Exists(dir) && System.IO.Directory.EnumerateFileSystemEntries(dir).Any() && !File.Exists(Path.Combine(dir, marker)))
-            throw new WaveGradException($"{dir}: exists and is not a folder this command wrote (no {marker}); choose another output folder");
-        string full = Path.GetFullPath(dir).TrimEnd('/', '\\');
-        string parent = Path.GetDirectoryName(full)!;
-        System.IO.Directory.CreateDirectory(parent);
-        string tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
-        string old = tmp + ".old";
-        System.IO.Directory.CreateDirectory(tmp);
-        try
-        {
-            fill(tmp);
-            if (System.IO.Directory.Exists(full)) System.IO.Directory.Move(full, old);
-            System.IO.Directory.Move(tmp, full);
-            if (System.IO.Directory.Exists(old)) System.IO.Directory.Delete(old, true);
-        }
-        finally
-        {
-            if (System.IO.Directory.Exists(tmp)) System.IO.Directory.Delete(tmp, true);
-            if (System.IO.Directory.Exists(old) && !System.IO.Directory.Exists(full)) System.IO.Directory.Move(old, full);
-        }
-    }
+    /// <summary>Writes a bundle folder atomically (see <see cref="AtomicFile.WriteFolder"/>).</summary>
+    public static void WriteFolder(string dir, Action<string> fill, string marker = "voice.json") => AtomicFile.WriteFolder(dir, fill, marker);
 }

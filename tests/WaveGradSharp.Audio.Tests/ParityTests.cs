@@ -1,3 +1,4 @@
+using WaveGradSharp.Diffusion;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
 

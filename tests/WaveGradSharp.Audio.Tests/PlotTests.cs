@@ -1,3 +1,4 @@
+using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
 
 namespace WaveGradSharp.Audio.Tests;

@@ -1,3 +1,4 @@
+using WaveGradSharp.Diffusion;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;

@@ -2,17 +2,17 @@ using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
-using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
 
-namespace WaveGradSharp.Audio;
+namespace WaveGradSharp.Diffusion;
 
 /// <summary>NumPy .npy files: reads little-endian float16/float32/float64 in C or Fortran order (format versions 1–3),
 /// writes float32 C order (version 1.0). Errors are <see cref="WaveGradException"/>s that start with the path.</summary>
 public static partial class Npy
 {
     const int MaxHeader = 1 << 16;
-    internal static ReadOnlySpan<byte> Magic => [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
+    /// <summary>The 6 bytes every .npy file starts with.</summary>
+    public static ReadOnlySpan<byte> Magic => [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y'];
 
     /// <summary>Reads <paramref name="path"/>: the data as float32 in C (row-major) order, and the shape.</summary>
     public static (float[] Data, long[] Shape) Read(string path)
