@@ -14,6 +14,7 @@ var root = new RootCommand("wavegrad: diffusion-based speech vocoder (WaveGrad) 
     VocoderCommands.Voices(),
     VocoderCommands.VoiceImport(),
     VocoderCommands.Train(),
+    ImageCommands.Create(),
 };
 root.Options.Add(Cli.Verbose);
 return root.Parse(args).Invoke();
