@@ -113,7 +113,7 @@ static class ImageCommands
         public readonly Option<double> ClassifierGuidance = new("--classifier-guidance") { Description = "Classifier-guidance scale S (steers toward --class with the noise-aware classifier)", DefaultValueFactory = _ => 0.0 };
         public readonly Option<string> Classifier = new("--classifier") { Description = "Noise-aware classifier bundle for --classifier-guidance", DefaultValueFactory = _ => DefaultGuide };
         public readonly Option<int> LangevinSteps = new("--langevin-steps") { Description = "Langevin steps per σ level", DefaultValueFactory = _ => 2 };
-        public readonly Option<double> LangevinStep = new("--langevin-step-size") { Description = "Langevin step size ε (α_i = ε·σ_i²/σ_min²)", DefaultValueFactory = _ => 5e-6 };
+        public readonly Option<double> LangevinStep = new("--langevin-step-size") { Description = "Langevin step size ε (α_i = ε·σ_i²/σ_min²; 1e-4 with σ_min = 0.01 makes α_i = σ_i²: with 2 steps a level an ε-network keeps up; NCSN's 2e-5 needs ~100 steps a level)", DefaultValueFactory = _ => 1e-4 };
         public readonly Option<double> Snr = new("--snr") { Description = "PC corrector signal-to-noise ratio", DefaultValueFactory = _ => 0.16 };
         public readonly Option<long> Seed = Cli.Seed();
         public readonly Option<string> Device = Cli.Device();
@@ -188,7 +188,7 @@ static class ImageCommands
         var judge = new Option<string>("--judge") { Description = "Clean-digit classifier bundle that scores the samples", DefaultValueFactory = _ => DefaultJudge };
         var data = DataOpt();
         var unguided = new Option<bool>("--unconditional") { Description = "Sample with the null class and report the classes the judge sees (no accuracy)" };
-        var floor = new Option<bool>("--floor") { Description = "Only print the floor: Fréchet distance between training and held-out digits" };
+        var floor = new Option<bool>("--floor") { Description = "Only print the floor: Fréchet distance between --n training digits and the held-out digits" };
         var cmd = new Command("eval", "Judge a model's samples: the judge's accuracy on the class asked for, and the Fréchet distance in its feature space to held-out digits")
         { n, judge, data, unguided, floor };
         foreach (var o in so.All) cmd.Options.Add(o);
@@ -201,9 +201,12 @@ static class ImageCommands
             var heldFeatures = Evaluation.Features(clf, held.Images, dev);
             if (pr.GetValue(floor))
             {
-                var idx = randperm(train.Count, generator: new Generator(1))[..held.Count];
+                // The same comparison as for samples: N real training digits against the held-out digits
+                // (the distance's estimate grows as N shrinks, so compare settings at equal N).
+                int k = Math.Min(pr.GetValue(n), train.Count);
+                var idx = randperm(train.Count, generator: new Generator(1))[..k];
                 double fd = Evaluation.FrechetDistance(Evaluation.Features(clf, train.Images.index_select(0, idx), dev), heldFeatures);
-                Console.WriteLine($"floor: Fréchet distance, {held.Count} training vs {held.Count} held-out digits = {fd.ToString("F3", CultureInfo.InvariantCulture)}; judge accuracy on held-out {Evaluation.Accuracy(clf, held.Images, held.Labels!, dev):P2}");
+                Console.WriteLine($"floor: Fréchet distance, {k} training vs {held.Count} held-out digits = {fd.ToString("F3", CultureInfo.InvariantCulture)}; judge accuracy on held-out {Evaluation.Accuracy(clf, held.Images, held.Labels!, dev):P2}");
                 return 0;
             }
             var model = ImageModel.Load(pr.GetValue(so.Model)!, "unet");

@@ -30,7 +30,7 @@ public sealed record ImageSampleRequest
     /// <summary>Langevin steps per σ level.</summary>
     public int LangevinStepsPerLevel { get; init; } = 2;
     /// <summary>Langevin step size ε (α_i = ε·σ_i²/σ_L²).</summary>
-    public double LangevinStepSize { get; init; } = 5e-6;
+    public double LangevinStepSize { get; init; } = 1e-4;
     /// <summary>Signal-to-noise ratio of the PC sampler's Langevin corrector.</summary>
     public double Snr { get; init; } = 0.16;
 }

@@ -84,7 +84,7 @@ public static class Mnist
             int n = perClass[c].Length / 784;
             for (int i = 0; i < n; i++) (i % 10 == 9 ? held : train).Add((perClass[c].AsSpan(i * 784, 784).ToArray(), c));
         }
-        return (ToSet(train, $"{path} (train)"), ToSet(held, $"{path} (held-out)"));
+        return (ToSet(train, $"{Path.GetFileName(path)} (training split)"), ToSet(held, $"{Path.GetFileName(path)} (held-out split)"));
     }
 
     static ImageSet ToSet(List<(float[] Px, int Label)> items, string source)
