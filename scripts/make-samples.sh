@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates samples/outputs/: renders of the default voice and their spectrograms, beside festival's own
-# rendering and Griffin-Lim, for the README. usage: scripts/make-samples.sh [CORPUS_DIR]
+# rendering and Griffin-Lim, and image grids from the MNIST model, for the README. usage: scripts/make-samples.sh [CORPUS_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 corpus=${1:-corpus/slt}
@@ -20,5 +20,11 @@ cp "$corpus/wavs/$clip.wav" "$out/val-reference.wav"
 "${wg[@]}" vocode "$tmp/val.npy" -o "$out/val-wavegrad-6.wav" --steps 6
 "${wg[@]}" vocode "$tmp/val.npy" -o "$out/val-wavegrad-50.wav" --steps 50
 "${wg[@]}" griffinlim "$tmp/val.npy" -o "$out/val-griffinlim.wav" --iters 64
+# Image grids from the shipped MNIST model: digits 0–9 (eight of each) through the library sample, an 8×8
+# unconditional grid, and one sample's trajectory from noise to digit.
+dotnet run -c Release --project samples/ImageSampling -- -o "$out/mnist-digits.png" --per-class 8
+"${wg[@]}" image sample --n 64 --guidance 0 -o "$out/mnist-unconditional.png"
+"${wg[@]}" image sample --class 2 --n 1 --sampler respaced --steps 100 --seed 7 -o "$tmp/traj.png" --trajectory
+cp "$tmp/traj-trajectory.png" "$out/mnist-trajectory.png"
 for f in "$out"/*.wav; do "${wg[@]}" mel "$f" -o "$tmp/x.npy" --png "${f%.wav}.png" >/dev/null; done
 ls -la "$out"
