@@ -3,6 +3,17 @@ using static TorchSharp.torch;
 
 namespace WaveGradSharp.Imaging;
 
+/// <summary>How image networks see a noise level: the variance-preserving frame and ln σ.</summary>
+static class NoiseFrame
+{
+    /// <summary>The factor that takes x = a·x_0 + s·ε into the variance-preserving frame: 1 / (a·√(1 + σ²)).</summary>
+    public static double VpScale(NoiseLevel l) => 1 / (l.SignalScale * Math.Sqrt(1 + l.Sigma * l.Sigma));
+
+    /// <summary>ln σ_t = ln(√(1 − ᾱ_t) / √ᾱ_t) of every step of a schedule, float32 [T], for gathering by timestep.</summary>
+    public static Tensor LogSigmas(NoiseSchedule s) =>
+        tensor(s.SqrtOneMinusAlphasCumprod.Zip(s.SqrtAlphasCumprod, (n, a) => (float)Math.Log(n / a)).ToArray());
+}
+
 /// <summary>
 /// A <see cref="UNet"/> seen as the schedule engine's <see cref="IDenoiser"/>, at any noise level, variance
 /// preserving or exploding. With x = a·x_0 + s·ε and σ = s/a:
@@ -43,7 +54,7 @@ public sealed class UNetDenoiser(UNet net, Tensor? classes) : IVarianceDenoiser
     {
         double sigma = level.Sigma;
         if (!(sigma > 0) || !double.IsFinite(sigma)) throw new ArgumentException($"noise level σ = {sigma} is not positive and finite");
-        double scale = cfg.Objective == ImageObjective.Score ? 1 / level.SignalScale : 1 / (level.SignalScale * Math.Sqrt(1 + sigma * sigma));
+        double scale = cfg.Objective == ImageObjective.Score ? 1 / level.SignalScale : NoiseFrame.VpScale(level);
         long b = xt.shape[0];
         var ln = full([b], Math.Log(sigma), ScalarType.Float32, device: xt.device);
         var y = classes ?? full([b], (long)cfg.Classes, ScalarType.Int64, device: xt.device);
@@ -80,7 +91,7 @@ public sealed class ClassifierGuidance(IDenoiser inner, DigitClassifier classifi
         using var grad = enable_grad();
         var x = xt.detach().requires_grad_(true);
         double sigma = level.Sigma;
-        var input = x / (level.SignalScale * Math.Sqrt(1 + sigma * sigma));
+        var input = x * NoiseFrame.VpScale(level);
         var ln = full([x.shape[0]], Math.Log(sigma), ScalarType.Float32, device: x.device);
         var logp = nn.functional.log_softmax(classifier.call(input, ln), 1).gather(1, classes.to(x.device).unsqueeze(1)).sum();
         var g = autograd.grad([logp], [x])[0];
@@ -100,8 +111,7 @@ public sealed class RecordingDenoiser(IDenoiser inner) : IDenoiser
     /// <inheritdoc/>
     public Tensor Predict(Tensor xt, NoiseLevel level)
     {
-        double s = level.Sigma;
-        Frames.Add((s, (xt[0] / (level.SignalScale * Math.Sqrt(1 + s * s))).detach().cpu().clone().DetachFromDisposeScope()));
+        Frames.Add((level.Sigma, (xt[0] * NoiseFrame.VpScale(level)).detach().cpu().clone().DetachFromDisposeScope()));
         return inner.Predict(xt, level);
     }
 }

@@ -103,6 +103,7 @@ public static class ImageTrainer
         var wall = Stopwatch.StartNew();
         net.train();
         double logSigMax = Math.Log(o.SigmaMax), logSigMin = Math.Log(o.SigmaMin);
+        using var logSigmas = NoiseFrame.LogSigmas(schedule);
         void Save()
         {
             double wallSeconds = previousWall + wall.Elapsed.TotalSeconds;
@@ -150,8 +151,7 @@ public static class ImageTrainer
                     {
                         var t = randint(0, schedule.Steps, [o.BatchSize], generator: rng, dtype: ScalarType.Int64);
                         var xt = q.Sample(x0, t, noise);
-                        var sigmaTable = schedule.SqrtOneMinusAlphasCumprod.Zip(schedule.SqrtAlphasCumprod, (s, a) => Math.Log(s / a)).ToArray();
-                        var lnSig = tensor(sigmaTable).index_select(0, t).to_type(ScalarType.Float32);
+                        var lnSig = logSigmas.index_select(0, t);
                         var outp = net.call(xt.to(o.Device), lnSig.to(o.Device), y.to(o.Device));
                         int c = cfg.Channels;
                         if (cfg.Objective == ImageObjective.Hybrid)
@@ -206,7 +206,7 @@ public static class ClassifierTrainer
         var ema = new Ema(net, 0.999);
         var s = NoiseSchedule.Resolve(schedule);
         var q = new ForwardProcess(s);
-        var lnTable = s.SqrtOneMinusAlphasCumprod.Zip(s.SqrtAlphasCumprod, (a, b) => Math.Log(a / b)).ToArray();
+        using var logSigmas = NoiseFrame.LogSigmas(s);
         var log = new TrainingProgress(steps, 0, 100, logTo);
         var wall = Stopwatch.StartNew();
         net.train();
@@ -221,8 +221,7 @@ public static class ClassifierTrainer
             {
                 var t = randint(0, s.Steps, [batch], generator: rng, dtype: ScalarType.Int64);
                 x = q.Sample(x, t, randn(x.shape, generator: rng));
-                var sig = tensor(lnTable).index_select(0, t).to_type(ScalarType.Float32);
-                ln = sig;   // x_t from q.Sample is already in the variance-preserving frame the classifier reads
+                ln = logSigmas.index_select(0, t);   // x_t from q.Sample is already in the variance-preserving frame the classifier reads
             }
             else ln = full([batch], Math.Log(s.SqrtOneMinusAlphasCumprod[0] / s.SqrtAlphasCumprod[0]), ScalarType.Float32);
             var lossT = F.cross_entropy(net.call(x.to(device), ln.to(device)), y.to(device));
