@@ -18,6 +18,17 @@ static class VocoderCommands
     static Option<string> VoiceOpt() => new("--voice") { Description = $"Voice name (under voices/) or folder", DefaultValueFactory = _ => DefaultVoice };
     static Option<string?> StepsOpt() => new("--steps") { Description = "Schedule: a step count (1000, 50, 25, 6, 3 or a searched one), a schedule name or a JSON file; default: the voice's" };
     static Option<string> WeightsOpt() => new Option<string>("--weights") { Description = "ema (default) or raw: which weights of a training run to render with", DefaultValueFactory = _ => "ema" }.AcceptOnlyFromAmong("ema", "raw");
+    internal static Option<int> PostFilterOpt() => new("--post-filter")
+    {
+        Description = $"Passes of the mel post-filter, which pulls the render's band levels onto the input mel (removes the noise floor in pauses); 0: the network's raw output",
+        DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses,
+    };
+
+    /// <summary>The render settings shared by vocode, resynth and speak.</summary>
+    internal static SynthesisOptions RenderOptions(Vocoder.Vocoder vocoder, string? steps, long seed, int postFilter) =>
+        postFilter < 0 ? throw new WaveGradException($"--post-filter {postFilter}: must be 0 or more")
+        : new() { Schedule = vocoder.Voice.ResolveSchedule(steps), Seed = seed, PostFilterPasses = postFilter };
+
     static Option<bool> PlayOpt() => new("--play") { Description = "Play the result after writing it" };
     static Option<bool> Float32Opt() => new("--float32") { Description = "Write 32-bit float WAV instead of 16-bit PCM" };
 
@@ -48,7 +59,8 @@ static class VocoderCommands
         var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var weights = WeightsOpt();
         var framesFirst = new Option<bool>("--frames-first") { Description = "The .npy is [frames, n_mels]" };
         var play = PlayOpt(); var f32 = Float32Opt();
-        var cmd = new Command("vocode", "Render a mel spectrogram (.npy) to a waveform") { input, output, voice, steps, seed, device, weights, framesFirst, play, f32 };
+        var postFilter = PostFilterOpt();
+        var cmd = new Command("vocode", "Render a mel spectrogram (.npy) to a waveform") { input, output, voice, steps, seed, device, weights, postFilter, framesFirst, play, f32 };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             string inPath = pr.GetValue(input)!, outPath = pr.GetValue(output)!;
@@ -56,7 +68,7 @@ static class VocoderCommands
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
             var mels = mel.dim() == 3 ? Enumerable.Range(0, (int)mel.shape[0]).Select(i => mel[i]).ToList() : [mel];
             foreach (var m in mels) MelFile.CheckNMels(m, vocoder.Voice.Mel.NMels, inPath);
-            var opts = new SynthesisOptions { Schedule = vocoder.Voice.ResolveSchedule(pr.GetValue(steps)), Seed = pr.GetValue(seed) };
+            var opts = RenderOptions(vocoder, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(postFilter));
             var sw = Stopwatch.StartNew();
             var outs = vocoder.Synthesize(mels, opts);
             double secs = sw.Elapsed.TotalSeconds;
@@ -81,14 +93,15 @@ static class VocoderCommands
         var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var weights = WeightsOpt();
         var play = PlayOpt(); var f32 = Float32Opt();
         var stream = new Option<bool>("--stream") { Description = "Render with the streaming API (chunk by chunk)" };
-        var cmd = new Command("resynth", "WAV → mel (the voice's preset) → WAV: hear what the vocoder makes of a recording") { input, output, voice, steps, seed, device, weights, play, f32, stream };
+        var postFilter = PostFilterOpt();
+        var cmd = new Command("resynth", "WAV → mel (the voice's preset) → WAV: hear what the vocoder makes of a recording") { input, output, voice, steps, seed, device, weights, postFilter, play, f32, stream };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
             var samples = Wav.Read(pr.GetValue(input)!, vocoder.SampleRate);
             using var spec = new MelSpectrogram(vocoder.Voice.Mel);
             var mel = spec.Compute(tensor(samples));
-            var opts = new SynthesisOptions { Schedule = vocoder.Voice.ResolveSchedule(pr.GetValue(steps)), Seed = pr.GetValue(seed) };
+            var opts = RenderOptions(vocoder, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(postFilter));
             var sw = Stopwatch.StartNew();
             float[] audio = pr.GetValue(stream) ? vocoder.SynthesizeStreaming(mel, opts).SelectMany(c => c).ToArray() : vocoder.Synthesize(mel, opts);
             double secs = sw.Elapsed.TotalSeconds;

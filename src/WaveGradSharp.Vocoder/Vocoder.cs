@@ -1,4 +1,5 @@
 using TorchSharp;
+using WaveGradSharp.Audio;
 using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
 
@@ -23,6 +24,15 @@ public sealed record SynthesisOptions
     /// made a 9.6 s sentence 1.6× slower than rendering it in pieces. 0 renders in one pass.
     /// </summary>
     public int CpuPieceFrames { get; init; } = 128;
+    /// <summary>
+    /// Passes of <see cref="MelPostFilter"/> over the rendered audio: each pulls the band levels of the render onto
+    /// the input mel, keeping the network's harmonics and phase, which removes the residual noise floor in pauses.
+    /// 0 returns the network's output as the sampler made it.
+    /// </summary>
+    public int PostFilterPasses { get; init; } = DefaultPostFilterPasses;
+
+    /// <summary>The default number of post-filter passes (measured on the default voice: see its card).</summary>
+    public const int DefaultPostFilterPasses = 4;
 }
 
 /// <summary>
@@ -76,7 +86,7 @@ public sealed class Vocoder : IDisposable
         var o = options ?? new();
         if (Device.type == DeviceType.CPU && o.CpuPieceFrames > 0 && mel.shape[1] > o.CpuPieceFrames * 3 / 2)
             return SynthesizeStreaming(mel, o with { ChunkFrames = o.CpuPieceFrames }, ct).SelectMany(c => c).ToArray();
-        return Render(mel.unsqueeze(0), o, 0, ct)[0];
+        return PostFilter(Render(mel.unsqueeze(0), o, 0, ct)[0], mel, o);
     }
 
     /// <summary>Renders several mels at once (padded to the longest, then cut back); item i is frames_i·hop samples.</summary>
@@ -92,7 +102,7 @@ public sealed class Vocoder : IDisposable
         // Pad with the mel's quietest value so the padding reads as silence.
         var batch = stack(mels.Select(m => nn.functional.pad(m, [0, maxF - m.shape[1]], value: m.min().item<float>())).ToArray());
         var outs = Render(batch, o, 0, ct);
-        return outs.Select((o, i) => o[..(int)(mels[i].shape[1] * Hop)]).ToArray();
+        return outs.Select((a, i) => PostFilter(a[..(int)(mels[i].shape[1] * Hop)], mels[i], o)).ToArray();
     }
 
     /// <summary>
@@ -115,7 +125,10 @@ public sealed class Vocoder : IDisposable
             long a = Math.Max(0, s - o.ContextFrames), b = Math.Min(frames, e + o.ContextFrames);
             float[] audio;
             using (var scope = NewDisposeScope())
-                audio = Render(mel[.., (int)a..(int)b].unsqueeze(0), o, a * Hop, ct)[0];
+            {
+                var piece = mel[.., (int)a..(int)b];
+                audio = PostFilter(Render(piece.unsqueeze(0), o, a * Hop, ct)[0], piece, o);
+            }
             int start = (int)((s - a) * Hop), end = (int)((e - a) * Hop);
             bool last = e == frames;
             var chunk = audio[start..end];
@@ -128,6 +141,15 @@ public sealed class Vocoder : IDisposable
             tail = last ? null : audio[end..Math.Min(end + fade, audio.Length)];
             yield return chunk;
         }
+    }
+
+    /// <summary>The post-filter, clipped to [−1, 1] as the sampler's output is.</summary>
+    float[] PostFilter(float[] audio, Tensor mel, SynthesisOptions o)
+    {
+        if (o.PostFilterPasses == 0) return audio;
+        var y = MelPostFilter.Apply(audio, mel, Voice.Mel, o.PostFilterPasses);
+        for (int i = 0; i < y.Length; i++) y[i] = Math.Clamp(y[i], -1f, 1f);
+        return y;
     }
 
     /// <summary>Runs the sampler for a batch of mels [B, n_mels, F]; noise is tied to absolute sample positions starting at <paramref name="offset"/>.</summary>

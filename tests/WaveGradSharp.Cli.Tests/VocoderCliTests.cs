@@ -34,6 +34,28 @@ public class VocoderCliTests
     }
 
     [Fact]
+    public void ThePostFilterPullsTheShippedVoicesRenderOntoItsMelAndANegativeCountIsAnError()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            static double LogMel(string stdout) => double.Parse(stdout.Split("log-mel L1 ")[1].Split(',')[0], System.Globalization.CultureInfo.InvariantCulture);
+            var filtered = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "f.wav"), "--device", "cpu", "--steps", "6");
+            var raw = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "r.wav"), "--device", "cpu", "--steps", "6", "--post-filter", "0");
+            Assert.True(filtered.ExitCode == 0 && raw.ExitCode == 0, filtered.Stderr + raw.Stderr);
+            // Measured: 0.147 filtered against 0.682 raw (the raw render's noise floor and band-level errors).
+            Assert.True(LogMel(filtered.Stdout) < 0.5 * LogMel(raw.Stdout), filtered.Stdout + raw.Stdout);
+            var bad = Path.Combine(dir.FullName, "bad.wav");
+            var e = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", bad, "--post-filter", "-1");
+            Assert.Equal(2, e.ExitCode);
+            Assert.Single(e.Stderr.Trim().Split('\n'));
+            Assert.Contains("--post-filter -1", e.Stderr);
+            Assert.False(File.Exists(bad));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
     public void AMelWithTheWrongBandCountNamesTheFileAndBothNumbers()
     {
         var dir = Directory.CreateTempSubdirectory();
