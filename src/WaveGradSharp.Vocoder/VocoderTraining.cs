@@ -155,7 +155,8 @@ public sealed record VocoderTrainingOptions
 
 /// <summary>
 /// Trains a WaveGrad vocoder: continuous noise levels between adjacent levels of the 1000-step training schedule,
-/// L1 on ε, Adam with gradient clipping, an EMA with warm-up, atomic checkpoints and exact resume.
+/// L1 on ε, Adam with gradient clipping, an EMA with warm-up, atomic checkpoints and exact resume. A fresh run
+/// starts with the output layer at zero.
 /// </summary>
 public static class VocoderTrainer
 {
@@ -196,6 +197,7 @@ public static class VocoderTrainer
             emaStart = TensorFiles.Load(emaPath);
             log.Message($"initialised from {init}");
         }
+        else if (!o.Resume) net.ZeroOutputLayer();   // a fresh run starts from ε̂ = 0 (see ZeroOutputLayer)
         // bf16: the module's parameters are replaced by bf16 ones, so the optimizer and the EMA are built after
         // the cast and their fp32 copies are seeded from the weights as they were before it.
         Dictionary<string, Tensor>? fp32 = null;

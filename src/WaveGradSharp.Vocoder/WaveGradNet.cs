@@ -136,6 +136,18 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>
+    /// Zeroes the output convolution, so that a fresh network predicts ε̂ = 0 (L1 loss 0.8) instead of the ±7 that
+    /// lmnt's orthogonal initialisation gives on ln-mel inputs (L1 loss 6–8); training then spends no early steps
+    /// shrinking the output. Gradients still reach every layer from the second step on.
+    /// </summary>
+    internal void ZeroOutputLayer()
+    {
+        using var _ = no_grad();
+        last_conv.weight!.zero_();
+        last_conv.bias!.zero_();
+    }
+
     internal static Conv1d Conv(Generator g, long inCh, long outCh, long k, long padding = 0, long dilation = 1, bool orthogonal = true)
     {
         var c = nn.Conv1d(inCh, outCh, k, padding: padding, dilation: dilation);
