@@ -4,12 +4,24 @@ using static TorchSharp.torch;
 
 namespace WaveGradSharp.Vocoder;
 
+/// <summary>What a schedule search minimises.</summary>
+public enum ScheduleMetric
+{
+    /// <summary>Log-mel L1 of the network's raw render against the clip's mel (the paper's criterion; dominated by
+    /// the quiet parts, so it mostly rewards a lower noise floor).</summary>
+    LogMelL1,
+    /// <summary>Multi-resolution spectral convergence of the render as shipped (post-filter on) against the clip's
+    /// waveform (dominated by the loud, voiced parts).</summary>
+    SpectralConvergence,
+}
+
 /// <summary>One scored candidate of a schedule search.</summary>
 public readonly record struct SearchStep(int Evaluated, double[] Betas, double Score, double BestScore);
 
 /// <summary>
 /// The paper's few-step schedule search: each β_i is a mantissa 1–9 times a fixed power of ten (10⁻⁶ … 10⁻¹ for
-/// six steps), scored by the log-mel L1 of renders of validation clips against their references. The full grid
+/// six steps), scored by the log-mel L1 of renders of validation clips against their references (or by their
+/// spectral convergence, see <see cref="ScheduleMetric"/>). The full grid
 /// has 9^N candidates; this searches it by coordinate descent (every mantissa of one step with the others
 /// fixed, last step first, repeated for a number of sweeps), which needs only 9·N per sweep.
 /// </summary>
@@ -19,31 +31,51 @@ public static class ScheduleSearch
     public static double[] Exponents(int steps) =>
         Enumerable.Range(0, steps).Select(i => Math.Pow(10, Math.Round(-6 + 5.0 * i / Math.Max(steps - 1, 1)))).ToArray();
 
-    /// <summary>Mean log-mel L1 of renders of the clips (reference mels [n_mels, F]) with a schedule and a fixed seed.
-    /// Scored on the network's raw output: the post-filter would pull every candidate onto the mel and hide the differences.</summary>
-    public static double Score(Vocoder vocoder, IReadOnlyList<Tensor> mels, NoiseSchedule schedule, long seed = 7)
+    /// <summary>Mean score of renders of the clips with a schedule and a fixed seed. Log-mel L1 is taken on the
+    /// network's raw output (the post-filter would pull every candidate onto the mel and hide the differences);
+    /// spectral convergence on the render as shipped.</summary>
+    public static double Score(Vocoder vocoder, IReadOnlyList<Utterance> clips, NoiseSchedule schedule,
+        ScheduleMetric metric = ScheduleMetric.LogMelL1, long seed = 7)
     {
         using var spec = new MelSpectrogram(vocoder.Voice.Mel);
         double total = 0;
-        foreach (var m in mels)
+        foreach (var clip in clips)
         {
             using var scope = NewDisposeScope();
+            var m = clip.Mel;
+            if (metric == ScheduleMetric.SpectralConvergence)
+            {
+                var shipped = vocoder.Synthesize(m, new SynthesisOptions { Schedule = schedule, Seed = seed });
+                var reference = clip.Audio.data<float>().ToArray();
+                total += Metrics.Compute(reference, shipped, vocoder.SampleRate, vocoder.Voice.Mel).SpectralConvergence;
+                continue;
+            }
             var audio = vocoder.Synthesize(m, new SynthesisOptions { Schedule = schedule, Seed = seed, PostFilterPasses = 0 });
             var rendered = spec.Compute(tensor(audio));
             long f = Math.Min(rendered.shape[1], m.shape[1]);
             total += (rendered[.., ..(int)f] - m[.., ..(int)f]).abs().mean().item<float>();
         }
-        return total / mels.Count;
+        return total / clips.Count;
     }
 
-    /// <summary>Searches an N-step schedule; returns the best one and its score.</summary>
-    public static (NoiseSchedule Schedule, double Score) Run(Vocoder vocoder, IReadOnlyList<Tensor> mels, int steps, int sweeps = 2,
-        IProgress<SearchStep>? progress = null, CancellationToken ct = default)
+    /// <summary>Searches an N-step schedule, from <paramref name="start"/> when given (for example the voice's
+    /// default); returns the best one and its score.</summary>
+    public static (NoiseSchedule Schedule, double Score) Run(Vocoder vocoder, IReadOnlyList<Utterance> clips, int steps, int sweeps = 2,
+        IProgress<SearchStep>? progress = null, CancellationToken ct = default, ScheduleMetric metric = ScheduleMetric.LogMelL1,
+        NoiseSchedule? start = null)
     {
         if (steps < 2 || steps > 12) throw new WaveGradException($"--steps {steps}: the search handles 2 to 12 steps");
-        if (mels.Count == 0) throw new WaveGradException("schedule search needs at least one validation clip");
+        if (clips.Count == 0) throw new WaveGradException("schedule search needs at least one validation clip");
+        // Start from the given schedule when it has the right length (each β's own power of ten, its mantissa
+        // rounded to 1–9), else from mantissa 1 at evenly spaced exponents.
         var exps = Exponents(steps);
         var mant = Enumerable.Repeat(1, steps).ToArray();
+        if (start is not null && start.Steps == steps)
+            for (int i = 0; i < steps; i++)
+            {
+                exps[i] = Math.Pow(10, Math.Floor(Math.Log10(start.Betas[i])));
+                mant[i] = Math.Clamp((int)Math.Round(start.Betas[i] / exps[i]), 1, 9);
+            }
         double[] Betas(int[] m) => m.Select((v, i) => v * exps[i]).ToArray();
         var cache = new Dictionary<string, double>();
         int evaluated = 0;
@@ -54,7 +86,7 @@ public static class ScheduleSearch
             if (cache.TryGetValue(key, out var s)) return s;
             ct.ThrowIfCancellationRequested();
             var betas = Betas(m);
-            s = Score(vocoder, mels, new NoiseSchedule(betas, "candidate"));
+            s = Score(vocoder, clips, new NoiseSchedule(betas, "candidate"), metric);
             cache[key] = s;
             best = Math.Min(best, s);
             progress?.Report(new SearchStep(++evaluated, betas, s, best));

@@ -1,0 +1,45 @@
+using WaveGradSharp.Audio;
+using WaveGradSharp.Diffusion;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Vocoder.Tests;
+
+public class ScheduleSearchTests
+{
+    static List<Utterance> Clips()
+    {
+        var x = Tiny.Chirp(0.3);
+        var audio = tensor(x)[..(int)(x.Length / 256 * 256)];
+        return [new Utterance("chirp", audio, Tiny.Mel(audio.data<float>().ToArray())[.., ..(int)(x.Length / 256)])];
+    }
+
+    [Theory]
+    [InlineData(ScheduleMetric.LogMelL1)]
+    [InlineData(ScheduleMetric.SpectralConvergence)]
+    public void TheSearchStartsFromTheGivenScheduleAndNeverEndsWorse(ScheduleMetric metric)
+    {
+        using var tmp = new TempDir();
+        using var vocoder = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
+        var clips = Clips();
+        var steps = new List<SearchStep>();
+        var start = NoiseSchedule.Named("wg-3");   // [3e-4, 6e-2, 0.9]: mantissas 3, 6, 9 of 1e-4, 1e-2, 1e-1
+        var (best, score) = ScheduleSearch.Run(vocoder, clips, 3, sweeps: 1, new Sync(steps.Add), metric: metric, start: start);
+        Assert.Equal([3e-4, 6e-2, 0.9], steps[0].Betas.Select(b => Math.Round(b, 12)));
+        // One sweep tries the 8 other mantissas of each of the 3 steps once.
+        Assert.Equal(1 + 3 * 8, steps.Count);
+        Assert.True(score <= steps[0].Score, $"{score} > start {steps[0].Score}");
+        Assert.Equal(steps.Min(s => s.Score), score, 12);
+        Assert.Equal(score, ScheduleSearch.Score(vocoder, clips, best, metric), 6);   // the reported score is reproducible
+        // Every candidate keeps the start's powers of ten.
+        double[] exps = [1e-4, 1e-2, 1e-1];
+        Assert.All(steps, s => Assert.All(s.Betas.Select((b, i) => b / exps[i]), m => Assert.InRange(m, 0.999, 9.001)));
+        if (metric == ScheduleMetric.SpectralConvergence)
+        {
+            var shipped = vocoder.Synthesize(clips[0].Mel, new SynthesisOptions { Schedule = best, Seed = 7 });
+            var sc = Metrics.Compute(clips[0].Audio.data<float>().ToArray(), shipped, vocoder.SampleRate, vocoder.Voice.Mel).SpectralConvergence;
+            Assert.Equal(sc, score, 6);
+        }
+    }
+
+    sealed class Sync(Action<SearchStep> a) : IProgress<SearchStep> { public void Report(SearchStep s) => a(s); }
+}
