@@ -27,12 +27,13 @@ public sealed record SynthesisOptions
     /// <summary>
     /// Passes of <see cref="MelPostFilter"/> over the rendered audio: each pulls the band levels of the render onto
     /// the input mel, keeping the network's harmonics and phase, which removes the residual noise floor in pauses.
-    /// 0 returns the network's output as the sampler made it.
+    /// 0 returns the network's output as the sampler made it. Streamed chunks carry at least the filter's reach
+    /// (<see cref="MelPostFilter.ReachFrames"/>: 16 frames at 4 passes) of context.
     /// </summary>
     public int PostFilterPasses { get; init; } = DefaultPostFilterPasses;
 
     /// <summary>The default number of post-filter passes (measured on the default voice: see its card).</summary>
-    public const int DefaultPostFilterPasses = 4;
+    public const int DefaultPostFilterPasses = MelPostFilter.DefaultPasses;
 }
 
 /// <summary>
@@ -83,7 +84,7 @@ public sealed class Vocoder : IDisposable
     public float[] Synthesize(Tensor mel, SynthesisOptions? options = null, CancellationToken ct = default)
     {
         CheckMel(mel);
-        var o = options ?? new();
+        var o = Checked(options);
         if (Device.type == DeviceType.CPU && o.CpuPieceFrames > 0 && mel.shape[1] > o.CpuPieceFrames * 3 / 2)
             return SynthesizeStreaming(mel, o with { ChunkFrames = o.CpuPieceFrames }, ct).SelectMany(c => c).ToArray();
         return PostFilter(Render(mel.unsqueeze(0), o, 0, ct)[0], mel, o);
@@ -94,7 +95,7 @@ public sealed class Vocoder : IDisposable
     {
         if (mels.Count == 0) return [];
         for (int i = 0; i < mels.Count; i++) CheckMel(mels[i], $"mel {i}");
-        var o = options ?? new();
+        var o = Checked(options);
         if (Device.type == DeviceType.CPU && o.CpuPieceFrames > 0 && mels.Max(m => m.shape[1]) > o.CpuPieceFrames * 3 / 2)
             return mels.Select(m => Synthesize(m, o, ct)).ToArray();
         long maxF = mels.Max(m => m.shape[1]);
@@ -113,8 +114,9 @@ public sealed class Vocoder : IDisposable
     public IEnumerable<float[]> SynthesizeStreaming(Tensor mel, SynthesisOptions? options = null, CancellationToken ct = default)
     {
         CheckMel(mel);
-        var o = options ?? new();
+        var o = Checked(options);
         if (o.ChunkFrames < 1 || o.ContextFrames < 1) throw new WaveGradException("streaming needs ChunkFrames ≥ 1 and ContextFrames ≥ 1");
+        int context = Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(Voice.Mel, o.PostFilterPasses));
         long frames = mel.shape[1];
         int fade = Hop;
         float[]? tail = null;
@@ -122,7 +124,7 @@ public sealed class Vocoder : IDisposable
         {
             ct.ThrowIfCancellationRequested();
             long e = Math.Min(s + o.ChunkFrames, frames);
-            long a = Math.Max(0, s - o.ContextFrames), b = Math.Min(frames, e + o.ContextFrames);
+            long a = Math.Max(0, s - context), b = Math.Min(frames, e + context);
             float[] audio;
             using (var scope = NewDisposeScope())
             {
@@ -141,6 +143,13 @@ public sealed class Vocoder : IDisposable
             tail = last ? null : audio[end..Math.Min(end + fade, audio.Length)];
             yield return chunk;
         }
+    }
+
+    static SynthesisOptions Checked(SynthesisOptions? options)
+    {
+        var o = options ?? new();
+        if (o.PostFilterPasses < 0) throw new WaveGradException($"post-filter passes {o.PostFilterPasses}: must be 0 or more");
+        return o;
     }
 
     /// <summary>The post-filter, clipped to [−1, 1] as the sampler's output is.</summary>

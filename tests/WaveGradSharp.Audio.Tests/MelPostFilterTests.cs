@@ -30,6 +30,33 @@ public class MelPostFilterTests(ITestOutputHelper log)
         Assert.Equal(x, MelPostFilter.Apply(x, mel, Cfg, passes: 0));
     }
 
+    [Theory]
+    [InlineData("lmnt-22k", 2.0f)]   // loud enough that lmnt's 0–1 scale clamps the target at its top
+    [InlineData("hifigan-22k", 1.0f)]
+    public void Bands_where_the_target_is_clamped_keep_gain_one(string preset, float gain)
+    {
+        // The rendered mel is clamped exactly as the target was: a render that already matches its mel must come
+        // back unchanged even where the target sits at a clamp (a filter comparing with the unclamped render would
+        // pull every band louder than lmnt's ceiling down to it, pass after pass).
+        var cfg = MelConfig.Preset(preset);
+        var x = Wav.Read(TestData.Fixture("clip-chirp-22k.wav"), cfg.SampleRate).Select(v => v * gain).ToArray();
+        using var ms = new MelSpectrogram(cfg);
+        using var mel = ms.Compute(tensor(x));
+        if (cfg.Log != LogCompression.Ln) Assert.True(mel.max().item<float>() >= 1f, "the test needs a clamped band");
+        var y = MelPostFilter.Apply(x, mel, cfg, passes: 4);
+        double snr = SnrDb(x, y);
+        log.WriteLine($"{preset}: SNR {snr:F1} dB");
+        Assert.True(snr > 40, $"SNR {snr:F1} dB");
+    }
+
+    [Fact]
+    public void A_mel_of_the_wrong_length_or_rank_is_refused()
+    {
+        var (x, mel) = Word();
+        Assert.Contains("frames", Assert.Throws<ArgumentException>(() => MelPostFilter.Apply(x, mel[.., ..10], Cfg)).Message);
+        Assert.Throws<ArgumentException>(() => MelPostFilter.Apply(x, stack([mel, mel]), Cfg));
+    }
+
     [Fact]
     public void A_uniform_level_error_is_undone_in_one_pass()
     {
