@@ -264,10 +264,13 @@ static class VocoderCommands
             var how = pr.GetValue(metric) == "sc" ? ScheduleMetric.SpectralConvergence : ScheduleMetric.LogMelL1;
             string label = how == ScheduleMetric.SpectralConvergence ? "spectral convergence" : "log-mel L1";
             int n = pr.GetValue(steps);
-            if (n == 6) Console.WriteLine($"WG-6 (published) scores {label} {ScheduleSearch.Score(vocoder, picked, NoiseSchedule.Named("wg-6"), how):F4}");
+            var start = vocoder.Voice.DefaultSchedule;
+            Console.WriteLine(start.Steps == n
+                ? $"searching from the voice's default schedule ({start.Name}), scored by {label} on {picked.Count} clip(s)"
+                : $"searching from mantissa 1 at 1e-6 … 1e-1 (the voice's default has {start.Steps} steps), scored by {label} on {picked.Count} clip(s)");
             var sw = Stopwatch.StartNew();
             var (best, score) = ScheduleSearch.Run(vocoder, picked, n, pr.GetValue(sweeps), new SyncProgress<SearchStep>(s =>
-                Console.WriteLine($"[{sw.Elapsed:mm\\:ss}] candidate {s.Evaluated,3}: [{string.Join(", ", s.Betas.Select(b => b.ToString("0.#e0", CultureInfo.InvariantCulture)))}] {label} {s.Score:F4} (best {s.BestScore:F4})")), metric: how, start: vocoder.Voice.DefaultSchedule);
+                Console.WriteLine($"[{sw.Elapsed:mm\\:ss}] candidate {s.Evaluated,3}: [{string.Join(", ", s.Betas.Select(b => b.ToString("0.#e0", CultureInfo.InvariantCulture)))}] {label} {s.Score:F4} (best {s.BestScore:F4})")), metric: how, start: start);
             best.Save(pr.GetValue(output)!);
             Console.WriteLine($"best {n}-step schedule: [{string.Join(", ", best.Betas.Select(b => b.ToString("G3", CultureInfo.InvariantCulture)))}], {label} {score:F4}; wrote {pr.GetValue(output)}");
             if (pr.GetValue(save))

@@ -19,8 +19,8 @@ public enum ScheduleMetric
 public readonly record struct SearchStep(int Evaluated, double[] Betas, double Score, double BestScore);
 
 /// <summary>
-/// The paper's few-step schedule search: each β_i is a mantissa 1–9 times a fixed power of ten (10⁻⁶ … 10⁻¹ for
-/// six steps), scored by the log-mel L1 of renders of validation clips against their references (or by their
+/// The paper's few-step schedule search: each β_i is a mantissa 1–9 times a fixed power of ten (the start
+/// schedule's own, or evenly spaced from 10⁻⁶ to 10⁻¹ without one), scored by the log-mel L1 of renders of validation clips against their references (or by their
 /// spectral convergence, see <see cref="ScheduleMetric"/>). The full grid
 /// has 9^N candidates; this searches it by coordinate descent (every mantissa of one step with the others
 /// fixed, last step first, repeated for a number of sweeps), which needs only 9·N per sweep.
@@ -70,11 +70,16 @@ public static class ScheduleSearch
         // rounded to 1–9), else from mantissa 1 at evenly spaced exponents.
         var exps = Exponents(steps);
         var mant = Enumerable.Repeat(1, steps).ToArray();
-        if (start is not null && start.Steps == steps)
+        bool fromStart = start is not null && start.Steps == steps;
+        if (fromStart)
             for (int i = 0; i < steps; i++)
             {
-                exps[i] = Math.Pow(10, Math.Floor(Math.Log10(start.Betas[i])));
-                mant[i] = Math.Clamp((int)Math.Round(start.Betas[i] / exps[i]), 1, 9);
+                exps[i] = Math.Pow(10, Math.Floor(Math.Log10(start!.Betas[i])));
+                // Round half up on a value cleaned of float noise (0.35 / 0.1 = 3.4999999999999996 → 4); 9.5 and
+                // above move to 1 at the next power of ten.
+                int m = (int)Math.Round(Math.Round(start.Betas[i] / exps[i], 9), MidpointRounding.AwayFromZero);
+                if (m >= 10) { exps[i] *= 10; m = 1; }
+                mant[i] = Math.Max(1, m);
             }
         double[] Betas(int[] m) => m.Select((v, i) => v * exps[i]).ToArray();
         var cache = new Dictionary<string, double>();
@@ -91,6 +96,15 @@ public static class ScheduleSearch
             best = Math.Min(best, s);
             progress?.Report(new SearchStep(++evaluated, betas, s, best));
             return s;
+        }
+        // A start that is not on the grid is scored as it is too, and kept if nothing on the grid beats it.
+        bool offGrid = fromStart && !Betas(mant).Zip(start!.Betas, (g, b) => Math.Abs(g - b) <= 1e-12 * b).All(x => x);
+        double startScore = double.PositiveInfinity;
+        if (offGrid)
+        {
+            startScore = Score(vocoder, clips, start!, metric);
+            best = startScore;
+            progress?.Report(new SearchStep(++evaluated, start!.Betas, startScore, best));
         }
         double current = Eval(mant);
         for (int sweep = 0; sweep < sweeps; sweep++)
@@ -111,6 +125,7 @@ public static class ScheduleSearch
             }
             if (!changed) break;
         }
+        if (startScore <= current) return (new NoiseSchedule(start!.Betas, $"searched-{steps}"), startScore);
         return (new NoiseSchedule(Betas(mant), $"searched-{steps}"), current);
     }
 }

@@ -42,8 +42,8 @@ public class OverfitTests(ITestOutputHelper log)
             OnStep = (_, l) => losses.Add(l),
         });
 
-        // Rendered as the product renders (raw weights of the run: the EMA still lags after 400 steps), 6 steps,
-        // with and without the default post-filter; and an untrained network through the same pipeline.
+        // Rendered through the shipped pipeline (6 steps, default post-filter) and without the post-filter, from the
+        // run's raw weights (after 400 steps its EMA still lags); and an untrained network through the same pipeline.
         AudioMetrics Render(Func<WaveGradNet> network, int postFilter)
         {
             using var v = new Vocoder(Voice.Load(tmp["run"]), network());   // the vocoder owns (and disposes) the network

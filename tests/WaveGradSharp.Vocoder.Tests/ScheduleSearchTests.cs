@@ -27,7 +27,6 @@ public class ScheduleSearchTests
         Assert.Equal([3e-4, 6e-2, 0.9], steps[0].Betas.Select(b => Math.Round(b, 12)));
         // One sweep tries the 8 other mantissas of each of the 3 steps once.
         Assert.Equal(1 + 3 * 8, steps.Count);
-        Assert.True(score <= steps[0].Score, $"{score} > start {steps[0].Score}");
         Assert.Equal(steps.Min(s => s.Score), score, 12);
         Assert.Equal(score, ScheduleSearch.Score(vocoder, clips, best, metric), 6);   // the reported score is reproducible
         // Every candidate keeps the start's powers of ten.
@@ -39,6 +38,24 @@ public class ScheduleSearchTests
             var sc = Metrics.Compute(clips[0].Audio.data<float>().ToArray(), shipped, vocoder.SampleRate, vocoder.Voice.Mel).SpectralConvergence;
             Assert.Equal(sc, score, 6);
         }
+    }
+
+    [Fact]
+    public void AnOffGridStartIsScoredAsItIsRoundedHalfUpAndKeptUnlessBeaten()
+    {
+        using var tmp = new TempDir();
+        using var vocoder = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
+        var clips = Clips();
+        var steps = new List<SearchStep>();
+        // Mantissas 1.4 → 1, 3.5 → 4 (0.35 / 0.1 is 3.4999999999999996 in floating point) and 7.
+        var start = new NoiseSchedule([1.4e-4, 0.35, 0.7], "start");
+        var (best, score) = ScheduleSearch.Run(vocoder, clips, 3, sweeps: 1, new Sync(steps.Add), start: start);
+        Assert.Equal(start.Betas, steps[0].Betas);                                   // the start itself, first
+        Assert.Equal([1e-4, 0.4, 0.7], steps[1].Betas.Select(b => Math.Round(b, 12))); // then its grid point
+        Assert.Equal(2 + 3 * 8, steps.Count);
+        Assert.True(score <= steps[0].Score, $"returned {score}, worse than the start's {steps[0].Score}");
+        Assert.Equal(steps.Min(s => s.Score), score, 12);
+        Assert.Equal(score, ScheduleSearch.Score(vocoder, clips, best), 6);
     }
 
     sealed class Sync(Action<SearchStep> a) : IProgress<SearchStep> { public void Report(SearchStep s) => a(s); }
