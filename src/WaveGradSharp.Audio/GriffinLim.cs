@@ -44,7 +44,7 @@ public static class GriffinLim
         var spec = matmul(pinv, lin).clamp_min(0) + 1e-6;
         for (int i = 0; i < NnlsIterations; i++) spec = spec * num / (matmul(at, matmul(fbt, spec)) + 1e-12);
         if (cfg.Power == 2) spec = spec.sqrt();
-        if (cfg.NormalizedWindow) spec = spec * win.pow(2).sum().sqrt();
+        if (cfg.NormalizedWindow) spec = spec * (win * win).sum().sqrt();
 
         long frames = spec.shape[1];
         long length = (frames - 1) * cfg.Hop;

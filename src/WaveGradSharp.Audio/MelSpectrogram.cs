@@ -76,7 +76,7 @@ public sealed class MelSpectrogram : IDisposable
         long frames = (t + 2 * pad - Config.NFft) / Config.Hop + 1;
         long chunk = Math.Max(16, (1 << 18) / Config.NFft);
         var parts = new List<Tensor>();
-        Tensor? norm = Config.NormalizedWindow ? win.pow(2).sum().sqrt() : null;
+        Tensor? norm = Config.NormalizedWindow ? (win * win).sum().sqrt() : null;
         for (long f0 = 0; f0 < frames; f0 += chunk)
         {
             long f1 = Math.Min(frames, f0 + chunk);
@@ -84,7 +84,7 @@ public sealed class MelSpectrogram : IDisposable
             var spec = stft(seg, Config.NFft, Config.Hop, Config.WinLength, win, center: false, normalized: false, onesided: true, return_complex: true);
             var mag = spec.abs(); // [.., F, frames]
             if (norm is not null) mag = mag / norm;
-            if (Config.Power == 2) mag = mag.square();
+            if (Config.Power == 2) mag = mag * mag;
             parts.Add(matmul(fbT, mag)); // [NMels, F] @ [.., F, frames]
         }
         return parts.Count == 1 ? parts[0] : cat(parts, -1);
@@ -110,7 +110,7 @@ public sealed class MelSpectrogram : IDisposable
         Tensor r = Config.Log switch
         {
             LogCompression.Ln => logMel.exp(),
-            _ => pow(10.0, logMel * 5 - 4), // 20·log10(x) − 20 + 100 = 100·y  ⇒  x = 10^(5y − 4)
+            _ => ((logMel * 5 - 4) * Math.Log(10)).exp(), // 20·log10(x) − 20 + 100 = 100·y  ⇒  x = 10^(5y − 4)
         };
         return r.MoveToOuterDisposeScope();
     }

@@ -38,7 +38,7 @@ public static class Metrics
         var d = tensor(dct, new long[] { order, nMels });
         var diff = linearMelRef.clamp_min(1e-5).log() - linearMelTest.clamp_min(1e-5).log();
         var dc = matmul(d, diff); // [order, frames]
-        return 10.0 / Math.Log(10) * Math.Sqrt(2) * dc.square().sum(dim: 0L).sqrt().mean().item<float>();
+        return 10.0 / Math.Log(10) * Math.Sqrt(2) * (dc * dc).sum(dim: 0L).sqrt().mean().item<float>();
     }
 
     /// <summary>Mel config used when none is given: hifigan-22k, with its sample rate (and f_max, if needed) moved to <paramref name="sampleRate"/>.</summary>
@@ -68,7 +68,7 @@ public static class Metrics
             using var s = NewDisposeScope();
             var w = hann_window(winLen, periodic: true);
             Tensor Mag(Tensor x) => stft(x, nFft, hop, winLen, w, center: true, pad_mode: PaddingModes.Reflect, normalized: false,
-                onesided: true, return_complex: true).abs().square().clamp_min(1e-7).sqrt();
+                onesided: true, return_complex: true).abs().clamp_min(MathF.Sqrt(1e-7f));
             var a = Mag(r); var b = Mag(t);
             sc += ((a - b).norm().item<float>() / Math.Max(a.norm().item<float>(), 1e-12));
             lm += (a.log() - b.log()).abs().mean().item<float>();

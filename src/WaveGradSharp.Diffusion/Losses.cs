@@ -24,11 +24,11 @@ public static class Losses
 
     /// <summary>KL(N(m1, e^{lv1}) ‖ N(m2, e^{lv2})), elementwise, in nats.</summary>
     public static Tensor NormalKl(Tensor mean1, Tensor logVar1, Tensor mean2, Tensor logVar2) =>
-        0.5 * (-1.0 + logVar2 - logVar1 + (logVar1 - logVar2).exp() + (mean1 - mean2).square() * (-logVar2).exp());
+        0.5 * (-1.0 + logVar2 - logVar1 + (logVar1 - logVar2).exp() + (mean1 - mean2) * (mean1 - mean2) * (-logVar2).exp());
 
     /// <summary>Standard normal CDF, by the tanh approximation improved-DDPM uses.</summary>
     static Tensor ApproxStandardNormalCdf(Tensor x) =>
-        0.5 * (1.0 + tanh(Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x.pow(3))));
+        0.5 * (1.0 + tanh(Math.Sqrt(2.0 / Math.PI) * (x + 0.044715 * x * x * x)));
 
     /// <summary>
     /// Log-likelihood of data x ∈ [−1, 1] quantised to 256 levels under N(mean, e^{logScale·2}), elementwise, in nats

@@ -89,7 +89,7 @@ public sealed class AdamW
     public double ClipGradNorm(double maxNorm)
     {
         using var scope = NewDisposeScope();
-        var grads = ps.Where(p => p.Param.grad is not null).Select(p => p.Param.grad!.to_type(ScalarType.Float32).pow(2).sum()).ToArray();
+        var grads = ps.Where(p => p.Param.grad is not null).Select(p => SumOfSquares(p.Param.grad!.to_type(ScalarType.Float32))).ToArray();
         if (grads.Length == 0) return 0;
         double norm = Math.Sqrt(stack(grads).sum().item<float>());
         if (norm > maxNorm && double.IsFinite(norm))
@@ -97,6 +97,11 @@ public sealed class AdamW
                 foreach (var (_, p) in ps) p.grad?.mul_(maxNorm / (norm + 1e-6));
         return norm;
     }
+
+    // x·x rather than x.square(): TorchSharp's square() is pow(2) with a Scalar temporary that nothing keeps alive
+    // during the native call, and a garbage collection at that moment crashed a long run ("INTERNAL ASSERT FAILED
+    // at Scalar.h"). The library avoids square() and pow(scalar) everywhere for that reason.
+    static Tensor SumOfSquares(Tensor g) => (g * g).sum();
 
     /// <summary>One update from the current gradients.</summary>
     public void StepOnce()

@@ -145,7 +145,8 @@ public static class ImageTrainer
                         var sig = lnSig.exp().to_type(ScalarType.Float32).reshape(-1, 1, 1, 1);
                         var outp = net.call((x0 + sig * noise).to(o.Device), lnSig.to_type(ScalarType.Float32).to(o.Device), y.to(o.Device));
                         // λ(σ) = σ²: σ²·‖s + z/σ‖² = ‖σ·s + z‖², and σ·s is the network's output.
-                        lossT = (outp + noise.to(o.Device)).square().mean();
+                        var err = outp + noise.to(o.Device);
+                        lossT = (err * err).mean();
                     }
                     else
                     {
