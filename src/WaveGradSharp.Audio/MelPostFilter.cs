@@ -47,7 +47,6 @@ public static class MelPostFilter
         var cover = weight.sum(1, keepdim: true);
         var spread = weight / cover.clamp_min(1e-12);
         var covered = cover.gt(0).to_type(float32);
-        var norm = cfg.NormalizedWindow ? (win * win).sum().sqrt() : null;
         var y = tensor(samples);
         long length = samples.Length;
         for (int p = 0; p < passes; p++)
@@ -55,9 +54,7 @@ public static class MelPostFilter
             using var pass = NewDisposeScope();
             var spec = stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: PaddingModes.Reflect,
                 normalized: false, onesided: true, return_complex: true); // [F, N]
-            var mag = spec.abs();
-            if (norm is not null) mag = mag / norm;
-            var rendered = ms.Decompress(ms.Compress(matmul(fbT, cfg.Power == 2 ? mag * mag : mag))); // [M, N], clamped like the target
+            var rendered = ms.Decompress(ms.Compress(ms.MelOfStft(spec))); // [M, N], clamped like the target
             var ratio = AlignFrames(target, spec.shape[1]) / rendered;
             if (cfg.Power == 2) ratio = ratio.sqrt();
             var logGain = ratio.clamp(1e-6, MaxGain).log();

@@ -66,7 +66,7 @@ public sealed class MelSpectrogram : IDisposable
         if (t <= Config.NFft / 2)
             throw new WaveGradException($"audio of {t} samples is too short for the mel frontend '{Config.Name}': it needs more than n_fft/2 = {Config.NFft / 2} samples");
         var x = audio.dtype == float32 ? audio : audio.to_type(float32);
-        var (win, fbT) = Buffers(x.device);
+        var (win, _) = Buffers(x.device);
         // Centre padding done once, then the STFT in chunks of frames: identical frames to torch.stft(center: true), but
         // the temporaries stay a few MB, which the allocator reuses; whole-signal temporaries of tens of MB cost more
         // in fresh-page faults than the FFTs themselves (measured 25× on a 2-core VM).
@@ -76,18 +76,26 @@ public sealed class MelSpectrogram : IDisposable
         long frames = (t + 2 * pad - Config.NFft) / Config.Hop + 1;
         long chunk = Math.Max(16, (1 << 18) / Config.NFft);
         var parts = new List<Tensor>();
-        Tensor? norm = Config.NormalizedWindow ? (win * win).sum().sqrt() : null;
         for (long f0 = 0; f0 < frames; f0 += chunk)
         {
             long f1 = Math.Min(frames, f0 + chunk);
             var seg = padded.narrow(-1, f0 * Config.Hop, (f1 - 1 - f0) * Config.Hop + Config.NFft);
             var spec = stft(seg, Config.NFft, Config.Hop, Config.WinLength, win, center: false, normalized: false, onesided: true, return_complex: true);
-            var mag = spec.abs(); // [.., F, frames]
-            if (norm is not null) mag = mag / norm;
-            if (Config.Power == 2) mag = mag * mag;
-            parts.Add(matmul(fbT, mag)); // [NMels, F] @ [.., F, frames]
+            parts.Add(MelOfStft(spec));
         }
         return parts.Count == 1 ? parts[0] : cat(parts, -1);
+    }
+
+    /// <summary>Mel magnitudes (power 1 or 2 per the config) of a complex one-sided STFT [.., NFreqs, frames] made
+    /// with this config's window: |X| (over the window's norm if the config normalises), squared for power 2, times
+    /// the filter bank → [.., NMels, frames].</summary>
+    internal Tensor MelOfStft(Tensor spec)
+    {
+        var (win, fbT) = Buffers(spec.device);
+        var mag = spec.abs();
+        if (Config.NormalizedWindow) mag = mag / (win * win).sum().sqrt();
+        if (Config.Power == 2) mag = mag * mag;
+        return matmul(fbT, mag); // [NMels, F] @ [.., F, frames]
     }
 
     /// <summary>Applies the config's log compression to mel magnitudes.</summary>

@@ -20,7 +20,7 @@ static class VocoderCommands
     static Option<string> WeightsOpt() => new Option<string>("--weights") { Description = "ema (default) or raw: which weights of a training run to render with", DefaultValueFactory = _ => "ema" }.AcceptOnlyFromAmong("ema", "raw");
     internal static Option<int> PostFilterOpt() => new("--post-filter")
     {
-        Description = $"Passes of the mel post-filter, which pulls the render's band levels onto the input mel (removes the noise floor in pauses); 0: the network's raw output",
+        Description = "Passes of the mel post-filter, which pulls the render's band levels onto the input mel (removes the noise floor in pauses); 0: the network's raw output",
         DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses,
     };
 
