@@ -21,6 +21,15 @@ public sealed record SampleOptions
     /// as a one-shot render.
     /// </summary>
     public Func<long[], Tensor>? NoiseSource { get; init; }
+    /// <summary>
+    /// A guess of x_0, the sample's shape, to start from instead of pure noise (SDEdit, Meng et al. 2022; DiffSinger's
+    /// shallow diffusion): the steps noisier than <see cref="GuessNoiseStd"/> are skipped, and the sampler starts at the
+    /// first step t at or below it from x_t = √ᾱ_t·guess + √(1−ᾱ_t)·z, the forward process applied to the guess. Only
+    /// <see cref="DdpmSampler"/> takes one; the vocoder gives it the mel's Griffin-Lim waveform.
+    /// </summary>
+    public Tensor? Guess { get; init; }
+    /// <summary>With a <see cref="Guess"/>: the largest noise std √(1−ᾱ_t) the sampler starts at.</summary>
+    public double GuessNoiseStd { get; init; } = 0.65;
 }
 
 /// <summary>Draws samples from a denoiser: x_T from noise, then the sampler's reverse steps.</summary>
@@ -55,9 +64,16 @@ public abstract class SamplerBase : ISampler
     /// <inheritdoc/>
     public Tensor Sample(IDenoiser model, long[] shape, Generator rng, SampleOptions? options = null)
     {
-        var run = new Run(shape, rng, options ?? new SampleOptions(), Evaluations);
+        var o = options ?? new SampleOptions();
+        if (o.Guess is { } g && !g.shape.SequenceEqual(shape))
+            throw new ArgumentException($"the guess has shape [{string.Join(", ", g.shape)}], the sample [{string.Join(", ", shape)}]", nameof(options));
+        var run = new Run(shape, rng, o, EvaluationsFor(o));
         return Sample(model, run);
     }
+
+    /// <summary>Model evaluations of one sample with these options; throws where the sampler cannot start from a guess.</summary>
+    protected virtual int EvaluationsFor(SampleOptions options) =>
+        options.Guess is null ? Evaluations : throw new NotSupportedException($"sampler {Name} cannot start from a guess");
 
     /// <summary>The sampler's loop.</summary>
     protected abstract Tensor Sample(IDenoiser model, Run run);
@@ -72,6 +88,9 @@ public abstract class SamplerBase : ISampler
             var z = options.NoiseSource?.Invoke(shape) ?? randn(shape, generator: rng, dtype: ScalarType.Float32);
             return options.Device is null || options.Device.type == DeviceType.CPU ? z : z.to(options.Device);
         }
+        /// <summary>The guess of x_0 to start from, on the sample's device, and the largest noise std to start at (see <see cref="SampleOptions.Guess"/>).</summary>
+        public (Tensor Guess, double MaxNoiseStd)? Guess =>
+            options.Guess is { } g ? (options.Device is null ? g : g.to(options.Device), options.GuessNoiseStd) : null;
         /// <summary>Call before each model evaluation: throws if cancelled.</summary>
         public void BeforeEvaluation() => options.Cancellation.ThrowIfCancellationRequested();
         /// <summary>Call after each model evaluation.</summary>
@@ -120,12 +139,33 @@ public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance
     /// <summary>WaveGrad's sampler: the β list as a schedule, σ² = β̃, the waveform clamped to [−1, 1] after each step (as lmnt-com/wavegrad does).</summary>
     public static DdpmSampler WaveGrad(NoiseSchedule betas) => new(betas, ReverseVariance.BetaTilde, clampSample: 1.0, name: "wavegrad");
 
+    /// <summary>The step a start from a guess begins at: the noisiest step whose noise std √(1−ᾱ_t) is at most
+    /// <paramref name="maxNoiseStd"/>, or step 0 when every step is noisier.</summary>
+    public static int GuessStartStep(NoiseSchedule schedule, double maxNoiseStd)
+    {
+        int t = 0;
+        while (t + 1 < schedule.Steps && schedule.SqrtOneMinusAlphasCumprod[t + 1] <= maxNoiseStd) t++;
+        return t;
+    }
+
+    /// <inheritdoc/>
+    protected override int EvaluationsFor(SampleOptions options) =>
+        options.Guess is null ? Evaluations : GuessStartStep(Schedule, options.GuessNoiseStd) + 1;
+
     /// <inheritdoc/>
     protected override Tensor Sample(IDenoiser model, Run run)
     {
         var s = Schedule;
-        var x = run.Noise();
-        for (int t = s.Steps - 1; t >= 0; t--)
+        int top = s.Steps - 1;
+        Tensor x;
+        if (run.Guess is { } start)
+        {
+            top = GuessStartStep(s, start.MaxNoiseStd);
+            using var scope = NewDisposeScope();
+            x = (s.SqrtAlphasCumprod[top] * start.Guess + s.SqrtOneMinusAlphasCumprod[top] * run.Noise()).MoveToOuterDisposeScope();
+        }
+        else x = run.Noise();
+        for (int t = top; t >= 0; t--)
         {
             using var scope = NewDisposeScope();
             var level = NoiseLevel.Of(s, t);

@@ -185,6 +185,59 @@ public class SamplerTests
         Assert.True(w3.allclose(expect, 1e-5, 1e-5));
     }
 
+    /// <summary>Predicts the ε that makes x_t a noisy copy of one known x_0, and records what it is asked.</summary>
+    sealed class OracleDenoiser(Tensor x0) : IDenoiser
+    {
+        public List<(float[] X, NoiseLevel Level)> Seen { get; } = [];
+        public Prediction Predicts => Prediction.Epsilon;
+        public Tensor Predict(Tensor xt, NoiseLevel level)
+        {
+            Seen.Add((xt.data<float>().ToArray(), level));
+            return (xt - level.SignalScale * x0) / level.NoiseStd;
+        }
+    }
+
+    [Theory]
+    [InlineData(0.65, 4)]    // WG-6's noise stds: 0.0026, 0.012, 0.047, 0.174, 0.608, 0.900
+    [InlineData(0.17, 2)]    // 0.1737 is just above
+    [InlineData(1.0, 5)]
+    [InlineData(0.001, 0)]   // every step is noisier: start at the last one
+    public void AStartFromAGuessSkipsTheNoisierStepsAndNoisesTheGuessByTheForwardProcess(double maxStd, int top)
+    {
+        var s = NoiseSchedule.Named("wg-6");
+        Assert.Equal(top, DdpmSampler.GuessStartStep(s, maxStd));
+        var x0 = linspace(-0.8, 0.8, 16).reshape(2, 8).to_type(ScalarType.Float32);
+        var guess = full(2, 8, 0.25f);
+        var z = linspace(-1, 1, 16).reshape(2, 8).to_type(ScalarType.Float32);
+        int draws = 0;
+        var oracle = new OracleDenoiser(x0);
+        var steps = new List<SamplerStep>();
+        var x = DdpmSampler.WaveGrad(s).Sample(oracle, [2, 8], new Generator(1), new SampleOptions
+        {
+            Guess = guess, GuessNoiseStd = maxStd, Progress = new SyncProgress(steps.Add),
+            NoiseSource = shape => draws++ == 0 ? z.clone() : randn(shape),
+        });
+        Assert.Equal(top + 1, oracle.Seen.Count);
+        Assert.Equal(Enumerable.Range(0, top + 1).Reverse().Select(t => s.SqrtAlphasCumprod[t]), oracle.Seen.Select(v => v.Level.SignalScale));
+        Assert.All(steps, p => Assert.Equal(top + 1, p.Total));
+        // x_top = √ᾱ·guess + √(1−ᾱ)·z, with the first noise draw as z.
+        var expected = s.SqrtAlphasCumprod[top] * guess + s.SqrtOneMinusAlphasCumprod[top] * z;
+        Assert.True(tensor(oracle.Seen[0].X).reshape(2, 8).allclose(expected, 1e-6, 1e-6));
+        // With the true ε every step's posterior mean is exact, so the last step returns x_0 itself.
+        Assert.True(x.allclose(x0, 1e-4, 1e-5), $"max |x − x0| = {(x - x0).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public void OnlyDdpmStartsFromAGuessAndTheGuessMustHaveTheSampleShape()
+    {
+        var s = NoiseSchedule.Named("wg-6");
+        var oracle = new OracleDenoiser(zeros(2, 8));
+        var e = Assert.Throws<NotSupportedException>(() => new DdimSampler(s, 6).Sample(oracle, [2, 8], new Generator(1), new SampleOptions { Guess = zeros(2, 8) }));
+        Assert.Contains("ddim cannot start from a guess", e.Message);
+        var shape = Assert.Throws<ArgumentException>(() => DdpmSampler.WaveGrad(s).Sample(oracle, [2, 8], new Generator(1), new SampleOptions { Guess = zeros(2, 7) }));
+        Assert.Contains("the guess has shape [2, 7], the sample [2, 8]", shape.Message);
+    }
+
     static bool Same(Tensor a, Tensor b) => a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();
 
     sealed class SyncProgress(Action<SamplerStep> report) : IProgress<SamplerStep>
