@@ -19,9 +19,10 @@ static class SpeakCommands
         var steps = new Option<string?>("--steps") { Description = "Schedule: step count, name or JSON file (default: the voice's)" };
         var seed = Cli.Seed(); var device = Cli.Device();
         var play = new Option<bool>("--play") { Description = "Play the result after writing it" };
-        var postFilter = VocoderCommands.PostFilterOpt();
+        var flags = new VocoderCommands.RenderFlags();
         var cmd = new Command("speak", "Text → festival/espeak-ng utterance → mel (the voice's preset) → WaveGrad waveform; long text is split into sentences and streamed")
-            { text, file, output, voice, steps, seed, device, postFilter, play };
+            { text, file, output, voice, steps, seed, device, play };
+        flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             string input = pr.GetValue(file) is string f
@@ -32,12 +33,12 @@ static class SpeakCommands
             if (sentences.Count == 0) throw new WaveGradException("speak: the text has no words");
             using var vocoder = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!);
             using var spec = new MelSpectrogram(vocoder.Voice.Mel);
-            var opts = VocoderCommands.RenderOptions(vocoder, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(postFilter));
+            var opts = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
             var audio = new List<float>();
             var pause = new float[vocoder.SampleRate / 4];
             var sw = Stopwatch.StartNew();
             double firstAudio = double.NaN;
-            Console.Error.WriteLine($"frontend: {SpeechFrontend.Available()}; {sentences.Count} sentence(s); voice {vocoder.Voice.Name}, {opts.Schedule!.Steps} steps");
+            Console.Error.WriteLine($"frontend: {SpeechFrontend.Available()}; {sentences.Count} sentence(s); voice {vocoder.Voice.Name}, {VocoderCommands.DescribeSteps(opts)}");
             foreach (var sentence in sentences)
             {
                 var utterance = SpeechFrontend.Render(sentence, vocoder.SampleRate);

@@ -18,16 +18,40 @@ static class VocoderCommands
     static Option<string> VoiceOpt() => new("--voice") { Description = $"Voice name (under voices/) or folder", DefaultValueFactory = _ => DefaultVoice };
     static Option<string?> StepsOpt() => new("--steps") { Description = "Schedule: a step count (1000, 50, 25, 6, 3 or a searched one), a schedule name or a JSON file; default: the voice's" };
     static Option<string> WeightsOpt() => new Option<string>("--weights") { Description = "ema (default) or raw: which weights of a training run to render with", DefaultValueFactory = _ => "ema" }.AcceptOnlyFromAmong("ema", "raw");
-    internal static Option<int> PostFilterOpt() => new("--post-filter")
-    {
-        Description = "Passes of the mel post-filter, which pulls the render's band levels onto the input mel (removes the noise floor in pauses); 0: the network's raw output",
-        DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses,
-    };
 
-    /// <summary>The render settings shared by vocode, resynth and speak.</summary>
-    internal static SynthesisOptions RenderOptions(Vocoder.Vocoder vocoder, string? steps, long seed, int postFilter) =>
-        postFilter < 0 ? throw new WaveGradException($"--post-filter {postFilter}: must be 0 or more")
-        : new() { Schedule = vocoder.Voice.ResolveSchedule(steps), Seed = seed, PostFilterPasses = postFilter };
+    /// <summary>The render flags shared by vocode, resynth and speak: where the sampler starts and the post-filter.</summary>
+    internal sealed class RenderFlags
+    {
+        readonly Option<string> start = new Option<string>("--start")
+        {
+            Description = "Where the sampler starts: griffin-lim (the mel's Griffin-Lim waveform, noised to std 0.65; the noisier steps are skipped) or noise (WaveGrad's start, every step)",
+            DefaultValueFactory = _ => "griffin-lim",
+        }.AcceptOnlyFromAmong("griffin-lim", "noise");
+        readonly Option<int> postFilter = new("--post-filter")
+        {
+            Description = "Passes of the mel post-filter, which pulls the render's band levels onto the input mel (removes the noise floor in pauses); 0: the network's raw output",
+            DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses,
+        };
+
+        public void AddTo(Command cmd) { cmd.Options.Add(start); cmd.Options.Add(postFilter); }
+
+        /// <summary>The render settings these flags, a schedule spec and a seed make.</summary>
+        public SynthesisOptions Options(ParseResult pr, Vocoder.Vocoder vocoder, string? steps, long seed)
+        {
+            int passes = pr.GetValue(postFilter);
+            if (passes < 0) throw new WaveGradException($"--post-filter {passes}: must be 0 or more");
+            return new()
+            {
+                Schedule = vocoder.Voice.ResolveSchedule(steps), Seed = seed, PostFilterPasses = passes,
+                Start = pr.GetValue(start) == "noise" ? SamplerStart.Noise : SamplerStart.GriffinLim,
+            };
+        }
+    }
+
+    /// <summary>"6 steps" or "6-step schedule, 5 run from Griffin-Lim": what a render ran.</summary>
+    internal static string DescribeSteps(SynthesisOptions o) => o.Start == SamplerStart.Noise
+        ? $"{o.Schedule!.Steps} steps from noise"
+        : $"{o.Schedule!.Steps}-step schedule, last {DdpmSampler.GuessStartStep(o.Schedule!, o.StartNoise) + 1} run from Griffin-Lim";
 
     static Option<bool> PlayOpt() => new("--play") { Description = "Play the result after writing it" };
     static Option<bool> Float32Opt() => new("--float32") { Description = "Write 32-bit float WAV instead of 16-bit PCM" };
@@ -59,8 +83,9 @@ static class VocoderCommands
         var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var weights = WeightsOpt();
         var framesFirst = new Option<bool>("--frames-first") { Description = "The .npy is [frames, n_mels]" };
         var play = PlayOpt(); var f32 = Float32Opt();
-        var postFilter = PostFilterOpt();
-        var cmd = new Command("vocode", "Render a mel spectrogram (.npy) to a waveform") { input, output, voice, steps, seed, device, weights, postFilter, framesFirst, play, f32 };
+        var flags = new RenderFlags();
+        var cmd = new Command("vocode", "Render a mel spectrogram (.npy) to a waveform") { input, output, voice, steps, seed, device, weights, framesFirst, play, f32 };
+        flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             string inPath = pr.GetValue(input)!, outPath = pr.GetValue(output)!;
@@ -68,7 +93,7 @@ static class VocoderCommands
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
             var mels = mel.dim() == 3 ? Enumerable.Range(0, (int)mel.shape[0]).Select(i => mel[i]).ToList() : [mel];
             foreach (var m in mels) MelFile.CheckNMels(m, vocoder.Voice.Mel.NMels, inPath);
-            var opts = RenderOptions(vocoder, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(postFilter));
+            var opts = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
             var sw = Stopwatch.StartNew();
             var outs = vocoder.Synthesize(mels, opts);
             double secs = sw.Elapsed.TotalSeconds;
@@ -79,7 +104,7 @@ static class VocoderCommands
                 Wav.Write(path, outs[i], vocoder.SampleRate, pr.GetValue(f32));
                 written.Add(path);
             }
-            Console.WriteLine($"wrote {string.Join(", ", written)}: {Rtf(secs, outs.Sum(o => o.Length), vocoder.SampleRate)}, {opts.Schedule!.Steps} steps");
+            Console.WriteLine($"wrote {string.Join(", ", written)}: {Rtf(secs, outs.Sum(o => o.Length), vocoder.SampleRate)}, {DescribeSteps(opts)}");
             if (pr.GetValue(play)) Playback.TryPlay(written[0]);
             return 0;
         }));
@@ -93,22 +118,23 @@ static class VocoderCommands
         var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var weights = WeightsOpt();
         var play = PlayOpt(); var f32 = Float32Opt();
         var stream = new Option<bool>("--stream") { Description = "Render with the streaming API (chunk by chunk)" };
-        var postFilter = PostFilterOpt();
-        var cmd = new Command("resynth", "WAV → mel (the voice's preset) → WAV: hear what the vocoder makes of a recording") { input, output, voice, steps, seed, device, weights, postFilter, play, f32, stream };
+        var flags = new RenderFlags();
+        var cmd = new Command("resynth", "WAV → mel (the voice's preset) → WAV: hear what the vocoder makes of a recording") { input, output, voice, steps, seed, device, weights, play, f32, stream };
+        flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
             var samples = Wav.Read(pr.GetValue(input)!, vocoder.SampleRate);
             using var spec = new MelSpectrogram(vocoder.Voice.Mel);
             var mel = spec.Compute(tensor(samples));
-            var opts = RenderOptions(vocoder, pr.GetValue(steps), pr.GetValue(seed), pr.GetValue(postFilter));
+            var opts = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
             var sw = Stopwatch.StartNew();
             float[] audio = pr.GetValue(stream) ? vocoder.SynthesizeStreaming(mel, opts).SelectMany(c => c).ToArray() : vocoder.Synthesize(mel, opts);
             double secs = sw.Elapsed.TotalSeconds;
             audio = audio[..Math.Min(audio.Length, samples.Length)];
             Wav.Write(pr.GetValue(output)!, audio, vocoder.SampleRate, pr.GetValue(f32));
             var m = Metrics.Compute(samples, audio, vocoder.SampleRate, vocoder.Voice.Mel);
-            Console.WriteLine($"wrote {pr.GetValue(output)}: {Rtf(secs, audio.Length, vocoder.SampleRate)}, {opts.Schedule!.Steps} steps");
+            Console.WriteLine($"wrote {pr.GetValue(output)}: {Rtf(secs, audio.Length, vocoder.SampleRate)}, {DescribeSteps(opts)}");
             Console.WriteLine($"against the input: log-mel L1 {m.LogMelL1:F3}, spectral convergence {m.SpectralConvergence:F3}, log-magnitude {m.LogMagnitude:F3}");
             if (pr.GetValue(play)) Playback.TryPlay(pr.GetValue(output)!);
             return 0;

@@ -139,14 +139,40 @@ public class InferenceTests
     }
 
     [Fact]
+    public void AGriffinLimStartBeginsFromTheMelsGriffinLimWaveform()
+    {
+        using var tmp = new TempDir();
+        var voice = Voice.Load(Tiny.SaveVoice(tmp["v"]));
+        var net = voice.CreateNetwork();
+        net.ZeroOutputLayer();   // ε̂ = 0: every step only rescales x and adds the sampler's noise
+        using var v = new Vocoder(voice, net);
+        var mel = Tiny.Mel(Tiny.Chirp(0.5));
+        var gl = GriffinLim.FromMel(mel, voice.Mel, SynthesisOptions.StartGriffinLimIterations);
+        // Started at WG-6's last step: x_0 = (√ᾱ₀·GL + √(1−ᾱ₀)·z)/√α₀ = GL + √(β₀/(1−β₀))·z, an rms distance of 0.002646.
+        var near = v.Synthesize(mel, new SynthesisOptions { StartNoise = 0.001, PostFilterPasses = 0 });
+        Assert.Equal(mel.shape[1] * 256, near.Length);
+        double rms = Math.Sqrt(gl.Select((g, i) => (double)(g - near[i]) * (g - near[i])).Average());
+        double expected = Math.Sqrt(7e-6 / (1 - 7e-6));
+        Assert.True(Math.Abs(rms - expected) < 0.1 * expected, $"rms distance from Griffin-Lim {rms:F6}, expected {expected:F6}");
+        // From noise the same network's output has nothing of the Griffin-Lim waveform in it.
+        var fromNoise = v.Synthesize(mel, new SynthesisOptions { Start = SamplerStart.Noise, PostFilterPasses = 0 });
+        double dot = 0, gg = 0, yy = 0;
+        for (int i = 0; i < gl.Length; i++) { dot += gl[i] * fromNoise[i]; gg += gl[i] * gl[i]; yy += fromNoise[i] * fromNoise[i]; }
+        Assert.InRange(dot / Math.Sqrt(gg * yy), -0.05, 0.05);
+    }
+
+    [Fact]
     public void CancellationStopsWithinAStepAndProgressCountsSteps()
     {
         using var tmp = new TempDir();
         using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
         var mel = Tiny.Mel(Tiny.Chirp(0.3));
         int seen = 0;
-        v.Synthesize(mel, new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-25"), Progress = new Sync(_ => seen++) });
+        v.Synthesize(mel, new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-25"), Start = SamplerStart.Noise, Progress = new Sync(_ => seen++) });
         Assert.Equal(25, seen);
+        seen = 0;   // from Griffin-Lim, only the steps at noise std ≤ 0.65 run: 33 of WG-50's
+        v.Synthesize(mel, new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-50"), Progress = new Sync(_ => seen++) });
+        Assert.Equal(33, seen);
         using var cts = new CancellationTokenSource();
         int steps = 0;
         Assert.ThrowsAny<OperationCanceledException>(() => v.Synthesize(mel,
@@ -161,6 +187,7 @@ public class InferenceTests
         using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
         var e = Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(128, 10)));
         Assert.Contains("128 bands but voice 'tiny' expects 80", e.Message);
+        Assert.Contains("start noise 0: must be in (0, 1]", Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(80, 10), new SynthesisOptions { StartNoise = 0 })).Message);
         var nan = zeros(80, 10); nan[3, 4] = tensor(float.NaN);
         Assert.Contains("NaN or Inf", Assert.Throws<WaveGradException>(() => v.Synthesize(nan)).Message);
         Assert.Contains("voice 'no-such-voice': not found", Assert.Throws<WaveGradException>(() => Voice.Load("no-such-voice")).Message);
