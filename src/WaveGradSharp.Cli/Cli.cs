@@ -41,6 +41,16 @@ static class Cli
         }
     }
 
+    /// <summary>Reports a command line that did not parse: its errors on one line, with where to find the usage; exit code 2.</summary>
+    public static int ParseErrors(ParseResult pr)
+    {
+        var verbs = new List<string>();
+        for (var r = pr.CommandResult; r is { Command: not RootCommand }; r = r.Parent as System.CommandLine.Parsing.CommandResult) verbs.Insert(0, r.Command.Name);
+        string help = string.Join(' ', ["wavegrad", .. verbs, "--help"]);
+        Console.Error.WriteLine($"error: {string.Join("; ", pr.Errors.Select(e => OneLine(e.Message.Replace('\t', ' '))))} (see {help})");
+        return 2;
+    }
+
     static string OneLine(string s) => string.Join(' ', s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
     static bool torchReady;

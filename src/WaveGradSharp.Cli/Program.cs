@@ -17,4 +17,7 @@ var root = new RootCommand("wavegrad: diffusion-based speech vocoder (WaveGrad) 
     ImageCommands.Create(),
 };
 root.Options.Add(Cli.Verbose);
-return root.Parse(args).Invoke();
+var parsed = root.Parse(args);
+// A malformed command line is one line and exit code 2, like every other user error (not the usage text).
+if (parsed.Errors.Count > 0) return Cli.ParseErrors(parsed);
+return parsed.Invoke();
