@@ -1,4 +1,5 @@
 using TorchSharp;
+using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
 
 namespace WaveGradSharp.Audio;
@@ -9,6 +10,10 @@ public static class GriffinLim
 {
     /// <summary>Multiplicative non-negative least-squares updates applied to the pseudo-inverse magnitude.</summary>
     public const int NnlsIterations = 50;
+
+    /// <summary>The fewest mel frames Griffin-Lim can invert: the (F − 1)·hop samples it makes must be longer than the
+    /// STFT's reflect padding of n_fft/2.</summary>
+    public static int MinFrames(MelConfig cfg) => cfg.NFft / 2 / cfg.Hop + 2;
 
     /// <summary>Renders a waveform from a log-mel [n_mels, frames] (or [1, n_mels, frames]) made with <paramref name="cfg"/>.
     /// Returns (frames − 1)·hop samples at cfg.SampleRate. Deterministic: the initial phase comes from a fixed seed.</summary>
@@ -24,6 +29,8 @@ public static class GriffinLim
         var mel = logMel.dim() == 3 && logMel.shape[0] == 1 ? logMel[0] : logMel;
         MelFile.CheckNMels(mel, cfg.NMels, "griffin-lim input");
         if (mel.dim() != 2) throw new ArgumentException("Griffin-Lim takes one mel at a time", nameof(logMel));
+        if (mel.shape[1] < MinFrames(cfg))
+            throw new WaveGradException($"griffin-lim input: {mel.shape[1]} frames is too short; {cfg.Name} needs at least {MinFrames(cfg)}");
         using var ms = new MelSpectrogram(cfg);
         var dev = mel.device;
         var (win, _) = ms.Buffers(dev);

@@ -24,11 +24,12 @@ public sealed record SampleOptions
     /// <summary>
     /// A guess of x_0, the sample's shape, to start from instead of pure noise (SDEdit, Meng et al. 2022; DiffSinger's
     /// shallow diffusion): the steps noisier than <see cref="GuessNoiseStd"/> are skipped, and the sampler starts at the
-    /// first step t at or below it from x_t = √ᾱ_t·guess + √(1−ᾱ_t)·z, the forward process applied to the guess. Only
+    /// noisiest step t at or below it (step 0 if every step is noisier) from x_t = √ᾱ_t·guess + √(1−ᾱ_t)·z, the
+    /// forward process applied to the guess. Only
     /// <see cref="DdpmSampler"/> takes one; the vocoder gives it the mel's Griffin-Lim waveform.
     /// </summary>
     public Tensor? Guess { get; init; }
-    /// <summary>With a <see cref="Guess"/>: the largest noise std √(1−ᾱ_t) the sampler starts at.</summary>
+    /// <summary>With a <see cref="Guess"/>: the largest noise std √(1−ᾱ_t) to start at (see <see cref="DdpmSampler.GuessStartStep"/>).</summary>
     public double GuessNoiseStd { get; init; } = 0.65;
 }
 
@@ -37,7 +38,7 @@ public interface ISampler
 {
     /// <summary>Short name ("ddpm", "ddim", ...).</summary>
     string Name { get; }
-    /// <summary>Model evaluations per sample.</summary>
+    /// <summary>Model evaluations per sample drawn from noise (a start from a <see cref="SampleOptions.Guess"/> runs fewer).</summary>
     int Evaluations { get; }
     /// <summary>A sample of the given shape (float32). Randomness comes only from <paramref name="rng"/>.</summary>
     Tensor Sample(IDenoiser model, long[] shape, Generator rng, SampleOptions? options = null);
@@ -90,7 +91,7 @@ public abstract class SamplerBase : ISampler
         }
         /// <summary>The guess of x_0 to start from, on the sample's device, and the largest noise std to start at (see <see cref="SampleOptions.Guess"/>).</summary>
         public (Tensor Guess, double MaxNoiseStd)? Guess =>
-            options.Guess is { } g ? (options.Device is null ? g : g.to(options.Device), options.GuessNoiseStd) : null;
+            options.Guess is { } g ? ((options.Device is null ? g : g.to(options.Device)).to_type(ScalarType.Float32), options.GuessNoiseStd) : null;
         /// <summary>Call before each model evaluation: throws if cancelled.</summary>
         public void BeforeEvaluation() => options.Cancellation.ThrowIfCancellationRequested();
         /// <summary>Call after each model evaluation.</summary>

@@ -11,9 +11,9 @@ public enum SamplerStart
     /// <summary>WaveGrad's start: pure noise at the top of the schedule; every step runs.</summary>
     Noise,
     /// <summary>
-    /// The mel's Griffin-Lim waveform, noised by the forward process to the first step whose noise std is at most
-    /// <see cref="SynthesisOptions.StartNoise"/>; the noisier steps are skipped. The network keeps Griffin-Lim's
-    /// envelope and timing and replaces its smeared harmonics and phase.
+    /// The mel's Griffin-Lim waveform, noised by the forward process to the noisiest step whose noise std is at most
+    /// <see cref="SynthesisOptions.StartNoise"/> (step 0 if every step is noisier); the noisier steps are skipped.
+    /// The network keeps Griffin-Lim's envelope and timing and replaces its smeared harmonics and phase.
     /// </summary>
     GriffinLim,
 }
@@ -126,7 +126,9 @@ public sealed class Vocoder : IDisposable
         using var scope = NewDisposeScope();
         // Pad with the mel's quietest value so the padding reads as silence.
         var padded = mels.Select(m => nn.functional.pad(m, [0, maxF - m.shape[1]], value: m.min().item<float>())).ToArray();
-        var outs = Render(stack(padded), o, 0, StartWaveforms(padded, o), ct);
+        // Each mel's own Griffin-Lim waveform, padded with silence: the same start as a single render.
+        var start = StartWaveforms(mels, o)?.Select(w => w.Concat(new float[maxF * Hop - w.Length]).ToArray()).ToArray();
+        var outs = Render(stack(padded), o, 0, start, ct);
         return outs.Select((a, i) => PostFilter(a[..(int)(mels[i].shape[1] * Hop)], mels[i], o)).ToArray();
     }
 
@@ -147,6 +149,7 @@ public sealed class Vocoder : IDisposable
         // One Griffin-Lim waveform for the whole mel, cut into the pieces: pieces started from separately made
         // Griffin-Lim waveforms disagree in phase where they are cross-faded (spectral convergence 0.160 → 0.178 on
         // the default voice's validation clips, at 64-frame chunks).
+        ct.ThrowIfCancellationRequested();
         var startWave = StartWaveforms([mel], o)?[0];
         float[]? tail = null;
         for (long s = 0; s < frames; s += o.ChunkFrames)
@@ -217,14 +220,14 @@ public sealed class Vocoder : IDisposable
     }
 
     /// <summary>With a Griffin-Lim start, each mel's Griffin-Lim waveform, F·hop samples (Griffin-Lim makes (F − 1)·hop;
-    /// the last hop stays silent, and mels under 3 frames start from silence); null when the sampler starts from noise.</summary>
+    /// the last hop stays silent, and mels too short for Griffin-Lim start from silence); null when the sampler starts from noise.</summary>
     float[][]? StartWaveforms(IReadOnlyList<Tensor> mels, SynthesisOptions o)
     {
         if (o.Start == SamplerStart.Noise) return null;
         return mels.Select(mel =>
         {
             var w = new float[mel.shape[1] * Hop];
-            if (mel.shape[1] >= 3)
+            if (mel.shape[1] >= GriffinLim.MinFrames(Voice.Mel))
             {
                 using var scope = NewDisposeScope();
                 GriffinLim.FromMel(mel.to(Device), Voice.Mel, SynthesisOptions.StartGriffinLimIterations).CopyTo(w, 0);

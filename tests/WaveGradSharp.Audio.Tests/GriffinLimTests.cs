@@ -39,4 +39,17 @@ public class GriffinLimTests(ITestOutputHelper log)
         log.WriteLine($"classic {slow.SpectralConvergence:F3}, fast {fast.SpectralConvergence:F3}");
         Assert.True(fast.SpectralConvergence < slow.SpectralConvergence);
     }
+
+    [Theory]
+    [InlineData("hifigan-22k", 4)]   // (F − 1)·256 must exceed the reflect padding of 512
+    [InlineData("lmnt-22k", 5)]      // (F − 1)·300 must exceed 1024
+    public void The_shortest_mel_it_inverts_is_one_whose_output_outlasts_the_stft_padding(string preset, int minFrames)
+    {
+        var cfg = MelConfig.Preset(preset);
+        Assert.Equal(minFrames, GriffinLim.MinFrames(cfg));
+        var ok = GriffinLim.FromMel(zeros(cfg.NMels, minFrames), cfg, 2);
+        Assert.Equal((minFrames - 1) * cfg.Hop, ok.Length);
+        var e = Assert.Throws<WaveGradSharp.Diffusion.WaveGradException>(() => GriffinLim.FromMel(zeros(cfg.NMels, minFrames - 1), cfg, 2));
+        Assert.Equal($"griffin-lim input: {minFrames - 1} frames is too short; {preset} needs at least {minFrames}", e.Message);
+    }
 }

@@ -219,11 +219,13 @@ public class SamplerTests
         });
         Assert.Equal(top + 1, oracle.Seen.Count);
         Assert.Equal(Enumerable.Range(0, top + 1).Reverse().Select(t => s.SqrtAlphasCumprod[t]), oracle.Seen.Select(v => v.Level.SignalScale));
+        Assert.Equal(top + 1, steps.Count);
         Assert.All(steps, p => Assert.Equal(top + 1, p.Total));
         // x_top = √ᾱ·guess + √(1−ᾱ)·z, with the first noise draw as z.
         var expected = s.SqrtAlphasCumprod[top] * guess + s.SqrtOneMinusAlphasCumprod[top] * z;
         Assert.True(tensor(oracle.Seen[0].X).reshape(2, 8).allclose(expected, 1e-6, 1e-6));
-        // With the true ε every step's posterior mean is exact, so the last step returns x_0 itself.
+        // With the true ε every step's posterior mean is exact, so the last step returns x_0 itself (whatever the
+        // start: this checks the steps that follow it, the line above checks the start).
         Assert.True(x.allclose(x0, 1e-4, 1e-5), $"max |x − x0| = {(x - x0).abs().max().item<float>()}");
     }
 
