@@ -24,7 +24,7 @@ static class VocoderCommands
     {
         readonly Option<string> start = new Option<string>("--start")
         {
-            Description = "Where the sampler starts: griffin-lim (the mel's Griffin-Lim waveform, noised to std 0.65; the noisier steps are skipped) or noise (WaveGrad's start, every step)",
+            Description = "Where the sampler starts: griffin-lim (the mel's Griffin-Lim waveform, noised to the noisiest step with noise std ≤ 0.65; the noisier steps are skipped) or noise (WaveGrad's start, every step)",
             DefaultValueFactory = _ => "griffin-lim",
         }.AcceptOnlyFromAmong("griffin-lim", "noise");
         readonly Option<int> postFilter = new("--post-filter")
@@ -268,7 +268,7 @@ static class VocoderCommands
         var save = new Option<bool>("--save-to-voice") { Description = "Also record the schedule in the voice's voice.json (schedules.N)" };
         var metric = new Option<string>("--metric")
         {
-            Description = "logmel: log-mel L1 of the raw render (the paper's); sc: spectral convergence of the render as shipped (post-filter on)",
+            Description = "logmel: log-mel L1 of the raw render (the paper's); sc: spectral convergence of the render with the post-filter on (both from noise, so that every step runs)",
             DefaultValueFactory = _ => "logmel",
         }.AcceptOnlyFromAmong("logmel", "sc");
         var cmd = new Command("search", "Grid-search a few-step noise schedule for a voice (mantissa 1–9 × 10^k per step), scored on validation clips")
@@ -288,7 +288,7 @@ static class VocoderCommands
                 return new Utterance(u.Name, u.Audio[..(int)(f * mel.Hop)], u.Mel[.., ..(int)f]);
             }).ToList();
             var how = pr.GetValue(metric) == "sc" ? ScheduleMetric.SpectralConvergence : ScheduleMetric.LogMelL1;
-            string label = how == ScheduleMetric.SpectralConvergence ? "spectral convergence" : "log-mel L1";
+            string label = how == ScheduleMetric.SpectralConvergence ? "spectral convergence (renders from noise, post-filter on)" : "log-mel L1 (raw renders from noise)";
             int n = pr.GetValue(steps);
             var start = vocoder.Voice.DefaultSchedule;
             Console.WriteLine(start.Steps == n

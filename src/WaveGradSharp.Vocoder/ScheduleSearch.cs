@@ -10,8 +10,8 @@ public enum ScheduleMetric
     /// <summary>Log-mel L1 of the network's raw render against the clip's mel (the paper's criterion; dominated by
     /// the quiet parts, so it mostly rewards a lower noise floor).</summary>
     LogMelL1,
-    /// <summary>Multi-resolution spectral convergence of the render as shipped (post-filter on) against the clip's
-    /// waveform (dominated by the loud, voiced parts).</summary>
+    /// <summary>Multi-resolution spectral convergence of the render from noise with the post-filter on against the
+    /// clip's waveform (dominated by the loud, voiced parts).</summary>
     SpectralConvergence,
 }
 
@@ -31,9 +31,10 @@ public static class ScheduleSearch
     public static double[] Exponents(int steps) =>
         Enumerable.Range(0, steps).Select(i => Math.Pow(10, Math.Round(-6 + 5.0 * i / Math.Max(steps - 1, 1)))).ToArray();
 
-    /// <summary>Mean score of renders of the clips with a schedule and a fixed seed. Log-mel L1 is taken on the
-    /// network's raw output (the post-filter would pull every candidate onto the mel and hide the differences);
-    /// spectral convergence on the render as shipped.</summary>
+    /// <summary>Mean score of renders of the clips with a schedule and a fixed seed, started from noise (WaveGrad's
+    /// start: from the Griffin-Lim start the steps above its noise level never run, so their β could not be scored).
+    /// Log-mel L1 is taken on the network's raw output (the post-filter would pull every candidate onto the mel and
+    /// hide the differences); spectral convergence with the post-filter on.</summary>
     public static double Score(Vocoder vocoder, IReadOnlyList<Utterance> clips, NoiseSchedule schedule,
         ScheduleMetric metric = ScheduleMetric.LogMelL1, long seed = 7)
     {
@@ -45,12 +46,12 @@ public static class ScheduleSearch
             var m = clip.Mel;
             if (metric == ScheduleMetric.SpectralConvergence)
             {
-                var shipped = vocoder.Synthesize(m, new SynthesisOptions { Schedule = schedule, Seed = seed });
+                var shipped = vocoder.Synthesize(m, new SynthesisOptions { Schedule = schedule, Seed = seed, Start = SamplerStart.Noise });
                 var reference = clip.Audio.data<float>().ToArray();
                 total += Metrics.Compute(reference, shipped, vocoder.SampleRate, vocoder.Voice.Mel).SpectralConvergence;
                 continue;
             }
-            var audio = vocoder.Synthesize(m, new SynthesisOptions { Schedule = schedule, Seed = seed, PostFilterPasses = 0 });
+            var audio = vocoder.Synthesize(m, new SynthesisOptions { Schedule = schedule, Seed = seed, PostFilterPasses = 0, Start = SamplerStart.Noise });
             var rendered = spec.Compute(tensor(audio));
             long f = Math.Min(rendered.shape[1], m.shape[1]);
             total += (rendered[.., ..(int)f] - m[.., ..(int)f]).abs().mean().item<float>();
