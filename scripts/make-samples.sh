@@ -18,7 +18,7 @@ clip=$(sed -n 3p "$corpus/val.txt")       # a validation sentence the voice neve
 cp "$corpus/wavs/$clip.wav" "$out/val-reference.wav"
 "${wg[@]}" mel "$out/val-reference.wav" -o "$tmp/val.npy"
 "${wg[@]}" vocode "$tmp/val.npy" -o "$out/val-wavegrad-6.wav" --steps 6
-"${wg[@]}" vocode "$tmp/val.npy" -o "$out/val-wavegrad-6-raw.wav" --steps 6 --post-filter 0   # without the post-filter
+"${wg[@]}" vocode "$tmp/val.npy" -o "$out/val-wavegrad-6-raw.wav" --steps 6 --start noise --post-filter 0   # the network alone
 "${wg[@]}" vocode "$tmp/val.npy" -o "$out/val-wavegrad-50.wav" --steps 50
 "${wg[@]}" griffinlim "$tmp/val.npy" -o "$out/val-griffinlim.wav" --iters 64
 # Image grids from the shipped MNIST model: digits 0–9 (eight of each) through the library sample, an 8×8
