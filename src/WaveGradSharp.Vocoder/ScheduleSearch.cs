@@ -39,19 +39,23 @@ public static class ScheduleSearch
         ScheduleMetric metric = ScheduleMetric.LogMelL1, long seed = 7)
     {
         using var spec = new MelSpectrogram(vocoder.Voice.Mel);
+        bool sc = metric == ScheduleMetric.SpectralConvergence;
+        var options = new SynthesisOptions
+        {
+            Schedule = schedule, Seed = seed, Start = SamplerStart.Noise,
+            PostFilterPasses = sc ? SynthesisOptions.DefaultPostFilterPasses : 0,
+        };
         double total = 0;
         foreach (var clip in clips)
         {
             using var scope = NewDisposeScope();
             var m = clip.Mel;
-            if (metric == ScheduleMetric.SpectralConvergence)
+            var audio = vocoder.Synthesize(m, options);
+            if (sc)
             {
-                var shipped = vocoder.Synthesize(m, new SynthesisOptions { Schedule = schedule, Seed = seed, Start = SamplerStart.Noise });
-                var reference = clip.Audio.data<float>().ToArray();
-                total += Metrics.Compute(reference, shipped, vocoder.SampleRate, vocoder.Voice.Mel).SpectralConvergence;
+                total += Metrics.Compute(clip.Audio.data<float>().ToArray(), audio, vocoder.SampleRate, vocoder.Voice.Mel).SpectralConvergence;
                 continue;
             }
-            var audio = vocoder.Synthesize(m, new SynthesisOptions { Schedule = schedule, Seed = seed, PostFilterPasses = 0, Start = SamplerStart.Noise });
             var rendered = spec.Compute(tensor(audio));
             long f = Math.Min(rendered.shape[1], m.shape[1]);
             total += (rendered[.., ..(int)f] - m[.., ..(int)f]).abs().mean().item<float>();

@@ -136,7 +136,7 @@ public sealed class Vocoder : IDisposable
     /// Renders a mel chunk by chunk and yields audio as it is ready: each chunk is rendered with
     /// <see cref="SynthesisOptions.ContextFrames"/> of mel context on both sides and the same position-tied noise as
     /// a one-shot render, and neighbouring chunks are cross-faded over one hop. Memory stays flat in the input length, but for the
-    /// Griffin-Lim start's waveform, made for the whole mel before the first chunk (about 0.1 s per second of audio on 2 cores).
+    /// Griffin-Lim start's waveform, made for the whole mel before the first chunk (about 0.13 s per second of audio on 2 cores).
     /// </summary>
     public IEnumerable<float[]> SynthesizeStreaming(Tensor mel, SynthesisOptions? options = null, CancellationToken ct = default)
     {
