@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # build-corpus.sh: renders a synthetic English speech corpus, offline, from Debian packages only.
 #
-# Usage: scripts/build-corpus.sh [OUT_DIR] [--minutes N] [--speaker slt|kal] [--jobs 1|2]
+# Usage: scripts/build-corpus.sh [OUT_DIR] [--minutes N] [--speaker NAME] [--first K] [--jobs 1|2]
 #   OUT_DIR    default: <repo>/corpus/<speaker> (git-ignored; the corpus is never committed)
 #   --minutes  stop once the corpus holds N minutes of audio (default 60)
-#   --speaker  slt (default): festival's HTS voice voice_cmu_us_slt_arctic_hts (festvox-us-slt-hts,
-#                             female US English)
-#              kal:           festival's voice_kal_diphone (festvox-kallpc16k, male US English)
-#   --jobs     festival processes at once (default 2, at most 2)
+#   --speaker  slt (default; festival's HTS voice cmu_us_slt_arctic_hts, female US English) or any
+#              speaker of the table below (scripts/build-multispeaker.sh builds them all)
+#   --first    start at sentence K of the fixed order (default 1), so speakers read different text
+#   --jobs     synthesis processes at once (default 2, at most 2)
 #
 # Output (LJSpeech layout):
 #   OUT_DIR/wavs/NAME.wav   22050 Hz, mono, 16-bit PCM; leading/trailing silence trimmed to 0.1 s,
@@ -29,8 +29,9 @@
 #   with the small R-serialization reader below. No R is needed. An installed copy is used if present.
 #
 # VOICES AND LICENCES
-#   festvox-us-slt-hts (CMU ARCTIC "slt" HTS voice) and festvox-kallpc16k are under festival's
-#   permissive EST licences (see /usr/share/doc/festvox-*/copyright); the audio may be used freely.
+#   Every voice comes from Debian main (DFSG-free); scripts/CORPUS.md lists each package's licence.
+#   Non-English voices read the same English text through their own letter-to-sound rules: the
+#   vocoder needs their timbre, not their language.
 #
 # DETERMINISM
 #   Sentences are extracted, normalised (ASCII only, 5-30 words, no digits or brackets, no quotation
@@ -58,6 +59,7 @@ log() { printf '[%s +%4ds] %s\n' "$(date +%H:%M:%S)" "$SECONDS" "$*"; }
 OUT_DIR=
 MINUTES=60
 SPEAKER=slt
+FIRST=1
 JOBS=2
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -65,6 +67,8 @@ while [ $# -gt 0 ]; do
     --minutes=*) MINUTES=${1#*=}; shift ;;
     --speaker) [ $# -ge 2 ] || die "--speaker needs a value"; SPEAKER=$2; shift 2 ;;
     --speaker=*) SPEAKER=${1#*=}; shift ;;
+    --first) [ $# -ge 2 ] || die "--first needs a value"; FIRST=$2; shift 2 ;;
+    --first=*) FIRST=${1#*=}; shift ;;
     --jobs) [ $# -ge 2 ] || die "--jobs needs a value"; JOBS=$2; shift 2 ;;
     --jobs=*) JOBS=${1#*=}; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -75,13 +79,29 @@ done
 [[ "$MINUTES" =~ ^[0-9]+([.][0-9]+)?$ ]] && awk -v m="$MINUTES" 'BEGIN{exit !(m > 0)}' \
   || die "--minutes must be a positive number, got '$MINUTES'"
 [[ "$JOBS" =~ ^[12]$ ]] || die "--jobs must be 1 or 2, got '$JOBS'"
+[[ "$FIRST" =~ ^[1-9][0-9]*$ ]] || die "--first must be a positive integer, got '$FIRST'"
+# Speaker table: NAME -> ENGINE VOICE PACKAGE VOICE_DIR. ENGINE festival runs text2wave with (voice_VOICE);
+# flite runs flite's built-in voice VOICE. scripts/CORPUS.md gives each speaker's sex, language and licence.
+FV=/usr/share/festival/voices
 case "$SPEAKER" in
-  slt) VOICE=voice_cmu_us_slt_arctic_hts; VOICE_PKG=festvox-us-slt-hts
-       VOICE_DIR=/usr/share/festival/voices/us/cmu_us_slt_arctic_hts ;;
-  kal) VOICE=voice_kal_diphone; VOICE_PKG=festvox-kallpc16k
-       VOICE_DIR=/usr/share/festival/voices/english/kal_diphone ;;
-  *) die "--speaker must be slt or kal, got '$SPEAKER'" ;;
+  slt)      set_voice() { ENGINE=festival; VOICE=cmu_us_slt_arctic_hts; VOICE_PKG=festvox-us-slt-hts; VOICE_DIR=$FV/us/$VOICE; } ;;
+  kal)      set_voice() { ENGINE=festival; VOICE=kal_diphone; VOICE_PKG=festvox-kallpc16k; VOICE_DIR=$FV/english/$VOICE; } ;;
+  ked)      set_voice() { ENGINE=festival; VOICE=ked_diphone; VOICE_PKG=festvox-kdlpc16k; VOICE_DIR=$FV/english/$VOICE; } ;;
+  ona)      set_voice() { ENGINE=festival; VOICE=upc_ca_ona_hts; VOICE_PKG=festvox-ca-ona-hts; VOICE_DIR=$FV/catalan/$VOICE; } ;;
+  lp)       set_voice() { ENGINE=festival; VOICE=lp_diphone; VOICE_PKG=festvox-italp16k; VOICE_DIR=$FV/italian/$VOICE; } ;;
+  pc)       set_voice() { ENGINE=festival; VOICE=pc_diphone; VOICE_PKG=festvox-itapc16k; VOICE_DIR=$FV/italian/$VOICE; } ;;
+  dita)     set_voice() { ENGINE=festival; VOICE=czech_dita; VOICE_PKG=festvox-czech-dita; VOICE_DIR=$FV/czech/$VOICE; } ;;
+  krb)      set_voice() { ENGINE=festival; VOICE=czech_krb; VOICE_PKG=festvox-czech-krb; VOICE_DIR=$FV/czech/$VOICE; } ;;
+  machac)   set_voice() { ENGINE=festival; VOICE=czech_machac; VOICE_PKG=festvox-czech-machac; VOICE_DIR=$FV/czech/$VOICE; } ;;
+  ph)       set_voice() { ENGINE=festival; VOICE=czech_ph; VOICE_PKG=festvox-czech-ph; VOICE_DIR=$FV/czech/$VOICE; } ;;
+  fi-lj)    set_voice() { ENGINE=festival; VOICE=suo_fi_lj_diphone; VOICE_PKG=festvox-suopuhe-lj; VOICE_DIR=$FV/finnish/$VOICE; } ;;
+  fi-mv)    set_voice() { ENGINE=festival; VOICE=hy_fi_mv_diphone; VOICE_PKG=festvox-suopuhe-mv; VOICE_DIR=$FV/finnish/$VOICE; } ;;
+  ru-nsh)   set_voice() { ENGINE=festival; VOICE=msu_ru_nsh_clunits; VOICE_PKG=festvox-ru; VOICE_DIR=$FV/russian/$VOICE; } ;;
+  flite-awb|flite-rms|flite-slt)
+            set_voice() { ENGINE=flite; VOICE=${SPEAKER#flite-}; VOICE_PKG=flite; VOICE_DIR=/usr/bin; } ;;
+  *) die "--speaker: unknown speaker '$SPEAKER' (known: slt kal ked ona lp pc dita krb machac ph fi-lj fi-mv ru-nsh flite-awb flite-rms flite-slt)" ;;
 esac
+set_voice
 [ -n "$OUT_DIR" ] || OUT_DIR="$REPO_ROOT/corpus/$SPEAKER"
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
@@ -104,7 +124,8 @@ apt_install() {
     || die "could not install: $*"
 }
 missing=()
-command -v text2wave >/dev/null || missing+=(festival)
+[ "$ENGINE" = flite ] || command -v text2wave >/dev/null || missing+=(festival)
+[ "$ENGINE" = festival ] || command -v flite >/dev/null || missing+=(flite)
 command -v sox >/dev/null || missing+=(sox)
 command -v soxi >/dev/null || missing+=(sox)
 command -v python3 >/dev/null || missing+=(python3)
@@ -320,7 +341,7 @@ log "text: Jane Austen, six novels ($TEXT_PKG $TEXT_PKG_VERSION); $N_SENT senten
 # ---------------------------------------------------------------------------------------------------
 # Rendering: one utterance -> wavs/NAME.wav (festival text2wave, then sox). Failures are recorded.
 # ---------------------------------------------------------------------------------------------------
-export OUT_DIR WORK VOICE SPEAKER SENTENCES
+export OUT_DIR WORK VOICE SPEAKER SENTENCES ENGINE
 FAILED="$WORK/failed.txt"
 : > "$FAILED"
 export FAILED
@@ -332,7 +353,9 @@ render_one() {
   text=$(sed -n "${idx}p" "$SENTENCES")
   tmp="$WORK/tmp/$name"
   printf '%s\n' "$text" > "$tmp.txt"
-  if nice -n 10 timeout 300 text2wave -eval "($VOICE)" "$tmp.txt" -o "$tmp.raw.wav" > "$tmp.log" 2>&1 \
+  local synth=(text2wave -eval "(voice_$VOICE)" "$tmp.txt" -o "$tmp.raw.wav")
+  [ "$ENGINE" = flite ] && synth=(flite -voice "$VOICE" -f "$tmp.txt" -o "$tmp.raw.wav")
+  if nice -n 10 timeout 300 "${synth[@]}" > "$tmp.log" 2>&1 \
      && [ -s "$tmp.raw.wav" ] \
      && nice -n 10 sox -R "$tmp.raw.wav" -b 16 -c 1 -e signed-integer "$tmp.out.wav" \
           silence 1 0.01 -50d reverse silence 1 0.01 -50d reverse \
@@ -352,13 +375,13 @@ export -f render_one
 
 TARGET_S=$(awk -v m="$MINUTES" 'BEGIN{printf "%.3f", m * 60}')
 BATCH=16
-log "rendering with $VOICE, $JOBS festival processes, target $MINUTES min, into $OUT_DIR"
+log "rendering with $ENGINE $VOICE, $JOBS synthesis processes, target $MINUTES min, into $OUT_DIR"
 
 total=0        # seconds of audio in the selected prefix
 selected=()    # sentence indices of the corpus, in order
 failed=0
 reused=0
-next=1
+next=$FIRST
 done_=0
 while [ "$done_" -eq 0 ] && [ "$next" -le "$N_SENT" ]; do
   last=$(( next + BATCH - 1 )); [ "$last" -le "$N_SENT" ] || last=$N_SENT
@@ -417,7 +440,7 @@ Synthetic speech corpus built by scripts/build-corpus.sh (WaveGradSharp); see sc
 Text:     Jane Austen's six novels (public domain), from Debian package $TEXT_PKG $TEXT_PKG_VERSION
           (MIT-licensed packaging of the Project Gutenberg texts).
           $N_SENT normalised sentences, sha256 of the sentence list: $SENT_SHA
-Voice:    festival $VOICE (Debian package $VOICE_PKG $(dpkg-query -W -f='${Version}' "$VOICE_PKG" 2>/dev/null || echo unknown))
+Voice:    $ENGINE $VOICE (Debian package $VOICE_PKG $(dpkg-query -W -f='${Version}' "$VOICE_PKG" 2>/dev/null || echo unknown))
 Audio:    22050 Hz mono 16-bit PCM WAV, silence trimmed to 0.1 s, peak -1 dBFS
 Corpus:   $n_utt utterances ($n_train train, $n_val validation), $minutes min ($hours h) of audio
 Skipped:  $failed sentences failed to render
