@@ -14,7 +14,7 @@ for (int i = 0; i < args.Length; i++)
     else { Console.Error.WriteLine($"error: unknown argument '{args[i]}'"); return 2; }
 }
 
-var model = ImageModel.Load("mnist-ddpm", expectKind: "unet");   // found under samples/models
+var model = ImageModel.Load("mnist-ddpm", "unet");   // found under samples/models
 using var net = model.CreateUNet();
 var rows = new List<Tensor>();
 for (int digit = 0; digit < 10; digit++)

@@ -4,7 +4,7 @@
 //
 //   dotnet run --project samples/TtsPipeline -- [--voice slt-22k] [--steps 6] [-o out.wav] MEL.npy [MEL2.npy ...]
 //   (with no .npy given it makes one from a festival rendering, if festival or espeak-ng is installed)
-using WaveGradSharp.Diffusion;
+using WaveGradSharp.Core;
 using System.Diagnostics;
 using WaveGradSharp.Audio;
 using WaveGradSharp.Vocoder;

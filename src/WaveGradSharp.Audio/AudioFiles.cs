@@ -1,5 +1,5 @@
-using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio;
 
@@ -13,7 +13,7 @@ public static class AudioFiles
     /// <summary>WAV → log-mel: writes float32 .npy [n_mels, frames] (or [frames, n_mels]) and/or a labelled PNG.</summary>
     public static MelResult MelFromWav(string wavPath, string? npyPath, string? pngPath, MelConfig cfg, bool framesFirst = false)
     {
-        if (npyPath is null && pngPath is null) throw new WaveGradException("mel: nothing to write: give -o OUT.npy and/or --png OUT.png");
+        if (npyPath is null && pngPath is null) throw WaveGradException.About("mel: nothing to write: give an NpyPath and/or a PngPath", "NpyPath", "PngPath");
         var x = Wav.Read(wavPath, cfg.SampleRate);
         using var scope = NewDisposeScope();
         using var ms = new MelSpectrogram(cfg);
@@ -23,6 +23,14 @@ public static class AudioFiles
         if (npyPath != null) MelFile.Save(npyPath, mel, framesFirst);
         if (pngPath != null) MelPlot.SavePng(pngPath, mel, cfg, $"{Path.GetFileName(wavPath)} — log-mel ({cfg.Name})");
         return new MelResult(mel.shape[0], mel.shape[1], (double)x.Length / cfg.SampleRate);
+    }
+
+    /// <summary>Where the items of a batch render go: <paramref name="path"/> itself for one item, else OUT-0.wav, OUT-1.wav, … beside it.</summary>
+    public static IReadOnlyList<string> BatchPaths(string path, int count)
+    {
+        if (count == 1) return [path];
+        string dir = Path.GetDirectoryName(path) ?? "", stem = Path.GetFileNameWithoutExtension(path), ext = Path.GetExtension(path);
+        return Enumerable.Range(0, count).Select(b => Path.Combine(dir, $"{stem}-{b}{ext}")).ToArray();
     }
 
     /// <summary>.npy log-mel → WAV by Griffin-Lim. A batch [B, n_mels, frames] with B &gt; 1 writes OUT-0.wav, OUT-1.wav, ….
@@ -37,13 +45,7 @@ public static class AudioFiles
         if (mel.dim() == 2) mel = mel.unsqueeze(0);
         var waves = new List<float[]>();
         for (int b = 0; b < mel.shape[0]; b++) waves.Add(GriffinLim.FromMel(mel[b], cfg, iters, momentum));
-        var paths = new List<string>();
-        if (waves.Count == 1) paths.Add(wavPath);
-        else
-        {
-            string dir = Path.GetDirectoryName(wavPath) ?? "", stem = Path.GetFileNameWithoutExtension(wavPath), ext = Path.GetExtension(wavPath);
-            for (int b = 0; b < waves.Count; b++) paths.Add(Path.Combine(dir, $"{stem}-{b}{ext}"));
-        }
+        var paths = BatchPaths(wavPath, waves.Count);
         for (int b = 0; b < waves.Count; b++) Wav.Write(paths[b], waves[b], cfg.SampleRate, float32);
         return paths;
     }
@@ -58,7 +60,7 @@ public static class AudioFiles
     {
         bool refDir = Directory.Exists(reference), testDir = Directory.Exists(test);
         if (refDir != testDir)
-            throw new WaveGradException($"eval: --ref {reference} and --test {test} must both be WAV files or both be folders");
+            throw WaveGradException.About($"eval: Reference {reference} and Test {test} must both be WAV files or both be folders", "Reference", "Test");
         if (!refDir) return ([ScoreOne(reference, test, mel)], []);
 
         var refs = Directory.GetFiles(reference, "*.wav").Select(Path.GetFileName).OfType<string>().ToHashSet(StringComparer.Ordinal);

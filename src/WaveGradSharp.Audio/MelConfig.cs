@@ -1,4 +1,5 @@
-using WaveGradSharp.Diffusion;
+using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio;
 
@@ -92,10 +93,36 @@ public sealed record MelConfig
     /// <summary>The named presets: hifigan-22k (default), lmnt-22k, wavegrad-24k.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = presets.Keys.ToArray();
 
-    /// <summary>A named preset; an unknown name throws a <see cref="WaveGradException"/> that lists the known ones.</summary>
-    public static MelConfig Preset(string name) =>
+    /// <summary>A named preset; an unknown name throws a <see cref="WaveGradException"/> that lists the known ones
+    /// (and names <paramref name="source"/>, the file or parameter it came from, when given).</summary>
+    public static MelConfig Preset(string name, string? source = null) =>
         presets.TryGetValue(name ?? "", out var c) ? c
-            : throw new WaveGradException($"unknown mel preset '{name}': known presets are {string.Join(", ", PresetNames)}");
+            : throw new WaveGradException($"{(source is null ? "" : source + ": ")}unknown mel preset '{Text.Escape(name ?? "")}': known presets are {string.Join(", ", PresetNames)}");
+
+    /// <summary>Applies the log compression to mel magnitudes (or powers).</summary>
+    public Tensor Compress(Tensor mel)
+    {
+        using var scope = NewDisposeScope();
+        var c = mel.clamp_min(LogFloor);
+        Tensor r = Log switch
+        {
+            LogCompression.Ln => c.log(),
+            _ => ((c.log10() * 20 - 20 + 100) / 100).clamp(0.0, 1.0),
+        };
+        return r.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Undoes the log compression (values clamped at the floor or, for lmnt's scale, at 0/1 stay there).</summary>
+    public Tensor Decompress(Tensor logMel)
+    {
+        using var scope = NewDisposeScope();
+        Tensor r = Log switch
+        {
+            LogCompression.Ln => logMel.exp(),
+            _ => ((logMel * 5 - 4) * Math.Log(10)).exp(), // 20·log10(x) − 20 + 100 = 100·y  ⇒  x = 10^(5y − 4)
+        };
+        return r.MoveToOuterDisposeScope();
+    }
 
     /// <summary>Throws a <see cref="WaveGradException"/> naming the first inconsistent setting.</summary>
     public MelConfig Validate()

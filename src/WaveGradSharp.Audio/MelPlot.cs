@@ -1,7 +1,7 @@
 using System.Globalization;
 using ScottPlot;
-using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio;
 

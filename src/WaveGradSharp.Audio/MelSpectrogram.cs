@@ -1,6 +1,6 @@
 using TorchSharp;
-using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio;
 
@@ -98,30 +98,11 @@ public sealed class MelSpectrogram : IDisposable
         return matmul(fbT, mag); // [NMels, F] @ [.., F, frames]
     }
 
-    /// <summary>Applies the config's log compression to mel magnitudes.</summary>
-    public Tensor Compress(Tensor mel)
-    {
-        using var scope = NewDisposeScope();
-        var c = mel.clamp_min(Config.LogFloor);
-        Tensor r = Config.Log switch
-        {
-            LogCompression.Ln => c.log(),
-            _ => ((c.log10() * 20 - 20 + 100) / 100).clamp(0.0, 1.0),
-        };
-        return r.MoveToOuterDisposeScope();
-    }
+    /// <summary>Applies the config's log compression to mel magnitudes (see <see cref="MelConfig.Compress"/>).</summary>
+    public Tensor Compress(Tensor mel) => Config.Compress(mel);
 
-    /// <summary>Undoes the log compression (values clamped at the floor or, for lmnt's scale, at 0/1 stay there).</summary>
-    public Tensor Decompress(Tensor logMel)
-    {
-        using var scope = NewDisposeScope();
-        Tensor r = Config.Log switch
-        {
-            LogCompression.Ln => logMel.exp(),
-            _ => ((logMel * 5 - 4) * Math.Log(10)).exp(), // 20·log10(x) − 20 + 100 = 100·y  ⇒  x = 10^(5y − 4)
-        };
-        return r.MoveToOuterDisposeScope();
-    }
+    /// <summary>Undoes the log compression (see <see cref="MelConfig.Decompress"/>).</summary>
+    public Tensor Decompress(Tensor logMel) => Config.Decompress(logMel);
 
     /// <summary>Convenience: log-mel [NMels, frames] of mono samples on the CPU.</summary>
     public Tensor Compute(ReadOnlySpan<float> samples)

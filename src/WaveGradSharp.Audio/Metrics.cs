@@ -1,6 +1,6 @@
-using WaveGradSharp.Diffusion;
 using TorchSharp;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio;
 
@@ -41,6 +41,38 @@ public static class Metrics
         return 10.0 / Math.Log(10) * Math.Sqrt(2) * (dc * dc).sum(dim: 0L).sqrt().mean().item<float>();
     }
 
+    /// <summary>
+    /// The multi-resolution STFT distance of <paramref name="test"/> [B, T] to <paramref name="reference"/> [B, T], per
+    /// example and differentiable (a training loss as well as a metric): spectral convergence ‖|S| − |Ŝ|‖_F / ‖|S|‖_F and
+    /// log-magnitude distance mean |ln|S| − ln|Ŝ||, each averaged over <see cref="Resolutions"/>. Magnitudes are floored
+    /// at √1e-7. Returns ([B], [B]).
+    /// </summary>
+    public static (Tensor SpectralConvergence, Tensor LogMagnitude) MultiResolutionStft(Tensor reference, Tensor test)
+    {
+        using var scope = NewDisposeScope();
+        Tensor sc = zeros(reference.shape[0], device: reference.device), lm = zeros(reference.shape[0], device: reference.device);
+        foreach (var (nFft, winLen, hop) in Resolutions)
+        {
+            var w = hann_window(winLen, periodic: true, device: reference.device);
+            Tensor Mag(Tensor x) => stft(x, nFft, hop, winLen, w, center: true, pad_mode: PaddingModes.Reflect, normalized: false,
+                onesided: true, return_complex: true).abs().clamp_min(MathF.Sqrt(1e-7f));
+            var a = Mag(reference); var b = Mag(test);
+            var d = a - b;
+            sc = sc + (d * d).sum([1, 2]).sqrt() / (a * a).sum([1, 2]).sqrt().clamp_min(1e-12);
+            lm = lm + (a.log() - b.log()).abs().mean([1, 2]);
+        }
+        int n = Resolutions.Length;
+        return ((sc / n).MoveToOuterDisposeScope(), (lm / n).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Mean |a − b| of two log-mels [n_mels, frames] over the frames both have (the preset's own log units).</summary>
+    public static double LogMelL1(Tensor a, Tensor b)
+    {
+        using var scope = NewDisposeScope();
+        long f = Math.Min(a.shape[^1], b.shape[^1]);
+        return (a[.., ..(int)f] - b[.., ..(int)f]).abs().mean().item<float>();
+    }
+
     /// <summary>Mel config used when none is given: hifigan-22k, with its sample rate (and f_max, if needed) moved to <paramref name="sampleRate"/>.</summary>
     public static MelConfig DefaultMel(int sampleRate)
     {
@@ -62,22 +94,12 @@ public static class Metrics
         var r = tensor(reference.AsSpan(0, n).ToArray());
         var t = tensor(test.AsSpan(0, n).ToArray());
 
-        double sc = 0, lm = 0;
-        foreach (var (nFft, winLen, hop) in Resolutions)
-        {
-            using var s = NewDisposeScope();
-            var w = hann_window(winLen, periodic: true);
-            Tensor Mag(Tensor x) => stft(x, nFft, hop, winLen, w, center: true, pad_mode: PaddingModes.Reflect, normalized: false,
-                onesided: true, return_complex: true).abs().clamp_min(MathF.Sqrt(1e-7f));
-            var a = Mag(r); var b = Mag(t);
-            sc += ((a - b).norm().item<float>() / Math.Max(a.norm().item<float>(), 1e-12));
-            lm += (a.log() - b.log()).abs().mean().item<float>();
-        }
-        sc /= Resolutions.Length; lm /= Resolutions.Length;
+        var (scT, lmT) = MultiResolutionStft(r.unsqueeze(0), t.unsqueeze(0));
+        double sc = scT.item<float>(), lm = lmT.item<float>();
 
         using var ms = new MelSpectrogram(mel);
         var linR = ms.ComputeLinear(r); var linT = ms.ComputeLinear(t);
-        double l1 = (ms.Compress(linR) - ms.Compress(linT)).abs().mean().item<float>();
+        double l1 = LogMelL1(ms.Compress(linR), ms.Compress(linT));
 
         double mcd = Mcd(linR, linT);
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Text.RegularExpressions;
-using WaveGradSharp.Diffusion;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio;
 

@@ -4,7 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using NAudio.Dsp;
 using NAudio.Wave;
-using WaveGradSharp.Diffusion;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using WaveGradSharp.Audio;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Cli;
 
@@ -59,8 +60,8 @@ static class AudioCommands
             var cfg = MelConfig.Preset(pr.GetValue(preset)!);
             int n = pr.GetValue(iters);
             double m = pr.GetValue(momentum);
-            if (n < 0) throw new Diffusion.WaveGradException($"--iters {n}: must be 0 or more");
-            if (!(m >= 0 && m < 1)) throw new Diffusion.WaveGradException($"--momentum {m}: must be in [0, 1)");
+            if (n < 0) throw new WaveGradException($"--iters {n}: must be 0 or more");
+            if (!(m >= 0 && m < 1)) throw new WaveGradException($"--momentum {m}: must be in [0, 1)");
             var sw = System.Diagnostics.Stopwatch.StartNew();
             var files = AudioFiles.GriffinLimToWav(pr.GetValue(input)!, pr.GetValue(output)!, cfg, n, m, pr.GetValue(framesFirst), pr.GetValue(float32));
             foreach (var f in files)

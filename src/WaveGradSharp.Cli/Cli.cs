@@ -1,6 +1,7 @@
 using System.CommandLine;
 using TorchSharp;
 using WaveGradSharp.Diffusion;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Cli;
 
@@ -35,7 +36,7 @@ static class Cli
         catch (Exception e)
         {
             var inner = e is TypeInitializationException { InnerException: not null } ? e.InnerException! : e;
-            Console.Error.WriteLine($"error: {OneLine(inner.Message)}");
+            Console.Error.WriteLine($"error: {Message(inner)}");
             if (verbose) Console.Error.WriteLine(e);
             return 2;
         }
@@ -47,11 +48,37 @@ static class Cli
         var verbs = new List<string>();
         for (var r = pr.CommandResult; r is { Command: not RootCommand }; r = r.Parent as System.CommandLine.Parsing.CommandResult) verbs.Insert(0, r.Command.Name);
         string help = string.Join(' ', ["wavegrad", .. verbs, "--help"]);
-        Console.Error.WriteLine($"error: {string.Join("; ", pr.Errors.Select(e => OneLine(e.Message.Replace('\t', ' '))))} (see {help})");
+        Console.Error.WriteLine($"error: {Text.Escape(string.Join("; ", pr.Errors.Select(e => OneLine(e.Message))), 2000)} (see {help})");
         return 2;
     }
 
     static string OneLine(string s) => string.Join(' ', s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    /// <summary>An error as one safe line: library parameter names become this tool's flags, control characters are escaped,
+    /// and libtorch's out-of-memory failures say so instead of quoting C++ frames.</summary>
+    internal static string Message(Exception e)
+    {
+        string m = OneLine(e.Message);
+        if (e is WaveGradException w)
+            foreach (var p in w.Parameters)
+                if (Flags.TryGetValue(p, out var flag)) m = System.Text.RegularExpressions.Regex.Replace(m, $@"\b{p}\b", flag);
+        if (e is not WaveGradException && (m.Contains("DefaultCPUAllocator") || m.Contains("out of memory") || e is OutOfMemoryException))
+            m = "out of memory (" + Text.FirstLine(e.Message).Split(" (")[0] + ")";
+        return Text.Escape(m, 2000);
+    }
+
+    /// <summary>The library's parameter names and the flags that set them.</summary>
+    static readonly Dictionary<string, string> Flags = new()
+    {
+        ["Resume"] = "--resume", ["OutputDir"] = "--output", ["Steps"] = "--steps", ["LearningRate"] = "--lr", ["BatchSize"] = "--batch",
+        ["CropFrames"] = "--crop-frames", ["LogEvery"] = "--log-every", ["CheckpointEvery"] = "--checkpoint-every",
+        ["ValidateEvery"] = "--validate-every", ["Device"] = "--device", ["PostFilterPasses"] = "--post-filter", ["Size"] = "--size",
+        ["Preset"] = "--preset", ["Prior"] = "--prior", ["StftLossWeight"] = "--stft-loss", ["Unconditional"] = "--unconditional",
+        ["Count"] = "--n", ["Class"] = "--class", ["Classifier"] = "--classifier", ["Sampler"] = "--sampler",
+        ["FramesFirst"] = "--frames-first", ["MaxMinutes"] = "--max-minutes", ["Iterations"] = "--iters", ["Momentum"] = "--momentum",
+        ["MaxSeconds"] = "--max-seconds", ["Start"] = "--start", ["Framing"] = "--mel-framing", ["NpyPath"] = "-o OUT.npy",
+        ["PngPath"] = "--png OUT.png", ["Reference"] = "--ref", ["Test"] = "--test",
+    };
 
     static bool torchReady;
 

@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using WaveGradSharp.Diffusion;
 using WaveGradSharp.Imaging;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Cli;
 

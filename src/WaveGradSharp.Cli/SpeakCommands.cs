@@ -4,6 +4,7 @@ using WaveGradSharp.Audio;
 using WaveGradSharp.Diffusion;
 using WaveGradSharp.Vocoder;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Cli;
 

@@ -7,6 +7,7 @@ using WaveGradSharp.Diffusion;
 using WaveGradSharp.Vocoder;
 using TorchSharp;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Cli;
 
@@ -57,28 +58,15 @@ static class VocoderCommands
     static Option<bool> Float32Opt() => new("--float32") { Description = "Write 32-bit float WAV instead of 16-bit PCM" };
 
     /// <summary>Loads a voice on a device; <c>--weights raw</c> swaps in a training run's raw weights.</summary>
-    internal static Vocoder.Vocoder LoadVocoder(string voiceName, string device, string weights = "ema")
-    {
-        var dev = Devices.Resolve(device);
-        var voice = Voice.Load(voiceName);
-        if (weights == "raw")
-        {
-            string raw = Path.Combine(voice.Directory, "model-raw.safetensors");
-            if (!File.Exists(raw)) throw new WaveGradException($"{voice.Directory}: has no raw weights (model-raw.safetensors); only training runs keep them");
-            var net = new WaveGradNet(voice.Network);
-            TensorFiles.LoadInto(net, TensorFiles.Load(raw), raw);
-            if (dev.type != DeviceType.CPU) net.to(dev);
-            return new Vocoder.Vocoder(voice, net, dev);
-        }
-        return new Vocoder.Vocoder(voice, voice.CreateNetwork(dev), dev);
-    }
+    internal static Vocoder.Vocoder LoadVocoder(string voiceName, string device, string weights = "ema") =>
+        Vocoder.Vocoder.Load(voiceName, Devices.Resolve(device), weights == "raw" ? "model-raw.safetensors" : "model.safetensors");
 
     static string Rtf(double seconds, int samples, int rate) =>
         $"{samples / (double)rate:F2} s of audio in {seconds:F2} s (real-time factor {seconds / (samples / (double)rate):F3}, {samples / (double)rate / seconds:F1}× real time)";
 
     public static Command Vocode()
     {
-        var input = new Argument<string>("mel") { Description = ".npy mel [n_mels, frames] in the voice's preset (3-D: a batch, written as OUT_0.wav, OUT_1.wav, …)" };
+        var input = new Argument<string>("mel") { Description = ".npy mel [n_mels, frames] in the voice's preset (3-D: a batch, written as OUT-0.wav, OUT-1.wav, …)" };
         var output = Cli.Output("Output WAV");
         var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var weights = WeightsOpt();
         var framesFirst = new Option<bool>("--frames-first") { Description = "The .npy is [frames, n_mels]" };
@@ -97,13 +85,8 @@ static class VocoderCommands
             var sw = Stopwatch.StartNew();
             var outs = vocoder.Synthesize(mels, opts);
             double secs = sw.Elapsed.TotalSeconds;
-            var written = new List<string>();
-            for (int i = 0; i < outs.Length; i++)
-            {
-                string path = outs.Length == 1 ? outPath : Path.Combine(Path.GetDirectoryName(outPath) ?? "", $"{Path.GetFileNameWithoutExtension(outPath)}_{i}{Path.GetExtension(outPath)}");
-                Wav.Write(path, outs[i], vocoder.SampleRate, pr.GetValue(f32));
-                written.Add(path);
-            }
+            var written = AudioFiles.BatchPaths(outPath, outs.Length);
+            for (int i = 0; i < outs.Length; i++) Wav.Write(written[i], outs[i], vocoder.SampleRate, pr.GetValue(f32));
             Console.WriteLine($"wrote {string.Join(", ", written)}: {Rtf(secs, outs.Sum(o => o.Length), vocoder.SampleRate)}, {DescribeSteps(opts)}");
             if (pr.GetValue(play)) Playback.TryPlay(written[0]);
             return 0;
@@ -148,7 +131,7 @@ static class VocoderCommands
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var dirs = Voice.Available().ToList();
-            if (dirs.Count == 0) { Console.WriteLine($"no voices found (looked in {string.Join(", ", Voice.SearchPath().Distinct())})"); return 0; }
+            if (dirs.Count == 0) { Console.WriteLine($"no voices found (looked in {string.Join(", ", Voice.Library.SearchPath())})"); return 0; }
             Console.WriteLine($"{"voice",-16} {"rate",6} {"preset",-13} {"params",10} {"MB",6}  card");
             foreach (var d in dirs)
             {

@@ -1,4 +1,4 @@
-namespace WaveGradSharp.Diffusion;
+namespace WaveGradSharp.Core;
 
 /// <summary>Writes files so that a crash never leaves half of one: write to a temporary name beside it, then rename.</summary>
 public static class AtomicFile
@@ -22,6 +22,46 @@ public static class AtomicFile
         }
     }
 
+    /// <summary>
+    /// Cleans up after a killed writer in <paramref name="dir"/> and its <c>checkpoint/</c>: removes this class's
+    /// temporary files and folders (<c>.NAME.PID.GUID.tmp</c>) whose process no longer runs, and puts back a folder
+    /// whose swap was cut between its two renames (<c>.NAME.PID.GUID.tmp.old</c> with no NAME). Returns how many
+    /// entries it removed or restored.
+    /// </summary>
+    public static int RemoveStale(string dir)
+    {
+        int n = 0;
+        foreach (var d in new[] { dir, Path.Combine(dir, "checkpoint") }.Where(Directory.Exists))
+            foreach (var e in Directory.EnumerateFileSystemEntries(d, ".*.tmp*"))
+            {
+                string name = Path.GetFileName(e);
+                bool old = name.EndsWith(".tmp.old", StringComparison.Ordinal);
+                if (!old && !name.EndsWith(".tmp", StringComparison.Ordinal)) continue;
+                var parts = name[1..].Split('.');   // NAME…, PID, GUID, tmp[, old]
+                int tail = old ? 4 : 3;
+                if (parts.Length <= tail || !int.TryParse(parts[^tail], out int pid)) continue;   // not one of ours
+                if (pid != Environment.ProcessId && Alive(pid)) continue;                         // another writer at work
+                string target = Path.Combine(d, string.Join('.', parts[..^tail]));
+                try
+                {
+                    if (old && !Directory.Exists(target) && !File.Exists(target)) Directory.Move(e, target);
+                    else if (Directory.Exists(e)) Directory.Delete(e, true);
+                    else File.Delete(e);
+                    n++;
+                }
+                catch (IOException) { }
+                catch (UnauthorizedAccessException) { }
+            }
+        return n;
+    }
+
+    static bool Alive(int pid)
+    {
+        try { using var p = System.Diagnostics.Process.GetProcessById(pid); return !p.HasExited; }
+        catch (ArgumentException) { return false; }
+        catch (InvalidOperationException) { return false; }
+    }
+
     /// <summary>Atomic <see cref="File.WriteAllText(string, string?)"/>.</summary>
     public static void WriteAllText(string path, string text) => Write(path, tmp => File.WriteAllText(tmp, text));
 
@@ -40,7 +80,7 @@ public static class AtomicFile
         string full = Path.GetFullPath(dir).TrimEnd('/', '\\');
         string parent = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(parent);
-        string tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.{Guid.NewGuid():N}.tmp");
+        string tmp = Path.Combine(parent, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
         string old = tmp + ".old";
         Directory.CreateDirectory(tmp);
         try

@@ -1,10 +1,18 @@
 using TorchSharp;
 
-namespace WaveGradSharp.Diffusion;
+namespace WaveGradSharp.Core;
 
 /// <summary>A problem with the user's input (a file, an argument): the message names it and says what is wrong.
 /// The CLI prints it as one line and exits with code 2.</summary>
-public class WaveGradException(string message, Exception? inner = null) : Exception(message, inner);
+public class WaveGradException(string message, Exception? inner = null) : Exception(message, inner)
+{
+    /// <summary>The library parameters the message names, spelled as in the options types (<c>Steps</c>, <c>Resume</c>);
+    /// a front end may rename them to its own spelling (the CLI writes <c>--steps</c>, <c>--resume</c>).</summary>
+    public IReadOnlyList<string> Parameters { get; init; } = [];
+
+    /// <summary>An error about the named parameters; the message spells each one as given.</summary>
+    public static WaveGradException About(string message, params string[] parameters) => new(message) { Parameters = parameters };
+}
 
 /// <summary>Picks the torch device from <c>auto|cpu|cuda</c>.</summary>
 public static class Devices
@@ -28,10 +36,10 @@ public static class Devices
             case "cpu": return torch.CPU;
             case "cuda":
                 if (!CudaAvailable())
-                    throw new WaveGradException("--device cuda: CUDA is not available (this TorchSharp build sees no GPU; see the README's GPU section)");
+                    throw WaveGradException.About("Device cuda: CUDA is not available (this TorchSharp build sees no GPU; see the README's GPU section)", "Device");
                 return torch.CUDA;
             case "auto": return CudaAvailable() ? torch.CUDA : torch.CPU;
-            default: throw new WaveGradException($"--device {name}: expected auto, cpu or cuda");
+            default: throw WaveGradException.About($"Device {name}: expected auto, cpu or cuda", "Device");
         }
     }
 }

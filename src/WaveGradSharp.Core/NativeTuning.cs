@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace WaveGradSharp.Diffusion;
+namespace WaveGradSharp.Core;
 
 /// <summary>
 /// libtorch settings that TorchSharp does not expose. NNPACK: on CPUs it does not support, libtorch tries it for

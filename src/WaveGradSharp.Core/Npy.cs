@@ -4,7 +4,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using static TorchSharp.torch;
 
-namespace WaveGradSharp.Diffusion;
+namespace WaveGradSharp.Core;
 
 /// <summary>NumPy .npy files: reads little-endian float16/float32/float64 in C or Fortran order (format versions 1–3),
 /// writes float32 C order (version 1.0). Errors are <see cref="WaveGradException"/>s that start with the path.</summary>

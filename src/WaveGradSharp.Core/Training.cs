@@ -1,217 +1,196 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Diagnostics;
 using TorchSharp;
-using TorchSharp.Modules;
-using TorchSharp.PyBridge;
 using static TorchSharp.torch;
 
-namespace WaveGradSharp.Diffusion;
+namespace WaveGradSharp.Core;
 
 /// <summary>
-/// Exponential moving average of a module's parameters with a warm-up: decay_n = min(max, (1 + n)/(10 + n)).
-/// Without the warm-up the average stays dominated by the random initial weights for thousands of steps.
+/// What a training run minimises: one step's loss on a batch the objective draws from its own data with the run's
+/// generator. The network's objective lives beside the network (the vocoder's and the image model's); the loop
+/// around it (<see cref="Trainer"/>) is the same for every model.
 /// </summary>
-public sealed class Ema
+public interface ITrainingObjective
 {
-    readonly (string Name, Parameter Param)[] source;
-    /// <summary>The averaged tensors (fp32), by parameter name.</summary>
-    public Dictionary<string, Tensor> Shadow { get; }
-    /// <summary>Largest decay.</summary>
-    public double MaxDecay { get; }
-    /// <summary>Updates so far.</summary>
-    public long Updates { get; set; }
+    /// <summary>The scalar loss of one batch (float32, on the training device, with autograd on).</summary>
+    Tensor Loss(Generator rng);
 
-    /// <summary>Starts the average at the module's current weights.</summary>
-    public Ema(nn.Module module, double maxDecay = 0.9999)
-    {
-        MaxDecay = maxDecay;
-        source = module.named_parameters().Select(p => (p.name, p.parameter)).ToArray();
-        using (no_grad())
-            Shadow = source.ToDictionary(p => p.Name, p => p.Param.detach().to_type(ScalarType.Float32).clone());
-    }
-
-    /// <summary>The decay used at the next update.</summary>
-    public double Decay => Math.Min(MaxDecay, (1.0 + Updates) / (10.0 + Updates));
-
-    /// <summary>shadow ← d·shadow + (1 − d)·param.</summary>
-    public void Update()
-    {
-        double d = Decay;
-        using (no_grad())
-            foreach (var (name, p) in source)
-                Shadow[name].mul_(d).add_(p.detach().to_type(ScalarType.Float32), alpha: 1 - d);
-        Updates++;
-    }
+    /// <summary>What one step consumes, for the progress line's rate (images, or audio samples).</summary>
+    long SamplesPerStep { get; }
 }
 
-/// <summary>
-/// Adam / AdamW whose whole state (fp32 master weights, moments, step) is plain tensors, so a checkpoint
-/// restores it exactly. With bf16 model weights it keeps fp32 master copies and writes rounded values back.
-/// </summary>
-public sealed class AdamW
+/// <summary>The state a run hands to its bundle writer at every checkpoint and at exit.</summary>
+/// <param name="Step">Optimizer steps taken, counting resumed ones.</param>
+/// <param name="Ema">The averaged weights (what a bundle ships).</param>
+/// <param name="Optimizer">The raw (master) weights and moments.</param>
+/// <param name="WallSeconds">Training wall time over every run of this checkpoint.</param>
+/// <param name="NonFiniteSkipped">Steps skipped for a non-finite loss or gradient.</param>
+/// <param name="LastValidation">The last <see cref="TrainerOptions.Validate"/> score, NaN before the first.</param>
+public sealed record TrainingSnapshot(long Step, Ema Ema, AdamW Optimizer, double WallSeconds, long NonFiniteSkipped, double LastValidation);
+
+/// <summary>Settings of <see cref="Trainer.Run"/>: the loop's, not the model's.</summary>
+public sealed record TrainerOptions
 {
-    readonly (string Name, Parameter Param)[] ps;
-    /// <summary>First moments, second moments and fp32 master weights, by parameter name.</summary>
-    public Dictionary<string, Tensor> M { get; } = new();
-    /// <summary>Second moments by parameter name.</summary>
-    public Dictionary<string, Tensor> V { get; } = new();
-    /// <summary>fp32 master weights by parameter name.</summary>
-    public Dictionary<string, Tensor> Master { get; } = new();
-    /// <summary>Learning rate.</summary>
-    public double LearningRate { get; set; }
-    /// <summary>Adam β₁, β₂, ε and decoupled weight decay.</summary>
-    public double Beta1 { get; } = 0.9;
-    /// <summary>Adam β₂.</summary>
-    public double Beta2 { get; } = 0.999;
-    /// <summary>Adam ε.</summary>
-    public double Eps { get; } = 1e-8;
+    /// <summary>Run folder; the checkpoint goes to its <c>checkpoint/</c>.</summary>
+    public required string RunDir { get; init; }
+    /// <summary>Describes the network (its config as JSON): stored with the checkpoint, and a resume with another is refused.</summary>
+    public required JsonNode Network { get; init; }
+    /// <summary>Step to stop at, counting resumed steps.</summary>
+    public long Steps { get; init; } = 1000;
+    /// <summary>Peak learning rate.</summary>
+    public double LearningRate { get; init; } = 2e-4;
+    /// <summary>Multiplier of the learning rate at a step (0-based); null: constant.</summary>
+    public Func<long, double>? LearningRateSchedule { get; init; }
     /// <summary>Decoupled weight decay (AdamW).</summary>
-    public double WeightDecay { get; }
-    /// <summary>Optimizer steps taken.</summary>
-    public long Step { get; set; }
-
-    /// <summary>Adam over the module's parameters.</summary>
-    public AdamW(nn.Module module, double learningRate, double weightDecay = 0)
-    {
-        ps = module.named_parameters().Select(p => (p.name, p.parameter)).ToArray();
-        LearningRate = learningRate; WeightDecay = weightDecay;
-        using (no_grad())
-            foreach (var (n, p) in ps)
-            {
-                Master[n] = p.detach().to_type(ScalarType.Float32).clone();
-                M[n] = zeros_like(Master[n]);
-                V[n] = zeros_like(Master[n]);
-            }
-    }
-
-    /// <summary>Global L2 norm of the gradients; scales them down to <paramref name="maxNorm"/> when larger. Returns the norm before clipping.</summary>
-    public double ClipGradNorm(double maxNorm)
-    {
-        using var scope = NewDisposeScope();
-        var grads = ps.Where(p => p.Param.grad is not null).Select(p => SumOfSquares(p.Param.grad!.to_type(ScalarType.Float32))).ToArray();
-        if (grads.Length == 0) return 0;
-        double norm = Math.Sqrt(stack(grads).sum().item<float>());
-        if (norm > maxNorm && double.IsFinite(norm))
-            using (no_grad())
-                foreach (var (_, p) in ps) p.grad?.mul_(maxNorm / (norm + 1e-6));
-        return norm;
-    }
-
-    // x·x rather than x.square(): TorchSharp's square() is pow(2) with a Scalar temporary that nothing keeps alive
-    // during the native call, and a garbage collection at that moment crashed a long run ("INTERNAL ASSERT FAILED
-    // at Scalar.h"). The library avoids square() and pow(scalar) everywhere for that reason.
-    static Tensor SumOfSquares(Tensor g) => (g * g).sum();
-
-    /// <summary>One update from the current gradients.</summary>
-    public void StepOnce()
-    {
-        Step++;
-        double bc1 = 1 - Math.Pow(Beta1, Step), bc2 = 1 - Math.Pow(Beta2, Step);
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        foreach (var (n, p) in ps)
-        {
-            if (p.grad is null) continue;
-            var g = p.grad.to_type(ScalarType.Float32);
-            var w = Master[n];
-            if (WeightDecay > 0) w.mul_(1 - LearningRate * WeightDecay);
-            M[n].mul_(Beta1).add_(g, alpha: 1 - Beta1);
-            V[n].mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
-            var denom = (V[n] / bc2).sqrt_().add_(Eps);
-            w.addcdiv_(M[n], denom, value: -LearningRate / bc1);
-            p.copy_(w);
-        }
-    }
-
-    /// <summary>Clears the gradients.</summary>
-    public void ZeroGrad()
-    {
-        foreach (var (_, p) in ps) if (p.grad is not null) { p.grad.Dispose(); p.grad = null; }
-    }
-
-    /// <summary>State as named tensors for a checkpoint.</summary>
-    public Dictionary<string, Tensor> StateDict()
-    {
-        var d = new Dictionary<string, Tensor>();
-        foreach (var (n, _) in ps) { d["m." + n] = M[n]; d["v." + n] = V[n]; d["master." + n] = Master[n]; }
-        return d;
-    }
-
-    /// <summary>Restores the state written by <see cref="StateDict"/>; <paramref name="source"/> names the file in errors.</summary>
-    public void LoadStateDict(IReadOnlyDictionary<string, Tensor> d, string source)
-    {
-        using var _ = no_grad();
-        foreach (var (n, p) in ps)
-        {
-            foreach (var (prefix, target) in new[] { ("m.", M), ("v.", V), ("master.", Master) })
-            {
-                if (!d.TryGetValue(prefix + n, out var t)) throw new WaveGradException($"{source}: optimizer state lacks '{prefix + n}'");
-                if (!t.shape.SequenceEqual(target[n].shape)) throw new WaveGradException($"{source}: optimizer state '{prefix + n}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", target[n].shape)}]");
-                target[n].copy_(t);
-            }
-            p.copy_(Master[n]);
-        }
-    }
+    public double WeightDecay { get; init; }
+    /// <summary>Gradient-norm clip.</summary>
+    public double GradClip { get; init; } = 1.0;
+    /// <summary>Largest EMA decay.</summary>
+    public double EmaDecay { get; init; } = 0.9999;
+    /// <summary>Start of the EMA (a run initialised from another's weights); null: the network's weights.</summary>
+    public IReadOnlyDictionary<string, Tensor>? EmaStart { get; init; }
+    /// <summary>Checkpoint interval in steps (and always at exit).</summary>
+    public int CheckpointEvery { get; init; } = 500;
+    /// <summary>Progress line interval in steps.</summary>
+    public int LogEvery { get; init; } = 10;
+    /// <summary>Interval of <see cref="Validate"/> in steps; 0: never.</summary>
+    public int ValidateEvery { get; init; }
+    /// <summary>Scores the EMA weights (lower is better); its label names the score on the progress line.</summary>
+    public (string Label, Func<Ema, double> Score)? Validate { get; init; }
+    /// <summary>Stop with a checkpoint after this many minutes of wall time in this run.</summary>
+    public double MaxMinutes { get; init; } = double.PositiveInfinity;
+    /// <summary>Continue the checkpoint in <see cref="RunDir"/>.</summary>
+    public bool Resume { get; init; }
+    /// <summary>Where the network trains.</summary>
+    public Device Device { get; init; } = CPU;
+    /// <summary>bf16 weights and activations with fp32 master weights.</summary>
+    public bool Bf16 { get; init; }
+    /// <summary>Stop after this many non-finite losses or gradients in a row.</summary>
+    public int MaxNonFiniteInARow { get; init; } = 20;
+    /// <summary>Seed of the run's generator (batches, noise).</summary>
+    public long Seed { get; init; } = 1234;
+    /// <summary>Told after every step with (step, loss).</summary>
+    public Action<long, double>? OnStep { get; init; }
+    /// <summary>Writes the run's model bundle (at every checkpoint and at exit).</summary>
+    public Action<TrainingSnapshot>? SaveBundle { get; init; }
+    /// <summary>Where progress goes (default: the console).</summary>
+    public TextWriter? Log { get; init; }
 }
 
-/// <summary>Named-tensor files (safetensors) and module state, with clear errors.</summary>
-public static class TensorFiles
+/// <summary>
+/// The one training loop: resume, time limit, zero-grad → loss → finite check → backward → clip → step → EMA,
+/// non-finite steps skipped (too many in a row stop the run), progress, periodic validation, atomic checkpoints
+/// (also at exit and on cancellation) and exact resume: on the CPU a resumed run reproduces the uninterrupted
+/// loss curve bit for bit.
+/// </summary>
+public static class Trainer
 {
-    /// <summary>Writes named tensors as safetensors, atomically. <paramref name="half"/> stores floating tensors as fp16.</summary>
-    public static void Save(string path, IReadOnlyDictionary<string, Tensor> tensors, bool half = false)
+    /// <summary>Trains <paramref name="net"/> (already initialised, on the CPU or the device) on <paramref name="objective"/>;
+    /// returns the last step. <paramref name="describe"/> is printed once the run has started (network, data).</summary>
+    public static long Run(nn.Module net, ITrainingObjective objective, TrainerOptions o, string describe = "", CancellationToken ct = default)
     {
-        using var scope = NewDisposeScope();
-        var d = tensors.ToDictionary(kv => kv.Key, kv =>
-        {
-            var t = kv.Value.detach().cpu();
-            return half && t.is_floating_point() ? t.to_type(ScalarType.Float16) : t.contiguous();
-        });
-        AtomicFile.Write(path, tmp => Safetensors.SaveStateDict(tmp, d));
-    }
+        if (o.LogEvery < 1 || o.CheckpointEvery < 1 || o.ValidateEvery < 0)
+            throw WaveGradException.About("LogEvery and CheckpointEvery must be at least 1, ValidateEvery 0 or more", "LogEvery", "CheckpointEvery", "ValidateEvery");
+        string ckptDir = Path.Combine(o.RunDir, "checkpoint");
+        if (!o.Resume && Directory.Exists(ckptDir))
+            throw WaveGradException.About($"{o.RunDir}: already holds a checkpoint; set Resume to continue it or choose another OutputDir", "Resume", "OutputDir");
+        if (o.Resume && !Directory.Exists(ckptDir)) throw new WaveGradException($"{ckptDir}: no checkpoint to resume");
+        AtomicFile.RemoveStale(o.RunDir);
+        NativeTuning.DisableNnpack();
+        if (o.Device.type == DeviceType.CPU) NativeTuning.DisableOneDnn();   // its float32 conv gradients are wrong here
 
-    /// <summary>Reads a safetensors file; a missing or malformed file is a <see cref="WaveGradException"/> naming it.</summary>
-    public static Dictionary<string, Tensor> Load(string path)
-    {
-        if (!File.Exists(path)) throw new WaveGradException($"{path}: no such file");
-        var len = new FileInfo(path).Length;
-        if (len < 8) throw new WaveGradException($"{path}: not a safetensors file (only {len} bytes)");
-        using (var fs = File.OpenRead(path))
+        var rng = new Generator((ulong)o.Seed);
+        if (o.Device.type != DeviceType.CPU) net.to(o.Device);
+        // bf16: the module's parameters are replaced by bf16 ones, so the optimizer and the EMA are built after
+        // the cast and their fp32 copies are seeded from the weights as they were before it.
+        Dictionary<string, Tensor>? fp32 = null;
+        if (o.Bf16)
         {
-            var hdr = new byte[8];
-            fs.ReadExactly(hdr);
-            ulong n = BitConverter.ToUInt64(hdr);
-            if (n == 0 || n > (ulong)(len - 8) || n > 100_000_000)
-                throw new WaveGradException($"{path}: not a safetensors file (header length {n} does not fit the {len}-byte file)");
+            fp32 = net.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
+            net.to(ScalarType.BFloat16);
         }
-        try { return Safetensors.LoadStateDict(path); }
-        catch (Exception e) when (e is not WaveGradException)
+        var opt = new AdamW(net, o.LearningRate, o.WeightDecay);
+        var ema = new Ema(net, o.EmaDecay);
+        if (fp32 is not null)
+            using (no_grad())
+                foreach (var (k, v) in fp32) { opt.Master[k].copy_(v); ema.Shadow[k].copy_(v); }
+        if (o.EmaStart is not null) ema.Start(o.EmaStart, "EmaStart");
+        long step = 0, nonFiniteTotal = 0;
+        double previousWall = 0, lastValidation = double.NaN;
+        var log = new TrainingProgress(o.Steps, 0, o.LogEvery, o.Log);
+        if (o.Resume)
         {
-            throw new WaveGradException($"{path}: corrupt safetensors file ({e.Message.Split('\n')[0]})", e);
+            var state = TrainingCheckpoint.Load(ckptDir, net, opt, ema, rng, o.Network);
+            step = state.Step; nonFiniteTotal = state.NonFiniteSkipped; previousWall = state.WallSeconds;
+            log.Message($"resumed at step {step}");
         }
-    }
-
-    /// <summary>The module's parameters and buffers by name.</summary>
-    public static Dictionary<string, Tensor> StateOf(nn.Module module) => module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
-
-    /// <summary>
-    /// Copies named tensors into a module; every key must be present with the same shape, and no key may be
-    /// left over. Differences are listed (up to six) in one error that names <paramref name="source"/>.
-    /// </summary>
-    public static void LoadInto(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, string source)
-    {
-        var own = module.state_dict();
-        var problems = new List<string>();
-        foreach (var (name, t) in own)
+        if (describe.Length > 0) log.Message(describe);
+        log = new TrainingProgress(o.Steps, step, o.LogEvery, o.Log);   // rates from here, not from data loading
+        var wall = Stopwatch.StartNew();
+        int nonFiniteInARow = 0;
+        net.train();
+        void Save()
         {
-            if (!tensors.TryGetValue(name, out var v)) problems.Add($"missing '{name}' [{string.Join(", ", t.shape)}]");
-            else if (!v.shape.SequenceEqual(t.shape)) problems.Add($"'{name}' is [{string.Join(", ", v.shape)}], the network needs [{string.Join(", ", t.shape)}]");
+            var snap = new TrainingSnapshot(step, ema, opt, previousWall + wall.Elapsed.TotalSeconds, nonFiniteTotal, lastValidation);
+            TrainingCheckpoint.Save(ckptDir, snap, rng, o.Network);
+            o.SaveBundle?.Invoke(snap);
         }
-        foreach (var name in tensors.Keys.Where(k => !own.ContainsKey(k))) problems.Add($"unexpected '{name}'");
-        if (problems.Count > 0)
-            throw new WaveGradException($"{source}: weights do not match the network config ({problems.Count} difference(s): {string.Join("; ", problems.Take(6))}{(problems.Count > 6 ? "; …" : "")})");
-        using var _ = no_grad();
-        foreach (var (name, t) in own) t.copy_(tensors[name].to_type(t.dtype).to(t.device));
+        try
+        {
+            while (step < o.Steps)
+            {
+                if (wall.Elapsed.TotalMinutes >= o.MaxMinutes) { log.Message($"stopping at step {step}: the time limit of {o.MaxMinutes} min is reached"); break; }
+                ct.ThrowIfCancellationRequested();
+                opt.LearningRate = o.LearningRate * (o.LearningRateSchedule?.Invoke(step) ?? 1.0);
+                double loss;
+                using (var scope = NewDisposeScope())
+                {
+                    var lossT = objective.Loss(rng);
+                    loss = lossT.item<float>();
+                    opt.ZeroGrad();
+                    bool finite = double.IsFinite(loss);
+                    if (finite)
+                    {
+                        lossT.backward();
+                        // An overflowing gradient would poison every weight: skip the step like a non-finite loss.
+                        finite = double.IsFinite(opt.ClipGradNorm(o.GradClip));
+                    }
+                    if (finite)
+                    {
+                        opt.StepOnce();
+                        ema.Update();
+                        nonFiniteInARow = 0;
+                    }
+                    else
+                    {
+                        nonFiniteTotal++;
+                        if (++nonFiniteInARow >= o.MaxNonFiniteInARow)
+                            throw WaveGradException.About($"training stopped: {nonFiniteInARow} non-finite losses or gradients in a row at step {step + 1}; " +
+                                "lower the LearningRate or check the data", "LearningRate");
+                    }
+                    opt.ZeroGrad();
+                }
+                step++;
+                o.OnStep?.Invoke(step, loss);
+                string extra = nonFiniteTotal > 0 ? $"  skipped {nonFiniteTotal} non-finite" : "";
+                if (o.Validate is { } v && o.ValidateEvery > 0 && step % o.ValidateEvery == 0)
+                {
+                    lastValidation = v.Score(ema);
+                    extra += $"  {v.Label} {lastValidation:F3}";
+                }
+                log.Report(step, loss, objective.SamplesPerStep, extra);
+                if (step % o.CheckpointEvery == 0 && step < o.Steps) Save();
+            }
+        }
+        finally
+        {
+            // A checkpoint at exit, also when cancelled (Ctrl+C) or stopped by an error mid-run.
+            if (step > 0) Save();
+        }
+        log.Message($"saved {o.RunDir} at step {step} ({(previousWall + wall.Elapsed.TotalSeconds) / 60:F1} min of training in all)");
+        return step;
     }
 }
 
@@ -254,53 +233,97 @@ public sealed class TrainingProgress(long totalSteps, long firstStep, int every,
 
 /// <summary>
 /// A training run's checkpoint folder: raw (master) weights, EMA weights, optimizer moments, the generator's state
-/// and a <c>state.json</c> with the step, counters and whatever the trainer adds. Written as a whole or not at all.
+/// and a <c>state.json</c> with the step, the counters, the network's description and each file's SHA-256. Written
+/// as a whole or not at all; on load every field is checked against its range and every file against its checksum
+/// before anything is restored, and non-finite weights are refused.
 /// </summary>
 public static class TrainingCheckpoint
 {
-    /// <summary>Writes the checkpoint folder atomically; <paramref name="state"/> gets step, optimizer_step and ema_updates added.</summary>
-    public static void Save(string dir, AdamW opt, Ema ema, Generator rng, long step, JsonObject state)
+    /// <summary>The largest step count a checkpoint may claim.</summary>
+    public const long MaxSteps = 1_000_000_000;
+    static readonly string[] Files = ["model.safetensors", "ema.safetensors", "optimizer.safetensors", "rng.safetensors"];
+
+    /// <summary>The counters <see cref="Load"/> restores.</summary>
+    public sealed record State(long Step, long NonFiniteSkipped, double WallSeconds, JsonObject Json);
+
+    /// <summary>Writes the checkpoint folder atomically.</summary>
+    public static void Save(string dir, TrainingSnapshot s, Generator rng, JsonNode network)
     {
         AtomicFile.WriteFolder(dir, marker: "state.json", fill: tmp =>
         {
-            TensorFiles.Save(Path.Combine(tmp, "model.safetensors"), opt.Master);
-            TensorFiles.Save(Path.Combine(tmp, "ema.safetensors"), ema.Shadow);
-            TensorFiles.Save(Path.Combine(tmp, "optimizer.safetensors"), opt.StateDict());
-            TensorFiles.Save(Path.Combine(tmp, "rng.safetensors"), new Dictionary<string, Tensor> { ["state"] = rng.get_state() });
-            var s = (JsonObject)state.DeepClone();
-            s["step"] = step; s["optimizer_step"] = opt.Step; s["ema_updates"] = ema.Updates;
-            File.WriteAllText(Path.Combine(tmp, "state.json"), s.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            TensorFiles.Save(Path.Combine(tmp, Files[0]), s.Optimizer.Master);
+            TensorFiles.Save(Path.Combine(tmp, Files[1]), s.Ema.Shadow);
+            TensorFiles.Save(Path.Combine(tmp, Files[2]), s.Optimizer.StateDict());
+            TensorFiles.Save(Path.Combine(tmp, Files[3]), new Dictionary<string, Tensor> { ["state"] = rng.get_state() });
+            var sums = new JsonObject();
+            foreach (var f in Files) sums[f] = Sha256(Path.Combine(tmp, f));
+            var state = new JsonObject
+            {
+                ["step"] = s.Step, ["optimizer_step"] = s.Optimizer.Step, ["ema_updates"] = s.Ema.Updates,
+                ["non_finite_skipped"] = s.NonFiniteSkipped, ["wall_seconds"] = s.WallSeconds, ["network"] = network.DeepClone(), ["sha256"] = sums,
+            };
+            File.WriteAllText(Path.Combine(tmp, "state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         });
     }
 
     /// <summary>
-    /// Restores weights, optimizer, EMA and generator from a checkpoint folder and returns its state.json.
-    /// Every missing or malformed part is one <see cref="WaveGradException"/> that names the file.
+    /// Restores weights, optimizer, EMA and generator from a checkpoint folder. A checkpoint of another network, a
+    /// counter out of range, a checksum that does not match or a non-finite weight is one
+    /// <see cref="WaveGradException"/> that names the file, and nothing is restored.
     /// </summary>
-    public static JsonObject Load(string dir, nn.Module net, AdamW opt, Ema ema, Generator rng)
+    public static State Load(string dir, nn.Module net, AdamW opt, Ema ema, Generator rng, JsonNode network)
     {
         string statePath = Path.Combine(dir, "state.json");
         if (!File.Exists(statePath)) throw new WaveGradException($"{statePath}: missing; the checkpoint is incomplete");
-        try
-        {
-            var state = JsonNode.Parse(File.ReadAllText(statePath))!.AsObject();
-            TensorFiles.LoadInto(net, TensorFiles.Load(Path.Combine(dir, "model.safetensors")), Path.Combine(dir, "model.safetensors"));
-            opt.LoadStateDict(TensorFiles.Load(Path.Combine(dir, "optimizer.safetensors")), Path.Combine(dir, "optimizer.safetensors"));
-            opt.Step = state["optimizer_step"]!.GetValue<long>();
-            var emaT = TensorFiles.Load(Path.Combine(dir, "ema.safetensors"));
-            foreach (var (k, v) in ema.Shadow)
-            {
-                if (!emaT.TryGetValue(k, out var t)) throw new WaveGradException($"{Path.Combine(dir, "ema.safetensors")}: lacks '{k}'");
-                v.copy_(t);
-            }
-            ema.Updates = state["ema_updates"]!.GetValue<long>();
-            rng.set_state(TensorFiles.Load(Path.Combine(dir, "rng.safetensors"))["state"]);
-            _ = state["step"]!.GetValue<long>();
-            return state;
-        }
-        catch (Exception e) when (e is NullReferenceException or KeyNotFoundException or InvalidOperationException or JsonException or FormatException)
-        {
-            throw new WaveGradException($"{dir}: incomplete or malformed checkpoint ({e.Message.Split('\n')[0]})", e);
-        }
+        JsonObject st;
+        try { st = JsonNode.Parse(File.ReadAllText(statePath)) as JsonObject ?? throw new WaveGradException($"{statePath}: not a JSON object"); }
+        catch (JsonException e) { throw new WaveGradException($"{statePath}: invalid JSON ({Text.FirstLine(e.Message)})"); }
+        long step = Field(st, "step", statePath, 0, MaxSteps);
+        long optStep = Field(st, "optimizer_step", statePath, 0, step);
+        long emaUpdates = Field(st, "ema_updates", statePath, 0, step + Ema.WarmStartUpdates);
+        long nonFinite = st.ContainsKey("non_finite_skipped") ? Field(st, "non_finite_skipped", statePath, 0, step) : 0;
+        double wallSeconds = st["wall_seconds"] is JsonValue w && w.TryGetValue(out double ws) && ws >= 0 && double.IsFinite(ws) ? ws : 0;
+        if (st["network"] is JsonNode n && n.ToJsonString() != network.ToJsonString())
+            throw WaveGradException.About($"{statePath}: the checkpoint's network differs from the one asked for (its size, preset or objective)", "Size", "Preset");
+        if (st["sha256"] is JsonObject sums)
+            foreach (var f in Files)
+                if (sums[f]?.GetValueKind() != JsonValueKind.String || Sha256(Path.Combine(dir, f)) != sums[f]!.GetValue<string>())
+                    throw new WaveGradException($"{Path.Combine(dir, f)}: checksum does not match state.json (the file is damaged)");
+        var weights = LoadFinite(Path.Combine(dir, Files[0]));
+        var emaT = LoadFinite(Path.Combine(dir, Files[1]));
+        var optT = LoadFinite(Path.Combine(dir, Files[2]));
+        var rngT = TensorFiles.Load(Path.Combine(dir, Files[3]));
+        if (!rngT.TryGetValue("state", out var rs) || rs.dtype != ScalarType.Byte || !rs.shape.SequenceEqual(rng.get_state().shape))
+            throw new WaveGradException($"{Path.Combine(dir, Files[3])}: not a generator state of this kind");
+        TensorFiles.LoadInto(net, weights, Path.Combine(dir, Files[0]));
+        opt.LoadStateDict(optT, Path.Combine(dir, Files[2]));
+        opt.Step = optStep;
+        ema.Start(emaT, Path.Combine(dir, Files[1]));
+        ema.Updates = emaUpdates;
+        rng.set_state(rs);
+        return new State(step, nonFinite, wallSeconds, st);
+    }
+
+    static long Field(JsonObject st, string name, string source, long min, long max)
+    {
+        if (st[name] is not JsonValue v || !v.TryGetValue(out long x))
+            throw new WaveGradException($"{source}: '{name}' is missing or not an integer");
+        if (x < min || x > max) throw new WaveGradException($"{source}: '{name}' is {x}, outside {min}–{max}");
+        return x;
+    }
+
+    static Dictionary<string, Tensor> LoadFinite(string path)
+    {
+        var d = TensorFiles.Load(path);
+        foreach (var (k, t) in d)
+            if (t.is_floating_point() && !isfinite(t).all().item<bool>())
+                throw new WaveGradException($"{path}: '{Text.Escape(k)}' holds NaN or infinite values; the checkpoint is damaged");
+        return d;
+    }
+
+    static string Sha256(string path)
+    {
+        using var f = File.OpenRead(path);
+        return Convert.ToHexStringLower(SHA256.HashData(f));
     }
 }

@@ -74,11 +74,23 @@ public static class Parameterisation
     public static Tensor FromEpsilon(Tensor eps, Prediction to, Tensor xt, NoiseLevel l) => to switch
     {
         Prediction.Epsilon => eps,
-        Prediction.X0 => (xt - l.NoiseStd * eps) / l.SignalScale,
-        Prediction.V => RequireVp(l).SignalScale * eps - l.NoiseStd * (xt - l.NoiseStd * eps) / l.SignalScale,
+        Prediction.X0 => X0FromEpsilon(xt, eps, l),
+        Prediction.V => RequireVp(l).SignalScale * eps - l.NoiseStd * X0FromEpsilon(xt, eps, l),
         Prediction.Score => -eps / l.NoiseStd,
         _ => throw new ArgumentOutOfRangeException(nameof(to)),
     };
+
+    /// <summary>x̂_0 = (x_t − s·ε̂)/a, with the signal scale a and noise std s as tensors that broadcast against x_t
+    /// (per-example levels [B, 1, …] or 0-dim): the one place this formula is written.</summary>
+    public static Tensor X0FromEpsilon(Tensor xt, Tensor eps, Tensor signalScale, Tensor noiseStd) => (xt - noiseStd * eps) / signalScale;
+
+    /// <summary>x̂_0 from ε̂ at one noise level.</summary>
+    public static Tensor X0FromEpsilon(Tensor xt, Tensor eps, NoiseLevel l)
+    {
+        using var a = tensor(l.SignalScale);
+        using var s = tensor(l.NoiseStd);
+        return X0FromEpsilon(xt, eps, a, s);
+    }
 
     /// <summary>Converts between any two parameterisations.</summary>
     public static Tensor Convert(Tensor pred, Prediction from, Prediction to, Tensor xt, NoiseLevel l) =>

@@ -61,8 +61,8 @@ public static class Losses
         var s = q.Schedule;
         var simple = nn.functional.mse_loss(epsPred, eps);
         var (trueMean, _, trueLogVar) = q.Posterior(x0, xt, t);
-        var x0Pred = (xt - ForwardProcess.Gather(s.SqrtOneMinusAlphasCumprod, t, xt) * epsPred.detach())
-                     / ForwardProcess.Gather(s.SqrtAlphasCumprod, t, xt);
+        var x0Pred = Parameterisation.X0FromEpsilon(xt, epsPred.detach(), ForwardProcess.Gather(s.SqrtAlphasCumprod, t, xt),
+            ForwardProcess.Gather(s.SqrtOneMinusAlphasCumprod, t, xt));
         var (modelMean, _, _) = q.Posterior(x0Pred, xt, t);
         var logVar = LearnedLogVariance(s, varInterp, t);
         var dims = Enumerable.Range(1, (int)x0.dim() - 1).Select(i => (long)i).ToArray();

@@ -21,16 +21,6 @@ public sealed record SampleOptions
     /// as a one-shot render.
     /// </summary>
     public Func<long[], Tensor>? NoiseSource { get; init; }
-    /// <summary>
-    /// A guess of x_0, the sample's shape, to start from instead of pure noise (SDEdit, Meng et al. 2022; DiffSinger's
-    /// shallow diffusion): the steps noisier than <see cref="GuessNoiseStd"/> are skipped, and the sampler starts at the
-    /// noisiest step t at or below it (step 0 if every step is noisier) from x_t = √ᾱ_t·guess + √(1−ᾱ_t)·z, the
-    /// forward process applied to the guess. Only
-    /// <see cref="DdpmSampler"/> takes one; the vocoder gives it the mel's Griffin-Lim waveform.
-    /// </summary>
-    public Tensor? Guess { get; init; }
-    /// <summary>With a <see cref="Guess"/>: the largest noise std √(1−ᾱ_t) to start at (see <see cref="DdpmSampler.GuessStartStep"/>).</summary>
-    public double GuessNoiseStd { get; init; } = 0.65;
 }
 
 /// <summary>Draws samples from a denoiser: x_T from noise, then the sampler's reverse steps.</summary>
@@ -38,7 +28,7 @@ public interface ISampler
 {
     /// <summary>Short name ("ddpm", "ddim", ...).</summary>
     string Name { get; }
-    /// <summary>Model evaluations per sample drawn from noise (a start from a <see cref="SampleOptions.Guess"/> runs fewer).</summary>
+    /// <summary>Model evaluations per sample.</summary>
     int Evaluations { get; }
     /// <summary>A sample of the given shape (float32). Randomness comes only from <paramref name="rng"/>.</summary>
     Tensor Sample(IDenoiser model, long[] shape, Generator rng, SampleOptions? options = null);
@@ -63,18 +53,8 @@ public abstract class SamplerBase : ISampler
     /// <inheritdoc/>
     public abstract int Evaluations { get; }
     /// <inheritdoc/>
-    public Tensor Sample(IDenoiser model, long[] shape, Generator rng, SampleOptions? options = null)
-    {
-        var o = options ?? new SampleOptions();
-        if (o.Guess is { } g && !g.shape.SequenceEqual(shape))
-            throw new ArgumentException($"the guess has shape [{string.Join(", ", g.shape)}], the sample [{string.Join(", ", shape)}]", nameof(options));
-        var run = new Run(shape, rng, o, EvaluationsFor(o));
-        return Sample(model, run);
-    }
-
-    /// <summary>Model evaluations of one sample with these options; throws where the sampler cannot start from a guess.</summary>
-    protected virtual int EvaluationsFor(SampleOptions options) =>
-        options.Guess is null ? Evaluations : throw new NotSupportedException($"sampler {Name} cannot start from a guess");
+    public Tensor Sample(IDenoiser model, long[] shape, Generator rng, SampleOptions? options = null) =>
+        Sample(model, new Run(shape, rng, options ?? new SampleOptions(), Evaluations));
 
     /// <summary>The sampler's loop.</summary>
     protected abstract Tensor Sample(IDenoiser model, Run run);
@@ -89,9 +69,8 @@ public abstract class SamplerBase : ISampler
             var z = options.NoiseSource?.Invoke(shape) ?? randn(shape, generator: rng, dtype: ScalarType.Float32);
             return options.Device is null || options.Device.type == DeviceType.CPU ? z : z.to(options.Device);
         }
-        /// <summary>The guess of x_0 to start from, on the sample's device, and the largest noise std to start at (see <see cref="SampleOptions.Guess"/>).</summary>
-        public (Tensor Guess, double MaxNoiseStd)? Guess =>
-            options.Guess is { } g ? ((options.Device is null ? g : g.to(options.Device)).to_type(ScalarType.Float32), options.GuessNoiseStd) : null;
+        /// <summary>A tensor moved to the sample's device as float32.</summary>
+        public Tensor OnDevice(Tensor t) => (options.Device is null ? t : t.to(options.Device)).to_type(ScalarType.Float32);
         /// <summary>Call before each model evaluation: throws if cancelled.</summary>
         public void BeforeEvaluation() => options.Cancellation.ThrowIfCancellationRequested();
         /// <summary>Call after each model evaluation.</summary>
@@ -149,23 +128,29 @@ public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance
         return t;
     }
 
-    /// <inheritdoc/>
-    protected override int EvaluationsFor(SampleOptions options) =>
-        options.Guess is null ? Evaluations : GuessStartStep(Schedule, options.GuessNoiseStd) + 1;
+    /// <summary>
+    /// A sample started from a guess of x_0 instead of pure noise (SDEdit, Meng et al. 2022; DiffSinger's shallow
+    /// diffusion): the steps noisier than <paramref name="maxNoiseStd"/> are skipped, and the walk starts at step
+    /// <see cref="GuessStartStep"/> from x_t = √ᾱ_t·guess + √(1−ᾱ_t)·z, the forward process applied to the guess.
+    /// The vocoder gives it the mel's Griffin-Lim waveform.
+    /// </summary>
+    public Tensor SampleFrom(IDenoiser model, Tensor guess, double maxNoiseStd, Generator rng, SampleOptions? options = null)
+    {
+        int top = GuessStartStep(Schedule, maxNoiseStd);
+        var run = new Run(guess.shape, rng, options ?? new SampleOptions(), top + 1);
+        Tensor x;
+        using (var scope = NewDisposeScope())
+            x = (Schedule.SqrtAlphasCumprod[top] * run.OnDevice(guess) + Schedule.SqrtOneMinusAlphasCumprod[top] * run.Noise()).MoveToOuterDisposeScope();
+        return Walk(model, run, x, top);
+    }
 
     /// <inheritdoc/>
-    protected override Tensor Sample(IDenoiser model, Run run)
+    protected override Tensor Sample(IDenoiser model, Run run) => Walk(model, run, run.Noise(), Schedule.Steps - 1);
+
+    /// <summary>The reverse steps from x at step <paramref name="top"/> down to x_0.</summary>
+    Tensor Walk(IDenoiser model, Run run, Tensor x, int top)
     {
         var s = Schedule;
-        int top = s.Steps - 1;
-        Tensor x;
-        if (run.Guess is { } start)
-        {
-            top = GuessStartStep(s, start.MaxNoiseStd);
-            using var scope = NewDisposeScope();
-            x = (s.SqrtAlphasCumprod[top] * start.Guess + s.SqrtOneMinusAlphasCumprod[top] * run.Noise()).MoveToOuterDisposeScope();
-        }
-        else x = run.Noise();
         for (int t = top; t >= 0; t--)
         {
             using var scope = NewDisposeScope();
@@ -189,7 +174,7 @@ public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance
             Tensor mean;
             if (clipX0)
             {
-                var x0 = ((x - s.SqrtOneMinusAlphasCumprod[t] * eps) / s.SqrtAlphasCumprod[t]).clamp(-1, 1);
+                var x0 = Parameterisation.X0FromEpsilon(x, eps, level).clamp(-1, 1);
                 mean = s.PosteriorMeanCoef1[t] * x0 + s.PosteriorMeanCoef2[t] * x;
             }
             else
@@ -226,11 +211,11 @@ public sealed class DdimSampler(NoiseSchedule schedule, int steps, double eta = 
             var level = NoiseLevel.Of(sub, i);
             var eps = run.Epsilon(model, x, level);
             double ab = sub.AlphasCumprod[i], abPrev = sub.AlphasCumprodPrev[i];
-            var x0 = (x - Math.Sqrt(1 - ab) * eps) / Math.Sqrt(ab);
+            var x0 = Parameterisation.X0FromEpsilon(x, eps, level);
             if (clipX0)
             {
                 x0 = x0.clamp(-1, 1);
-                eps = (x - Math.Sqrt(ab) * x0) / Math.Sqrt(1 - ab);
+                eps = Parameterisation.ToEpsilon(x0, Prediction.X0, x, level);
             }
             double sigma = eta * Math.Sqrt((1 - abPrev) / (1 - ab) * (1 - ab / abPrev));
             var next = Math.Sqrt(abPrev) * x0 + Math.Sqrt(Math.Max(1 - abPrev - sigma * sigma, 0)) * eps;

@@ -1,6 +1,7 @@
 using MathNet.Numerics.LinearAlgebra;
 using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Imaging;
 
@@ -54,13 +55,13 @@ public static class ImageSampling
         bool learned = model.Network.LearnSigma;
         var (sigMax, sigMin) = model.SigmaRange;
         sigMax = Math.Min(sigMax, 50);
-        if (r.Steps is int k && k < 1) throw new WaveGradException($"--steps must be at least 1, not {k}");
+        if (r.Steps is int k && k < 1) throw WaveGradException.About($"Steps must be at least 1, not {k}", "Steps");
         // A score network has no discrete schedule of its own: the timestep samplers walk the linear DDPM schedule.
         var schedule = model.Network.Objective == ImageObjective.Score ? NoiseSchedule.Named("ddpm-linear") : model.Schedule;
         var variance = learned ? ReverseVariance.Learned : ReverseVariance.BetaTilde;
         return r.Sampler switch
         {
-            "ddpm" when r.Steps is int ks && ks != schedule.Steps => throw new WaveGradException($"ddpm walks all {schedule.Steps} steps of the training schedule; use --sampler respaced --steps {ks}"),
+            "ddpm" when r.Steps is int ks && ks != schedule.Steps => throw WaveGradException.About($"ddpm walks all {schedule.Steps} steps of the training schedule; use the Sampler respaced with {ks} Steps", "Sampler", "Steps"),
             "ddpm" => new DdpmSampler(schedule, variance, clipX0: true),
             "respaced" => new DdpmSampler(schedule.Respace(r.Steps ?? 50), variance, clipX0: true, name: "respaced"),
             "ddim" => new DdimSampler(schedule, r.Steps ?? 50, r.Eta, clipX0: true),
@@ -78,7 +79,7 @@ public static class ImageSampling
         if (r.Class is int c && (c < 0 || c >= Math.Max(cfg.Classes, r.Classifier?.Config.Classes ?? 0)))
             throw new WaveGradException($"class {c} is outside the model's range 0–{Math.Max(cfg.Classes, r.Classifier?.Config.Classes ?? 0) - 1}");
         if (r.ClassifierGuidance != 0 && (r.Classifier is null || classes is null))
-            throw new WaveGradException("classifier guidance needs --class and a noise-aware classifier (--classifier)");
+            throw WaveGradException.About("classifier guidance needs a Class and a noise-aware Classifier", "Class", "Classifier");
         if (r.Classifier is { Config.NoiseAware: false }) throw new WaveGradException("classifier guidance needs a noise-aware classifier; this one judges clean images only");
         IDenoiser d;
         var uncond = new UNetDenoiser(net, null);
@@ -96,7 +97,7 @@ public static class ImageSampling
     public static Tensor Sample(ImageModel model, UNet net, ImageSampleRequest r, Device? device = null,
         IProgress<SamplerStep>? progress = null, CancellationToken ct = default, Func<IDenoiser, IDenoiser>? wrap = null)
     {
-        if (r.Count < 1) throw new WaveGradException($"--n must be at least 1, not {r.Count}");
+        if (r.Count < 1) throw WaveGradException.About($"Count must be at least 1, not {r.Count}", "Count");
         var sampler = CreateSampler(model, r);
         var cfg = net.Config;
         var outs = new List<Tensor>();

@@ -6,6 +6,7 @@ using StbImageSharp;
 using StbImageWriteSharp;
 using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Imaging;
 

@@ -5,6 +5,7 @@ using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using F = TorchSharp.torch.nn.functional;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Imaging;
 
@@ -60,14 +61,26 @@ public sealed record UNetConfig
         _ => throw new WaveGradException($"unknown image network size '{size}'; known: tiny, small, base"),
     };
 
-    /// <summary>Checks the configuration; throws a one-line error.</summary>
-    public void Validate()
+    /// <summary>The most parameters an image network may have, by the estimate of <see cref="Checked"/>.</summary>
+    public const long MaxParameters = 200_000_000;
+
+    /// <summary>Checks the configuration against what the network supports, before anything is allocated; throws a
+    /// one-line error naming <paramref name="source"/>.</summary>
+    public UNetConfig Checked(string source = "network")
     {
-        if (ImageSize < 4 || Channels < 1 || BaseChannels < 8 || Multipliers.Length == 0 || ResBlocks < 1 || Classes < 0)
-            throw new WaveGradException("invalid image network configuration");
+        if (ImageSize is < 4 or > 1024 || Channels is < 1 or > 4 || BaseChannels is < 8 or > 1024 || Multipliers is not { Length: >= 1 and <= 6 }
+            || Multipliers.Any(m => m is < 1 or > 16) || ResBlocks is < 1 or > 8 || Classes is < 0 or > 100_000 || !(Dropout >= 0 && Dropout < 1)
+            || AttentionResolutions is null)
+            throw new WaveGradException($"{source}: invalid image network configuration (image_size 4–1024, channels 1–4, base_channels 8–1024, " +
+                "1–6 multipliers of 1–16, res_blocks 1–8, classes 0–100000, dropout in [0, 1))");
         if (ImageSize % (1 << (Multipliers.Length - 1)) != 0)
-            throw new WaveGradException($"image size {ImageSize} cannot be halved {Multipliers.Length - 1} times evenly; choose a size divisible by {1 << (Multipliers.Length - 1)}");
-        if (BaseChannels * Multipliers.Min() % 8 != 0) throw new WaveGradException("channels must be multiples of 8 (GroupNorm groups)");
+            throw new WaveGradException($"{source}: image size {ImageSize} cannot be halved {Multipliers.Length - 1} times evenly; " +
+                $"choose a size divisible by {1 << (Multipliers.Length - 1)}");
+        if (BaseChannels * Multipliers.Min() % 8 != 0) throw new WaveGradException($"{source}: channels must be multiples of 8 (GroupNorm groups)");
+        // Each level holds about (2·res_blocks + 1) residual blocks of two 3×3 convs at its width, plus attention.
+        long estimate = Multipliers.Sum(m => (2L * ResBlocks + 1) * 18L * BaseChannels * m * BaseChannels * m + 4L * BaseChannels * m * BaseChannels * m);
+        if (estimate > MaxParameters) throw new WaveGradException($"{source}: the network would have about {estimate:N0} parameters, more than {MaxParameters:N0}");
+        return this;
     }
 }
 
@@ -183,8 +196,7 @@ public sealed class UNet : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>Builds the network with freshly initialised weights (seeded by <paramref name="rng"/> when given).</summary>
     public UNet(UNetConfig config, Generator? rng = null) : base("UNet")
     {
-        config.Validate();
-        Config = config;
+        Config = config.Checked();
         int ch0 = config.BaseChannels;
         embDim = 4 * ch0;
         embed = Sequential(Linear(ch0, embDim), SiLU(), Linear(embDim, embDim));
@@ -348,7 +360,7 @@ public sealed class DigitClassifier : Module<Tensor, Tensor, Tensor>
     /// <summary>Builds it (seeded by <paramref name="seed"/>).</summary>
     public DigitClassifier(ClassifierConfig config, long seed = 1) : base("DigitClassifier")
     {
-        Config = config;
+        Config = config.Checked();
         torch.manual_seed(seed);
         int[] ch = [16, 16, 32, 32, 64, 64];
         int cin = config.Channels;
@@ -398,4 +410,10 @@ public sealed record ClassifierConfig
     [JsonPropertyName("noise_aware")] public bool NoiseAware { get; init; }
     /// <summary>Image side the classifier was trained on.</summary>
     [JsonPropertyName("image_size")] public int ImageSize { get; init; } = 28;
+
+    /// <summary>Checks the configuration against what the classifier supports; throws a one-line error naming <paramref name="source"/>.</summary>
+    public ClassifierConfig Checked(string source = "network") =>
+        Channels is < 1 or > 4 || Classes is < 1 or > 100_000 || ImageSize is < 8 or > 1024
+            ? throw new WaveGradException($"{source}: invalid classifier configuration (channels 1–4, classes 1–100000, image_size 8–1024)")
+            : this;
 }

@@ -4,6 +4,7 @@ using TorchSharp.PyBridge;
 using WaveGradSharp.Audio;
 using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Vocoder;
 
@@ -56,11 +57,10 @@ public static class PyTorchImport
             NoiseEncodingScale = 1,
             Interpolation = "nearest",
         };
-        if (cfg.NMels != mel.NMels)
-            throw new WaveGradException($"{checkpoint}: the model takes {cfg.NMels} mel bands but preset '{preset}' has {mel.NMels}");
         using (var net = new WaveGradNet(cfg)) TensorFiles.LoadInto(net, sd, checkpoint);
         var card = new JsonObject { ["imported_from"] = Path.GetFileName(checkpoint), ["training"] = new JsonObject { ["source"] = "PyTorch checkpoint (lmnt-com/wavegrad layout)" } };
-        Voice.Save(outputDir, name ?? Path.GetFileName(Path.GetFullPath(outputDir).TrimEnd('/')), mel, cfg, sd, card, half: false);
+        Voice.Save(outputDir, name ?? Path.GetFileName(Path.GetFullPath(outputDir).TrimEnd('/')), mel, WaveGradArchitecture.Name,
+            WaveGradArchitecture.ToCard(cfg.Check(mel, checkpoint)), sd, card, half: false);
         return Voice.Load(outputDir);
     }
 }

@@ -1,6 +1,7 @@
 using WaveGradSharp.Audio;
 using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Vocoder;
 
@@ -56,9 +57,7 @@ public static class ScheduleSearch
                 total += Metrics.Compute(clip.Audio.data<float>().ToArray(), audio, vocoder.SampleRate, vocoder.Voice.Mel).SpectralConvergence;
                 continue;
             }
-            var rendered = spec.Compute(tensor(audio));
-            long f = Math.Min(rendered.shape[1], m.shape[1]);
-            total += (rendered[.., ..(int)f] - m[.., ..(int)f]).abs().mean().item<float>();
+            total += Metrics.LogMelL1(spec.Compute(tensor(audio)), m);
         }
         return total / clips.Count;
     }
@@ -69,7 +68,7 @@ public static class ScheduleSearch
         IProgress<SearchStep>? progress = null, CancellationToken ct = default, ScheduleMetric metric = ScheduleMetric.LogMelL1,
         NoiseSchedule? start = null)
     {
-        if (steps < 2 || steps > 12) throw new WaveGradException($"--steps {steps}: the search handles 2 to 12 steps");
+        if (steps < 2 || steps > 12) throw WaveGradException.About($"Steps {steps}: the search handles 2 to 12 steps", "Steps");
         if (clips.Count == 0) throw new WaveGradException("schedule search needs at least one validation clip");
         // Start from the given schedule when it has the right length (each β's own power of ten, its mantissa
         // rounded to 1–9), else from mantissa 1 at evenly spaced exponents.

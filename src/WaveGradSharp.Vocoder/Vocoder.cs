@@ -2,6 +2,7 @@ using TorchSharp;
 using WaveGradSharp.Audio;
 using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Vocoder;
 
@@ -61,37 +62,39 @@ public sealed record SynthesisOptions
 }
 
 /// <summary>
-/// Mel in, waveform out: the WaveGrad network of a <see cref="Voice"/> run by the DDPM sampler over a short
-/// schedule, conditioned on the continuous noise level. Calls from several threads are safe: they take turns on
-/// the one network (for parallel rendering, load one <see cref="Vocoder"/> per thread).
+/// Mel in, waveform out, for a <see cref="Voice"/>: checks the mel, renders it with the voice's model (the seam
+/// <see cref="IVocoderModel"/>, picked by the card's architecture) in one pass, in a batch or streamed in pieces,
+/// makes the Griffin-Lim start waveform when the model uses one, and runs the post-filter. Calls from several
+/// threads are safe: they take turns on the one model (for parallel rendering, load one <see cref="Vocoder"/> per thread).
 /// </summary>
 public sealed class Vocoder : IDisposable
 {
-    readonly WaveGradNet net;
-    readonly object gate = new();
-
     /// <summary>The voice being rendered.</summary>
     public Voice Voice { get; }
-    /// <summary>Where the network runs.</summary>
-    public Device Device { get; }
+    /// <summary>The model that renders it.</summary>
+    public IVocoderModel Model { get; }
+    /// <summary>Where the model runs.</summary>
+    public Device Device => Model.Device;
     /// <summary>Output sample rate (Hz).</summary>
     public int SampleRate => Voice.SampleRate;
     /// <summary>Audio samples per mel frame.</summary>
-    public int Hop => Voice.Network.Hop;
+    public int Hop => Voice.Mel.Hop;
 
-    /// <summary>Wraps a network already loaded with a voice's weights.</summary>
-    public Vocoder(Voice voice, WaveGradNet network, Device? device = null)
+    /// <summary>Wraps a model already loaded with a voice's weights.</summary>
+    public Vocoder(Voice voice, IVocoderModel model)
     {
-        Voice = voice; net = network; Device = device ?? CPU;
-        net.eval();
+        Voice = voice; Model = model;
         NativeTuning.DisableNnpack();
     }
 
-    /// <summary>Loads a voice by name (searched under voices/) or folder path onto a device (default: the CPU).</summary>
-    public static Vocoder Load(string voiceNameOrPath, Device? device = null)
+    /// <summary>Loads a voice by name (see <see cref="Voice.Library"/>) or folder path onto a device (default: the CPU).
+    /// <paramref name="weightsFile"/> picks another weights file of the bundle (a training run's <c>model-raw.safetensors</c>).</summary>
+    public static Vocoder Load(string voiceNameOrPath, Device? device = null, string weightsFile = "model.safetensors")
     {
         var voice = Voice.Load(voiceNameOrPath);
-        return new Vocoder(voice, voice.CreateNetwork(device), device);
+        if (!File.Exists(Path.Combine(voice.Directory, weightsFile)))
+            throw new WaveGradException($"{Path.Combine(voice.Directory, weightsFile)}: missing (only training runs keep raw weights)");
+        return new Vocoder(voice, VocoderArchitectures.Create(voice, device, weightsFile));
     }
 
     /// <summary>Checks a mel [n_mels, frames] against the voice: band count, finiteness, length.</summary>
@@ -111,7 +114,9 @@ public sealed class Vocoder : IDisposable
         var o = Checked(options);
         if (Device.type == DeviceType.CPU && o.CpuPieceFrames > 0 && mel.shape[1] > o.CpuPieceFrames * 3 / 2)
             return SynthesizeStreaming(mel, o with { ChunkFrames = o.CpuPieceFrames }, ct).SelectMany(c => c).ToArray();
-        return PostFilter(Render(mel.unsqueeze(0), o, 0, StartWaveforms([mel], o), ct)[0], mel, o);
+        using var scope = NewDisposeScope();
+        var start = StartWaveforms([mel], o);
+        return PostFilter(Model.Render(mel.unsqueeze(0), new RenderRequest(o, 0, start is null ? null : stack(start.Select(w => tensor(w))), ct))[0], mel, o);
     }
 
     /// <summary>Renders several mels at once (padded to the longest, then cut back); item i is frames_i·hop samples.</summary>
@@ -127,28 +132,28 @@ public sealed class Vocoder : IDisposable
         // Pad with the mel's quietest value so the padding reads as silence.
         var padded = mels.Select(m => nn.functional.pad(m, [0, maxF - m.shape[1]], value: m.min().item<float>())).ToArray();
         // Each mel's own Griffin-Lim waveform, padded with silence: the same start as a single render.
-        var start = StartWaveforms(mels, o)?.Select(w => w.Concat(new float[maxF * Hop - w.Length]).ToArray()).ToArray();
-        var outs = Render(stack(padded), o, 0, start, ct);
+        var start = StartWaveforms(mels, o)?.Select(w => tensor(w.Concat(new float[maxF * Hop - w.Length]).ToArray())).ToArray();
+        var outs = Model.Render(stack(padded), new RenderRequest(o, 0, start is null ? null : stack(start), ct));
         return outs.Select((a, i) => PostFilter(a[..(int)(mels[i].shape[1] * Hop)], mels[i], o)).ToArray();
     }
 
     /// <summary>
     /// Renders a mel chunk by chunk and yields audio as it is ready: each chunk is rendered with
     /// <see cref="SynthesisOptions.ContextFrames"/> of mel context on both sides and the same position-tied noise as
-    /// a one-shot render, and neighbouring chunks are cross-faded over one hop. Memory stays flat in the input length, but for the
-    /// Griffin-Lim start's waveform, made for the whole mel before the first chunk (about 0.13 s per second of audio on 2 cores).
+    /// a one-shot render, and neighbouring chunks are cross-faded over one hop. Memory stays flat in the input length,
+    /// but for the Griffin-Lim start's waveform, made for the whole mel before the first chunk.
     /// </summary>
     public IEnumerable<float[]> SynthesizeStreaming(Tensor mel, SynthesisOptions? options = null, CancellationToken ct = default)
     {
         CheckMel(mel);
         var o = Checked(options);
-        if (o.ChunkFrames < 1 || o.ContextFrames < 1) throw new WaveGradException("streaming needs ChunkFrames ≥ 1 and ContextFrames ≥ 1");
+        if (o.ChunkFrames < 1 || o.ContextFrames < 1)
+            throw WaveGradException.About("streaming needs ChunkFrames ≥ 1 and ContextFrames ≥ 1", "ChunkFrames", "ContextFrames");
         int context = Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(Voice.Mel, o.PostFilterPasses));
         long frames = mel.shape[1];
         int fade = Hop;
         // One Griffin-Lim waveform for the whole mel, cut into the pieces: pieces started from separately made
-        // Griffin-Lim waveforms disagree in phase where they are cross-faded (spectral convergence 0.160 → 0.178 on
-        // the default voice's validation clips, at 64-frame chunks).
+        // Griffin-Lim waveforms disagree in phase where they are cross-faded.
         ct.ThrowIfCancellationRequested();
         var startWave = StartWaveforms([mel], o)?[0];
         float[]? tail = null;
@@ -161,19 +166,19 @@ public sealed class Vocoder : IDisposable
             using (var scope = NewDisposeScope())
             {
                 var piece = mel[.., (int)a..(int)b];
-                var guess = startWave is null ? null : new[] { startWave[(int)(a * Hop)..(int)(b * Hop)] };
-                audio = PostFilter(Render(piece.unsqueeze(0), o, a * Hop, guess, ct)[0], piece, o);
+                var start = startWave is null ? null : tensor(startWave[(int)(a * Hop)..(int)(b * Hop)]).unsqueeze(0);
+                audio = PostFilter(Model.Render(piece.unsqueeze(0), new RenderRequest(o, a * Hop, start, ct))[0], piece, o);
             }
-            int start = (int)((s - a) * Hop), end = (int)((e - a) * Hop);
+            int from = (int)((s - a) * Hop), to = (int)((e - a) * Hop);
             bool last = e == frames;
-            var chunk = audio[start..end];
+            var chunk = audio[from..to];
             if (tail != null)
                 for (int i = 0; i < fade && i < chunk.Length; i++)
                 {
                     float w = (i + 0.5f) / fade;
                     chunk[i] = tail[i] * (1 - w) + chunk[i] * w;
                 }
-            tail = last ? null : audio[end..Math.Min(end + fade, audio.Length)];
+            tail = last ? null : audio[to..Math.Min(to + fade, audio.Length)];
             yield return chunk;
         }
     }
@@ -181,8 +186,8 @@ public sealed class Vocoder : IDisposable
     static SynthesisOptions Checked(SynthesisOptions? options)
     {
         var o = options ?? new();
-        if (o.PostFilterPasses < 0) throw new WaveGradException($"post-filter passes {o.PostFilterPasses}: must be 0 or more");
-        if (!(o.StartNoise > 0 && o.StartNoise <= 1)) throw new WaveGradException($"start noise {o.StartNoise}: must be in (0, 1]");
+        if (o.PostFilterPasses < 0) throw WaveGradException.About($"PostFilterPasses {o.PostFilterPasses}: must be 0 or more", "PostFilterPasses");
+        if (!(o.StartNoise > 0 && o.StartNoise <= 1)) throw WaveGradException.About($"StartNoise {o.StartNoise}: must be in (0, 1]", "StartNoise");
         return o;
     }
 
@@ -195,103 +200,24 @@ public sealed class Vocoder : IDisposable
         return y;
     }
 
-    /// <summary>Runs the sampler for a batch of mels [B, n_mels, F]; noise is tied to absolute sample positions starting at
-    /// <paramref name="offset"/>; <paramref name="start"/> (F·hop samples per item) is the waveform a Griffin-Lim start begins from.</summary>
-    float[][] Render(Tensor mels, SynthesisOptions o, long offset, float[][]? start, CancellationToken ct)
-    {
-        var schedule = o.Schedule ?? Voice.DefaultSchedule;
-        lock (gate)
-        {
-            using var scope = NewDisposeScope();
-            using var _ = no_grad();
-            var m = mels.to_type(ScalarType.Float32).to(Device);
-            long samples = m.shape[2] * Hop;
-            var denoiser = new WaveGradDenoiser(net, m);
-            var noise = new PositionalNoise(o.Seed, offset);
-            var sampler = DdpmSampler.WaveGrad(schedule);
-            using var unused = new Generator((ulong)o.Seed);   // all noise comes from the position-tied source
-            var audio = sampler.Sample(denoiser, [m.shape[0], samples], unused, new SampleOptions
-            {
-                Device = Device, Progress = o.Progress, Cancellation = ct, NoiseSource = noise.Next,
-                Guess = start is null ? null : stack(start.Select(w => tensor(w)).ToArray()), GuessNoiseStd = o.StartNoise,
-            }).cpu();
-            return Enumerable.Range(0, (int)audio.shape[0]).Select(i => audio[i].data<float>().ToArray()).ToArray();
-        }
-    }
-
-    /// <summary>With a Griffin-Lim start, each mel's Griffin-Lim waveform, F·hop samples (Griffin-Lim makes (F − 1)·hop;
-    /// the last hop stays silent, and mels too short for Griffin-Lim start from silence); null when the sampler starts from noise.</summary>
+    /// <summary>When the model starts from a waveform, each mel's Griffin-Lim waveform, F·hop samples (mels too short for
+    /// Griffin-Lim start from silence); otherwise null.</summary>
     float[][]? StartWaveforms(IReadOnlyList<Tensor> mels, SynthesisOptions o)
     {
-        if (o.Start == SamplerStart.Noise) return null;
+        if (!Model.UsesStart(o)) return null;
         return mels.Select(mel =>
         {
             var w = new float[mel.shape[1] * Hop];
             if (mel.shape[1] >= GriffinLim.MinFrames(Voice.Mel))
             {
                 using var scope = NewDisposeScope();
-                GriffinLim.FromMel(mel.to(Device), Voice.Mel, SynthesisOptions.StartGriffinLimIterations).CopyTo(w, 0);
+                var g = GriffinLim.FromMel(mel.to(Device), Voice.Mel, SynthesisOptions.StartGriffinLimIterations);
+                g.AsSpan(0, Math.Min(g.Length, w.Length)).CopyTo(w);
             }
             return w;
         }).ToArray();
     }
 
-    /// <summary>Frees the network.</summary>
-    public void Dispose() => net.Dispose();
-}
-
-/// <summary>The WaveGrad network as a denoiser for one batch of mels: predicts ε, conditioned on √ᾱ.</summary>
-public sealed class WaveGradDenoiser(WaveGradNet net, Tensor mels) : IDenoiser
-{
-    /// <inheritdoc/>
-    public Prediction Predicts => Prediction.Epsilon;
-
-    /// <inheritdoc/>
-    public Tensor Predict(Tensor xt, NoiseLevel level) =>
-        net.call(xt, mels, full([xt.shape[0]], level.SignalScale, ScalarType.Float32, device: xt.device));
-}
-
-/// <summary>
-/// Standard normal noise tied to absolute sample positions: the k-th draw at sample n of batch item b is the
-/// same number whatever chunk asks for it. Blocks of 4,096 samples each come from a generator seeded by
-/// (seed, k, b, block).
-/// </summary>
-sealed class PositionalNoise(long seed, long offset)
-{
-    const int Block = 4096;
-    int draw;
-
-    public Tensor Next(long[] shape)
-    {
-        using var scope = NewDisposeScope();
-        long batch = shape[0], length = shape[1];
-        long first = offset / Block, lastBlock = (offset + length - 1) / Block;
-        var rows = new Tensor[batch];
-        for (long b = 0; b < batch; b++)
-        {
-            var blocks = new List<Tensor>();
-            for (long j = first; j <= lastBlock; j++)
-            {
-                using var g = new Generator(Mix(seed, draw, b, j));
-                blocks.Add(randn([Block], generator: g, dtype: ScalarType.Float32));
-            }
-            long start = offset - first * Block;
-            rows[b] = cat(blocks.ToArray())[(int)start..(int)(start + length)];
-        }
-        draw++;
-        return stack(rows).MoveToOuterDisposeScope();
-    }
-
-    static ulong Mix(long seed, long k, long b, long j)
-    {
-        ulong h = (ulong)seed * 0x9E3779B97F4A7C15UL;
-        foreach (long v in new[] { k, b, j })
-        {
-            h ^= (ulong)v + 0x9E3779B97F4A7C15UL + (h << 6) + (h >> 2);
-            h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9UL;
-            h = (h ^ (h >> 27)) * 0x94D049BB133111EBUL;
-            h ^= h >> 31;
-        }
-        return h;
-    }
+    /// <summary>Frees the model.</summary>
+    public void Dispose() => Model.Dispose();
 }

@@ -5,20 +5,23 @@ using TorchSharp;
 using WaveGradSharp.Audio;
 using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Vocoder;
 
-/// <summary>One utterance of a training corpus: its waveform (padded to frames·hop) and log-mel, on the CPU.</summary>
-public sealed record Utterance(string Name, Tensor Audio, Tensor Mel)
+/// <summary>One utterance of a training corpus: its waveform (frames·hop samples) and log-mel, on the CPU, and the speaker
+/// (the corpus folder it came from).</summary>
+public sealed record Utterance(string Name, Tensor Audio, Tensor Mel, string Speaker = "")
 {
     /// <summary>Mel frames.</summary>
     public long Frames => Mel.shape[1];
 }
 
 /// <summary>
-/// A folder of WAVs (recursive) or the LJSpeech layout (metadata.csv + wavs/), loaded with a voice's mel preset.
-/// The validation list is val.txt when the folder has one, otherwise every 20th file in name order.
-/// Mels are computed once at load and kept in memory.
+/// A speech corpus loaded with a voice's mel preset: a folder of WAVs (recursive), the LJSpeech layout (metadata.csv +
+/// wavs/), or a folder of speaker folders in the LJSpeech layout (what scripts/build-multispeaker.sh writes). Each
+/// corpus's validation list is its val.txt, otherwise every 20th file in name order. Mels are computed once at load
+/// and kept in memory. A file that cannot be read is skipped with a one-line warning and counted.
 /// </summary>
 public sealed class VocoderDataset
 {
@@ -28,46 +31,82 @@ public sealed class VocoderDataset
     public List<Utterance> Validation { get; } = [];
     /// <summary>Files skipped because they are shorter than one crop.</summary>
     public int SkippedShort { get; private set; }
+    /// <summary>Files skipped because they could not be read.</summary>
+    public int SkippedUnreadable { get; private set; }
     /// <summary>Total training audio in seconds.</summary>
     public double TrainSeconds { get; private set; }
+    /// <summary>Speaker (corpus folder) names, in load order.</summary>
+    public List<string> Speakers { get; } = [];
 
     /// <summary>Loads the corpus; files shorter than <paramref name="cropFrames"/> mel frames are skipped and counted.
-    /// <paramref name="validationOnly"/> reads only the validation files.</summary>
-    public static VocoderDataset Load(string dir, MelConfig mel, int cropFrames, int maxFiles = int.MaxValue, bool validationOnly = false)
+    /// <paramref name="validationOnly"/> reads only the validation files; warnings about skipped files go to <paramref name="warnings"/>.</summary>
+    public static VocoderDataset Load(string dir, MelConfig mel, int cropFrames, int maxFiles = int.MaxValue, bool validationOnly = false,
+        TextWriter? warnings = null)
     {
         if (!Directory.Exists(dir)) throw new WaveGradException($"{dir}: no such data folder");
-        var files = ListFiles(dir);
-        if (files.Count == 0) throw new WaveGradException($"{dir}: no .wav files found (expected a folder of WAVs or the LJSpeech layout)");
-        var valNames = File.Exists(Path.Combine(dir, "val.txt"))
-            ? File.ReadAllLines(Path.Combine(dir, "val.txt")).Select(l => l.Trim()).Where(l => l.Length > 0).ToHashSet()
-            : files.Where((_, i) => i % 20 == 19).Select(f => Path.GetFileNameWithoutExtension(f)).ToHashSet();
+        var corpora = Corpora(dir);
         var ds = new VocoderDataset();
         using var melSpec = new MelSpectrogram(mel);
-        foreach (var f in files.Take(maxFiles))
+        int taken = 0, listed = 0;
+        foreach (var (speaker, files, valNames) in corpora)
         {
-            if (validationOnly && !valNames.Contains(Path.GetFileNameWithoutExtension(f))) continue;
-            var samples = Wav.Read(f, mel.SampleRate);
-            for (int i = 0; i < samples.Length; i++) samples[i] = Math.Clamp(samples[i], -1f, 1f);
-            var audio = tensor(samples);
-            var m = melSpec.Compute(audio);
-            string name = Path.GetFileNameWithoutExtension(f);
-            bool isVal = valNames.Contains(name);
-            if (!isVal && m.shape[1] < cropFrames) { ds.SkippedShort++; audio.Dispose(); m.Dispose(); continue; }
-            var padded = nn.functional.pad(audio, [0, m.shape[1] * mel.Hop - audio.shape[0]]);
-            audio.Dispose();
-            var u = new Utterance(name, padded, m);
-            if (isVal) ds.Validation.Add(u);
-            else { ds.Train.Add(u); ds.TrainSeconds += samples.Length / (double)mel.SampleRate; }
+            listed += files.Count;
+            ds.Speakers.Add(speaker);
+            foreach (var f in files)
+            {
+                if (taken >= maxFiles) break;
+                taken++;
+                string name = Path.GetFileNameWithoutExtension(f);
+                bool isVal = valNames.Contains(name);
+                if (validationOnly && !isVal) continue;
+                float[] samples;
+                try { samples = Wav.Read(f, mel.SampleRate); }
+                catch (WaveGradException e)
+                {
+                    ds.SkippedUnreadable++;
+                    (warnings ?? Console.Error).WriteLine($"warning: {Text.Escape(e.Message, 300)}; skipped");
+                    continue;
+                }
+                if (samples.Length <= mel.NFft) { ds.SkippedShort++; continue; }
+                for (int i = 0; i < samples.Length; i++) samples[i] = Math.Clamp(samples[i], -1f, 1f);
+                using var audio = tensor(samples);
+                var m = melSpec.Compute(audio);
+                if (!isVal && m.shape[1] < cropFrames) { ds.SkippedShort++; m.Dispose(); continue; }
+                var u = new Utterance(name, nn.functional.pad(audio, [0, m.shape[1] * mel.Hop - audio.shape[0]]), m, speaker);
+                if (isVal) ds.Validation.Add(u);
+                else { ds.Train.Add(u); ds.TrainSeconds += samples.Length / (double)mel.SampleRate; }
+            }
         }
-        if (ds.Train.Count == 0 && !validationOnly) throw new WaveGradException($"{dir}: no training clip is at least {cropFrames} mel frames long ({ds.SkippedShort} too short)");
+        if (listed == 0) throw new WaveGradException($"{dir}: no .wav files found (expected a folder of WAVs, the LJSpeech layout or speaker folders in it)");
+        if (ds.Train.Count == 0 && !validationOnly)
+            throw new WaveGradException($"{dir}: no training clip is at least {cropFrames} mel frames long " +
+                $"({ds.SkippedShort} too short, {ds.SkippedUnreadable} unreadable)");
         return ds;
+    }
+
+    /// <summary>The corpora under <paramref name="dir"/>: itself (LJSpeech layout or a folder of WAVs), or each speaker
+    /// folder in the LJSpeech layout; with their files and validation names.</summary>
+    static List<(string Speaker, List<string> Files, HashSet<string> Val)> Corpora(string dir)
+    {
+        static bool IsLj(string d) => File.Exists(Path.Combine(d, "metadata.csv")) && Directory.Exists(Path.Combine(d, "wavs"));
+        List<string> roots = IsLj(dir) ? [dir] : Directory.GetDirectories(dir).Where(IsLj).Order(StringComparer.Ordinal).ToList();
+        if (roots.Count == 0) roots = [dir];
+        return roots.Select(root =>
+        {
+            var files = ListFiles(root);
+            string valPath = Path.Combine(root, "val.txt");
+            var val = File.Exists(valPath)
+                ? File.ReadLines(valPath).Select(l => l.Trim()).Where(l => l.Length > 0).ToHashSet()
+                : files.Where((_, i) => i % 20 == 19).Select(f => Path.GetFileNameWithoutExtension(f)).ToHashSet();
+            return (Path.GetFileName(Path.GetFullPath(root).TrimEnd('/', '\\')), files, val);
+        }).ToList();
     }
 
     static List<string> ListFiles(string dir)
     {
         string meta = Path.Combine(dir, "metadata.csv"), wavs = Path.Combine(dir, "wavs");
         if (File.Exists(meta) && Directory.Exists(wavs))
-            return File.ReadAllLines(meta).Select(l => l.Split('|')[0].Trim()).Where(id => id.Length > 0)
+            return File.ReadLines(meta).Select(l => l.Split('|')[0].Trim()).Where(id => id.Length > 0)
                 .Select(id => Path.Combine(wavs, id + ".wav")).Where(File.Exists).ToList();
         return Directory.EnumerateFiles(dir, "*.wav", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
     }
@@ -93,7 +132,7 @@ public sealed class VocoderDataset
 /// <summary>Settings of <c>wavegrad train vocoder</c>.</summary>
 public sealed record VocoderTrainingOptions
 {
-    /// <summary>Folder of WAVs or LJSpeech layout.</summary>
+    /// <summary>Folder of WAVs, LJSpeech layout, or a folder of speaker folders in that layout.</summary>
     public required string DataDir { get; init; }
     /// <summary>Run folder: it becomes a voice bundle (EMA weights) with raw weights and a checkpoint/ beside them.</summary>
     public required string OutputDir { get; init; }
@@ -115,6 +154,11 @@ public sealed record VocoderTrainingOptions
     public double GradClip { get; init; } = 1.0;
     /// <summary>L1 (WaveGrad) or L2 on ε.</summary>
     public LossNorm Loss { get; init; } = LossNorm.L1;
+    /// <summary>The noise prior: "standard" (WaveGrad's N(0, I)) or "priorgrad" (see <see cref="NoisePrior"/>).</summary>
+    public string Prior { get; init; } = "standard";
+    /// <summary>Weight of the auxiliary multi-resolution STFT loss on the network's one-step estimate of the clean
+    /// waveform (0: off; see <see cref="WaveGradObjective"/>).</summary>
+    public double StftLossWeight { get; init; }
     /// <summary>Largest EMA decay.</summary>
     public double EmaDecay { get; init; } = 0.9999;
     /// <summary>Checkpoint interval in steps (and always at exit).</summary>
@@ -154,213 +198,145 @@ public sealed record VocoderTrainingOptions
 }
 
 /// <summary>
-/// Trains a WaveGrad vocoder: continuous noise levels between adjacent levels of the 1000-step training schedule,
-/// L1 on ε, Adam with gradient clipping, an EMA with warm-up, atomic checkpoints and exact resume. A fresh run
-/// starts with the output layer at zero.
+/// WaveGrad's training objective, beside its network: a batch of aligned (audio, mel) crops, a continuous noise level √ᾱ
+/// per crop drawn between adjacent levels of the 1000-step training schedule, x_t = √ᾱ·x_0 + √(1−ᾱ)·ε with ε from the
+/// noise prior, and the L1 (or L2) distance of ε̂ to ε (in units of the prior's σ, PriorGrad's weighting). With a
+/// positive STFT weight it adds λ·√ᾱ²·MR-STFT(x̂_0, x_0) on the one-step estimate x̂_0 = (x_t − √(1−ᾱ)·ε̂)/√ᾱ, the weight
+/// √ᾱ² fading the term out where x̂_0 is mostly noise.
 /// </summary>
-public static class VocoderTrainer
+public sealed class WaveGradObjective(nn.Module<Tensor, Tensor, Tensor, Tensor> net, VocoderDataset data, MelConfig mel, NoisePrior prior,
+    int batch, int cropFrames, LossNorm norm, double stftWeight, Device device, bool bf16) : ITrainingObjective
 {
     /// <summary>The training schedule: linspace(1e-6, 0.01, 1000).</summary>
     public static NoiseSchedule TrainingSchedule { get; } = NoiseSchedule.Named("wavegrad-train");
+    static readonly ForwardProcess q = new(TrainingSchedule);
 
+    /// <inheritdoc/>
+    public long SamplesPerStep => (long)batch * cropFrames * mel.Hop;
+
+    /// <inheritdoc/>
+    public Tensor Loss(Generator rng)
+    {
+        var (audio, m) = data.Batch(batch, cropFrames, mel.Hop, rng);
+        var levels = q.SampleContinuousLevels(batch, rng);
+        var z = randn(audio.shape, generator: rng);
+        var std = prior.SampleStd(m, mel);
+        var noise = std is null ? z : z * std;
+        var noisy = ForwardProcess.SampleContinuous(audio, levels, noise);
+        var dt = bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        var pred = net.call(noisy.to(device).to_type(dt), m.to(device).to_type(dt), levels.to(device)).to_type(ScalarType.Float32);
+        var loss = std is null
+            ? Losses.Regression(pred, noise.to(device), norm)
+            : Losses.Regression(pred / std.to(device), z.to(device), norm);
+        if (stftWeight <= 0) return loss;
+        var l = levels.to(device).unsqueeze(1);
+        var x0 = Parameterisation.X0FromEpsilon(noisy.to(device), pred, l, (1 - l * l).sqrt());
+        var (sc, lm) = Metrics.MultiResolutionStft(audio.to(device), x0);
+        return loss + stftWeight * (levels.to(device) * levels.to(device) * (sc + lm)).mean();
+    }
+}
+
+/// <summary>
+/// Trains a WaveGrad vocoder with the one training loop (<see cref="Trainer"/>) and <see cref="WaveGradObjective"/>:
+/// Adam with gradient clipping, an EMA with warm-up, atomic checkpoints and exact resume. A fresh run starts with the
+/// output layer at zero. The run folder is itself a voice.
+/// </summary>
+public static class VocoderTrainer
+{
     /// <summary>Runs training to <see cref="VocoderTrainingOptions.Steps"/>; returns the final step.</summary>
     public static long Run(VocoderTrainingOptions o, CancellationToken ct = default)
     {
-        if (o.LogEvery < 1 || o.CheckpointEvery < 1 || o.BatchSize < 1 || o.CropFrames < 1 || o.ValidateEvery < 0)
-            throw new WaveGradException("--log-every, --checkpoint-every, --batch and --crop-frames must be at least 1 (--validate-every 0 means never)");
-        var log = new TrainingProgress(o.Steps, 0, o.LogEvery, o.Log);
+        if (o.BatchSize < 1 || o.CropFrames < 1) throw WaveGradException.About("BatchSize and CropFrames must be at least 1", "BatchSize", "CropFrames");
+        if (!(o.StftLossWeight >= 0)) throw WaveGradException.About($"StftLossWeight {o.StftLossWeight}: must be 0 or more", "StftLossWeight");
         var mel = MelConfig.Preset(o.Preset);
-        var netCfg = o.Network ?? WaveGradConfig.Create(o.Size, mel.Hop, mel.NMels, o.Dilations, o.NoiseScale);
-        if (netCfg.NMels != mel.NMels || netCfg.Hop != mel.Hop)
-            throw new WaveGradException($"network ({netCfg.NMels} mels, hop {netCfg.Hop}) does not fit preset {mel.Name} ({mel.NMels} mels, hop {mel.Hop})");
-        string ckptDir = Path.Combine(o.OutputDir, "checkpoint");
-        if (!o.Resume && Directory.Exists(ckptDir))
-            throw new WaveGradException($"{o.OutputDir}: already holds a checkpoint; pass --resume to continue it or choose another --output");
-        if (o.Resume && !Directory.Exists(ckptDir))
-            throw new WaveGradException($"{ckptDir}: no checkpoint to resume");
-
-        NativeTuning.DisableNnpack();
-        if (o.Device.type == DeviceType.CPU) NativeTuning.DisableOneDnn();   // its float32 conv gradients are wrong here
-        var wall = Stopwatch.StartNew();
-        var data = VocoderDataset.Load(o.DataDir, mel, o.CropFrames, o.MaxFiles);
-        log.Message($"data: {data.Train.Count} training clips ({data.TrainSeconds / 60:F1} min), {data.Validation.Count} validation, {data.SkippedShort} skipped as shorter than {o.CropFrames} frames");
-
-        var rng = new Generator((ulong)o.Seed);
+        var netCfg = (o.Network ?? WaveGradConfig.Create(o.Size, mel.Hop, mel.NMels, o.Dilations, o.NoiseScale)).Check(mel, "network");
+        var log = o.Log ?? Console.Out;
+        var data = VocoderDataset.Load(o.DataDir, mel, o.CropFrames, o.MaxFiles, warnings: log);
+        log.WriteLine($"data: {data.Train.Count} training clips ({data.TrainSeconds / 60:F1} min) of {data.Speakers.Count} speaker(s), " +
+            $"{data.Validation.Count} validation; skipped {data.SkippedShort} shorter than {o.CropFrames} frames, {data.SkippedUnreadable} unreadable");
+        var prior = o.Prior switch
+        {
+            "standard" => NoisePrior.Standard,
+            "priorgrad" => new NoisePrior { Kind = "priorgrad", ReferenceLevel = ReferenceLevel(data, mel) },
+            _ => throw WaveGradException.About($"Prior '{o.Prior}': expected standard or priorgrad", "Prior"),
+        };
         var net = new WaveGradNet(netCfg, new Generator((ulong)o.Seed + 1));
-        if (o.Device.type != DeviceType.CPU) net.to(o.Device);
         Dictionary<string, Tensor>? emaStart = null;
         if (o.InitFrom is string init && !o.Resume)
         {
-            string emaPath = Path.Combine(init, "model.safetensors"), rawPath = Path.Combine(init, "model-raw.safetensors");
-            string startPath = File.Exists(rawPath) ? rawPath : emaPath;
-            TensorFiles.LoadInto(net, TensorFiles.Load(startPath), startPath);
-            emaStart = TensorFiles.Load(emaPath);
-            log.Message($"initialised from {init}");
+            var from = Voice.Load(init);
+            string raw = Path.Combine(from.Directory, "model-raw.safetensors");
+            TensorFiles.LoadInto(net, TensorFiles.Load(File.Exists(raw) ? raw : from.WeightsPath), File.Exists(raw) ? raw : from.WeightsPath);
+            emaStart = from.Bundle.LoadWeights();
         }
         else if (!o.Resume) net.ZeroOutputLayer();   // a fresh run starts from ε̂ = 0 (see ZeroOutputLayer)
-        // bf16: the module's parameters are replaced by bf16 ones, so the optimizer and the EMA are built after
-        // the cast and their fp32 copies are seeded from the weights as they were before it.
-        Dictionary<string, Tensor>? fp32 = null;
-        if (o.Bf16)
+        var recipe = new JsonObject { ["loss"] = o.Loss.ToString(), ["prior"] = prior.ToCard(), ["stft_loss_weight"] = o.StftLossWeight };
+        var network = new JsonObject { ["wavegrad"] = WaveGradArchitecture.ToCard(netCfg), ["preset"] = mel.Name, ["recipe"] = recipe };
+        string name = o.VoiceName ?? Path.GetFileName(Path.GetFullPath(o.OutputDir).TrimEnd('/'));
+        var objective = new WaveGradObjective(net, data, mel, prior, o.BatchSize, o.CropFrames, o.Loss, o.StftLossWeight, o.Device, o.Bf16);
+        return Trainer.Run(net, objective, new TrainerOptions
         {
-            fp32 = net.named_parameters().ToDictionary(p => p.name, p => p.parameter.detach().clone());
-            net.to(ScalarType.BFloat16);
-        }
-        var opt = new AdamW(net, o.LearningRate);
-        var ema = new Ema(net, o.EmaDecay);
-        if (fp32 is not null)
-            using (no_grad())
-                foreach (var (k, v) in fp32) { opt.Master[k].copy_(v); ema.Shadow[k].copy_(v); }
-        if (emaStart is not null)
-        {
-            foreach (var (k, v) in ema.Shadow)
-            {
-                if (!emaStart.TryGetValue(k, out var t)) throw new WaveGradException($"{o.InitFrom}/model.safetensors: lacks '{k}'");
-                v.copy_(t);
-            }
-            ema.Updates = 10_000;   // the imported average is already warm
-        }
-        long step = 0, nonFiniteTotal = 0;
-        double previousWall = 0;
-        if (o.Resume)
-        {
-            var state = LoadCheckpoint(ckptDir, net, opt, ema, rng, netCfg);
-            step = state.Step; nonFiniteTotal = state.NonFinite; previousWall = state.WallSeconds;
-            log = new TrainingProgress(o.Steps, step, o.LogEvery, o.Log);
-            log.Message($"resumed at step {step}");
-        }
-        log.Message($"network: {net.ParameterCount:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}{(o.Bf16 ? " bf16" : "")}, batch {o.BatchSize}×{o.CropFrames} frames");
-
-        log = new TrainingProgress(o.Steps, step, o.LogEvery, o.Log);   // rates from here, not from data loading
-        var q = new ForwardProcess(TrainingSchedule);
-        int nonFiniteInARow = 0;
-        double lastValidation = double.NaN;
-        net.train();
-        void Save() => SaveAll(o, mel, netCfg, net, opt, ema, rng, step, nonFiniteTotal, previousWall + wall.Elapsed.TotalSeconds, data, lastValidation);
-        try
-        {
-            while (step < o.Steps)
-            {
-                if (wall.Elapsed.TotalMinutes >= o.MaxMinutes) { log.Message($"stopping at step {step}: --max-minutes {o.MaxMinutes} reached"); break; }
-                ct.ThrowIfCancellationRequested();
-                double loss;
-                using (var scope = NewDisposeScope())
-                {
-                    var (audio, m) = data.Batch(o.BatchSize, o.CropFrames, mel.Hop, rng);
-                    var levels = q.SampleContinuousLevels(o.BatchSize, rng);
-                    var noise = randn(audio.shape, generator: rng);
-                    var noisy = ForwardProcess.SampleContinuous(audio, levels, noise);
-                    var dt = o.Bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
-                    var pred = net.call(noisy.to(o.Device).to_type(dt), m.to(o.Device).to_type(dt), levels.to(o.Device));
-                    var lossT = Losses.Regression(pred.to_type(ScalarType.Float32), noise.to(o.Device), o.Loss);
-                    loss = lossT.item<float>();
-                    opt.ZeroGrad();
-                    bool finite = double.IsFinite(loss);
-                    if (finite)
-                    {
-                        lossT.backward();
-                        // An overflowing gradient would poison every weight: skip the step like a non-finite loss.
-                        finite = double.IsFinite(opt.ClipGradNorm(o.GradClip));
-                    }
-                    if (finite)
-                    {
-                        opt.StepOnce();
-                        ema.Update();
-                        nonFiniteInARow = 0;
-                    }
-                    else
-                    {
-                        nonFiniteTotal++;
-                        if (++nonFiniteInARow >= o.MaxNonFiniteInARow)
-                            throw new WaveGradException($"training stopped: {nonFiniteInARow} non-finite losses or gradients in a row at step {step + 1}; lower --lr or check the data");
-                    }
-                    opt.ZeroGrad();
-                }
-                step++;
-                o.OnStep?.Invoke(step, loss);
-                string extra = nonFiniteTotal > 0 ? $"  skipped {nonFiniteTotal} non-finite" : "";
-                if (o.ValidateEvery > 0 && step % o.ValidateEvery == 0 && data.Validation.Count > 0)
-                {
-                    lastValidation = Validate(netCfg, ema, mel, data.Validation, o.Device);
-                    extra += $"  val log-mel L1 {lastValidation:F3}";
-                }
-                log.Report(step, loss, (long)o.BatchSize * o.CropFrames * mel.Hop, extra);
-                if (step % o.CheckpointEvery == 0 && step < o.Steps) Save();
-            }
-        }
-        finally
-        {
-            // A checkpoint at exit, also when interrupted (Ctrl+C) or stopped by an error mid-run.
-            if (step > 0) Save();
-        }
-        log.Message($"saved {o.OutputDir} at step {step} ({(previousWall + wall.Elapsed.TotalSeconds) / 60:F1} min of training in all)");
-        return step;
+            RunDir = o.OutputDir, Network = network, Steps = o.Steps, LearningRate = o.LearningRate, GradClip = o.GradClip, EmaDecay = o.EmaDecay,
+            EmaStart = emaStart, CheckpointEvery = o.CheckpointEvery, LogEvery = o.LogEvery, MaxMinutes = o.MaxMinutes, Resume = o.Resume,
+            Device = o.Device, Bf16 = o.Bf16, MaxNonFiniteInARow = o.MaxNonFiniteInARow, Seed = o.Seed, OnStep = o.OnStep, Log = o.Log,
+            ValidateEvery = data.Validation.Count > 0 ? o.ValidateEvery : 0,
+            Validate = ("val log-mel L1", ema => Validate(netCfg, ema, mel, prior, data.Validation, o.Device)),
+            SaveBundle = snap => SaveVoice(o, name, mel, netCfg, prior, recipe, data, snap),
+        }, $"network: {net.ParameterCount:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}{(o.Bf16 ? " bf16" : "")}, " +
+           $"batch {o.BatchSize}×{o.CropFrames} frames, prior {prior.Kind}{(o.StftLossWeight > 0 ? $", STFT loss ×{o.StftLossWeight}" : "")}", ct);
     }
 
-    /// <summary>Log-mel L1 of EMA renders (WG-6 schedule, first 2 s of up to 4 validation clips) against their references.</summary>
-    public static double Validate(WaveGradConfig cfg, Ema ema, MelConfig mel, IReadOnlyList<Utterance> clips, Device device)
+    /// <summary>PriorGrad's reference level: the 99th percentile of the training frames' loudness (<see cref="NoisePrior.FrameLevel"/>).</summary>
+    public static double ReferenceLevel(VocoderDataset data, MelConfig mel)
     {
         using var scope = NewDisposeScope();
-        using var net = new WaveGradNet(cfg);
+        var levels = cat(data.Train.Select(u => NoisePrior.FrameLevel(u.Mel.unsqueeze(0), mel)[0]).ToArray());
+        return levels.quantile(0.99).item<float>();
+    }
+
+    /// <summary>Log-mel L1 of EMA renders (WG-6 from noise, first 2 s of up to 4 validation clips) against their mels.</summary>
+    public static double Validate(WaveGradConfig cfg, Ema ema, MelConfig mel, NoisePrior prior, IReadOnlyList<Utterance> clips, Device device)
+    {
+        using var scope = NewDisposeScope();
+        var net = new WaveGradNet(cfg);
         TensorFiles.LoadInto(net, ema.Shadow, "EMA weights");
         if (device.type != DeviceType.CPU) net.to(device);
         net.eval();
+        using var model = new DiffusionVocoderModel(net, mel, prior, NoiseSchedule.Named("wg-6"), device);
         using var spec = new MelSpectrogram(mel);
-        using var _ = no_grad();
-        double total = 0;
+        var options = new SynthesisOptions { Seed = 7, Start = SamplerStart.Noise };
         int n = Math.Min(4, clips.Count);
+        double total = 0;
         for (int i = 0; i < n; i++)
         {
             long frames = Math.Min(clips[i].Frames, 2 * mel.SampleRate / mel.Hop);
-            using var gen = new Generator(7);
-            var m = clips[i].Mel[.., ..(int)frames].unsqueeze(0).to(device);
-            var audio = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6"))
-                .Sample(new WaveGradDenoiser(net, m), [1, frames * mel.Hop], gen, new SampleOptions { Device = device }).cpu();
-            var rendered = spec.Compute(audio[0]);
-            long f = Math.Min(rendered.shape[1], frames);
-            total += (rendered[.., ..(int)f] - clips[i].Mel[.., ..(int)f]).abs().mean().item<float>();
+            var m = clips[i].Mel[.., ..(int)frames];
+            var audio = model.Render(m.unsqueeze(0), new RenderRequest(options, 0, null, default))[0];
+            total += Metrics.LogMelL1(spec.Compute(tensor(audio)), m);
         }
         return total / n;
     }
 
-    sealed record CheckpointState(long Step, long NonFinite, double WallSeconds);
-
-    static void SaveAll(VocoderTrainingOptions o, MelConfig mel, WaveGradConfig cfg, WaveGradNet net, AdamW opt, Ema ema, Generator rng,
-        long step, long nonFinite, double wallSeconds, VocoderDataset data, double validation)
+    static void SaveVoice(VocoderTrainingOptions o, string name, MelConfig mel, WaveGradConfig cfg, NoisePrior prior, JsonObject recipe,
+        VocoderDataset data, TrainingSnapshot s)
     {
-        TrainingCheckpoint.Save(Path.Combine(o.OutputDir, "checkpoint"), opt, ema, rng, step, new JsonObject
-        {
-            ["non_finite_skipped"] = nonFinite, ["wall_seconds"] = wallSeconds, ["preset"] = mel.Name,
-            ["network"] = JsonSerializer.SerializeToNode(cfg, Voice.JsonOpts),
-        });
-        // The run folder is itself a voice bundle: EMA weights in model.safetensors, raw ones beside them.
         // Keep what others recorded in the run's voice.json (a searched schedule, notes); refresh the training fields.
         string cardPath = Path.Combine(o.OutputDir, "voice.json");
         var card = File.Exists(cardPath) && JsonNode.Parse(File.ReadAllText(cardPath)) is JsonObject existing ? existing : new JsonObject();
         if (o.Card is not null) foreach (var (k, v) in o.Card) card[k] = v?.DeepClone();
+        card["prior"] = prior.ToCard();
         card["training"] = new JsonObject
         {
-            ["data"] = Path.GetFullPath(o.DataDir), ["train_clips"] = data.Train.Count, ["train_minutes"] = Math.Round(data.TrainSeconds / 60, 2),
-            ["steps"] = step, ["batch"] = o.BatchSize, ["crop_frames"] = o.CropFrames, ["learning_rate"] = o.LearningRate,
-            ["loss"] = o.Loss.ToString(), ["device"] = o.Device.type.ToString(), ["bf16"] = o.Bf16,
+            ["data"] = Path.GetFullPath(o.DataDir), ["speakers"] = new JsonArray(data.Speakers.Select(x => (JsonNode)x).ToArray()),
+            ["train_clips"] = data.Train.Count, ["train_minutes"] = Math.Round(data.TrainSeconds / 60, 2),
+            ["steps"] = s.Step, ["batch"] = o.BatchSize, ["crop_frames"] = o.CropFrames, ["learning_rate"] = o.LearningRate,
+            ["recipe"] = recipe.DeepClone(), ["device"] = o.Device.type.ToString(), ["bf16"] = o.Bf16,
             ["hardware"] = $"{Environment.ProcessorCount} CPU cores{(o.Device.type == DeviceType.CUDA ? " + CUDA GPU" : "")}",
-            ["wall_minutes"] = Math.Round(wallSeconds / 60, 1), ["ema_decay_max"] = o.EmaDecay,
-            ["val_logmel_l1_wg6"] = double.IsFinite(validation) ? Math.Round(validation, 4) : null,
+            ["wall_minutes"] = Math.Round(s.WallSeconds / 60, 1), ["ema_decay_max"] = o.EmaDecay,
+            ["val_logmel_l1_wg6"] = double.IsFinite(s.LastValidation) ? Math.Round(s.LastValidation, 4) : null,
         };
-        Voice.Save(o.OutputDir + ".voice-tmp", o.VoiceName ?? Path.GetFileName(Path.GetFullPath(o.OutputDir).TrimEnd('/')), mel, cfg, ema.Shadow, card, half: false);
-        foreach (var f in new[] { "voice.json", "model.safetensors" })
-            File.Move(Path.Combine(o.OutputDir + ".voice-tmp", f), Path.Combine(o.OutputDir, f), overwrite: true);
-        Directory.Delete(o.OutputDir + ".voice-tmp", true);
-        TensorFiles.Save(Path.Combine(o.OutputDir, "model-raw.safetensors"), opt.Master);
-    }
-
-    static CheckpointState LoadCheckpoint(string dir, WaveGradNet net, AdamW opt, Ema ema, Generator rng, WaveGradConfig cfg)
-    {
-        string statePath = Path.Combine(dir, "state.json");
-        if (File.Exists(statePath) && JsonNode.Parse(File.ReadAllText(statePath)) is JsonObject st && st["network"] is JsonNode n
-            && n.ToJsonString() != JsonSerializer.SerializeToNode(cfg, Voice.JsonOpts)!.ToJsonString())
-            throw new WaveGradException($"{statePath}: the checkpoint's network differs from the one asked for (check --size and --preset)");
-        var state = TrainingCheckpoint.Load(dir, net, opt, ema, rng);
-        return new CheckpointState(state["step"]!.GetValue<long>(), state["non_finite_skipped"]?.GetValue<long>() ?? 0, state["wall_seconds"]?.GetValue<double>() ?? 0);
+        // The run folder is itself a voice bundle: EMA weights in model.safetensors, raw ones beside them.
+        Voice.Save(o.OutputDir, name, mel, WaveGradArchitecture.Name, WaveGradArchitecture.ToCard(cfg), s.Ema.Shadow, card, half: false);
+        TensorFiles.Save(Path.Combine(o.OutputDir, "model-raw.safetensors"), s.Optimizer.Master);
     }
 }

@@ -1,10 +1,14 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
+using WaveGradSharp.Audio;
 using TorchSharp;
 using TorchSharp.Modules;
 using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 using F = TorchSharp.torch.nn.functional;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Vocoder;
 
@@ -80,14 +84,61 @@ public sealed record WaveGradConfig
         _ => throw new WaveGradException($"hop {hop} is not supported; supported hops: 300 (5·5·3·2·2), 256 (4·4·4·2·2), 240 (5·4·3·2·2), 200 (5·5·2·2·2)"),
     };
 
-    /// <summary>Checks internal consistency; throws a <see cref="WaveGradException"/> naming the field.</summary>
-    public WaveGradConfig Validate(string source = "config")
+    /// <summary>The most parameters a WaveGrad voice may have (<c>large</c> has 36 M with 128 mels): a card asking for more
+    /// is refused before anything is allocated.</summary>
+    public const long MaxParameters = 100_000_000;
+    /// <summary>The most channels of any layer.</summary>
+    public const int MaxChannels = 4096;
+
+    /// <summary>How the card writes a config (enums in kebab case).</summary>
+    public static readonly JsonSerializerOptions JsonOptions = new()
     {
-        if (UpFactors.Length != 5 || UpChannels.Length != 5 || DownChannels.Length != 5)
+        WriteIndented = true,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false) },
+    };
+
+    /// <summary>A WaveGrad voice's config.</summary>
+    public static WaveGradConfig Of(Voice voice) => FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath);
+
+    /// <summary>The config in a voice card's <c>network</c> field, checked against the voice's mel preset.</summary>
+    public static WaveGradConfig FromCard(JsonObject network, MelConfig mel, string source)
+    {
+        WaveGradConfig? cfg;
+        try { cfg = network.Deserialize<WaveGradConfig>(JsonOptions); }
+        catch (JsonException e) { throw new WaveGradException($"{source}: malformed network ({Text.Escape(Text.FirstLine(e.Message))})"); }
+        return (cfg ?? throw new WaveGradException($"{source}: no network")).Check(mel, source);
+    }
+
+    /// <summary>Checks internal consistency, the limits (<see cref="MaxChannels"/>, <see cref="MaxParameters"/>) and, given a
+    /// mel preset, its band count and hop; throws a <see cref="WaveGradException"/> naming the field.</summary>
+    public WaveGradConfig Check(MelConfig? mel = null, string source = "config")
+    {
+        if (UpFactors is not { Length: 5 } || UpChannels is not { Length: 5 } || DownChannels is not { Length: 5 })
             throw new WaveGradException($"{source}: up_factors, up_channels and down_channels must each have 5 entries");
-        if (NMels < 1) throw new WaveGradException($"{source}: n_mels must be positive");
+        if (NMels < 1 || NMels > 1024) throw new WaveGradException($"{source}: n_mels {NMels} must be between 1 and 1024");
         if (Interpolation is not ("nearest" or "linear")) throw new WaveGradException($"{source}: interpolation must be 'nearest' or 'linear'");
+        if (UpFactors.Any(f => f < 1 || f > 16)) throw new WaveGradException($"{source}: up_factors must be between 1 and 16");
+        foreach (var (field, c) in new[] { ("first_channels", new[] { FirstChannels }), ("up_channels", UpChannels), ("down_channels", DownChannels) })
+            if (c.Any(x => x < 1 || x > MaxChannels)) throw new WaveGradException($"{source}: {field} must be between 1 and {MaxChannels}");
+        if (!(NoiseEncodingScale > 0 && NoiseEncodingScale <= 1e6)) throw new WaveGradException($"{source}: noise_scale {NoiseEncodingScale} must be in (0, 1e6]");
+        long p = ParameterCount();
+        if (p > MaxParameters) throw new WaveGradException($"{source}: the network would have {p:N0} parameters, more than the {MaxParameters:N0} supported");
+        if (mel is not null && NMels != mel.NMels) throw new WaveGradException($"{source}: network has {NMels} mel bands but preset '{mel.Name}' has {mel.NMels}");
+        if (mel is not null && Hop != mel.Hop) throw new WaveGradException($"{source}: network upsamples by {Hop} but preset '{mel.Name}' has hop {mel.Hop}");
         return this;
+    }
+
+    /// <summary>The network's parameter count, from the config alone (what <see cref="WaveGradNet"/> allocates).</summary>
+    public long ParameterCount()
+    {
+        static long Conv(long i, long o, long k) => i * o * k + o;
+        long[] dc = [.. DownChannels.Select(c => (long)c)], uc = [.. UpChannels.Select(c => (long)c)];
+        long n = Conv(1, dc[0], 5) + Conv(NMels, FirstChannels, 3) + Conv(uc[4], 1, 3);
+        for (int i = 0; i < 4; i++) n += Conv(dc[i], dc[i + 1], 1) + Conv(dc[i], dc[i + 1], 3) + 2 * Conv(dc[i + 1], dc[i + 1], 3);
+        for (int i = 0; i < 5; i++) n += Conv(dc[i], dc[i], 3) + Conv(dc[i], 2 * uc[4 - i], 3);
+        long inCh = FirstChannels;
+        for (int i = 0; i < 5; i++) { n += Conv(inCh, uc[i], 1) + Conv(inCh, uc[i], 3) + 3 * Conv(uc[i], uc[i], 3); inCh = uc[i]; }
+        return n;
     }
 }
 
@@ -113,7 +164,7 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
     public WaveGradNet(WaveGradConfig config, Generator? init = null) : base("WaveGrad")
     {
         var g = init ?? new Generator(0);
-        Config = config.Validate();
+        Config = config.Check();
         var mode = config.Interpolation == "linear" ? InterpolationMode.Linear : InterpolationMode.Nearest;
         var up = config.UpFactors;
         // DBlocks undo the upsampling of UBlocks 4, 3, 2, 1 (the first UBlock has no FiLM partner below it).
@@ -134,6 +185,18 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
         first_conv = Conv(g, config.NMels, config.FirstChannels, 3, padding: 1);
         last_conv = Conv(g, uc[4], 1, 3, padding: 1);
         RegisterComponents();
+    }
+
+    /// <summary>A WaveGrad voice's network with its weights (or another weights file of the bundle), on the CPU, in eval mode.</summary>
+    public static WaveGradNet Load(Voice voice, string weightsFile = "model.safetensors") => Load(voice, voice.Bundle.LoadWeights(weightsFile));
+
+    /// <summary>A WaveGrad voice's network with the given weights, on the CPU, in eval mode.</summary>
+    public static WaveGradNet Load(Voice voice, IReadOnlyDictionary<string, Tensor> weights)
+    {
+        var net = new WaveGradNet(WaveGradConfig.Of(voice));
+        TensorFiles.LoadInto(net, weights, voice.WeightsPath);
+        net.eval();
+        return net;
     }
 
     /// <summary>

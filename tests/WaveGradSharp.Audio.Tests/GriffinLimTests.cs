@@ -1,5 +1,6 @@
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio.Tests;
 
@@ -49,7 +50,7 @@ public class GriffinLimTests(ITestOutputHelper log)
         Assert.Equal(minFrames, GriffinLim.MinFrames(cfg));
         var ok = GriffinLim.FromMel(zeros(cfg.NMels, minFrames), cfg, 2);
         Assert.Equal((minFrames - 1) * cfg.Hop, ok.Length);
-        var e = Assert.Throws<WaveGradSharp.Diffusion.WaveGradException>(() => GriffinLim.FromMel(zeros(cfg.NMels, minFrames - 1), cfg, 2));
+        var e = Assert.Throws<WaveGradSharp.Core.WaveGradException>(() => GriffinLim.FromMel(zeros(cfg.NMels, minFrames - 1), cfg, 2));
         Assert.Equal($"griffin-lim input: {minFrames - 1} frames is too short; {preset} needs at least {minFrames}", e.Message);
     }
 }

@@ -1,6 +1,6 @@
-using WaveGradSharp.Diffusion;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio.Tests;
 

@@ -1,8 +1,8 @@
 using System.Buffers.Binary;
 using System.Text;
-using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
 using static WaveGradSharp.Audio.Tests.TestData;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio.Tests;
 
@@ -88,7 +88,7 @@ public class NpyTests
         var e = Assert.Throws<WaveGradException>(() => MelFile.CheckNMels(m, 80, "voice lj"));
         Assert.Equal("voice lj: the mel has 2 mel bands but 80 are expected (shape [2, 3])", e.Message);
         using var wrongWay = zeros(50, 80);
-        Assert.Contains("pass --frames-first", Assert.Throws<WaveGradException>(() => MelFile.CheckNMels(wrongWay, 80, "f.npy")).Message);
+        Assert.Contains("read it with FramesFirst", Assert.Throws<WaveGradException>(() => MelFile.CheckNMels(wrongWay, 80, "f.npy")).Message);
         Npy.Write(Path.Combine(dir, "b.npy"), new float[2 * 80 * 7], [2, 80, 7]);
         using var b = MelFile.Load(Path.Combine(dir, "b.npy"));
         MelFile.CheckNMels(b, 80, "b");

@@ -1,9 +1,9 @@
-using WaveGradSharp.Diffusion;
 using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 using WaveGradSharp.Audio;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio.Tests;
 

@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
-using WaveGradSharp.Diffusion;
 using static WaveGradSharp.Audio.Tests.TestData;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio.Tests;
 

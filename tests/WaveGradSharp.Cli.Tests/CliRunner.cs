@@ -9,9 +9,13 @@ static class CliRunner
 
     public static Result Run(params string[] args) => RunIn(null, args);
 
-    public static Result RunIn(string? workingDirectory, params string[] args)
+    public static Result RunIn(string? workingDirectory, params string[] args) => RunWith(workingDirectory, null, args);
+
+    /// <summary>Runs with environment variables set (a null value removes one).</summary>
+    public static Result RunWith(string? workingDirectory, IReadOnlyDictionary<string, string?>? env, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (env is not null) foreach (var (k, v) in env) psi.Environment[k] = v;
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "wavegrad.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         if (workingDirectory != null) psi.WorkingDirectory = workingDirectory;

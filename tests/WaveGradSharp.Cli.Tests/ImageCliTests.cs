@@ -1,4 +1,5 @@
 using StbImageSharp;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Cli.Tests;
 
@@ -24,7 +25,7 @@ public class ImageCliTests
             Assert.True(r.ExitCode == 0, r.Stderr);
             Assert.Equal(128 + 8 * 28 * 28 * 4, new FileInfo(npy).Length);
             // The shipped judge reads the raw samples: most must be sevens (measured: 8 of 8 at this seed).
-            var x = WaveGradSharp.Diffusion.Npy.ReadTensor(npy) * 2 - 1;
+            var x = WaveGradSharp.Core.Npy.ReadTensor(npy) * 2 - 1;
             using var judge = WaveGradSharp.Imaging.ImageModel.Load("mnist-judge", "classifier").CreateClassifier();
             var pred = WaveGradSharp.Imaging.Evaluation.Predict(judge, x);
             Assert.True(pred.eq(7).sum().item<long>() >= 6, $"judge saw {string.Join(",", pred.data<long>().ToArray())}");

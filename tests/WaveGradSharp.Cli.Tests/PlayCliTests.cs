@@ -1,7 +1,10 @@
 namespace WaveGradSharp.Cli.Tests;
 
+/// <summary><c>play</c> against players this test controls: none on PATH, one that plays, one that finds no device.</summary>
 public class PlayCliTests
 {
+    static readonly string Wav = Path.Combine(AppContext.BaseDirectory, "fixtures", "audio", "clip-chirp-22k.wav");
+
     [Fact]
     public void PlayNamesAMissingFileAndExitsWithTwo()
     {
@@ -12,15 +15,43 @@ public class PlayCliTests
     }
 
     [Fact]
-    public void PlayWithoutASoundDeviceSaysSoInOneLine()
+    public void WithoutAPlayerItSaysSoInOneLineAndExitsWithOne()
     {
-        // On a machine without a player or a sound card, playback fails with one line and exit code 1;
-        // where a player and a device exist, it plays (exit code 0).
-        var wav = Path.Combine(AppContext.BaseDirectory, "fixtures", "audio", "clip-chirp-22k.wav");
-        var r = CliRunner.Run("play", wav);
-        if (r.ExitCode == 0) return;
-        Assert.Equal(1, r.ExitCode);
-        Assert.Single(r.Stderr.Trim().Split('\n'));
-        Assert.StartsWith("play: ", r.Stderr);
+        var empty = Directory.CreateTempSubdirectory("wg-path-");
+        try
+        {
+            var r = CliRunner.RunWith(null, new Dictionary<string, string?> { ["PATH"] = empty.FullName }, "play", Wav);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Single(r.Stderr.Trim().Split('\n'));
+            Assert.StartsWith("play: no audio player found", r.Stderr);
+        }
+        finally { empty.Delete(true); }
+    }
+
+    [Theory]
+    [InlineData(0, "")]
+    [InlineData(1, "aplay: main:831: audio open error: No such file or directory")]
+    public void APlayerOnPathGetsTheFileAndItsFailureIsOneLine(int playerExit, string playerError)
+    {
+        if (OperatingSystem.IsWindows()) return;   // playback is built in on Linux and macOS only
+        var bin = Directory.CreateTempSubdirectory("wg-path-");
+        try
+        {
+            // A stand-in for aplay that records its arguments and exits as a real one would.
+            string log = Path.Combine(bin.FullName, "args.txt");
+            File.WriteAllText(Path.Combine(bin.FullName, "aplay"), $"#!/bin/sh\necho \"$@\" > '{log}'\necho '{playerError}' >&2\nexit {playerExit}\n");
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(bin.FullName, "aplay"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var r = CliRunner.RunWith(null, new Dictionary<string, string?> { ["PATH"] = bin.FullName + ":/usr/bin:/bin" }, "play", Wav);
+            Assert.Equal(playerExit, r.ExitCode);
+            Assert.Equal($"-q {Wav}", File.ReadAllText(log).Trim());
+            if (playerExit == 0) Assert.Equal("", r.Stderr.Trim());
+            else
+            {
+                Assert.Single(r.Stderr.Trim().Split('\n'));
+                Assert.StartsWith("play: aplay could not play", r.Stderr);
+                Assert.Contains("audio open error", r.Stderr);
+            }
+        }
+        finally { bin.Delete(true); }
     }
 }

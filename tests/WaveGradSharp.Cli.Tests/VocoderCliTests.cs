@@ -134,7 +134,7 @@ public class VocoderCliTests
             Assert.Contains("step 2/2", t.Stdout);
             var again = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "3", "--batch", "2", "--validate-every", "0", "--device", "cpu");
             Assert.Equal(2, again.ExitCode);
-            Assert.Contains("pass --resume", again.Stderr);
+            Assert.Contains("set --resume to continue it or choose another --output", again.Stderr);   // the library's Resume and OutputDir, renamed to flags
             var resumed = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "3", "--batch", "2", "--validate-every", "0", "--device", "cpu", "--resume");
             Assert.True(resumed.ExitCode == 0, resumed.Stderr);
             Assert.Contains("resumed at step 2", resumed.Stdout);

@@ -5,6 +5,7 @@ using TorchSharp;
 using WaveGradSharp.Diffusion;
 using WaveGradSharp.Imaging;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Imaging.Tests;
 
@@ -237,7 +238,7 @@ public class TrainingAndSamplingTests
             var e = Assert.Throws<WaveGradException>(() => ImageSampling.Sample(model, net, new ImageSampleRequest { Class = 4, Count = 1, Steps = 2 }));
             Assert.Contains("class 4 is outside the model's range 0–3", e.Message);
             e = Assert.Throws<WaveGradException>(() => ImageSampling.Sample(model, net, new ImageSampleRequest { Sampler = "ddpm", Steps = 50, Count = 1 }));
-            Assert.Contains("use --sampler respaced --steps 50", e.Message);
+            Assert.Contains("use the Sampler respaced with 50 Steps", e.Message);
             e = Assert.Throws<WaveGradException>(() => ImageSampling.Sample(model, net, new ImageSampleRequest { Class = 1, ClassifierGuidance = 1, Count = 1, Steps = 2 }));
             Assert.Contains("classifier guidance needs", e.Message);
             e = Assert.Throws<WaveGradException>(() => ImageModel.Load(Path.Combine(dir, "nope")));

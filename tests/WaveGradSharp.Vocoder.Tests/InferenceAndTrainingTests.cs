@@ -3,6 +3,7 @@ using WaveGradSharp.Audio;
 using WaveGradSharp.Diffusion;
 using WaveGradSharp.Vocoder;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Vocoder.Tests;
 
@@ -34,9 +35,13 @@ static class Tiny
     {
         random.manual_seed(seed);
         using var net = new WaveGradNet(Config());
-        Voice.Save(dir, "tiny", MelConfig.Preset("hifigan-22k"), net.Config, TensorFiles.StateOf(net), half: false);
+        Voice.Save(dir, "tiny", MelConfig.Preset("hifigan-22k"), "wavegrad", System.Text.Json.JsonSerializer.SerializeToNode(net.Config, WaveGradConfig.JsonOptions)!,
+            TensorFiles.StateOf(net), half: false);
         return dir;
     }
+
+    /// <summary>A vocoder over a given network (the model owns and disposes it).</summary>
+    public static Vocoder Vocoder(Voice voice, WaveGradNet net) => new(voice, new DiffusionVocoderModel(net, voice.Mel, voice.Prior, voice.DefaultSchedule, CPU));
 
     public static Tensor Mel(float[] audio)
     {
@@ -60,7 +65,7 @@ public class InferenceTests
         using var tmp = new TempDir();
         Tiny.SaveVoice(tmp["v"]);
         var voice = Voice.Load(tmp["v"]);
-        using var net = voice.CreateNetwork();
+        using var net = WaveGradNet.Load(voice);
         var saved = TensorFiles.Load(voice.WeightsPath);
         foreach (var (k, t) in net.state_dict())
             Assert.True(t.eq(saved[k]).all().item<bool>(), k);
@@ -143,9 +148,9 @@ public class InferenceTests
     {
         using var tmp = new TempDir();
         var voice = Voice.Load(Tiny.SaveVoice(tmp["v"]));
-        var net = voice.CreateNetwork();
+        var net = WaveGradNet.Load(voice);
         net.ZeroOutputLayer();   // ε̂ = 0: every step only rescales x and adds the sampler's noise
-        using var v = new Vocoder(voice, net);
+        using var v = Tiny.Vocoder(voice, net);
         var mel = Tiny.Mel(Tiny.Chirp(0.5));
         var gl = GriffinLim.FromMel(mel, voice.Mel, SynthesisOptions.StartGriffinLimIterations);
         // Started at WG-6's last step: x_0 = (√ᾱ₀·GL + √(1−ᾱ₀)·z)/√α₀ = GL + √(β₀/(1−β₀))·z, an rms distance of 0.002646.
@@ -190,7 +195,7 @@ public class InferenceTests
         using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
         var e = Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(128, 10)));
         Assert.Contains("128 bands but voice 'tiny' expects 80", e.Message);
-        Assert.Contains("start noise 0: must be in (0, 1]", Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(80, 10), new SynthesisOptions { StartNoise = 0 })).Message);
+        Assert.Contains("StartNoise 0: must be in (0, 1]", Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(80, 10), new SynthesisOptions { StartNoise = 0 })).Message);
         var nan = zeros(80, 10); nan[3, 4] = tensor(float.NaN);
         Assert.Contains("NaN or Inf", Assert.Throws<WaveGradException>(() => v.Synthesize(nan)).Message);
         Assert.Contains("voice 'no-such-voice': not found", Assert.Throws<WaveGradException>(() => Voice.Load("no-such-voice")).Message);

@@ -3,6 +3,7 @@ using TorchSharp;
 using WaveGradSharp.Diffusion;
 using WaveGradSharp.Vocoder;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Vocoder.Tests;
 
@@ -32,7 +33,7 @@ public class NetworkTests
     [InlineData("tiny-paper")]
     public void MatchesThePyTorchReferenceWithin1e4(string name)
     {
-        var cfg = JsonSerializer.Deserialize<WaveGradConfig>(File.ReadAllText(Fixture(name + ".json")), Voice.JsonOpts)!;
+        var cfg = JsonSerializer.Deserialize<WaveGradConfig>(File.ReadAllText(Fixture(name + ".json")), WaveGradConfig.JsonOptions)!;
         using var net = new WaveGradNet(cfg);
         TensorFiles.LoadInto(net, PyTorchImport.ReadStateDict(Fixture(name + ".pt")), name);
         net.eval();
@@ -51,7 +52,7 @@ public class NetworkTests
         // The backward pass (dilated convs, interpolation, FiLM) against PyTorch's autograd on an L1 loss, with
         // oneDNN off as CPU training runs (see NativeTuning.DisableOneDnn and the next test).
         NativeTuning.DisableOneDnn();
-        var cfg = JsonSerializer.Deserialize<WaveGradConfig>(File.ReadAllText(Fixture("tiny-paper.json")), Voice.JsonOpts)!;
+        var cfg = JsonSerializer.Deserialize<WaveGradConfig>(File.ReadAllText(Fixture("tiny-paper.json")), WaveGradConfig.JsonOptions)!;
         using var net = new WaveGradNet(cfg);
         TensorFiles.LoadInto(net, PyTorchImport.ReadStateDict(Fixture("tiny-paper.pt")), "tiny-paper");
         var io = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(Fixture("tiny-paper-io.pt"));
@@ -126,10 +127,11 @@ public class NetworkTests
         {
             // A {'model': state_dict} checkpoint of lmnt's layout with 128 mels (hop 300): the preset lmnt-22k fits.
             var voice = PyTorchImport.ImportVoice(Fixture("tiny-lmnt-128.pt"), "lmnt-22k", Path.Combine(dir.FullName, "imported"));
-            Assert.Equal(DilationOrder.Lmnt, voice.Network.Dilations);
-            Assert.Equal(1.0, voice.Network.NoiseEncodingScale);
-            Assert.Equal(48, voice.Network.FirstChannels);
-            using (var net = voice.CreateNetwork())
+            var cfg = WaveGradConfig.Of(voice);
+            Assert.Equal(DilationOrder.Lmnt, cfg.Dilations);
+            Assert.Equal(1.0, cfg.NoiseEncodingScale);
+            Assert.Equal(48, cfg.FirstChannels);
+            using (var net = WaveGradNet.Load(voice))
             {
                 var io = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(Fixture("tiny-lmnt-128-io.pt"));
                 using var _ = no_grad();

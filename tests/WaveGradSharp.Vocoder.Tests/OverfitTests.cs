@@ -4,6 +4,7 @@ using WaveGradSharp.Diffusion;
 using WaveGradSharp.Vocoder;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Vocoder.Tests;
 
@@ -47,7 +48,7 @@ public class OverfitTests(ITestOutputHelper log)
         // through the same pipeline. (From the default Griffin-Lim start this network scores MR-STFT 1.57.)
         AudioMetrics Render(Func<WaveGradNet> network, int postFilter)
         {
-            using var v = new Vocoder(Voice.Load(tmp["run"]), network());   // the vocoder owns (and disposes) the network
+            using var v = Tiny.Vocoder(Voice.Load(tmp["run"]), network());   // the vocoder owns (and disposes) the network
             var y = v.Synthesize(mel, new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-6"), PostFilterPasses = postFilter, Start = SamplerStart.Noise });
             return Metrics.Compute(x, y[..x.Length], cfg.SampleRate, cfg);
         }

@@ -1,0 +1,178 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using WaveGradSharp.Audio;
+using WaveGradSharp.Core;
+using WaveGradSharp.Diffusion;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace WaveGradSharp.Vocoder;
+
+/// <summary>
+/// The noise a diffusion vocoder draws, in training and sampling alike. <c>standard</c>: N(0, I), WaveGrad's.
+/// <c>priorgrad</c>: N(0, Σ) with Σ = diag(σ²) following the mel's loudness (PriorGrad, Lee et al. 2022): per frame
+/// σ_f = clamp(rms_m(mel magnitude_{m,f}) / <see cref="ReferenceLevel"/>, <see cref="MinStd"/>, 1), interpolated to the
+/// samples, so quiet frames start nearly silent and the network only has to shape noise where there is sound.
+/// </summary>
+public sealed record NoisePrior
+{
+    /// <summary>"standard" or "priorgrad".</summary>
+    public string Kind { get; init; } = "standard";
+    /// <summary>The smallest σ (PriorGrad's 0.1).</summary>
+    public double MinStd { get; init; } = 0.1;
+    /// <summary>The RMS mel magnitude whose frames get σ = 1 (measured on the training corpus: a high percentile).</summary>
+    public double ReferenceLevel { get; init; } = 1;
+
+    /// <summary>WaveGrad's N(0, I).</summary>
+    public static NoisePrior Standard { get; } = new();
+
+    /// <summary>True for N(0, I).</summary>
+    public bool IsStandard => Kind == "standard";
+
+    /// <summary>The prior a card's <c>prior</c> field names (absent: standard); a bad field is an error naming <paramref name="source"/>.</summary>
+    public static NoisePrior FromCard(JsonNode? node, MelConfig mel, string source)
+    {
+        if (node is null) return Standard;
+        NoisePrior? p;
+        try { p = node.Deserialize<NoisePrior>(CardJson); }
+        catch (JsonException e) { throw new WaveGradException($"{source}: \"prior\" is malformed ({Text.FirstLine(e.Message)})"); }
+        if (p is null || p.Kind is not ("standard" or "priorgrad")) throw new WaveGradException($"{source}: prior.kind must be standard or priorgrad");
+        if (!(p.MinStd > 0 && p.MinStd <= 1) || !(p.ReferenceLevel > 0 && double.IsFinite(p.ReferenceLevel)))
+            throw new WaveGradException($"{source}: prior needs 0 < min_std ≤ 1 and a finite reference_level > 0");
+        return p;
+    }
+
+    /// <summary>The card's <c>prior</c> field.</summary>
+    public JsonNode ToCard() => JsonSerializer.SerializeToNode(this, CardJson)!;
+
+    static readonly JsonSerializerOptions CardJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    /// <summary>The loudness of each frame the prior follows: rms over bands of the mel's magnitude, [B, F] for log-mels [B, n_mels, F].</summary>
+    public static Tensor FrameLevel(Tensor logMels, MelConfig mel)
+    {
+        using var scope = NewDisposeScope();
+        var lin = mel.Decompress(logMels.to_type(ScalarType.Float32));
+        return (lin * lin).mean([1]).sqrt().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>σ per sample, [B, F·hop], for log-mels [B, n_mels, F]; null for the standard prior. Frame f's σ sits at its
+    /// centre (f + ½)·hop and is interpolated linearly between centres.</summary>
+    public Tensor? SampleStd(Tensor logMels, MelConfig mel)
+    {
+        if (IsStandard) return null;
+        using var scope = NewDisposeScope();
+        var sigma = (FrameLevel(logMels, mel) / ReferenceLevel).clamp(MinStd, 1.0).unsqueeze(1);   // [B, 1, F]
+        var up = F.interpolate(sigma, size: [logMels.shape[2] * mel.Hop], mode: InterpolationMode.Linear, align_corners: false);
+        return up.squeeze(1).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// A mel-conditioned denoising network as a diffusion vocoder: the network predicts ε for (x_t [B, T], mel [B, n_mels, T/hop],
+/// √ᾱ [B]); a <see cref="NoisePrior"/> shapes the noise; WaveGrad's DDPM sampler walks the schedule, from noise or from a
+/// start waveform (SDEdit). Noise is tied to absolute sample positions, so streamed pieces match a one-shot render.
+/// Calls from several threads take turns on the one network.
+/// </summary>
+public sealed class DiffusionVocoderModel(nn.Module<Tensor, Tensor, Tensor, Tensor> network, MelConfig mel, NoisePrior prior,
+    NoiseSchedule defaultSchedule, Device device) : IVocoderModel
+{
+    readonly object gate = new();
+
+    /// <inheritdoc/>
+    public Device Device { get; } = device;
+    /// <summary>The noise prior.</summary>
+    public NoisePrior Prior => prior;
+
+    /// <inheritdoc/>
+    public bool UsesStart(SynthesisOptions options) => options.Start == SamplerStart.GriffinLim;
+
+    /// <inheritdoc/>
+    public int Evaluations(SynthesisOptions options)
+    {
+        var s = options.Schedule ?? defaultSchedule;
+        return UsesStart(options) ? DdpmSampler.GuessStartStep(s, options.StartNoise) + 1 : s.Steps;
+    }
+
+    /// <inheritdoc/>
+    public float[][] Render(Tensor mels, RenderRequest r)
+    {
+        var o = r.Options;
+        var sampler = DdpmSampler.WaveGrad(o.Schedule ?? defaultSchedule);
+        lock (gate)
+        {
+            using var scope = NewDisposeScope();
+            using var _ = no_grad();
+            var m = mels.to_type(ScalarType.Float32).to(Device);
+            var std = prior.SampleStd(m, mel);
+            var positional = new PositionalNoise(o.Seed, r.SampleOffset);
+            Func<long[], Tensor> noise = std is null ? positional.Next : shape => positional.Next(shape).to(Device) * std;
+            using var unused = new Generator((ulong)o.Seed);   // all noise comes from the position-tied source
+            var so = new SampleOptions { Device = Device, Progress = o.Progress, Cancellation = r.Cancellation, NoiseSource = noise };
+            var denoiser = new MelConditionedDenoiser(network, m);
+            var audio = (r.Start is null
+                ? sampler.Sample(denoiser, [m.shape[0], m.shape[2] * mel.Hop], unused, so)
+                : sampler.SampleFrom(denoiser, r.Start, o.StartNoise, unused, so)).cpu();
+            return Enumerable.Range(0, (int)audio.shape[0]).Select(i => audio[i].data<float>().ToArray()).ToArray();
+        }
+    }
+
+    /// <summary>Frees the network.</summary>
+    public void Dispose() => network.Dispose();
+}
+
+/// <summary>A mel-conditioned network as a denoiser for one batch of mels: predicts ε, conditioned on √ᾱ.</summary>
+public sealed class MelConditionedDenoiser(nn.Module<Tensor, Tensor, Tensor, Tensor> net, Tensor mels) : IDenoiser
+{
+    /// <inheritdoc/>
+    public Prediction Predicts => Prediction.Epsilon;
+
+    /// <inheritdoc/>
+    public Tensor Predict(Tensor xt, NoiseLevel level) =>
+        net.call(xt, mels, full([xt.shape[0]], level.SignalScale, ScalarType.Float32, device: xt.device));
+}
+
+/// <summary>
+/// Standard normal noise tied to absolute sample positions: the k-th draw at sample n of batch item b is the
+/// same number whatever chunk asks for it. Blocks of 4,096 samples each come from a generator seeded by
+/// (seed, k, b, block).
+/// </summary>
+sealed class PositionalNoise(long seed, long offset)
+{
+    const int Block = 4096;
+    int draw;
+
+    public Tensor Next(long[] shape)
+    {
+        using var scope = NewDisposeScope();
+        long batch = shape[0], length = shape[1];
+        long first = offset / Block, lastBlock = (offset + length - 1) / Block;
+        var rows = new Tensor[batch];
+        for (long b = 0; b < batch; b++)
+        {
+            var blocks = new List<Tensor>();
+            for (long j = first; j <= lastBlock; j++)
+            {
+                using var g = new Generator(Mix(seed, draw, b, j));
+                blocks.Add(randn([Block], generator: g, dtype: ScalarType.Float32));
+            }
+            long start = offset - first * Block;
+            rows[b] = cat(blocks.ToArray())[(int)start..(int)(start + length)];
+        }
+        draw++;
+        return stack(rows).MoveToOuterDisposeScope();
+    }
+
+    static ulong Mix(long seed, long k, long b, long j)
+    {
+        ulong h = (ulong)seed * 0x9E3779B97F4A7C15UL;
+        foreach (long v in new[] { k, b, j })
+        {
+            h ^= (ulong)v + 0x9E3779B97F4A7C15UL + (h << 6) + (h >> 2);
+            h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9UL;
+            h = (h ^ (h >> 27)) * 0x94D049BB133111EBUL;
+            h ^= h >> 31;
+        }
+        return h;
+    }
+}

@@ -1,0 +1,95 @@
+using System.Text.Json.Nodes;
+using TorchSharp;
+using WaveGradSharp.Core;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Vocoder;
+
+/// <summary>One render of a batch of mel pieces, as <see cref="Vocoder"/> asks for it.</summary>
+/// <param name="Options">The caller's settings (a model reads what applies to it: a diffusion model its schedule and seed).</param>
+/// <param name="SampleOffset">Absolute sample position of the pieces' first sample, so that noise can be tied to positions
+/// and a streamed piece sees the same noise as a one-shot render.</param>
+/// <param name="Start">A waveform [B, F·hop] to start from (the mel's Griffin-Lim waveform), or null.</param>
+/// <param name="Cancellation">Checked between network evaluations.</param>
+public sealed record RenderRequest(SynthesisOptions Options, long SampleOffset, Tensor? Start, CancellationToken Cancellation);
+
+/// <summary>
+/// The vocoder seam, mel in and waveform out: what <see cref="Vocoder"/> runs under its checks, batching, streaming,
+/// Griffin-Lim start and post-filter. <see cref="DiffusionVocoderModel"/> (a denoising network, a noise prior and a
+/// sampler) is one implementation; another vocoder (a GAN, an ONNX Runtime network) implements this and registers
+/// an <see cref="IVocoderArchitecture"/>.
+/// </summary>
+public interface IVocoderModel : IDisposable
+{
+    /// <summary>Where the model runs; mels are moved there.</summary>
+    Device Device { get; }
+
+    /// <summary>Whether a <see cref="RenderRequest.Start"/> waveform is used with these options (so the caller makes one only then).</summary>
+    bool UsesStart(SynthesisOptions options);
+
+    /// <summary>Model evaluations of one render with these options (for progress).</summary>
+    int Evaluations(SynthesisOptions options);
+
+    /// <summary>Renders mels [B, n_mels, F] to B waveforms of F·hop float32 samples.</summary>
+    float[][] Render(Tensor mels, RenderRequest request);
+}
+
+/// <summary>A kind of vocoder a voice's card can name (its <c>architecture</c>).</summary>
+public interface IVocoderArchitecture
+{
+    /// <summary>The name in the card.</summary>
+    string Name { get; }
+
+    /// <summary>Checks the card's network config against the voice's mel preset and against the limits of what the
+    /// architecture supports, before any weights are read or memory allocated; throws naming the file.</summary>
+    void Validate(Voice voice);
+
+    /// <summary>The model with the given weights on a device.</summary>
+    IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device);
+}
+
+/// <summary>The vocoder architectures by the name a card gives.</summary>
+public static class VocoderArchitectures
+{
+    /// <summary>The architecture of voices whose card names none.</summary>
+    public const string Default = WaveGradArchitecture.Name;
+
+    static readonly Dictionary<string, IVocoderArchitecture> known = new() { [Default] = new WaveGradArchitecture() };
+
+    /// <summary>Adds an architecture (a plug-in vocoder).</summary>
+    public static void Register(IVocoderArchitecture architecture) { lock (known) known[architecture.Name] = architecture; }
+
+    /// <summary>The architecture called <paramref name="name"/>; <paramref name="source"/> names the card in errors.</summary>
+    public static IVocoderArchitecture Get(string name, string source)
+    {
+        lock (known)
+            return known.TryGetValue(name, out var a) ? a
+                : throw new WaveGradException($"{source}: unknown architecture '{Text.Escape(name)}' (known: {string.Join(", ", known.Keys)})");
+    }
+
+    /// <summary>Builds a voice's model from its weights file (<c>model.safetensors</c>, or a run's <c>model-raw.safetensors</c>).</summary>
+    public static IVocoderModel Create(Voice voice, Device? device = null, string weightsFile = "model.safetensors")
+    {
+        using var scope = NewDisposeScope();
+        return Get(voice.Architecture, voice.Bundle.ManifestPath).Create(voice, voice.Bundle.LoadWeights(weightsFile), device ?? CPU);
+    }
+}
+
+/// <summary>WaveGrad (Chen et al. 2021): <see cref="WaveGradNet"/> as a <see cref="DiffusionVocoderModel"/>.</summary>
+sealed class WaveGradArchitecture : IVocoderArchitecture
+{
+    public const string Name = "wavegrad";
+    string IVocoderArchitecture.Name => Name;
+
+    public void Validate(Voice voice) => WaveGradConfig.Of(voice);
+
+    public IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device)
+    {
+        var net = WaveGradNet.Load(voice, weights);
+        if (device.type != DeviceType.CPU) net.to(device);
+        return new DiffusionVocoderModel(net, voice.Mel, voice.Prior, voice.DefaultSchedule, device);
+    }
+
+    /// <summary>The card's network field for a config.</summary>
+    public static JsonNode ToCard(WaveGradConfig cfg) => System.Text.Json.JsonSerializer.SerializeToNode(cfg, WaveGradConfig.JsonOptions)!;
+}
