@@ -19,7 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "audio")
 
 PRESETS = {
-    "hifigan-22k": dict(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256, n_mels=80, f_min=0.0, f_max=8000.0,
+    "hifigan-22k-centered": dict(sample_rate=22050, n_fft=1024, win_length=1024, hop_length=256, n_mels=80, f_min=0.0, f_max=8000.0,
                         mel_scale="slaney", norm="slaney", power=1.0, normalized=False, log="ln"),
     "lmnt-22k": dict(sample_rate=22050, n_fft=2048, win_length=1200, hop_length=300, n_mels=128, f_min=20.0, f_max=22050 / 2,
                      mel_scale="htk", norm=None, power=1.0, normalized=True, log="lmnt"),

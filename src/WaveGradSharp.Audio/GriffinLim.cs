@@ -15,8 +15,13 @@ public static class GriffinLim
     /// STFT's reflect padding of n_fft/2.</summary>
     public static int MinFrames(MelConfig cfg) => cfg.NFft / 2 / cfg.Hop + 2;
 
+    /// <summary>Samples <see cref="FromMel"/> returns for <paramref name="frames"/> frames: (frames − 1)·hop centred, frames·hop with
+    /// HiFi-GAN's framing (whose frame f is the centred frame f of the waveform advanced by hop/2; the samples before the
+    /// first centre and after the last stay silent).</summary>
+    public static long Samples(MelConfig cfg, long frames) => cfg.Framing == MelFraming.HifiGan ? frames * cfg.Hop : (frames - 1) * cfg.Hop;
+
     /// <summary>Renders a waveform from a log-mel [n_mels, frames] (or [1, n_mels, frames]) made with <paramref name="cfg"/>.
-    /// Returns (frames − 1)·hop samples at cfg.SampleRate. Deterministic: the initial phase comes from a fixed seed.</summary>
+    /// Returns <see cref="Samples"/> samples at cfg.SampleRate. Deterministic: the initial phase comes from a fixed seed.</summary>
     /// <param name="logMel">Log-mel in the config's compression, on any device.</param>
     /// <param name="cfg">The mel settings the log-mel was made with.</param>
     /// <param name="iters">Griffin-Lim iterations (each one ISTFT + STFT).</param>
@@ -73,6 +78,8 @@ public static class GriffinLim
             angles = a.MoveToOuterDisposeScope();
         }
         var wave = istft(spec * angles, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true, length: length);
-        return wave.to(CPU).data<float>().ToArray();
+        var result = new float[Samples(cfg, frames)];
+        wave.to(CPU).data<float>().CopyTo(result, cfg.FrameOffset);
+        return result;
     }
 }

@@ -30,9 +30,20 @@ public enum LogCompression
     LmntDb,
 }
 
-/// <summary>Every setting of the mel frontend. Frames are centred: the audio is reflect-padded by n_fft/2 on both sides,
-/// so T samples give T/hop + 1 frames. The window is a periodic Hann window of <see cref="WinLength"/> samples,
-/// zero-padded to <see cref="NFft"/> in the middle (as torch.stft does).</summary>
+/// <summary>Where a mel's frames sit on the waveform.</summary>
+public enum MelFraming
+{
+    /// <summary>torch.stft(center=True) / torchaudio: reflect padding of n_fft/2 on both sides; frame f is centred on sample
+    /// f·hop, and T samples give T/hop + 1 frames (lmnt-com/wavegrad, and this project's voices before 2026-11-29).</summary>
+    Centered,
+    /// <summary>HiFi-GAN's meldataset.py (Matcha-TTS, sherpa-onnx's vocoders): reflect padding of (n_fft − hop)/2 on both
+    /// sides, then center=False; frame f is centred on sample f·hop + hop/2, and T samples give T/hop frames, so frame f
+    /// covers exactly the samples [f·hop, (f+1)·hop) a vocoder renders for it.</summary>
+    HifiGan,
+}
+
+/// <summary>Every setting of the mel frontend, framing included. The window is a periodic Hann window of
+/// <see cref="WinLength"/> samples, zero-padded to <see cref="NFft"/> in the middle (as torch.stft does).</summary>
 public sealed record MelConfig
 {
     /// <summary>Preset name, or a free label for a custom configuration.</summary>
@@ -63,25 +74,40 @@ public sealed record MelConfig
     public required LogCompression Log { get; init; }
     /// <summary>Clamp before the log (1e-5 in both HiFi-GAN and lmnt).</summary>
     public double LogFloor { get; init; } = 1e-5;
+    /// <summary>Where frames sit on the waveform.</summary>
+    public MelFraming Framing { get; init; } = MelFraming.Centered;
+    /// <summary>Added to |X|² before the square root of the magnitude (HiFi-GAN's 1e-9; 0 elsewhere).</summary>
+    public double MagnitudeEpsilon { get; init; }
+
+    /// <summary>Samples from f·hop to the centre of frame f: hop/2 with HiFi-GAN's framing, 0 when centred. A mel of
+    /// either framing is the centred mel of the waveform advanced by this many samples (edge frames aside).</summary>
+    public int FrameOffset => Framing == MelFraming.HifiGan ? Hop / 2 : 0;
+
+    /// <summary>Reflect padding on each side before frames are cut without further centring.</summary>
+    public int Padding => Framing == MelFraming.HifiGan ? (NFft - Hop) / 2 : NFft / 2;
 
     /// <summary>Number of one-sided STFT bins, NFft/2 + 1.</summary>
     public int NFreqs => NFft / 2 + 1;
 
-    /// <summary>Frames produced from <paramref name="samples"/> samples with centre padding: samples/hop + 1.</summary>
-    public long Frames(long samples) => samples / Hop + 1;
+    /// <summary>Frames produced from <paramref name="samples"/> samples: samples/hop + 1 centred, samples/hop with HiFi-GAN's framing.</summary>
+    public long Frames(long samples) => (samples + 2 * Padding - NFft) / Hop + 1;
 
     /// <summary>The default preset.</summary>
     public const string DefaultPreset = "hifigan-22k";
 
     static readonly Dictionary<string, MelConfig> presets = new()
     {
-        ["hifigan-22k"] = new MelConfig
-        {
-            Name = "hifigan-22k", SampleRate = 22050, NFft = 1024, WinLength = 1024, Hop = 256, NMels = 80, FMin = 0, FMax = 8000,
-            Scale = MelScale.Slaney, Norm = MelNorm.Slaney, Power = 1, NormalizedWindow = false, Log = LogCompression.Ln,
-        },
+        ["hifigan-22k"] = HifiGan with { Framing = MelFraming.HifiGan, MagnitudeEpsilon = 1e-9 },
+        ["hifigan-22k-centered"] = HifiGan with { Name = "hifigan-22k-centered" },
         ["lmnt-22k"] = Lmnt("lmnt-22k", 22050),
         ["wavegrad-24k"] = Lmnt("wavegrad-24k", 24000),
+    };
+
+    /// <summary>HiFi-GAN's settings (22.05 kHz, n_fft 1024, hop 256, 80 Slaney mels 0–8 kHz, ln), before the framing is chosen.</summary>
+    static MelConfig HifiGan => new()
+    {
+        Name = "hifigan-22k", SampleRate = 22050, NFft = 1024, WinLength = 1024, Hop = 256, NMels = 80, FMin = 0, FMax = 8000,
+        Scale = MelScale.Slaney, Norm = MelNorm.Slaney, Power = 1, NormalizedWindow = false, Log = LogCompression.Ln,
     };
 
     static MelConfig Lmnt(string name, int sr) => new()
@@ -90,7 +116,8 @@ public sealed record MelConfig
         Scale = MelScale.Htk, Norm = MelNorm.None, Power = 1, NormalizedWindow = true, Log = LogCompression.LmntDb,
     };
 
-    /// <summary>The named presets: hifigan-22k (default), lmnt-22k, wavegrad-24k.</summary>
+    /// <summary>The named presets: hifigan-22k (default; HiFi-GAN's own mel, framing included), hifigan-22k-centered (the same
+    /// mel with centred frames, what voices before 2026-11-29 were trained on), lmnt-22k, wavegrad-24k.</summary>
     public static IReadOnlyList<string> PresetNames { get; } = presets.Keys.ToArray();
 
     /// <summary>A named preset; an unknown name throws a <see cref="WaveGradException"/> that lists the known ones
@@ -110,6 +137,24 @@ public sealed record MelConfig
             _ => ((c.log10() * 20 - 20 + 100) / 100).clamp(0.0, 1.0),
         };
         return r.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A log-mel [.., n_mels, F] made with this config, moved to <paramref name="framing"/>: frames half a hop apart are
+    /// averaged in magnitude, the edge frames kept. Centred → HiFi-GAN gives F − 1 frames (frame f between centred
+    /// frames f and f + 1); HiFi-GAN → centred gives F + 1. The config returned describes the result.
+    /// </summary>
+    public (Tensor Mel, MelConfig Config) Reframe(Tensor logMel, MelFraming framing)
+    {
+        if (framing == Framing) return (logMel, this);
+        using var scope = NewDisposeScope();
+        var lin = Decompress(logMel);
+        long f = lin.shape[^1];
+        if (f < 2) throw new WaveGradException($"a mel of {f} frame(s) cannot be reframed; it needs at least 2");
+        var mid = (lin.narrow(-1, 0, f - 1) + lin.narrow(-1, 1, f - 1)) / 2;
+        var moved = framing == MelFraming.HifiGan ? mid : cat([lin.narrow(-1, 0, 1), mid, lin.narrow(-1, f - 1, 1)], -1);
+        var to = this with { Framing = framing, MagnitudeEpsilon = framing == MelFraming.HifiGan ? 1e-9 : 0 };
+        return (Compress(moved).MoveToOuterDisposeScope(), to);
     }
 
     /// <summary>Undoes the log compression (values clamped at the floor or, for lmnt's scale, at 0/1 stay there).</summary>
@@ -136,6 +181,8 @@ public sealed record MelConfig
         if (!(FMin >= 0) || !(FMax > FMin) || FMax > SampleRate / 2.0 + 1e-9) Fail($"need 0 ≤ f_min < f_max ≤ sample rate/2, got {FMin}–{FMax} Hz at {SampleRate} Hz");
         if (Power != 1 && Power != 2) Fail($"power {Power} must be 1 (magnitude) or 2 (power)");
         if (!(LogFloor > 0)) Fail($"log floor {LogFloor} must be positive");
+        if (Framing == MelFraming.HifiGan && (NFft - Hop) % 2 != 0) Fail($"HiFi-GAN framing needs n_fft − hop even, got {NFft} − {Hop}");
+        if (!(MagnitudeEpsilon >= 0)) Fail($"magnitude epsilon {MagnitudeEpsilon} must be 0 or more");
         return this;
     }
 

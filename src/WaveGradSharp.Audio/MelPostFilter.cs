@@ -26,12 +26,16 @@ public static class MelPostFilter
 
     /// <summary>Returns <paramref name="audio"/> (T samples) with its mel pulled onto <paramref name="logMel"/>
     /// [n_mels, frames] made with <paramref name="cfg"/>, where frames is T/hop or T/hop + 1; same length;
-    /// <paramref name="passes"/> 0 returns a copy.</summary>
+    /// <paramref name="passes"/> 0 returns a copy. With HiFi-GAN's framing the render's mel is measured in that framing, and
+    /// the gains scale the centred STFT of the waveform advanced by <see cref="MelConfig.FrameOffset"/> (whose frames are
+    /// the same, edges aside); the first hop/2 samples stay as they are.</summary>
     public static float[] Apply(ReadOnlySpan<float> audio, Tensor logMel, MelConfig cfg, int passes = DefaultPasses)
     {
         if (passes < 0) throw new ArgumentOutOfRangeException(nameof(passes), "passes must be 0 or more");
-        var samples = audio.ToArray();
-        if (passes == 0 || samples.Length <= cfg.NFft / 2) return samples;
+        var all = audio.ToArray();
+        int offset = cfg.FrameOffset;
+        if (passes == 0 || all.Length - offset <= cfg.NFft / 2) return all;
+        var samples = all[offset..];
         using var scope = NewDisposeScope();
         var mel = logMel.dim() == 3 && logMel.shape[0] == 1 ? logMel[0] : logMel;
         if (mel.dim() != 2) throw new ArgumentException($"the post-filter takes one mel [n_mels, frames], got [{string.Join(", ", mel.shape)}]", nameof(logMel));
@@ -48,13 +52,15 @@ public static class MelPostFilter
         var spread = weight / cover.clamp_min(1e-12);
         var covered = cover.gt(0).to_type(float32);
         var y = tensor(samples);
+        var head = tensor(all[..offset]);
         long length = samples.Length;
         for (int p = 0; p < passes; p++)
         {
             using var pass = NewDisposeScope();
             var spec = stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: PaddingModes.Reflect,
                 normalized: false, onesided: true, return_complex: true); // [F, N]
-            var rendered = ms.Decompress(ms.Compress(ms.MelOfStft(spec))); // [M, N], clamped like the target
+            var renderedLin = offset == 0 ? ms.MelOfStft(spec) : AlignFrames(ms.ComputeLinear(cat([head, y])), spec.shape[1]);
+            var rendered = ms.Decompress(ms.Compress(renderedLin)); // [M, N], clamped like the target
             var ratio = AlignFrames(target, spec.shape[1]) / rendered;
             if (cfg.Power == 2) ratio = ratio.sqrt();
             var logGain = ratio.clamp(1e-6, MaxGain).log();
@@ -62,10 +68,11 @@ public static class MelPostFilter
             y = istft(spec * binGain, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true, length: length)
                 .MoveToOuterDisposeScope();
         }
-        return y.data<float>().ToArray();
+        y.data<float>().CopyTo(all, offset);
+        return all;
     }
 
-    /// <summary>The target's frames cut or extended (last frame repeated) to <paramref name="n"/>.</summary>
+    /// <summary>A mel's frames cut or extended (last frame repeated) to <paramref name="n"/>.</summary>
     static Tensor AlignFrames(Tensor target, long n)
     {
         long have = target.shape[1];

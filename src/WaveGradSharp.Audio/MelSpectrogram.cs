@@ -4,8 +4,8 @@ using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio;
 
-/// <summary>Log-mel spectrogram as torchaudio's <c>MelSpectrogram</c> computes it (centred, reflect-padded, periodic Hann
-/// window), followed by the config's log compression. Works on whatever device the audio is on; the window and filter
+/// <summary>Log-mel spectrogram as torchaudio's <c>MelSpectrogram</c> (centred framing) or HiFi-GAN's <c>mel_spectrogram</c>
+/// (HiFi-GAN framing) computes it (reflect padding, periodic Hann window), followed by the config's log compression. Works on whatever device the audio is on; the window and filter
 /// bank are cached per device. Dispose it to free the cached tensors.</summary>
 public sealed class MelSpectrogram : IDisposable
 {
@@ -43,8 +43,8 @@ public sealed class MelSpectrogram : IDisposable
         }
     }
 
-    /// <summary>Log-mel of <paramref name="audio"/>: float32 [T] → [NMels, T/hop + 1], or [B, T] → [B, NMels, T/hop + 1],
-    /// on the audio's device. T must exceed NFft/2 (reflect padding needs it).</summary>
+    /// <summary>Log-mel of <paramref name="audio"/>: float32 [T] → [NMels, F], or [B, T] → [B, NMels, F] with F = <see cref="MelConfig.Frames"/>,
+    /// on the audio's device. T must exceed the reflect padding.</summary>
     public Tensor Compute(Tensor audio)
     {
         using var scope = NewDisposeScope();
@@ -63,17 +63,18 @@ public sealed class MelSpectrogram : IDisposable
         if (audio.dim() is not (1 or 2)) throw new ArgumentException($"audio must be [T] or [B, T], got [{string.Join(", ", audio.shape)}]", nameof(audio));
         if (!audio.is_floating_point()) throw new ArgumentException($"audio must be floating point, got {audio.dtype}", nameof(audio));
         long t = audio.shape[^1];
-        if (t <= Config.NFft / 2)
-            throw new WaveGradException($"audio of {t} samples is too short for the mel frontend '{Config.Name}': it needs more than n_fft/2 = {Config.NFft / 2} samples");
+        if (t <= Config.Padding || Config.Frames(t) < 1)
+            throw new WaveGradException($"audio of {t} samples is too short for the mel frontend '{Config.Name}': " +
+                $"it needs more than {Math.Max(Config.Padding, Config.NFft - 2 * Config.Padding + Config.Hop - 1)} samples");
         var x = audio.dtype == float32 ? audio : audio.to_type(float32);
         var (win, _) = Buffers(x.device);
-        // Centre padding done once, then the STFT in chunks of frames: identical frames to torch.stft(center: true), but
-        // the temporaries stay a few MB, which the allocator reuses; whole-signal temporaries of tens of MB cost more
-        // in fresh-page faults than the FFTs themselves (measured 25× on a 2-core VM).
-        int pad = Config.NFft / 2;
+        // Padding (centred: n_fft/2; HiFi-GAN: (n_fft − hop)/2) done once, then the STFT without centring in chunks of
+        // frames: the temporaries stay a few MB, which the allocator reuses; whole-signal temporaries of tens of MB
+        // cost more in fresh-page faults than the FFTs themselves.
+        int pad = Config.Padding;
         var shape = x.shape;
         var padded = nn.functional.pad(x.reshape(-1, 1, t), [pad, pad], PaddingModes.Reflect).reshape([.. shape[..^1], t + 2 * pad]);
-        long frames = (t + 2 * pad - Config.NFft) / Config.Hop + 1;
+        long frames = Config.Frames(t);
         long chunk = Math.Max(16, (1 << 18) / Config.NFft);
         var parts = new List<Tensor>();
         for (long f0 = 0; f0 < frames; f0 += chunk)
@@ -87,12 +88,12 @@ public sealed class MelSpectrogram : IDisposable
     }
 
     /// <summary>Mel magnitudes (power 1 or 2 per the config) of a complex one-sided STFT [.., NFreqs, frames] made
-    /// with this config's window: |X| (over the window's norm if the config normalises), squared for power 2, times
-    /// the filter bank → [.., NMels, frames].</summary>
+    /// with this config's window: |X| (√(|X|² + ε) with the config's epsilon; over the window's norm if the config
+    /// normalises), squared for power 2, times the filter bank → [.., NMels, frames].</summary>
     internal Tensor MelOfStft(Tensor spec)
     {
         var (win, fbT) = Buffers(spec.device);
-        var mag = spec.abs();
+        var mag = Config.MagnitudeEpsilon > 0 ? (spec.real * spec.real + spec.imag * spec.imag + Config.MagnitudeEpsilon).sqrt() : spec.abs();
         if (Config.NormalizedWindow) mag = mag / (win * win).sum().sqrt();
         if (Config.Power == 2) mag = mag * mag;
         return matmul(fbT, mag); // [NMels, F] @ [.., F, frames]

@@ -66,13 +66,15 @@ static class VocoderCommands
 
     public static Command Vocode()
     {
-        var input = new Argument<string>("mel") { Description = ".npy mel [n_mels, frames] in the voice's preset (3-D: a batch, written as OUT-0.wav, OUT-1.wav, …)" };
+        var input = new Argument<string>("mel") { Description = ".npy mel [n_mels, frames] (3-D: a batch, written as OUT-0.wav, OUT-1.wav, …)" };
         var output = Cli.Output("Output WAV");
         var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var weights = WeightsOpt();
         var framesFirst = new Option<bool>("--frames-first") { Description = "The .npy is [frames, n_mels]" };
+        var framing = new Option<string>("--mel-framing") { Description = "Framing of the mel: hifigan, centered or voice (default: hifigan for hifigan-22k voices)" }
+            .AcceptOnlyFromAmong("hifigan", "centered", "voice");
         var play = PlayOpt(); var f32 = Float32Opt();
         var flags = new RenderFlags();
-        var cmd = new Command("vocode", "Render a mel spectrogram (.npy) to a waveform") { input, output, voice, steps, seed, device, weights, framesFirst, play, f32 };
+        var cmd = new Command("vocode", "Render a mel spectrogram (.npy) to a waveform") { input, output, voice, steps, seed, device, weights, framesFirst, framing, play, f32 };
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -81,18 +83,32 @@ static class VocoderCommands
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
             var mels = mel.dim() == 3 ? Enumerable.Range(0, (int)mel.shape[0]).Select(i => mel[i]).ToList() : [mel];
             foreach (var m in mels) MelFile.CheckNMels(m, vocoder.Voice.Mel.NMels, inPath);
+            var inFraming = InputFraming(pr.GetValue(framing), vocoder.Voice.Mel);
+            var adapted = mels.Select(m => vocoder.AdaptMel(m, inFraming)).ToList();
             var opts = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
             var sw = Stopwatch.StartNew();
-            var outs = vocoder.Synthesize(mels, opts);
+            // A reframed mel renders one hop more or less; the utterance is the input's frames × hop.
+            var outs = vocoder.Synthesize(adapted, opts).Select((o, i) => o[..(int)Math.Min(o.Length, mels[i].shape[1] * vocoder.Hop)]).ToArray();
             double secs = sw.Elapsed.TotalSeconds;
             var written = AudioFiles.BatchPaths(outPath, outs.Length);
             for (int i = 0; i < outs.Length; i++) Wav.Write(written[i], outs[i], vocoder.SampleRate, pr.GetValue(f32));
-            Console.WriteLine($"wrote {string.Join(", ", written)}: {Rtf(secs, outs.Sum(o => o.Length), vocoder.SampleRate)}, {DescribeSteps(opts)}");
+            string moved = inFraming == vocoder.Voice.Mel.Framing ? "" : $", {Voice.FramingName(inFraming)} frames moved to the voice's";
+            Console.WriteLine($"wrote {string.Join(", ", written)}: {Rtf(secs, outs.Sum(o => o.Length), vocoder.SampleRate)}, {DescribeSteps(opts)}{moved}");
             if (pr.GetValue(play)) Playback.TryPlay(written[0]);
             return 0;
         }));
         return cmd;
     }
+
+    /// <summary>The framing of an input mel: as given; "voice" is the voice's own; by default HiFi-GAN's for the hifigan-22k
+    /// settings (what acoustic models and <c>wavegrad mel</c> emit), else the voice's.</summary>
+    static MelFraming InputFraming(string? flag, MelConfig voiceMel) => flag switch
+    {
+        "hifigan" => MelFraming.HifiGan,
+        "centered" => MelFraming.Centered,
+        "voice" => voiceMel.Framing,
+        _ => voiceMel.Name.StartsWith("hifigan-22k", StringComparison.Ordinal) ? MelFraming.HifiGan : voiceMel.Framing,
+    };
 
     public static Command Resynth()
     {

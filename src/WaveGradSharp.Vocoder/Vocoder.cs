@@ -97,6 +97,17 @@ public sealed class Vocoder : IDisposable
         return new Vocoder(voice, VocoderArchitectures.Create(voice, device, weightsFile));
     }
 
+    /// <summary>
+    /// A mel [n_mels, F] made with the voice's settings but <paramref name="framing"/>, moved to the voice's framing (see
+    /// <see cref="MelConfig.Reframe"/>): a HiFi-GAN-framed mel from an acoustic model gives a centred voice F + 1 frames,
+    /// whose render's first F·hop samples are the utterance. Returned as it is when the framings agree.
+    /// </summary>
+    public Tensor AdaptMel(Tensor mel, MelFraming framing)
+    {
+        var from = Voice.Mel with { Framing = framing, MagnitudeEpsilon = framing == MelFraming.HifiGan ? 1e-9 : 0 };
+        return from.Reframe(mel, Voice.Mel.Framing).Mel;
+    }
+
     /// <summary>Checks a mel [n_mels, frames] against the voice: band count, finiteness, length.</summary>
     public void CheckMel(Tensor mel, string source = "mel")
     {

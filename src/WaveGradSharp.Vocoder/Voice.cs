@@ -53,7 +53,12 @@ public sealed class Voice
         string src = bundle.ManifestPath;
         Name = ModelBundle.String(card, "name", src) ?? Path.GetFileName(Path.GetFullPath(bundle.Directory).TrimEnd('/', '\\'));
         string preset = ModelBundle.String(card, "mel_preset", src) ?? throw new WaveGradException($"{src}: no \"mel_preset\"");
+        string? framing = ModelBundle.String(card, "mel_framing", src);
+        // Voices written before the framing was recorded were trained on centred frames.
+        if (preset == "hifigan-22k" && framing is null) preset = "hifigan-22k-centered";
         Mel = MelConfig.Preset(preset, src);
+        if (framing is not null && framing != FramingName(Mel.Framing))
+            throw new WaveGradException($"{src}: mel_framing '{Text.Escape(framing)}' does not match preset {preset} ({FramingName(Mel.Framing)})");
         if (card["sample_rate"] is JsonNode sr && (sr.GetValueKind() != JsonValueKind.Number || !sr.AsValue().TryGetValue(out int rate) || rate != Mel.SampleRate))
             throw new WaveGradException($"{src}: \"sample_rate\" {Text.Escape(sr.ToJsonString())} does not match preset {preset} ({Mel.SampleRate} Hz)");
         Network = card["network"] as JsonObject ?? throw new WaveGradException($"{src}: no \"network\" object");
@@ -71,6 +76,9 @@ public sealed class Voice
             : searched.TryGetValue(6, out var s6) ? s6 : NoiseSchedule.Named("wg-6");
         VocoderArchitectures.Get(Architecture, src).Validate(this);
     }
+
+    /// <summary>How a card names a framing: "centered" or "hifigan".</summary>
+    public static string FramingName(MelFraming f) => f == MelFraming.HifiGan ? "hifigan" : "centered";
 
     /// <summary>
     /// A schedule for this voice: a step count (a searched schedule of that length, else the named WaveGrad one:
@@ -119,6 +127,7 @@ public sealed class Voice
         c["name"] = name;
         c["sample_rate"] = mel.SampleRate;
         c["mel_preset"] = mel.Name;
+        c["mel_framing"] = FramingName(mel.Framing);
         c["network"] = network.DeepClone();
         c["parameters"] = weights.Values.Sum(t => t.numel());
         if (defaultSchedule is not null) c["default_schedule"] = JsonNode.Parse(defaultSchedule.ToJson());

@@ -8,6 +8,7 @@ public class GriffinLimTests(ITestOutputHelper log)
 {
     [Theory]
     [InlineData("hifigan-22k", "clip-chirp-22k.wav")]
+    [InlineData("hifigan-22k-centered", "clip-chirp-22k.wav")]
     [InlineData("wavegrad-24k", "clip-word-24k.wav")]
     public void Reconstruction_gets_close_in_log_mel_and_iterations_help(string preset, string clip)
     {
@@ -17,7 +18,8 @@ public class GriffinLimTests(ITestOutputHelper log)
         using var mel = ms.Compute(tensor(x));
         var y0 = GriffinLim.FromMel(mel, cfg, iters: 0);
         var y = GriffinLim.FromMel(mel, cfg, iters: 32);
-        Assert.Equal((mel.shape[1] - 1) * cfg.Hop, y.Length);
+        // Centred frames span (F − 1)·hop samples; HiFi-GAN's frames F·hop, frame f centred on f·hop + hop/2.
+        Assert.Equal(cfg.Framing == MelFraming.HifiGan ? mel.shape[1] * cfg.Hop : (mel.shape[1] - 1) * cfg.Hop, y.Length);
         Assert.Equal(y, GriffinLim.FromMel(mel, cfg, iters: 32)); // deterministic
         var m0 = Metrics.Compute(x, y0, cfg.SampleRate, cfg);
         var m = Metrics.Compute(x, y, cfg.SampleRate, cfg);
@@ -49,7 +51,7 @@ public class GriffinLimTests(ITestOutputHelper log)
         var cfg = MelConfig.Preset(preset);
         Assert.Equal(minFrames, GriffinLim.MinFrames(cfg));
         var ok = GriffinLim.FromMel(zeros(cfg.NMels, minFrames), cfg, 2);
-        Assert.Equal((minFrames - 1) * cfg.Hop, ok.Length);
+        Assert.Equal(GriffinLim.Samples(cfg, minFrames), ok.Length);
         var e = Assert.Throws<WaveGradSharp.Core.WaveGradException>(() => GriffinLim.FromMel(zeros(cfg.NMels, minFrames - 1), cfg, 2));
         Assert.Equal($"griffin-lim input: {minFrames - 1} frames is too short; {preset} needs at least {minFrames}", e.Message);
     }

@@ -4,7 +4,8 @@ using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio.Tests;
 
-/// <summary>Against torchaudio 0.13 (float64) fixtures made by scripts/make-audio-fixtures.py.</summary>
+/// <summary>Against torchaudio 0.13 (float64) fixtures made by scripts/make-audio-fixtures.py, and for hifigan-22k against
+/// HiFi-GAN's own computation written in NumPy (scripts/make-hifigan-fixtures.py).</summary>
 public class ParityTests(ITestOutputHelper log)
 {
     public static TheoryData<string> Presets() => new(MelConfig.PresetNames);
@@ -30,6 +31,7 @@ public class ParityTests(ITestOutputHelper log)
             Assert.Equal(m.GetProperty("power").GetDouble(), c.Power);
             Assert.Equal(m.GetProperty("normalized").GetBoolean(), c.NormalizedWindow);
             Assert.Equal(m.GetProperty("log").GetString() == "ln" ? LogCompression.Ln : LogCompression.LmntDb, c.Log);
+            Assert.Equal(m.GetProperty("framing").GetString() == "hifigan" ? MelFraming.HifiGan : MelFraming.Centered, c.Framing);
             Assert.True(m.GetProperty("clips").GetArrayLength() >= 1);
         }
     }
@@ -93,7 +95,7 @@ public class ParityTests(ITestOutputHelper log)
     [Theory, MemberData(nameof(Presets))]
     public void Chunked_frames_equal_one_whole_signal_stft(string preset)
     {
-        // Long enough for several frame chunks; the reference is torch.stft(center: true) over the whole signal.
+        // Long enough for several frame chunks; the reference is torch.stft over the whole signal, padded as the framing pads.
         var c = MelConfig.Preset(preset);
         using var ms = new MelSpectrogram(c);
         using var scope = NewDisposeScope();
@@ -101,14 +103,16 @@ public class ParityTests(ITestOutputHelper log)
         var x = stack([cat([clip, clip.flip(0), clip, clip.flip(0), clip]), cat([clip.flip(0), clip, clip.flip(0), clip, clip])]); // [2, T]
         long t = x.shape[1];
         var win = hann_window(c.WinLength);
-        var mag = stft(x, c.NFft, c.Hop, c.WinLength, win, center: true, return_complex: true).abs();
+        var padded = nn.functional.pad(x.unsqueeze(1), [c.Padding, c.Padding], TorchSharp.PaddingModes.Reflect).squeeze(1);
+        var spec = stft(padded, c.NFft, c.Hop, c.WinLength, win, center: false, return_complex: true);
+        var mag = (spec.real * spec.real + spec.imag * spec.imag + c.MagnitudeEpsilon).sqrt();
         if (c.NormalizedWindow) mag = mag / win.pow(2).sum().sqrt();
         var fb = c.FilterBank();
         var fbT = new float[c.NMels * c.NFreqs];
         for (int k = 0; k < c.NFreqs; k++) for (int m = 0; m < c.NMels; m++) fbT[m * c.NFreqs + k] = (float)fb[k, m];
         var want = ms.Compress(matmul(tensor(fbT, new long[] { c.NMels, c.NFreqs }), mag));
         var got = ms.Compute(x);
-        Assert.Equal(new long[] { 2, c.NMels, t / c.Hop + 1 }, got.shape);
+        Assert.Equal(new long[] { 2, c.NMels, c.Framing == MelFraming.HifiGan ? t / c.Hop : t / c.Hop + 1 }, got.shape);
         Assert.True(got.shape[2] > Math.Max(16, (1 << 18) / c.NFft), "more than one chunk");
         double max = (got - want).abs().max().item<float>();
         log.WriteLine($"{preset}: chunked vs whole max |diff| = {max:E2}");

@@ -10,19 +10,19 @@ public class PlotTests
     {
         string dir = TestData.TempDir();
         var r = AudioFiles.MelFromWav(TestData.Fixture("clip-word-22k.wav"), Path.Combine(dir, "m.npy"), Path.Combine(dir, "m.png"), MelConfig.Preset("hifigan-22k"));
-        Assert.Equal((80L, 69L), (r.NMels, r.Frames));
+        Assert.Equal((80L, 68L), (r.NMels, r.Frames));   // 17,640 samples / hop 256 (HiFi-GAN framing)
         Assert.Equal(["m.npy", "m.png"], TestData.Files(dir));
         var png = File.ReadAllBytes(Path.Combine(dir, "m.png"));
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
         Assert.True(png.Length > 10_000, $"PNG of {png.Length} bytes");
         var (d, s) = Npy.Read(Path.Combine(dir, "m.npy"));
-        Assert.Equal(new long[] { 80, 69 }, s);
+        Assert.Equal(new long[] { 80, 68 }, s);
         var (want, _) = Npy.Read(TestData.Fixture("mel-hifigan-22k-word-22k.npy"));
         Assert.True(d.Zip(want).Max(p => Math.Abs(p.First - p.Second)) < 1e-4);
 
         var paths = AudioFiles.GriffinLimToWav(Path.Combine(dir, "m.npy"), Path.Combine(dir, "gl.wav"), MelConfig.Preset("hifigan-22k"), iters: 4);
         Assert.Equal([Path.Combine(dir, "gl.wav")], paths);
-        Assert.Equal(68 * 256, Wav.Probe(paths[0]).Frames);
+        Assert.Equal(68 * 256, Wav.Probe(paths[0]).Frames);   // GriffinLim.Samples: F·hop with HiFi-GAN framing
     }
 
     [Fact]

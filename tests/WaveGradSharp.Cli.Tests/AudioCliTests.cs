@@ -20,7 +20,7 @@ public class AudioCliTests
         string dir = TempDir(), npy = Path.Combine(dir, "w.npy"), png = Path.Combine(dir, "w.png"), wav = Path.Combine(dir, "gl.wav");
         var r = CliRunner.Run("mel", Fixture("clip-word-22k.wav"), "-o", npy, "--png", png);
         Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.Contains("log-mel [80, 69], preset hifigan-22k", r.Stdout);
+        Assert.Contains("log-mel [80, 68], preset hifigan-22k", r.Stdout);
         r = CliRunner.Run("griffinlim", npy, "-o", wav, "--iters", "8");
         Assert.True(r.ExitCode == 0, r.Stderr);
         Assert.Contains("wrote " + wav, r.Stdout);
@@ -80,6 +80,6 @@ public class AudioCliTests
         Assert.Equal(["m.npy"], Files(dir));
         r = CliRunner.Run("mel", Fixture("clip-chirp-24k.wav"), "-o", npy, "--preset", "nope");
         Assert.Equal(2, r.ExitCode);
-        Assert.Contains("known presets are hifigan-22k, lmnt-22k, wavegrad-24k", r.Stderr);
+        Assert.Contains("known presets are hifigan-22k, hifigan-22k-centered, lmnt-22k, wavegrad-24k", r.Stderr);
     }
 }

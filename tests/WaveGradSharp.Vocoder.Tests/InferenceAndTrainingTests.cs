@@ -96,6 +96,21 @@ public class InferenceTests
     }
 
     [Fact]
+    public void VoicesSayWhichFramingTheyExpectAndOldCardsMeanCentred()
+    {
+        using var tmp = new TempDir();
+        var card = Path.Combine(Tiny.SaveVoice(tmp["v"]), "voice.json");
+        var json = File.ReadAllText(card);
+        Assert.Contains("\"mel_framing\": \"hifigan\"", json);
+        Assert.Equal(MelFraming.HifiGan, Voice.Load(tmp["v"]).Mel.Framing);
+        File.WriteAllText(card, json.Replace("\"mel_framing\": \"hifigan\",", ""));      // a card from before framings were recorded
+        Assert.Equal("hifigan-22k-centered", Voice.Load(tmp["v"]).Mel.Name);
+        File.WriteAllText(card, json.Replace("\"mel_framing\": \"hifigan\"", "\"mel_framing\": \"centered\""));
+        Assert.Contains("does not match preset hifigan-22k", Assert.Throws<WaveGradException>(() => Voice.Load(tmp["v"])).Message);
+        Assert.Equal("hifigan-22k-centered", Voice.Load("slt-22k").Mel.Name);   // the shipped voice says so itself
+    }
+
+    [Fact]
     public void SameSeedSameBitsAndOutputLengthIsFramesTimesHop()
     {
         using var tmp = new TempDir();
