@@ -198,8 +198,37 @@ static class VocoderCommands
             Console.WriteLine($"wrote {pr.GetValue(exportOut)} ({mb:F1} MB)");
             return 0;
         }));
-        var voice = new Command("voice", "Manage voice bundles") { import, export };
+        var voice = new Command("voice", "Manage voice bundles") { import, export, VoiceEval() };
         return voice;
+    }
+
+    static Command VoiceEval()
+    {
+        var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device();
+        var data = new Option<string>("--data") { Description = "Speaker folders (scripts/build-multispeaker.sh) or one corpus", Required = true };
+        var heldOut = new Option<bool>("--held-out") { Description = "The speakers were never trained on: score their first clips, not val.txt" };
+        var clips = new Option<int>("--clips") { Description = "Clips per speaker", DefaultValueFactory = _ => 3 };
+        var seconds = new Option<double>("--seconds") { Description = "Seconds of each clip", DefaultValueFactory = _ => 4 };
+        var output = Cli.Output("Also write the table here (TSV)", required: false);
+        var cmd = new Command("eval", "Score a voice per speaker against Griffin-Lim: as shipped, from noise, and the network alone")
+            { voice, data, heldOut, clips, seconds, steps, seed, device, output };
+        cmd.SetAction(pr => Cli.Run(pr, () =>
+        {
+            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!);
+            var schedule = vocoder.Voice.ResolveSchedule(pr.GetValue(steps));
+            var rows = VoiceEvaluation.Run(vocoder, pr.GetValue(data)!, EvaluationSetting.Standard(schedule, pr.GetValue(seed)), pr.GetValue(clips),
+                pr.GetValue(seconds), pr.GetValue(heldOut), line => Console.Error.WriteLine(line));
+            var lines = new List<string> { "speaker\tsetting\tclips\tlogmel_l1\tsc\tlogmag\tmrstft\tmcd" };
+            lines.AddRange(rows.Select(r => string.Join('\t', r.Speaker, r.Setting, r.Clips, F(r.LogMelL1), F(r.SpectralConvergence), F(r.LogMagnitude),
+                F(r.MrStft), F(r.Mcd))));
+            Console.WriteLine($"voice {vocoder.Voice.Name}, {schedule.Steps}-step schedule, {(pr.GetValue(heldOut) ? "held-out speakers" : "validation clips")}");
+            foreach (var l in lines) Console.WriteLine(string.Join("  ", l.Split('\t').Select((c, i) => i < 2 ? c.PadRight(12) : c.PadLeft(9))));
+            if (pr.GetValue(output) is string path) AtomicFile.WriteAllText(path, string.Join('\n', lines) + "\n");
+            return 0;
+        }));
+        return cmd;
+
+        static string F(double x) => x.ToString("F4", CultureInfo.InvariantCulture);
     }
 
     public static Command Train()
@@ -223,9 +252,13 @@ static class VocoderCommands
         var maxFiles = new Option<int>("--max-files") { Description = "Load at most this many files", DefaultValueFactory = _ => int.MaxValue };
         var maxMinutes = new Option<double>("--max-minutes") { Description = "Stop with a checkpoint after this many minutes", DefaultValueFactory = _ => double.PositiveInfinity };
         var initFrom = new Option<string?>("--init-from") { Description = "Start from the weights of a voice or run folder" };
+        var prior = new Option<string>("--prior") { Description = "Noise prior: standard or priorgrad", DefaultValueFactory = _ => "standard" }
+            .AcceptOnlyFromAmong("standard", "priorgrad");
+        var stftLoss = new Option<double>("--stft-loss") { Description = "Weight of the multi-resolution STFT loss on the one-step x0 estimate (0: off)" };
         var seed = Cli.Seed(); var device = Cli.Device();
         var vocoder = new Command("vocoder", "Train a WaveGrad vocoder on a folder of WAVs")
-            { data, output, preset, size, steps, batch, crop, lr, loss, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device };
+            { data, output, preset, size, steps, batch, crop, lr, loss, prior, stftLoss, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes,
+              initFrom, seed, device };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
         {
             // Ctrl+C stops at the end of the current step and writes a checkpoint (the trainer's finally block).
@@ -248,7 +281,7 @@ static class VocoderCommands
                 Loss = pr.GetValue(loss) == "l2" ? LossNorm.L2 : LossNorm.L1, CheckpointEvery = pr.GetValue(ckpt), ValidateEvery = pr.GetValue(val),
                 LogEvery = pr.GetValue(logEvery), Resume = pr.GetValue(resume), Bf16 = pr.GetValue(bf16), Seed = pr.GetValue(seed), Device = dev,
                 Dilations = pr.GetValue(dil) == "lmnt" ? DilationOrder.Lmnt : DilationOrder.Paper, NoiseScale = pr.GetValue(scale), MaxFiles = pr.GetValue(maxFiles),
-                MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom),
+                MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom), Prior = pr.GetValue(prior)!, StftLossWeight = pr.GetValue(stftLoss),
             }, ct);
             return 0;
         }

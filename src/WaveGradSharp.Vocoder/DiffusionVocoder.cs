@@ -28,6 +28,7 @@ public sealed record NoisePrior
     public static NoisePrior Standard { get; } = new();
 
     /// <summary>True for N(0, I).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
     public bool IsStandard => Kind == "standard";
 
     /// <summary>The prior a card's <c>prior</c> field names (absent: standard); a bad field is an error naming <paramref name="source"/>.</summary>

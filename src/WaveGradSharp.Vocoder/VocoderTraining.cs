@@ -39,9 +39,10 @@ public sealed class VocoderDataset
     public List<string> Speakers { get; } = [];
 
     /// <summary>Loads the corpus; files shorter than <paramref name="cropFrames"/> mel frames are skipped and counted.
-    /// <paramref name="validationOnly"/> reads only the validation files; warnings about skipped files go to <paramref name="warnings"/>.</summary>
+    /// <paramref name="validationOnly"/> reads only the validation files, <paramref name="perSpeaker"/> at most that many
+    /// per speaker; warnings about skipped files go to <paramref name="warnings"/>.</summary>
     public static VocoderDataset Load(string dir, MelConfig mel, int cropFrames, int maxFiles = int.MaxValue, bool validationOnly = false,
-        TextWriter? warnings = null)
+        TextWriter? warnings = null, int perSpeaker = int.MaxValue)
     {
         if (!Directory.Exists(dir)) throw new WaveGradException($"{dir}: no such data folder");
         var corpora = Corpora(dir);
@@ -52,13 +53,14 @@ public sealed class VocoderDataset
         {
             listed += files.Count;
             ds.Speakers.Add(speaker);
+            int fromSpeaker = 0;
             foreach (var f in files)
             {
-                if (taken >= maxFiles) break;
-                taken++;
+                if (taken >= maxFiles || fromSpeaker >= perSpeaker) break;
                 string name = Path.GetFileNameWithoutExtension(f);
                 bool isVal = valNames.Contains(name);
                 if (validationOnly && !isVal) continue;
+                taken++; fromSpeaker++;
                 float[] samples;
                 try { samples = Wav.Read(f, mel.SampleRate); }
                 catch (WaveGradException e)
@@ -291,7 +293,7 @@ public static class VocoderTrainer
     {
         using var scope = NewDisposeScope();
         var levels = cat(data.Train.Select(u => NoisePrior.FrameLevel(u.Mel.unsqueeze(0), mel)[0]).ToArray());
-        return levels.quantile(0.99).item<float>();
+        return levels.sort().Values[(int)(0.99 * (levels.shape[0] - 1))].item<float>();
     }
 
     /// <summary>Log-mel L1 of EMA renders (WG-6 from noise, first 2 s of up to 4 validation clips) against their mels.</summary>
