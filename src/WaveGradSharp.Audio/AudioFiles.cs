@@ -41,12 +41,16 @@ public static class AudioFiles
         using var scope = NewDisposeScope();
         var mel = MelFile.Load(npyPath, framesFirst);
         MelFile.CheckNMels(mel, cfg.NMels, npyPath);
-        if (mel.shape[^1] < 2) throw new WaveGradException($"{npyPath}: a mel needs at least 2 frames for Griffin-Lim, got {mel.shape[^1]}");
         if (mel.dim() == 2) mel = mel.unsqueeze(0);
-        var waves = new List<float[]>();
-        for (int b = 0; b < mel.shape[0]; b++) waves.Add(GriffinLim.FromMel(mel[b], cfg, iters, momentum));
-        var paths = BatchPaths(wavPath, waves.Count);
-        for (int b = 0; b < waves.Count; b++) Wav.Write(paths[b], waves[b], cfg.SampleRate, float32);
+        var paths = BatchPaths(wavPath, (int)mel.shape[0]);
+        for (int b = 0; b < mel.shape[0]; b++)
+        {
+            // Window by window into the file: memory stays flat however long the mel.
+            var gl = new GriffinLimStream(mel[b], cfg, iters, momentum);
+            using var w = new WavStreamWriter(paths[b], cfg.SampleRate, float32);
+            for (long at = 0; at < gl.Length; at += 1 << 16) w.Write(gl.Read(at, Math.Min(gl.Length, at + (1 << 16))));
+            w.Commit();
+        }
         return paths;
     }
 

@@ -21,21 +21,38 @@ public static class GriffinLim
     public static long Samples(MelConfig cfg, long frames) => cfg.Framing == MelFraming.HifiGan ? frames * cfg.Hop : (frames - 1) * cfg.Hop;
 
     /// <summary>Renders a waveform from a log-mel [n_mels, frames] (or [1, n_mels, frames]) made with <paramref name="cfg"/>.
-    /// Returns <see cref="Samples"/> samples at cfg.SampleRate. Deterministic: the initial phase comes from a fixed seed.</summary>
+    /// Returns <see cref="Samples"/> samples at cfg.SampleRate. Deterministic: the initial phase comes from a fixed seed.
+    /// Mels longer than <see cref="GriffinLimStream.WindowFrames"/> are inverted window by window (see <see cref="GriffinLimStream"/>).</summary>
     /// <param name="logMel">Log-mel in the config's compression, on any device.</param>
     /// <param name="cfg">The mel settings the log-mel was made with.</param>
     /// <param name="iters">Griffin-Lim iterations (each one ISTFT + STFT).</param>
     /// <param name="momentum">0 gives classic Griffin-Lim; 0.99 is the 'fast' variant.</param>
     public static float[] FromMel(Tensor logMel, MelConfig cfg, int iters = 64, double momentum = 0.99)
     {
-        if (iters < 0) throw new ArgumentOutOfRangeException(nameof(iters));
-        if (!(momentum >= 0 && momentum < 1)) throw new ArgumentOutOfRangeException(nameof(momentum), "momentum must be in [0, 1)");
-        using var scope = NewDisposeScope();
+        var mel = Checked(logMel, cfg, iters, momentum);
+        if (mel.shape[1] <= GriffinLimStream.WindowFrames) return Invert(mel, cfg, iters, momentum);
+        var stream = new GriffinLimStream(mel, cfg, iters, momentum);
+        return stream.Read(0, stream.Length);
+    }
+
+    /// <summary>The mel as [n_mels, frames] after every check a Griffin-Lim input gets.</summary>
+    internal static Tensor Checked(Tensor logMel, MelConfig cfg, int iters, double momentum)
+    {
+        if (iters < 0) throw WaveGradException.About($"Iterations {iters}: must be 0 or more", "Iterations");
+        if (!(momentum >= 0 && momentum < 1)) throw WaveGradException.About($"Momentum {momentum}: must be in [0, 1)", "Momentum");
         var mel = logMel.dim() == 3 && logMel.shape[0] == 1 ? logMel[0] : logMel;
         MelFile.CheckNMels(mel, cfg.NMels, "griffin-lim input");
         if (mel.dim() != 2) throw new ArgumentException("Griffin-Lim takes one mel at a time", nameof(logMel));
+        cfg.CheckLogMel(mel, "griffin-lim input");
         if (mel.shape[1] < MinFrames(cfg))
             throw new WaveGradException($"griffin-lim input: {mel.shape[1]} frames is too short; {cfg.Name} needs at least {MinFrames(cfg)}");
+        return mel;
+    }
+
+    /// <summary>Griffin-Lim over a whole (checked) mel at once.</summary>
+    internal static float[] Invert(Tensor mel, MelConfig cfg, int iters, double momentum)
+    {
+        using var scope = NewDisposeScope();
         using var ms = new MelSpectrogram(cfg);
         var dev = mel.device;
         var (win, _) = ms.Buffers(dev);
@@ -81,5 +98,101 @@ public static class GriffinLim
         var result = new float[Samples(cfg, frames)];
         wave.to(CPU).data<float>().CopyTo(result, cfg.FrameOffset);
         return result;
+    }
+}
+
+/// <summary>
+/// Griffin-Lim over a mel of any length with memory bound by one window: windows of <see cref="WindowFrames"/> frames
+/// overlapping by <see cref="OverlapFrames"/> are inverted as samples are asked for, cross-faded over the middle half of
+/// their overlap (the edges of a window are its least certain part), and dropped once read past. A mel of at most one
+/// window gives exactly <see cref="GriffinLim.FromMel"/>'s waveform.
+/// </summary>
+public sealed class GriffinLimStream
+{
+    /// <summary>Frames inverted at once (about 12 s at hop 256).</summary>
+    public const int WindowFrames = 1024;
+    /// <summary>Frames two neighbouring windows share.</summary>
+    public const int OverlapFrames = 64;
+
+    readonly Tensor mel;
+    readonly MelConfig cfg;
+    readonly int iters;
+    readonly double momentum;
+    readonly long frames;
+    float[] buffer = [];
+    long bufferStart, next;   // absolute sample of buffer[0]; first window not yet inverted
+    int window;
+
+    /// <summary>Prepares the stream over a log-mel [n_mels, frames]; nothing is inverted yet.</summary>
+    public GriffinLimStream(Tensor logMel, MelConfig cfg, int iters = 64, double momentum = 0.99)
+    {
+        mel = GriffinLim.Checked(logMel, cfg, iters, momentum);
+        this.cfg = cfg; this.iters = iters; this.momentum = momentum;
+        frames = mel.shape[1];
+        Length = GriffinLim.Samples(cfg, frames);
+    }
+
+    /// <summary>Samples held in memory now (at most a window and the span of the last read).</summary>
+    public long BufferedSamples => buffer.Length;
+
+    /// <summary>Samples the whole waveform has (<see cref="GriffinLim.Samples"/>).</summary>
+    public long Length { get; }
+
+    /// <summary>Samples [<paramref name="from"/>, <paramref name="to"/>) of the waveform (zeros past its end). Calls must not go
+    /// back before an earlier call's <paramref name="from"/>: what lies before it has been dropped.</summary>
+    public float[] Read(long from, long to)
+    {
+        if (from < bufferStart || to < from) throw new ArgumentOutOfRangeException(nameof(from), $"samples before {bufferStart} were dropped");
+        // Samples are final up to where the next window's cross-fade begins.
+        while (Final < Math.Min(to, Length) && next < frames) Append();
+        var r = new float[to - from];
+        long have = Math.Min(to, bufferStart + buffer.Length) - from;
+        if (have > 0) Array.Copy(buffer, from - bufferStart, r, 0, have);
+        // Drop what no later read can ask for: everything before this read's start.
+        long drop = Math.Min(from - bufferStart, buffer.Length);
+        if (drop > 0) { buffer = buffer[(int)drop..]; bufferStart += drop; }
+        return r;
+    }
+
+    /// <summary>The end of the samples no later window changes: the start of the next window's cross-fade, or the buffer's end.</summary>
+    long Final => next < frames ? FadeFrom(window) : bufferStart + buffer.Length;
+
+    /// <summary>First frame of window <paramref name="k"/> (a too-short last window reaches back to Griffin-Lim's minimum).</summary>
+    long WindowStart(int k)
+    {
+        long start = (long)k * (WindowFrames - OverlapFrames), end = Math.Min(frames, start + WindowFrames);
+        return end - start < GriffinLim.MinFrames(cfg) ? Math.Max(0, end - GriffinLim.MinFrames(cfg)) : start;
+    }
+
+    long FadeFrom(int k) => (WindowStart(k) + OverlapFrames / 4) * cfg.Hop;
+
+    void Append()
+    {
+        long start = WindowStart(window), end = Math.Min(frames, (long)window * (WindowFrames - OverlapFrames) + WindowFrames);
+        float[] w;
+        using (var scope = NewDisposeScope()) w = GriffinLim.Invert(mel[.., (int)start..(int)end], cfg, iters, momentum);
+        long at = start * cfg.Hop;   // absolute sample of w[0], for either framing
+        if (window == 0) { buffer = w; bufferStart = 0; }
+        else
+        {
+            // Cross-fade over the middle half of the overlap: [at + O/4·hop, at + 3O/4·hop).
+            long fadeFrom = FadeFrom(window), fadeTo = at + 3 * OverlapFrames / 4 * cfg.Hop;
+            long keep = fadeFrom - bufferStart;
+            var merged = new float[keep + (w.Length - (fadeFrom - at))];
+            Array.Copy(buffer, merged, Math.Min(keep, buffer.Length));
+            for (long i = fadeFrom; i < at + w.Length; i++)
+            {
+                float x = w[i - at];
+                if (i < fadeTo && i - bufferStart < buffer.Length)
+                {
+                    float a = (float)(i - fadeFrom + 0.5) / (fadeTo - fadeFrom);
+                    x = buffer[i - bufferStart] * (1 - a) + x * a;
+                }
+                merged[i - bufferStart] = x;
+            }
+            buffer = merged;
+        }
+        window++;
+        next = end;
     }
 }

@@ -139,6 +139,20 @@ public sealed record MelConfig
         return r.MoveToOuterDisposeScope();
     }
 
+    /// <summary>The largest log-mel value accepted: ln(e^30) for ln presets (10¹³ times a full-scale sine's magnitude), 2 on
+    /// lmnt's 0–1 scale. Larger values are not log-mels of audio and would overflow on the way back to magnitudes.</summary>
+    public double MaxLogValue => Log == LogCompression.Ln ? 30 : 2;
+
+    /// <summary>Throws, naming <paramref name="source"/>, unless every value of the log-mel is finite and at most <see cref="MaxLogValue"/>.</summary>
+    public void CheckLogMel(Tensor logMel, string source)
+    {
+        using var scope = NewDisposeScope();
+        if (!isfinite(logMel).all().item<bool>()) throw new WaveGradException($"{source}: mel contains NaN or Inf values");
+        double max = logMel.max().item<float>();
+        if (max > MaxLogValue)
+            throw new WaveGradException($"{source}: mel value {max:G3} is above {MaxLogValue}, out of range for {Name}'s log scale; is it a log-mel?");
+    }
+
     /// <summary>
     /// A log-mel [.., n_mels, F] made with this config, moved to <paramref name="framing"/>: frames half a hop apart are
     /// averaged in magnitude, the edge frames kept. Centred → HiFi-GAN gives F − 1 frames (frame f between centred

@@ -26,22 +26,31 @@ public sealed record WavInfo(int SampleRate, int Channels, int BitsPerSample, bo
 public static class Wav
 {
     const int MaxChannels = 64;
-    const int MaxSampleRate = 1_536_000;
+    internal const int MaxSampleRate = 1_536_000;
     const int MaxFmtChunk = 1 << 16;
 
-    /// <summary>Reads <paramref name="path"/> as mono float samples in [-1, 1], resampled to <paramref name="targetSampleRate"/> Hz.</summary>
-    public static float[] Read(string path, int targetSampleRate)
+    /// <summary>The lowest sample rate read: below it a file holds no speech, and resampling it up would turn a few kB into hours.</summary>
+    public const int MinSampleRate = 1000;
+
+    /// <summary>The longest input read by default (one hour); pass another limit where longer input is meant.</summary>
+    public const double DefaultMaxSeconds = 3600;
+
+    /// <summary>Reads <paramref name="path"/> as mono float samples in [-1, 1], resampled to <paramref name="targetSampleRate"/> Hz.
+    /// A file longer than <paramref name="maxSeconds"/> is an error, found in its header before anything is read.</summary>
+    public static float[] Read(string path, int targetSampleRate, double maxSeconds = DefaultMaxSeconds)
     {
         if (targetSampleRate <= 0) throw new ArgumentOutOfRangeException(nameof(targetSampleRate));
-        var x = Read(path, out int sr);
+        var x = Read(path, out int sr, maxSeconds);
         return sr == targetSampleRate ? x : Resample(x, sr, targetSampleRate);
     }
 
-    /// <summary>Reads <paramref name="path"/> as mono float samples at the file's own rate.</summary>
-    public static float[] Read(string path, out int sampleRate)
+    /// <summary>Reads <paramref name="path"/> as mono float samples at the file's own rate (at most <paramref name="maxSeconds"/>).</summary>
+    public static float[] Read(string path, out int sampleRate, double maxSeconds = DefaultMaxSeconds)
     {
         using var fs = Open(path);
         var (info, dataOffset, tag) = ParseHeader(fs, path);
+        if (info.Seconds > maxSeconds)
+            throw WaveGradException.About($"{path}: {info.Seconds:F0} s of audio is longer than the limit of {maxSeconds:G} s (MaxSeconds)", "MaxSeconds");
         sampleRate = info.SampleRate;
         int blockAlign = info.Channels * info.BitsPerSample / 8;
         long bytes = info.Frames * blockAlign;
@@ -60,11 +69,7 @@ public static class Wav
 
     static FileStream Open(string path)
     {
-        if (Directory.Exists(path)) throw new WaveGradException($"{path}: is a folder, not a WAV file");
-        if (!File.Exists(path)) throw new WaveGradException($"{path}: file not found");
-        try { return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16); }
-        catch (IOException e) { throw new WaveGradException($"{path}: cannot open: {e.Message}", e); }
-        catch (UnauthorizedAccessException e) { throw new WaveGradException($"{path}: cannot open: {e.Message}", e); }
+        return InputFile.Open(path, "WAV file");
     }
 
     static string Sniff(ReadOnlySpan<byte> head)
@@ -160,7 +165,8 @@ public static class Wav
         if (effective != 1 && effective != 3)
             throw new WaveGradException($"{path}: unsupported encoding {EncodingName(effective)} (format tag 0x{effective:X4}); only PCM and IEEE float WAV are read — convert it first, e.g. 'sox IN -e signed -b 16 OUT.wav'");
         if (channels < 1 || channels > MaxChannels) throw new WaveGradException($"{path}: corrupt header: {channels} channels (expected 1 to {MaxChannels})");
-        if (rate < 1 || rate > MaxSampleRate) throw new WaveGradException($"{path}: corrupt header: sample rate {rate} Hz (expected 1 to {MaxSampleRate})");
+        if (rate < MinSampleRate || rate > MaxSampleRate)
+            throw new WaveGradException($"{path}: sample rate {rate} Hz is outside {MinSampleRate}–{MaxSampleRate} Hz");
         bool bitsOk = isFloat ? bits is 32 or 64 : bits is 8 or 16 or 24 or 32;
         if (!bitsOk)
             throw new WaveGradException($"{path}: unsupported encoding: {bits}-bit {(isFloat ? "IEEE float" : "PCM")} (read: PCM 8/16/24/32-bit, float 32/64-bit)");
@@ -334,34 +340,73 @@ public static class Wav
 
     internal const int SincTaps = 64;
 
-    /// <summary>Writes mono <paramref name="samples"/> to <paramref name="path"/> atomically: PCM16 (clamped to [-1, 1]) by
-    /// default (x·32768 rounded, clamped to the 16-bit range, so [-1, 1] in and the reader's s/32768 out round-trip), or IEEE float32 when <paramref name="float32"/>.</summary>
+    /// <summary>Writes mono <paramref name="samples"/> to <paramref name="path"/> atomically (see <see cref="WavStreamWriter"/>).</summary>
     public static void Write(string path, ReadOnlySpan<float> samples, int sampleRate, bool float32 = false)
     {
-        if (sampleRate <= 0 || sampleRate > MaxSampleRate) throw new WaveGradException($"{path}: cannot write a sample rate of {sampleRate} Hz");
-        if (samples.Length == 0) throw new WaveGradException($"{path}: refusing to write a WAV file with zero samples");
+        using var w = new WavStreamWriter(path, sampleRate, float32);
+        w.Write(samples);
+        w.Commit();
+    }
+}
+
+/// <summary>
+/// Writes a mono WAV file chunk by chunk, so that memory does not grow with its length: PCM16 (x·32768 rounded and clamped
+/// to the 16-bit range, the inverse of the reader's s/32768) or IEEE float32. The file is written under a temporary name
+/// beside <c>path</c> and renamed into place by <see cref="Commit"/>; disposed without it, nothing is left behind.
+/// </summary>
+public sealed class WavStreamWriter : IDisposable
+{
+    readonly string path, tmp;
+    readonly bool float32;
+    WaveFileWriter? writer;
+    byte[] bytes = [];
+
+    /// <summary>Samples written so far.</summary>
+    public long Samples { get; private set; }
+
+    /// <summary>Starts the file (its header is completed at <see cref="Commit"/>).</summary>
+    public WavStreamWriter(string path, int sampleRate, bool float32 = false)
+    {
+        if (sampleRate <= 0 || sampleRate > Wav.MaxSampleRate) throw new WaveGradException($"{path}: cannot write a sample rate of {sampleRate} Hz");
+        this.path = path; this.float32 = float32;
+        tmp = AtomicFile.TempPath(path);
+        writer = new WaveFileWriter(tmp, float32 ? WaveFormat.CreateIeeeFloatWaveFormat(sampleRate, 1) : new WaveFormat(sampleRate, 16, 1));
+    }
+
+    /// <summary>Appends samples; a NaN or infinite one is an error naming its position.</summary>
+    public void Write(ReadOnlySpan<float> samples)
+    {
+        var w = writer ?? throw new InvalidOperationException("the WAV file is already committed");
         for (int i = 0; i < samples.Length; i++)
             if (!float.IsFinite(samples[i]))
-                throw new WaveGradException($"{path}: refusing to write: sample {i} is {(float.IsNaN(samples[i]) ? "NaN" : "infinite")}");
-        byte[] bytes;
-        WaveFormat format;
-        if (float32)
-        {
-            format = WaveFormat.CreateIeeeFloatWaveFormat(sampleRate, 1);
-            bytes = MemoryMarshal.AsBytes(samples).ToArray();
-        }
+                throw new WaveGradException($"{path}: refusing to write: sample {Samples + i} is {(float.IsNaN(samples[i]) ? "NaN" : "infinite")}");
+        int n = samples.Length * (float32 ? 4 : 2);
+        if (bytes.Length < n) bytes = new byte[n];
+        if (float32) MemoryMarshal.AsBytes(samples).CopyTo(bytes);
         else
         {
-            format = new WaveFormat(sampleRate, 16, 1);
-            var pcm = new short[samples.Length];
-            for (int i = 0; i < pcm.Length; i++)
-                pcm[i] = (short)Math.Clamp(Math.Round(samples[i] * 32768.0), -32768, 32767); // the inverse of the reader's s/32768
-            bytes = MemoryMarshal.AsBytes(pcm.AsSpan()).ToArray();
+            var pcm = MemoryMarshal.Cast<byte, short>(bytes.AsSpan(0, n));
+            for (int i = 0; i < samples.Length; i++) pcm[i] = (short)Math.Clamp(Math.Round(samples[i] * 32768.0), -32768, 32767);
         }
-        AtomicFile.Write(path, tmp =>
-        {
-            using var w = new WaveFileWriter(tmp, format);
-            w.Write(bytes);
-        });
+        w.Write(bytes, 0, n);
+        Samples += samples.Length;
+    }
+
+    /// <summary>Completes the header and renames the file into place.</summary>
+    public void Commit()
+    {
+        var w = writer ?? throw new InvalidOperationException("the WAV file is already committed");
+        if (Samples == 0) throw new WaveGradException($"{path}: refusing to write a WAV file with zero samples");
+        w.Dispose();
+        writer = null;
+        File.Move(tmp, Path.GetFullPath(path), overwrite: true);
+    }
+
+    /// <summary>Removes the temporary file unless committed.</summary>
+    public void Dispose()
+    {
+        writer?.Dispose();
+        writer = null;
+        if (File.Exists(tmp)) File.Delete(tmp);
     }
 }

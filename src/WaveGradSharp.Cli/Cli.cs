@@ -70,7 +70,7 @@ static class Cli
     /// <summary>The library's parameter names and the flags that set them.</summary>
     static readonly Dictionary<string, string> Flags = new()
     {
-        ["Resume"] = "--resume", ["OutputDir"] = "--output", ["Steps"] = "--steps", ["LearningRate"] = "--lr", ["BatchSize"] = "--batch",
+        ["Resume"] = "--resume", ["OutputDir"] = "--output", ["Output"] = "--output", ["Steps"] = "--steps", ["LearningRate"] = "--lr", ["BatchSize"] = "--batch",
         ["CropFrames"] = "--crop-frames", ["LogEvery"] = "--log-every", ["CheckpointEvery"] = "--checkpoint-every",
         ["ValidateEvery"] = "--validate-every", ["Device"] = "--device", ["PostFilterPasses"] = "--post-filter", ["Size"] = "--size",
         ["Preset"] = "--preset", ["Prior"] = "--prior", ["StftLossWeight"] = "--stft-loss", ["Unconditional"] = "--unconditional",

@@ -27,7 +27,7 @@ static class SpeakCommands
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             string input = pr.GetValue(file) is string f
-                ? (File.Exists(f) ? File.ReadAllText(f) : throw new WaveGradException($"{f}: no such text file"))
+                ? InputFile.ReadAllText(f, "text file", 16 << 20)
                 : pr.GetValue(text) is "-" ? Console.In.ReadToEnd()
                 : pr.GetValue(text) ?? throw new WaveGradException("speak: give the text as an argument, with -f FILE, or '-' for standard input");
             var sentences = SpeechFrontend.Sentences(input);

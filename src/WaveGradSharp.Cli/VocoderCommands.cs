@@ -61,7 +61,7 @@ static class VocoderCommands
     internal static Vocoder.Vocoder LoadVocoder(string voiceName, string device, string weights = "ema") =>
         Vocoder.Vocoder.Load(voiceName, Devices.Resolve(device), weights == "raw" ? "model-raw.safetensors" : "model.safetensors");
 
-    static string Rtf(double seconds, int samples, int rate) =>
+    static string Rtf(double seconds, long samples, int rate) =>
         $"{samples / (double)rate:F2} s of audio in {seconds:F2} s (real-time factor {seconds / (samples / (double)rate):F3}, {samples / (double)rate / seconds:F1}× real time)";
 
     public static Command Vocode()
@@ -82,18 +82,31 @@ static class VocoderCommands
             var mel = MelFile.Load(inPath, pr.GetValue(framesFirst));
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
             var mels = mel.dim() == 3 ? Enumerable.Range(0, (int)mel.shape[0]).Select(i => mel[i]).ToList() : [mel];
-            foreach (var m in mels) MelFile.CheckNMels(m, vocoder.Voice.Mel.NMels, inPath);
+            foreach (var m in mels) { MelFile.CheckNMels(m, vocoder.Voice.Mel.NMels, inPath); vocoder.CheckMel(m, inPath); }
             var inFraming = InputFraming(pr.GetValue(framing), vocoder.Voice.Mel);
-            var adapted = mels.Select(m => vocoder.AdaptMel(m, inFraming)).ToList();
             var opts = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
             var sw = Stopwatch.StartNew();
-            // A reframed mel renders one hop more or less; the utterance is the input's frames × hop.
-            var outs = vocoder.Synthesize(adapted, opts).Select((o, i) => o[..(int)Math.Min(o.Length, mels[i].shape[1] * vocoder.Hop)]).ToArray();
+            var written = AudioFiles.BatchPaths(outPath, mels.Count);
+            long total = 0;
+            for (int i = 0; i < mels.Count; i++)
+            {
+                // Written piece by piece, so memory stays flat however long the mel. A reframed mel renders one hop more or
+                // less; the utterance is the input's frames × hop.
+                long left = mels[i].shape[1] * vocoder.Hop;
+                using var wav = new WavStreamWriter(written[i], vocoder.SampleRate, pr.GetValue(f32));
+                foreach (var piece in vocoder.SynthesizePieces(vocoder.AdaptMel(mels[i], inFraming), opts))
+                {
+                    int n = (int)Math.Min(piece.Length, left);
+                    wav.Write(piece.AsSpan(0, n));
+                    left -= n;
+                }
+                wav.Commit();
+                total += wav.Samples;
+            }
             double secs = sw.Elapsed.TotalSeconds;
-            var written = AudioFiles.BatchPaths(outPath, outs.Length);
-            for (int i = 0; i < outs.Length; i++) Wav.Write(written[i], outs[i], vocoder.SampleRate, pr.GetValue(f32));
             string moved = inFraming == vocoder.Voice.Mel.Framing ? "" : $", {Voice.FramingName(inFraming)} frames moved to the voice's";
-            Console.WriteLine($"wrote {string.Join(", ", written)}: {Rtf(secs, outs.Sum(o => o.Length), vocoder.SampleRate)}, {DescribeSteps(opts)}{moved}");
+            Console.WriteLine($"wrote {string.Join(", ", written)}: {Rtf(secs, total, vocoder.SampleRate)}, {DescribeSteps(opts)}{moved}; " +
+                $"peak memory {Process.GetCurrentProcess().PeakWorkingSet64 / 1048576} MB");
             if (pr.GetValue(play)) Playback.TryPlay(written[0]);
             return 0;
         }));
@@ -189,8 +202,7 @@ static class VocoderCommands
             JsonObject? extra = null;
             if (pr.GetValue(card) is string c)
             {
-                if (!File.Exists(c)) throw new WaveGradException($"{c}: no such card file");
-                try { extra = JsonNode.Parse(File.ReadAllText(c)) as JsonObject ?? throw new WaveGradException($"{c}: not a JSON object"); }
+                try { extra = JsonNode.Parse(InputFile.ReadAllText(c, "card file")) as JsonObject ?? throw new WaveGradException($"{c}: not a JSON object"); }
                 catch (System.Text.Json.JsonException e) { throw new WaveGradException($"{c}: invalid JSON ({e.Message.Split('.')[0]})"); }
             }
             v.Export(pr.GetValue(exportOut)!, half: !pr.GetValue(fp32), extraCard: extra);

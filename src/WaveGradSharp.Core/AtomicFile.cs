@@ -7,10 +7,7 @@ public static class AtomicFile
     /// If <paramref name="write"/> throws, the temporary file is deleted and the target is left as it was.</summary>
     public static void Write(string path, Action<string> write)
     {
-        string full = Path.GetFullPath(path);
-        string dir = Path.GetDirectoryName(full)!;
-        Directory.CreateDirectory(dir);
-        string tmp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        string tmp = TempPath(path), full = Path.GetFullPath(path);
         try
         {
             write(tmp);
@@ -62,6 +59,25 @@ public static class AtomicFile
         catch (InvalidOperationException) { return false; }
     }
 
+    /// <summary>A fresh temporary name beside <paramref name="path"/> (its folder is created), of the form
+    /// <see cref="RemoveStale"/> cleans up after a killed writer.</summary>
+    public static string TempPath(string path)
+    {
+        CheckOutput(path);
+        string full = Path.GetFullPath(path);
+        if (Directory.Exists(full)) throw WaveGradException.About($"{path}: is a folder; the Output must be a file", "Output");
+        string dir = Path.GetDirectoryName(full)!;
+        Directory.CreateDirectory(dir);
+        return Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+    }
+
+    /// <summary>Throws unless <paramref name="path"/> can name an output: not empty, not an existing folder's name for a file.</summary>
+    public static void CheckOutput(string path)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw WaveGradException.About("the Output path is empty", "Output");
+        if (path.IndexOf('\0') >= 0) throw WaveGradException.About("the Output path holds a NUL character", "Output");
+    }
+
     /// <summary>Atomic <see cref="File.WriteAllText(string, string?)"/>.</summary>
     public static void WriteAllText(string path, string text) => Write(path, tmp => File.WriteAllText(tmp, text));
 
@@ -75,6 +91,7 @@ public static class AtomicFile
     /// </summary>
     public static void WriteFolder(string dir, Action<string> fill, string marker)
     {
+        CheckOutput(dir);
         if (Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any() && !File.Exists(Path.Combine(dir, marker)))
             throw new WaveGradException($"{dir}: exists and is not a folder this command wrote (no {marker}); choose another output folder");
         string full = Path.GetFullPath(dir).TrimEnd('/', '\\');

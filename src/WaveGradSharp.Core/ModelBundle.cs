@@ -108,9 +108,8 @@ public sealed class ModelBundle
         string dir = library.Find(nameOrPath);
         string path = Path.Combine(dir, library.ManifestName);
         if (!File.Exists(path)) throw new WaveGradException($"{dir}: not a {library.Noun} bundle (no {library.ManifestName})");
-        if (new FileInfo(path).Length > MaxManifestBytes) throw new WaveGradException($"{path}: larger than {MaxManifestBytes >> 10} kB; not a manifest");
         JsonObject m;
-        try { m = JsonNode.Parse(File.ReadAllText(path)) as JsonObject ?? throw new WaveGradException($"{path}: not a JSON object"); }
+        try { m = JsonNode.Parse(InputFile.ReadAllText(path, "manifest", MaxManifestBytes)) as JsonObject ?? throw new WaveGradException($"{path}: not a JSON object"); }
         catch (JsonException e) { throw new WaveGradException($"{path}: invalid JSON ({Text.FirstLine(e.Message)})"); }
         string kind = String(m, "kind", path) ?? defaultKind ?? throw new WaveGradException($"{path}: lacks \"kind\"");
         string arch = String(m, "architecture", path) ?? defaultArchitecture;

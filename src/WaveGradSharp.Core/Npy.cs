@@ -17,8 +17,7 @@ public static partial class Npy
     /// <summary>Reads <paramref name="path"/>: the data as float32 in C (row-major) order, and the shape.</summary>
     public static (float[] Data, long[] Shape) Read(string path)
     {
-        if (!File.Exists(path)) throw new WaveGradException($"{path}: file not found");
-        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        using var fs = InputFile.Open(path, ".npy file");
         return Read(fs, path);
     }
 
@@ -45,15 +44,15 @@ public static partial class Npy
         var descr = DescrRx().Match(header);
         var order = OrderRx().Match(header);
         var shapeM = ShapeRx().Match(header);
-        if (!descr.Success || !order.Success || !shapeM.Success) throw new WaveGradException($"{name}: unreadable .npy header: {header.Trim()}");
+        if (!descr.Success || !order.Success || !shapeM.Success) throw new WaveGradException($"{name}: unreadable .npy header: {Text.Escape(header.Trim(), 120)}");
         string d = descr.Groups[1].Value;
         int itemSize = d switch { "<f4" or "=f4" => 4, "<f8" or "=f8" => 8, "<f2" or "=f2" => 2, _ => 0 };
         if (itemSize == 0)
-            throw new WaveGradException($"{name}: unsupported .npy dtype '{d}': expected little-endian float16, float32 or float64 (in numpy: arr.astype('<f4'))");
+            throw new WaveGradException($"{name}: unsupported .npy dtype '{Text.Escape(d, 20)}': expected little-endian float16, float32 or float64 (in numpy: arr.astype('<f4'))");
         bool fortran = order.Groups[1].Value == "True";
         var shape = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(s => long.TryParse(s.TrimEnd('L'), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1).ToArray();
-        if (shape.Any(s => s < 0)) throw new WaveGradException($"{name}: corrupt .npy shape ({shapeM.Groups[1].Value})");
+        if (shape.Any(s => s < 0)) throw new WaveGradException($"{name}: corrupt .npy shape ({Text.Escape(shapeM.Groups[1].Value, 60)})");
         long count = 1;
         foreach (var s in shape)
         {
@@ -66,7 +65,7 @@ public static partial class Npy
             if (count > remain / itemSize)
                 throw new WaveGradException($"{name}: truncated .npy data: shape ({string.Join(", ", shape)}) needs {count * itemSize} bytes but only {remain} follow");
         }
-        if (count > Array.MaxLength) throw new WaveGradException($"{name}: .npy array of {count} elements is too large");
+        if (count * itemSize > Array.MaxLength) throw new WaveGradException($"{name}: .npy array of {count} elements is too large");
         var raw = new byte[count * itemSize];
         if (stream.ReadAtLeast(raw, raw.Length, false) < raw.Length)
             throw new WaveGradException($"{name}: truncated .npy data: shape ({string.Join(", ", shape)}) needs {raw.Length} bytes");

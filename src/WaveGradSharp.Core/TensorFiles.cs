@@ -19,25 +19,79 @@ public static class TensorFiles
         AtomicFile.Write(path, tmp => Safetensors.SaveStateDict(tmp, d));
     }
 
-    /// <summary>Reads a safetensors file; a missing or malformed file is a <see cref="WaveGradException"/> naming it.</summary>
+    /// <summary>The largest safetensors header read (a few kB per thousand tensors).</summary>
+    public const int MaxHeaderBytes = 16 << 20;
+
+    static readonly Dictionary<string, int> ItemSizes = new()
+    {
+        ["F64"] = 8, ["F32"] = 4, ["F16"] = 2, ["BF16"] = 2, ["I64"] = 8, ["I32"] = 4, ["I16"] = 2, ["I8"] = 1, ["U8"] = 1, ["BOOL"] = 1,
+    };
+
+    /// <summary>
+    /// Reads a safetensors file. Before any tensor is read the header is checked: its length, its JSON, every tensor's
+    /// dtype and shape, and its data offsets (in bounds, the size its shape and dtype make, in order and not
+    /// overlapping), so a crafted file can neither make the reader take header bytes as weights nor allocate more
+    /// than it holds. A missing or malformed file is a <see cref="WaveGradException"/> naming it.
+    /// </summary>
     public static Dictionary<string, Tensor> Load(string path)
     {
-        if (!File.Exists(path)) throw new WaveGradException($"{path}: no such file");
-        var len = new FileInfo(path).Length;
-        if (len < 8) throw new WaveGradException($"{path}: not a safetensors file (only {len} bytes)");
-        using (var fs = File.OpenRead(path))
+        using (var fs = InputFile.Open(path, "safetensors file"))
         {
+            long len = fs.Length;
+            if (len < 8) throw new WaveGradException($"{path}: not a safetensors file (only {len} bytes)");
             var hdr = new byte[8];
             fs.ReadExactly(hdr);
             ulong n = BitConverter.ToUInt64(hdr);
-            if (n == 0 || n > (ulong)(len - 8) || n > 100_000_000)
+            if (n < 2 || n > (ulong)(len - 8) || n > MaxHeaderBytes)
                 throw new WaveGradException($"{path}: not a safetensors file (header length {n} does not fit the {len}-byte file)");
+            var json = new byte[n];
+            fs.ReadExactly(json);
+            CheckHeader(json, len - 8 - (long)n, path);
         }
         try { return Safetensors.LoadStateDict(path); }
         catch (Exception e) when (e is not WaveGradException)
         {
-            throw new WaveGradException($"{path}: corrupt safetensors file ({e.Message.Split('\n')[0]})", e);
+            throw new WaveGradException($"{path}: corrupt safetensors file ({Text.Escape(Text.FirstLine(e.Message))})", e);
         }
+    }
+
+    static void CheckHeader(byte[] json, long dataBytes, string path)
+    {
+        System.Text.Json.Nodes.JsonObject header;
+        try { header = System.Text.Json.Nodes.JsonNode.Parse(json) as System.Text.Json.Nodes.JsonObject ?? throw new System.Text.Json.JsonException("not an object"); }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or ArgumentException)
+        {
+            throw new WaveGradException($"{path}: corrupt safetensors header ({Text.Escape(Text.FirstLine(e.Message))})");
+        }
+        var spans = new List<(long Begin, long End, string Name)>();
+        foreach (var (name, node) in header)
+        {
+            if (name == "__metadata__") continue;
+            string what = $"{path}: tensor '{Text.Escape(name, 80)}'";
+            if (node is not System.Text.Json.Nodes.JsonObject t || t["dtype"]?.GetValueKind() != System.Text.Json.JsonValueKind.String
+                || t["shape"] is not System.Text.Json.Nodes.JsonArray shape || t["data_offsets"] is not System.Text.Json.Nodes.JsonArray offs || offs.Count != 2)
+                throw new WaveGradException($"{what}: needs a dtype, a shape and two data_offsets");
+            if (!ItemSizes.TryGetValue(t["dtype"]!.GetValue<string>(), out int item))
+                throw new WaveGradException($"{what}: unsupported dtype '{Text.Escape(t["dtype"]!.GetValue<string>(), 16)}'");
+            long count = 1;
+            foreach (var d in shape)
+            {
+                if (d is not System.Text.Json.Nodes.JsonValue v || !v.TryGetValue(out long dim) || dim < 0 || dim > int.MaxValue)
+                    throw new WaveGradException($"{what}: bad shape {Text.Escape(shape.ToJsonString(), 80)}");
+                count = dim == 0 ? 0 : count > dataBytes / dim ? dataBytes + 1 : count * dim;   // past the data: a mismatch below
+            }
+            long Offset(int i) => offs[i] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue(out long o) ? o : -1;
+            long begin = Offset(0), end = Offset(1);
+            if (begin < 0 || end < begin || end > dataBytes)
+                throw new WaveGradException($"{what}: data_offsets [{begin}, {end}] lie outside the {dataBytes}-byte data section");
+            if (end - begin != count * item)
+                throw new WaveGradException($"{what}: data_offsets span {end - begin} bytes but its shape and dtype make {count * item}");
+            spans.Add((begin, end, name));
+        }
+        spans.Sort((a, b) => a.Begin.CompareTo(b.Begin));
+        for (int i = 1; i < spans.Count; i++)
+            if (spans[i].Begin < spans[i - 1].End)
+                throw new WaveGradException($"{path}: tensors '{Text.Escape(spans[i - 1].Name, 80)}' and '{Text.Escape(spans[i].Name, 80)}' overlap");
     }
 
     /// <summary>The module's parameters and buffers by name.</summary>

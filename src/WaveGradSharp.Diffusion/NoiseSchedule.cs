@@ -47,10 +47,14 @@ public sealed class NoiseSchedule
     /// <summary>Signal-to-noise ratio ᾱ_T / (1 − ᾱ_T) at the last step.</summary>
     public double TerminalSnr => AlphasCumprod[^1] / (1 - AlphasCumprod[^1]);
 
+    /// <summary>The longest schedule accepted.</summary>
+    public const int MaxSteps = 100_000;
+
     /// <summary>Builds a schedule from β values; every β must lie in (0, 1).</summary>
     public NoiseSchedule(IReadOnlyList<double> betas, string name = "custom", int[]? timesteps = null)
     {
         if (betas.Count == 0) throw new ScheduleException($"schedule '{name}': β list is empty");
+        if (betas.Count > MaxSteps) throw new ScheduleException($"schedule '{name}': {betas.Count} steps; at most {MaxSteps} are supported");
         for (int i = 0; i < betas.Count; i++)
         {
             double b = betas[i];
@@ -209,8 +213,7 @@ public sealed class NoiseSchedule
     /// <summary>Reads a schedule JSON file.</summary>
     public static NoiseSchedule Load(string path)
     {
-        if (!File.Exists(path)) throw new ScheduleException($"{path}: no such schedule file");
-        return FromJson(File.ReadAllText(path), path);
+        return FromJson(InputFile.ReadAllText(path, "schedule file"), path);
     }
 
     /// <summary>Writes the schedule as JSON, atomically (temporary file, then rename).</summary>

@@ -18,8 +18,7 @@ public static class PyTorchImport
     /// <summary>The named tensors of the checkpoint's model.</summary>
     public static Dictionary<string, Tensor> ReadStateDict(string path)
     {
-        if (!File.Exists(path)) throw new WaveGradException($"{path}: no such file");
-        using (var fs = File.OpenRead(path))
+        using (var fs = InputFile.Open(path, "PyTorch checkpoint"))
         {
             var magic = new byte[4];
             if (fs.Read(magic) < 4 || magic[0] != 'P' || magic[1] != 'K')

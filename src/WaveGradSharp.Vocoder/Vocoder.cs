@@ -33,11 +33,12 @@ public sealed record SynthesisOptions
     /// <summary>Extra mel frames rendered on each side of a streamed chunk and thrown away (the network's context).</summary>
     public int ContextFrames { get; init; } = 16;
     /// <summary>
-    /// On the CPU, one-shot renders longer than this many frames run in pieces of this size (with
-    /// <see cref="ContextFrames"/> of context, as streaming does): whole-utterance activations of tens of MB
-    /// made a 9.6 s sentence 1.6× slower than rendering it in pieces. 0 renders in one pass.
+    /// On the CPU, one-shot renders longer than 1.5 times this many frames run in pieces of this size (with
+    /// <see cref="ContextFrames"/> of context, as streaming does): small activations stay in cache. 0 renders in one pass.
     /// </summary>
     public int CpuPieceFrames { get; init; } = 128;
+    /// <summary>On a GPU, the piece size of long renders (so that memory does not grow with the input). 0 renders in one pass.</summary>
+    public int GpuPieceFrames { get; init; } = 4096;
     /// <summary>
     /// Passes of <see cref="MelPostFilter"/> over the rendered audio: each pulls the band levels of the render onto
     /// the input mel, keeping the network's harmonics and phase, which removes the residual noise floor in pauses.
@@ -115,20 +116,33 @@ public sealed class Vocoder : IDisposable
         if (mel.shape[0] != Voice.Mel.NMels)
             throw new WaveGradException($"{source}: mel has {mel.shape[0]} bands but voice '{Voice.Name}' expects {Voice.Mel.NMels} (preset {Voice.Mel.Name})");
         if (mel.shape[1] < 1) throw new WaveGradException($"{source}: mel has no frames");
-        if (!isfinite(mel).all().item<bool>()) throw new WaveGradException($"{source}: mel contains NaN or Inf values");
+        Voice.Mel.CheckLogMel(mel, source);
     }
 
     /// <summary>Renders a mel [n_mels, frames] (the voice's preset) to float32 samples at <see cref="SampleRate"/>, frames·hop long.</summary>
     public float[] Synthesize(Tensor mel, SynthesisOptions? options = null, CancellationToken ct = default)
     {
+        var pieces = SynthesizePieces(mel, options, ct).ToList();
+        return pieces.Count == 1 ? pieces[0] : pieces.SelectMany(p => p).ToArray();
+    }
+
+    /// <summary>
+    /// <see cref="Synthesize(Tensor, SynthesisOptions?, CancellationToken)"/>'s audio, yielded as it is made: one piece for a
+    /// short mel, else pieces of <see cref="SynthesisOptions.CpuPieceFrames"/> (or <see cref="SynthesisOptions.GpuPieceFrames"/>)
+    /// frames, so that a caller writing them out keeps memory flat however long the mel.
+    /// </summary>
+    public IEnumerable<float[]> SynthesizePieces(Tensor mel, SynthesisOptions? options = null, CancellationToken ct = default)
+    {
         CheckMel(mel);
         var o = Checked(options);
-        if (Device.type == DeviceType.CPU && o.CpuPieceFrames > 0 && mel.shape[1] > o.CpuPieceFrames * 3 / 2)
-            return SynthesizeStreaming(mel, o with { ChunkFrames = o.CpuPieceFrames }, ct).SelectMany(c => c).ToArray();
+        int piece = PieceFrames(o);
+        if (piece > 0 && mel.shape[1] > piece * 3 / 2) return SynthesizeStreaming(mel, o with { ChunkFrames = piece }, ct);
         using var scope = NewDisposeScope();
         var start = StartWaveforms([mel], o);
-        return PostFilter(Model.Render(mel.unsqueeze(0), new RenderRequest(o, 0, start is null ? null : stack(start.Select(w => tensor(w))), ct))[0], mel, o);
+        return [PostFilter(Model.Render(mel.unsqueeze(0), new RenderRequest(o, 0, start is null ? null : stack(start.Select(w => tensor(w))), ct))[0], mel, o)];
     }
+
+    int PieceFrames(SynthesisOptions o) => Device.type == DeviceType.CPU ? o.CpuPieceFrames : o.GpuPieceFrames;
 
     /// <summary>Renders several mels at once (padded to the longest, then cut back); item i is frames_i·hop samples.</summary>
     public float[][] Synthesize(IReadOnlyList<Tensor> mels, SynthesisOptions? options = null, CancellationToken ct = default)
@@ -136,7 +150,7 @@ public sealed class Vocoder : IDisposable
         if (mels.Count == 0) return [];
         for (int i = 0; i < mels.Count; i++) CheckMel(mels[i], $"mel {i}");
         var o = Checked(options);
-        if (Device.type == DeviceType.CPU && o.CpuPieceFrames > 0 && mels.Max(m => m.shape[1]) > o.CpuPieceFrames * 3 / 2)
+        if (PieceFrames(o) > 0 && mels.Max(m => m.shape[1]) > PieceFrames(o) * 3 / 2)
             return mels.Select(m => Synthesize(m, o, ct)).ToArray();
         long maxF = mels.Max(m => m.shape[1]);
         using var scope = NewDisposeScope();
@@ -151,8 +165,8 @@ public sealed class Vocoder : IDisposable
     /// <summary>
     /// Renders a mel chunk by chunk and yields audio as it is ready: each chunk is rendered with
     /// <see cref="SynthesisOptions.ContextFrames"/> of mel context on both sides and the same position-tied noise as
-    /// a one-shot render, and neighbouring chunks are cross-faded over one hop. Memory stays flat in the input length,
-    /// but for the Griffin-Lim start's waveform, made for the whole mel before the first chunk.
+    /// a one-shot render, and neighbouring chunks are cross-faded over one hop. Memory stays flat in the input length: the
+    /// Griffin-Lim start's waveform is made in windows as the chunks reach them (<see cref="GriffinLimStream"/>).
     /// </summary>
     public IEnumerable<float[]> SynthesizeStreaming(Tensor mel, SynthesisOptions? options = null, CancellationToken ct = default)
     {
@@ -163,10 +177,11 @@ public sealed class Vocoder : IDisposable
         int context = Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(Voice.Mel, o.PostFilterPasses));
         long frames = mel.shape[1];
         int fade = Hop;
-        // One Griffin-Lim waveform for the whole mel, cut into the pieces: pieces started from separately made
-        // Griffin-Lim waveforms disagree in phase where they are cross-faded.
+        // One Griffin-Lim waveform for the whole mel, cut into the pieces (pieces started from separately made Griffin-Lim
+        // waveforms disagree in phase where they are cross-faded), made window by window as the pieces reach it.
         ct.ThrowIfCancellationRequested();
-        var startWave = StartWaveforms([mel], o)?[0];
+        bool start = Model.UsesStart(o), tooShort = frames < GriffinLim.MinFrames(Voice.Mel);
+        var gl = start && !tooShort ? new GriffinLimStream(mel.to(Device), Voice.Mel, SynthesisOptions.StartGriffinLimIterations) : null;
         float[]? tail = null;
         for (long s = 0; s < frames; s += o.ChunkFrames)
         {
@@ -177,8 +192,8 @@ public sealed class Vocoder : IDisposable
             using (var scope = NewDisposeScope())
             {
                 var piece = mel[.., (int)a..(int)b];
-                var start = startWave is null ? null : tensor(startWave[(int)(a * Hop)..(int)(b * Hop)]).unsqueeze(0);
-                audio = PostFilter(Model.Render(piece.unsqueeze(0), new RenderRequest(o, a * Hop, start, ct))[0], piece, o);
+                var guess = !start ? null : gl is null ? zeros(1, (b - a) * Hop) : tensor(gl.Read(a * Hop, b * Hop)).unsqueeze(0);
+                audio = PostFilter(Model.Render(piece.unsqueeze(0), new RenderRequest(o, a * Hop, guess, ct))[0], piece, o);
             }
             int from = (int)((s - a) * Hop), to = (int)((e - a) * Hop);
             bool last = e == frames;

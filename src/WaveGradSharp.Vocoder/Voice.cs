@@ -18,6 +18,9 @@ public sealed class Voice
     /// <c>voices/</c> beside the program (the NuGet voice package's content), then a source checkout's <c>voices/</c>.</summary>
     public static BundleLibrary Library { get; } = new("voice", "voice.json", "WAVEGRAD_VOICES", "voices", "voices");
 
+    /// <summary>The longest schedule a card may name (the training schedule's length).</summary>
+    public const int MaxScheduleSteps = 1000;
+
     /// <summary>The manifest's kind.</summary>
     public const string Kind = "vocoder";
 
@@ -59,8 +62,9 @@ public sealed class Voice
         Mel = MelConfig.Preset(preset, src);
         if (framing is not null && framing != FramingName(Mel.Framing))
             throw new WaveGradException($"{src}: mel_framing '{Text.Escape(framing)}' does not match preset {preset} ({FramingName(Mel.Framing)})");
-        if (card["sample_rate"] is JsonNode sr && (sr.GetValueKind() != JsonValueKind.Number || !sr.AsValue().TryGetValue(out int rate) || rate != Mel.SampleRate))
-            throw new WaveGradException($"{src}: \"sample_rate\" {Text.Escape(sr.ToJsonString())} does not match preset {preset} ({Mel.SampleRate} Hz)");
+        if (card["sample_rate"] is not JsonValue sr || sr.GetValueKind() != JsonValueKind.Number || !sr.TryGetValue(out int rate) || rate != Mel.SampleRate)
+            throw new WaveGradException($"{src}: \"sample_rate\" {Text.Escape(card["sample_rate"]?.ToJsonString() ?? "(missing)", 40)} " +
+                $"does not match preset {preset} ({Mel.SampleRate} Hz)");
         Network = card["network"] as JsonObject ?? throw new WaveGradException($"{src}: no \"network\" object");
         Prior = NoisePrior.FromCard(card["prior"], Mel, src);
         var searched = new Dictionary<int, NoiseSchedule>();
@@ -74,6 +78,8 @@ public sealed class Voice
         DefaultSchedule = card["default_schedule"] is JsonNode ds
             ? ds.GetValueKind() == JsonValueKind.String ? ResolveSchedule(ds.GetValue<string>()) : NoiseSchedule.FromJson(ds.ToJsonString(), $"{src} default_schedule")
             : searched.TryGetValue(6, out var s6) ? s6 : NoiseSchedule.Named("wg-6");
+        foreach (var s in SearchedSchedules.Values.Append(DefaultSchedule))
+            if (s.Steps > MaxScheduleSteps) throw new WaveGradException($"{src}: a schedule of {s.Steps} steps; a voice's may have at most {MaxScheduleSteps}");
         VocoderArchitectures.Get(Architecture, src).Validate(this);
     }
 

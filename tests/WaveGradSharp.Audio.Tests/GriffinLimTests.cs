@@ -55,4 +55,38 @@ public class GriffinLimTests(ITestOutputHelper log)
         var e = Assert.Throws<WaveGradSharp.Core.WaveGradException>(() => GriffinLim.FromMel(zeros(cfg.NMels, minFrames - 1), cfg, 2));
         Assert.Equal($"griffin-lim input: {minFrames - 1} frames is too short; {preset} needs at least {minFrames}", e.Message);
     }
+
+    [Fact]
+    public void A_long_mel_streams_window_by_window_with_bounded_memory_and_no_seam()
+    {
+        // 2,200 frames (25 s): three windows. Reading in pieces gives the same samples as reading all at once, the stream
+        // never holds more than a window and a piece, and the seams score like the windows themselves.
+        var cfg = MelConfig.Preset("hifigan-22k");
+        var x = Wav.Read(TestData.Fixture("clip-word-22k.wav"), cfg.SampleRate);
+        var longX = Enumerable.Repeat(x, 33).SelectMany(v => v).ToArray();
+        using var ms = new MelSpectrogram(cfg);
+        using var mel = ms.Compute(tensor(longX));
+        Assert.True(mel.shape[1] > 2 * GriffinLimStream.WindowFrames);
+        var whole = GriffinLim.FromMel(mel, cfg, 8);
+        Assert.Equal(GriffinLim.Samples(cfg, mel.shape[1]), whole.Length);
+        var stream = new GriffinLimStream(mel, cfg, 8);
+        var pieces = new List<float>();
+        long most = 0;
+        for (long at = 0; at < stream.Length; at += 20_000)
+        {
+            pieces.AddRange(stream.Read(at, Math.Min(stream.Length, at + 20_000)));
+            most = Math.Max(most, stream.BufferedSamples);
+        }
+        Assert.Equal(whole, pieces.ToArray());
+        Assert.True(most <= (GriffinLimStream.WindowFrames + 1) * cfg.Hop + 20_000, $"buffered {most} samples");
+        // Spectral convergence of each 1 s stretch: the ones across a seam are no worse than the median.
+        var sc = Enumerable.Range(0, longX.Length / 22050 - 1).Select(k =>
+            Metrics.Compute(longX[(k * 22050)..((k + 1) * 22050)], whole[(k * 22050)..((k + 1) * 22050)], 22050, cfg).SpectralConvergence).ToArray();
+        double median = sc.Order().ElementAt(sc.Length / 2);
+        foreach (int seam in new[] { 1, 2 })
+        {
+            int second = (int)((long)seam * (GriffinLimStream.WindowFrames - GriffinLimStream.OverlapFrames) * cfg.Hop / 22050);
+            Assert.True(sc[second] < 1.25 * median, $"seam {seam}: SC {sc[second]:F3} against the median {median:F3}");
+        }
+    }
 }

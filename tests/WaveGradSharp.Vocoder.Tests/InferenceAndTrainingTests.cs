@@ -314,6 +314,57 @@ public class TrainingTests
     }
 
     [Fact]
+    public void ADamagedOrImplausibleCheckpointIsRefusedAndStaleTempFilesAreRemoved()
+    {
+        using var tmp = new TempDir();
+        var data = MakeData(tmp);
+        VocoderTrainer.Run(Options(data, tmp["run"], 2));
+        string ckpt = Path.Combine(tmp["run"], "checkpoint"), state = Path.Combine(ckpt, "state.json");
+        string good = File.ReadAllText(state);
+        WaveGradException Resume() => Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(data, tmp["run"], 3, resume: true)));
+        foreach (var step in new[] { "-5", "1000000000000" })
+        {
+            File.WriteAllText(state, good.Replace("\"step\": 2", $"\"step\": {step}"));
+            Assert.Contains($"'step' is {step}, outside 0–1000000000", Resume().Message);
+        }
+        File.WriteAllText(state, good);
+        // 0xFF bytes in the optimizer state: its checksum no longer matches.
+        string opt = Path.Combine(ckpt, "optimizer.safetensors");
+        var bytes = File.ReadAllBytes(opt);
+        bytes.AsSpan(bytes.Length - 64, 16).Fill(0xFF);
+        File.WriteAllBytes(opt, bytes);
+        Assert.Contains("optimizer.safetensors: checksum does not match", Resume().Message);
+        // A checkpoint without checksums (written before they were) whose weights hold NaN.
+        File.WriteAllText(state, System.Text.RegularExpressions.Regex.Replace(good, "\"sha256\": \\{[^}]*\\}", "\"sha256\": null"));
+        Assert.Contains("holds NaN or infinite values", Resume().Message);
+        // What a killed writer left behind goes on the next run in that folder.
+        VocoderTrainer.Run(Options(data, tmp["run2"], 1));
+        string staleFile = Path.Combine(tmp["run2"], ".model.safetensors.2147483600.0a1b.tmp");
+        string staleDir = Path.Combine(tmp["run2"], "checkpoint", ".x.2147483600.0a1b.tmp");
+        File.WriteAllBytes(staleFile, new byte[1000]);
+        Directory.CreateDirectory(staleDir);
+        VocoderTrainer.Run(Options(data, tmp["run2"], 2, resume: true));
+        Assert.False(File.Exists(staleFile));
+        Assert.False(Directory.Exists(staleDir));
+    }
+
+    [Fact]
+    public void AnUnreadableCorpusFileIsSkippedWithAWarningUnlessNoneRemain()
+    {
+        using var tmp = new TempDir();
+        var data = MakeData(tmp);
+        File.WriteAllBytes(Path.Combine(data, "broken.wav"), "RIFF....WAVEnot really"u8.ToArray());
+        var log = new StringWriter();
+        var ds = VocoderDataset.Load(data, MelConfig.Preset("hifigan-22k"), 8, warnings: log);
+        Assert.Equal(1, ds.SkippedUnreadable);
+        Assert.Equal(2, ds.Train.Count);
+        Assert.Contains("broken.wav", log.ToString());
+        Assert.Single(log.ToString().Trim().Split('\n'));
+        foreach (var f in Directory.GetFiles(data, "*.wav", SearchOption.AllDirectories)) File.WriteAllBytes(f, [1, 2, 3]);
+        Assert.Contains("unreadable", Assert.Throws<WaveGradException>(() => VocoderDataset.Load(data, MelConfig.Preset("hifigan-22k"), 8, warnings: TextWriter.Null)).Message);
+    }
+
+    [Fact]
     public void EmaWarmUpFollowsTheClosedForm()
     {
         using var lin = nn.Linear(2, 1);

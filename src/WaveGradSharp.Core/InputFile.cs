@@ -1,0 +1,40 @@
+namespace WaveGradSharp.Core;
+
+/// <summary>
+/// Opens files the user names as inputs, with one clear error for each way they can be wrong: an empty path, a
+/// folder, a missing file, an empty file, or something that is not a regular file (a pipe or a device, whose reads
+/// could block forever or never end: both report a length of 0), or a file larger than the reader accepts.
+/// </summary>
+public static class InputFile
+{
+    /// <summary>Opens <paramref name="path"/> for reading; <paramref name="kind"/> names what it should be ("WAV file").</summary>
+    public static FileStream Open(string path, string kind, long maxBytes = long.MaxValue)
+    {
+        Check(path, kind, maxBytes);
+        try { return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new WaveGradException($"{path}: cannot open: {Text.FirstLine(e.Message)}", e);
+        }
+    }
+
+    /// <summary>The whole text of a small input file (a manifest, a schedule, a card).</summary>
+    public static string ReadAllText(string path, string kind, long maxBytes = 1 << 20)
+    {
+        using var fs = Open(path, kind, maxBytes);
+        using var r = new StreamReader(fs);
+        return r.ReadToEnd();
+    }
+
+    /// <summary>Throws unless <paramref name="path"/> is a readable regular file of 1 to <paramref name="maxBytes"/> bytes.</summary>
+    public static void Check(string path, string kind, long maxBytes = long.MaxValue)
+    {
+        if (string.IsNullOrWhiteSpace(path)) throw new WaveGradException($"the path of the {kind} is empty");
+        if (Directory.Exists(path)) throw new WaveGradException($"{path}: is a folder, not a {kind}");
+        var info = new FileInfo(path);
+        if (!info.Exists) throw new WaveGradException($"{path}: file not found");
+        if ((info.Attributes & FileAttributes.Device) != 0 || info.Length == 0)
+            throw new WaveGradException($"{path}: is empty or not a regular file (a pipe or a device); a {kind} is needed");
+        if (info.Length > maxBytes) throw new WaveGradException($"{path}: {info.Length:N0} bytes is larger than a {kind} may be ({maxBytes:N0})");
+    }
+}

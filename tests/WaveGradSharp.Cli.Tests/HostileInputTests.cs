@@ -1,0 +1,246 @@
+using System.Text.Json;
+using WaveGradSharp.Audio;
+using WaveGradSharp.Core;
+using WaveGradSharp.Vocoder;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Cli.Tests;
+
+/// <summary>Oversized and hostile inputs through the CLI: memory stays bounded, and every bad input is one line and exit code 2.</summary>
+public class HostileInputTests
+{
+    static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", "audio", name);
+
+    /// <summary>A tiny random-weight voice with HiFi-GAN's framing.</summary>
+    static string TinyVoice(string dir)
+    {
+        var cfg = new WaveGradConfig
+        {
+            NMels = 80, UpFactors = WaveGradConfig.FactorsForHop(256), FirstChannels = 16, UpChannels = [16, 16, 8, 8, 8], DownChannels = [4, 8, 8, 8, 16],
+        };
+        using var net = new WaveGradNet(cfg);
+        Voice.Save(dir, "tiny", MelConfig.Preset("hifigan-22k"), "wavegrad", JsonSerializer.SerializeToNode(cfg, WaveGradConfig.JsonOptions)!,
+            TensorFiles.StateOf(net), half: false);
+        return dir;
+    }
+
+    /// <summary>A mel of <paramref name="frames"/> frames: the committed word's mel repeated.</summary>
+    static string LongMel(string path, int frames)
+    {
+        var word = Npy.ReadTensor(Fixture("mel-hifigan-22k-word-22k.npy"));
+        var tiled = word.repeat(1, frames / (int)word.shape[1] + 1)[.., ..frames];
+        MelFile.Save(path, tiled);
+        return path;
+    }
+
+    static long PeakMb(CliRunner.Result r) =>
+        long.Parse(r.Stdout.Split("peak memory ")[1].Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public void VocodingAMelSixTimesLongerDoesNotRaisePeakMemory()
+    {
+        // Griffin-Lim start, rendering and the WAV all stream: 2 minutes of mel peak no higher than 23 s of it. Before,
+        // the whole-mel Griffin-Lim (several [513, frames] complex tensors) and the whole waveform made peak memory grow
+        // with the input. glibc is told to return blocks of 1 MB and more at once, so that its high-water mark (which
+        // wanders by a few hundred MB with the order of allocations) does not hide what is alive.
+        var dir = Directory.CreateTempSubdirectory("wg-long-");
+        try
+        {
+            string voice = TinyVoice(Path.Combine(dir.FullName, "tiny"));
+            long Peak(int frames)
+            {
+                var r = CliRunner.RunWith(null, new Dictionary<string, string?> { ["MALLOC_MMAP_THRESHOLD_"] = "1048576" }, "vocode",
+                    LongMel(Path.Combine(dir.FullName, $"m{frames}.npy"), frames), "-o", Path.Combine(dir.FullName, $"o{frames}.wav"),
+                    "--voice", voice, "--steps", "3", "--device", "cpu");
+                Assert.True(r.ExitCode == 0, r.Stderr);
+                Assert.Equal(44 + frames * 256L * 2, new FileInfo(Path.Combine(dir.FullName, $"o{frames}.wav")).Length);
+                return PeakMb(r);
+            }
+            long small = Peak(2_000), large = Peak(12_000);
+            Assert.True(large - small < 150, $"peak memory {small} MB for 2,000 frames, {large} MB for 12,000");
+        }
+        finally { dir.Delete(true); }
+    }
+
+    /// <summary>Runs the CLI and checks a one-line error with exit code 2 that contains <paramref name="expected"/>.</summary>
+    static void OneLineError(string expected, params string[] args)
+    {
+        var r = CliRunner.Run(args);
+        Assert.True(r.ExitCode == 2, $"exit {r.ExitCode}: {r.Stdout}{r.Stderr}");
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+        Assert.StartsWith("error: ", r.Stderr);
+        Assert.Contains(expected, r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+    }
+
+    /// <summary>A copy of the tiny voice with voice.json edited by <paramref name="edit"/>.</summary>
+    static string EditedVoice(string root, string name, Func<string, string> edit)
+    {
+        string dir = TinyVoice(Path.Combine(root, name));
+        string card = Path.Combine(dir, "voice.json");
+        File.WriteAllText(card, edit(File.ReadAllText(card)));
+        return dir;
+    }
+
+    [Theory]
+    [InlineData("network.up_channels", "[1000000, 16, 8, 8, 8]", "up_channels must be between 1 and 4096")]
+    [InlineData("network.first_channels", "1000000000", "first_channels must be between 1 and 4096")]
+    [InlineData("network.first_channels", "-1", "first_channels must be between 1 and 4096")]
+    [InlineData("network.first_channels", "0", "first_channels must be between 1 and 4096")]
+    [InlineData("network.up_channels", "[4096, 4096, 4096, 4096, 4096]", "parameters, more than the 100,000,000 supported")]
+    [InlineData("network.noise_scale", "-5", "noise_scale -5 must be in (0, 1e6]")]
+    [InlineData("sample_rate", "-1", "\"sample_rate\" -1 does not match")]
+    [InlineData("sample_rate", "\"fast\"", "does not match preset")]
+    [InlineData("sample_rate", "1e300", "does not match preset")]
+    [InlineData("sample_rate", null, "\"sample_rate\" (missing) does not match")]
+    public void AHostileVoiceCardIsOneLineNamingTheFileBeforeAnythingIsAllocated(string field, string? json, string expected)
+    {
+        var dir = Directory.CreateTempSubdirectory("wg-card-");
+        try
+        {
+            string voice = EditedVoice(dir.FullName, "v", c =>
+            {
+                var card = System.Text.Json.Nodes.JsonNode.Parse(c)!.AsObject();
+                var parts = field.Split('.');
+                var owner = parts.Length == 2 ? card[parts[0]]!.AsObject() : card;
+                if (json is null) owner.Remove(parts[^1]); else owner[parts[^1]] = System.Text.Json.Nodes.JsonNode.Parse(json);
+                return card.ToJsonString();
+            });
+            OneLineError(expected, "vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o", Path.Combine(dir.FullName, "o.wav"), "--voice", voice);
+            Assert.False(File.Exists(Path.Combine(dir.FullName, "o.wav")));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void AVoiceWhoseDefaultScheduleHasAHundredThousandStepsIsRefused()
+    {
+        var dir = Directory.CreateTempSubdirectory("wg-card-");
+        try
+        {
+            string betas = string.Join(", ", Enumerable.Repeat("0.0001", 100_000));
+            string voice = EditedVoice(dir.FullName, "v", c => c.Replace("\"name\": \"tiny\",", $"\"name\": \"tiny\", \"default_schedule\": {{\"betas\": [{betas}]}},"));
+            OneLineError("a schedule of 100000 steps; a voice's may have at most 1000", "vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o",
+                Path.Combine(dir.FullName, "o.wav"), "--voice", voice);
+        }
+        finally { dir.Delete(true); }
+    }
+
+    /// <summary>The tiny voice's weights with the safetensors header rewritten by <paramref name="edit"/>.</summary>
+    static string EditedWeights(string root, Func<string, string> edit)
+    {
+        string dir = TinyVoice(Path.Combine(root, "w"));
+        string path = Path.Combine(dir, "model.safetensors");
+        var bytes = File.ReadAllBytes(path);
+        int n = (int)BitConverter.ToUInt64(bytes);
+        string header = System.Text.Encoding.UTF8.GetString(bytes, 8, n);
+        var newHeader = System.Text.Encoding.UTF8.GetBytes(edit(header));
+        var outBytes = new byte[8 + newHeader.Length + bytes.Length - 8 - n];
+        BitConverter.GetBytes((ulong)newHeader.Length).CopyTo(outBytes, 0);
+        newHeader.CopyTo(outBytes, 8);
+        Array.Copy(bytes, 8 + n, outBytes, 8 + newHeader.Length, bytes.Length - 8 - n);
+        File.WriteAllBytes(path, outBytes);
+        return dir;
+    }
+
+    [Theory]
+    [InlineData("negative", "lie outside the")]
+    [InlineData("overlap", "overlap")]
+    [InlineData("size", "but its shape and dtype make")]
+    [InlineData("dtype", "unsupported dtype")]
+    public void SafetensorsOffsetsAreCheckedBeforeAnyTensorIsRead(string kind, string expected)
+    {
+        var dir = Directory.CreateTempSubdirectory("wg-st-");
+        try
+        {
+            string voice = EditedWeights(dir.FullName, h =>
+            {
+                var j = System.Text.Json.Nodes.JsonNode.Parse(h)!.AsObject();
+                var names = j.Select(p => p.Key).Where(k => k != "__metadata__").ToList();
+                var t = j[names[0]]!.AsObject();
+                var u = j[names[1]]!.AsObject();
+                switch (kind)
+                {
+                    case "negative": t["data_offsets"] = new System.Text.Json.Nodes.JsonArray(-8, t["data_offsets"]![1]!.GetValue<long>() - 8); break;
+                    case "overlap": u["data_offsets"] = t["data_offsets"]!.DeepClone(); u["shape"] = t["shape"]!.DeepClone(); break;
+                    case "size": t["shape"] = new System.Text.Json.Nodes.JsonArray(1_000_000_000, 1_000_000_000); break;
+                    default: t["dtype"] = "F8_E4M3"; break;
+                }
+                return j.ToJsonString();
+            });
+            OneLineError(expected, "vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o", Path.Combine(dir.FullName, "o.wav"), "--voice", voice);
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void TinyAndEndlessInputsAreRefusedBeforeTheyAreRead()
+    {
+        var dir = Directory.CreateTempSubdirectory("wg-in-");
+        try
+        {
+            // A 1 Hz WAV would resample to hours; a FIFO would block forever; a folder named like a file; an empty path.
+            string wav1 = Path.Combine(dir.FullName, "one-hertz.wav");
+            var data = new byte[88_000];
+            using (var w = new BinaryWriter(File.Create(wav1)))
+            {
+                w.Write("RIFF"u8); w.Write(36 + data.Length); w.Write("WAVEfmt "u8); w.Write(16); w.Write((short)1); w.Write((short)1);
+                w.Write(1); w.Write(2); w.Write((short)2); w.Write((short)16); w.Write("data"u8); w.Write(data.Length); w.Write(data);
+            }
+            OneLineError("sample rate 1 Hz is outside 1000–1536000 Hz", "mel", wav1, "-o", Path.Combine(dir.FullName, "m.npy"));
+            if (!OperatingSystem.IsWindows())
+            {
+                string fifo = Path.Combine(dir.FullName, "pipe.wav");
+                var mk = System.Diagnostics.Process.Start("mkfifo", fifo)!;
+                mk.WaitForExit();
+                OneLineError("is empty or not a regular file", "mel", fifo, "-o", Path.Combine(dir.FullName, "m.npy"));
+            }
+            Directory.CreateDirectory(Path.Combine(dir.FullName, "x.npy"));
+            OneLineError("x.npy: is a folder, not a .npy file", "vocode", Path.Combine(dir.FullName, "x.npy"), "-o", Path.Combine(dir.FullName, "o.wav"));
+            OneLineError("the Output path is empty".Replace("Output", "--output"), "vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o", "");
+            // A one-hour limit by default, found in the header: a 2-hour header is refused before its data is read.
+            string longWav = Path.Combine(dir.FullName, "long.wav");
+            using (var w = new BinaryWriter(File.Create(longWav)))
+            {
+                int bytes = 2 * 3600 * 8000 * 2;
+                w.Write("RIFF"u8); w.Write(36 + bytes); w.Write("WAVEfmt "u8); w.Write(16); w.Write((short)1); w.Write((short)1);
+                w.Write(8000); w.Write(16000); w.Write((short)2); w.Write((short)16); w.Write("data"u8); w.Write(bytes);
+                w.BaseStream.SetLength(44 + bytes);
+            }
+            OneLineError("7200 s of audio is longer than the limit of 3600 s (--max-seconds)", "mel", longWav, "-o", Path.Combine(dir.FullName, "m.npy"));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void ControlCharactersInAFileNeverReachTheTerminal()
+    {
+        var dir = Directory.CreateTempSubdirectory("wg-esc-");
+        try
+        {
+            string npy = Path.Combine(dir.FullName, "evil.npy");
+            string header = "{'descr': '<f4', \u001b[2J\u0007\r evil }";
+            header += new string(' ', 63 - (header.Length + 10) % 64) + "\n";
+            File.WriteAllBytes(npy, [0x93, .. "NUMPY"u8, 1, 0, (byte)header.Length, 0, .. System.Text.Encoding.Latin1.GetBytes(header), 0, 0, 0, 0]);
+            var r = CliRunner.Run("vocode", npy, "-o", Path.Combine(dir.FullName, "o.wav"));
+            Assert.Equal(2, r.ExitCode);
+            Assert.Contains("\\x1B[2J\\x07\\x0D evil", r.Stderr);
+            Assert.DoesNotContain(r.Stderr, c => c < 0x20 && c != '\n');
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void AMelOfAbsurdValuesIsBlamedOnTheMelNotTheOutput()
+    {
+        var dir = Directory.CreateTempSubdirectory("wg-mel-");
+        try
+        {
+            string npy = Path.Combine(dir.FullName, "loud.npy");
+            MelFile.Save(npy, full(80, 40, 1e30f));
+            OneLineError("loud.npy: mel value 1E+30 is above 30", "vocode", npy, "-o", Path.Combine(dir.FullName, "o.wav"));
+            OneLineError("mel value 1E+30 is above 30", "griffinlim", npy, "-o", Path.Combine(dir.FullName, "o.wav"));
+        }
+        finally { dir.Delete(true); }
+    }
+}
