@@ -11,10 +11,11 @@ public static class AudioFiles
     public sealed record MelResult(long NMels, long Frames, double Seconds);
 
     /// <summary>WAV → log-mel: writes float32 .npy [n_mels, frames] (or [frames, n_mels]) and/or a labelled PNG.</summary>
-    public static MelResult MelFromWav(string wavPath, string? npyPath, string? pngPath, MelConfig cfg, bool framesFirst = false)
+    public static MelResult MelFromWav(string wavPath, string? npyPath, string? pngPath, MelConfig cfg, bool framesFirst = false,
+        double maxSeconds = Wav.DefaultMaxSeconds)
     {
         if (npyPath is null && pngPath is null) throw WaveGradException.About("mel: nothing to write: give an NpyPath and/or a PngPath", "NpyPath", "PngPath");
-        var x = Wav.Read(wavPath, cfg.SampleRate);
+        var x = Wav.Read(wavPath, cfg.SampleRate, maxSeconds);
         using var scope = NewDisposeScope();
         using var ms = new MelSpectrogram(cfg);
         Tensor mel;

@@ -28,12 +28,13 @@ static class AudioCommands
         var preset = Preset();
         var png = new Option<string>("--png") { Description = "Also draw a labelled spectrogram PNG here" };
         var framesFirst = FramesFirst("write it transposed");
-        var cmd = new Command("mel", "Compute the log-mel spectrogram of a WAV file (resampled to the preset's rate)") { input, output, preset, png, framesFirst };
+        var maxSeconds = Cli.MaxSeconds();
+        var cmd = new Command("mel", "Compute the log-mel spectrogram of a WAV file (resampled to the preset's rate)") { input, output, preset, png, framesFirst, maxSeconds };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var cfg = MelConfig.Preset(pr.GetValue(preset)!);
             string? o = pr.GetValue(output), p = pr.GetValue(png);
-            var r = AudioFiles.MelFromWav(pr.GetValue(input)!, o, p, cfg, pr.GetValue(framesFirst));
+            var r = AudioFiles.MelFromWav(pr.GetValue(input)!, o, p, cfg, pr.GetValue(framesFirst), pr.GetValue(maxSeconds));
             string shape = pr.GetValue(framesFirst) ? $"[{r.Frames}, {r.NMels}] (frames first)" : $"[{r.NMels}, {r.Frames}]";
             Console.WriteLine($"{pr.GetValue(input)}: {F(r.Seconds, "F2")} s at {cfg.SampleRate} Hz → log-mel {shape}, preset {cfg.Name}");
             if (o != null) Console.WriteLine($"wrote {o}");

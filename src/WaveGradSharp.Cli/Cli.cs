@@ -13,6 +13,9 @@ static class Cli
     public static Option<string> Output(string description, bool required = true) =>
         new("--output", "-o") { Description = description, Required = required };
 
+    /// <summary>The longest input WAV read (Wav.DefaultMaxSeconds unless raised).</summary>
+    public static Option<double> MaxSeconds() => new("--max-seconds") { Description = "Refuse input audio longer than this", DefaultValueFactory = _ => 3600 };
+
     public static Option<long> Seed() => new("--seed") { Description = "Random seed (same seed, same bits on the CPU)", DefaultValueFactory = _ => 1234 };
 
     public static Option<string> Device() => new Option<string>("--device")

@@ -128,15 +128,15 @@ static class VocoderCommands
         var input = new Argument<string>("wav") { Description = "Input WAV (any rate; resampled to the voice's)" };
         var output = Cli.Output("Output WAV");
         var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var weights = WeightsOpt();
-        var play = PlayOpt(); var f32 = Float32Opt();
+        var play = PlayOpt(); var f32 = Float32Opt(); var maxSeconds = Cli.MaxSeconds();
         var stream = new Option<bool>("--stream") { Description = "Render with the streaming API (chunk by chunk)" };
         var flags = new RenderFlags();
-        var cmd = new Command("resynth", "WAV → mel (the voice's preset) → WAV: hear what the vocoder makes of a recording") { input, output, voice, steps, seed, device, weights, play, f32, stream };
+        var cmd = new Command("resynth", "WAV → mel (the voice's preset) → WAV: hear what the vocoder makes of a recording") { input, output, voice, steps, seed, device, weights, play, f32, stream, maxSeconds };
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
-            var samples = Wav.Read(pr.GetValue(input)!, vocoder.SampleRate);
+            var samples = Wav.Read(pr.GetValue(input)!, vocoder.SampleRate, pr.GetValue(maxSeconds));
             using var spec = new MelSpectrogram(vocoder.Voice.Mel);
             var mel = spec.Compute(tensor(samples));
             var opts = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
