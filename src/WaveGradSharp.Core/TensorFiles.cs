@@ -46,7 +46,11 @@ public static class TensorFiles
                 throw new WaveGradException($"{path}: not a safetensors file (header length {n} does not fit the {len}-byte file)");
             var json = new byte[n];
             fs.ReadExactly(json);
-            CheckHeader(json, len - 8 - (long)n, path);
+            try { CheckHeader(json, len - 8 - (long)n, path); }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or System.Text.Json.JsonException or ArgumentException)
+            {
+                throw new WaveGradException($"{path}: corrupt safetensors header ({Text.Escape(Text.FirstLine(e.Message))})");   // e.g. invalid UTF-8 names
+            }
         }
         try { return Safetensors.LoadStateDict(path); }
         catch (Exception e) when (e is not WaveGradException)

@@ -1,0 +1,235 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using WaveGradSharp.Audio;
+using WaveGradSharp.Core;
+using WaveGradSharp.Imaging;
+using WaveGradSharp.Vocoder;
+
+namespace WaveGradSharp.Fuzz;
+
+/// <summary>What one input did: parsed, refused with a <see cref="WaveGradException"/>, or anything else (a finding).</summary>
+public enum Outcome { Accepted, Rejected, Crashed, Hung }
+
+/// <summary>Counts of one target's run.</summary>
+public sealed record TargetReport(string Target, int Inputs, int Accepted, int Rejected, int Crashed, int Hung, double MaxMs, long MaxAllocatedMb,
+    IReadOnlyList<string> Findings);
+
+/// <summary>
+/// An in-process mutation fuzzer: each input is a seed file (a committed fixture or a tiny bundle made at start) mutated
+/// by a few random edits (bit flips, interesting bytes and integers, deletions, duplications, truncation, splices; for
+/// JSON also numbers, types and keys swapped), handed to one parser, and classed. A parser may accept an input or refuse
+/// it with a <see cref="WaveGradException"/>; any other exception, an input that runs past the time limit, or one that
+/// allocates more than the memory limit is a finding, written to the findings folder with the seed that made it.
+/// </summary>
+public sealed class Fuzzer(string workDir, int seed, TimeSpan timeLimit, long memoryLimitMb = 1024)
+{
+    readonly Random rng = new(seed);
+    readonly string scratch = Directory.CreateDirectory(Path.Combine(workDir, "scratch")).FullName;
+
+    /// <summary>The parsers, by name.</summary>
+    public static readonly string[] Targets = ["wav", "npy", "safetensors", "voice", "image", "pytorch"];
+
+    /// <summary>Runs <paramref name="iterations"/> inputs against one target; findings go to <paramref name="findings"/> (if given).</summary>
+    public TargetReport Run(string target, int iterations, string? findings = null, Action<string>? progress = null)
+    {
+        var seeds = Seeds(target);
+        int accepted = 0, rejected = 0, crashed = 0, hung = 0;
+        double maxMs = 0;
+        long maxMb = 0;
+        var found = new List<string>();
+        for (int i = 0; i < iterations; i++)
+        {
+            var (name, bytes) = seeds[rng.Next(seeds.Count)];
+            var input = target is "voice" or "image" && rng.Next(3) > 0 ? MutateJsonBundle(bytes) : Mutate(bytes);
+            var (outcome, ms, mb, what) = Execute(target, input);
+            maxMs = Math.Max(maxMs, ms);
+            maxMb = Math.Max(maxMb, mb);
+            switch (outcome)
+            {
+                case Outcome.Accepted: accepted++; break;
+                case Outcome.Rejected: rejected++; break;
+                case Outcome.Crashed: crashed++; break;
+                default: hung++; break;
+            }
+            if (outcome is Outcome.Crashed or Outcome.Hung || mb > memoryLimitMb)
+            {
+                string note = $"{target} input {i} (from {name}): {outcome}, {ms:F0} ms, {mb} MB allocated: {Text.Escape(what, 300)}";
+                found.Add(note);
+                if (findings is not null)
+                {
+                    Directory.CreateDirectory(findings);
+                    File.WriteAllBytes(Path.Combine(findings, $"{target}-{seed}-{i}.bin"), input);
+                    File.AppendAllText(Path.Combine(findings, "findings.txt"), note + "\n");
+                }
+                if (outcome == Outcome.Hung) break;   // the hung thread cannot be stopped; report and end this target
+            }
+            if (progress is not null && (i + 1) % 10_000 == 0) progress($"{target}: {i + 1} inputs, {crashed + hung} findings");
+        }
+        return new TargetReport(target, accepted + rejected + crashed + hung, accepted, rejected, crashed, hung, maxMs, maxMb, found);
+    }
+
+    (Outcome, double Ms, long Mb, string What) Execute(string target, byte[] input)
+    {
+        Outcome outcome = Outcome.Accepted;
+        string what = "";
+        long before = GC.GetTotalAllocatedBytes(precise: false), rss = Environment.WorkingSet;
+        var sw = Stopwatch.StartNew();
+        var t = new Thread(() =>
+        {
+            try { Parse(target, input); }
+            catch (WaveGradException e) { outcome = Outcome.Rejected; what = e.Message; }
+            catch (Exception e) { outcome = Outcome.Crashed; what = $"{e.GetType().Name}: {e.Message}"; }
+        }, 64 << 20) { IsBackground = true };
+        t.Start();
+        if (!t.Join(timeLimit)) return (Outcome.Hung, sw.Elapsed.TotalMilliseconds, 0, $"still running after {timeLimit.TotalSeconds} s");
+        // Managed allocations, or the growth of the working set for what libtorch allocates natively.
+        long mb = Math.Max(GC.GetTotalAllocatedBytes(precise: false) - before, Environment.WorkingSet - rss) >> 20;
+        return (outcome, sw.Elapsed.TotalMilliseconds, mb, what);
+    }
+
+    void Parse(string target, byte[] input)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        switch (target)
+        {
+            case "wav": Wav.Read(Write("in.wav", input), 22050, maxSeconds: 600); break;
+            case "npy": Npy.Read(new MemoryStream(input), "in.npy"); break;
+            case "safetensors": TensorFiles.Load(Write("in.safetensors", input)); break;
+            case "pytorch": PyTorchImport.ReadStateDict(Write("in.pt", input)); break;
+            case "voice":
+            {
+                string dir = Bundle("voice", "voice.json", input);
+                using var v = Vocoder.Vocoder.Load(dir);
+                break;
+            }
+            default:
+            {
+                var m = ImageModel.Load(Bundle("image", "model.json", input));
+                if (m.Kind == "classifier") m.CreateClassifier().Dispose(); else m.CreateUNet().Dispose();
+                break;
+            }
+        }
+    }
+
+    string Write(string name, byte[] bytes)
+    {
+        string p = Path.Combine(scratch, name);
+        File.WriteAllBytes(p, bytes);
+        return p;
+    }
+
+    /// <summary>A bundle folder from a packed input: manifest length (4 bytes), manifest, weights.</summary>
+    string Bundle(string kind, string manifest, byte[] packed)
+    {
+        string dir = Path.Combine(scratch, kind);
+        Directory.CreateDirectory(dir);
+        int n = packed.Length >= 4 ? Math.Clamp(BitConverter.ToInt32(packed, 0), 0, packed.Length - 4) : 0;
+        File.WriteAllBytes(Path.Combine(dir, manifest), packed.AsSpan(4, n).ToArray());
+        File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), packed.AsSpan(4 + n).ToArray());
+        return dir;
+    }
+
+    static byte[] Pack(string manifestPath, string weightsPath)
+    {
+        var m = File.ReadAllBytes(manifestPath);
+        return [.. BitConverter.GetBytes(m.Length), .. m, .. File.ReadAllBytes(weightsPath)];
+    }
+
+    List<(string Name, byte[] Bytes)> Seeds(string target)
+    {
+        string fx = Path.Combine(AppContext.BaseDirectory, "fixtures");
+        IEnumerable<string> files = target switch
+        {
+            "wav" => Directory.GetFiles(Path.Combine(fx, "audio"), "*.wav"),
+            "npy" => Directory.GetFiles(Path.Combine(fx, "audio"), "*.npy"),
+            "pytorch" => [Path.Combine(fx, "vocoder", "tiny-lmnt-128.pt"), Path.Combine(fx, "vocoder", "tiny-lmnt-io.pt")],
+            _ => [],
+        };
+        var seeds = files.Select(f => (Path.GetFileName(f), File.ReadAllBytes(f))).ToList();
+        if (target is "safetensors" or "voice")
+        {
+            string voice = TinyVoice(Path.Combine(scratch, "seed-voice"));
+            seeds.Add(target == "voice" ? ("tiny voice", Pack(Path.Combine(voice, "voice.json"), Path.Combine(voice, "model.safetensors")))
+                : ("tiny voice weights", File.ReadAllBytes(Path.Combine(voice, "model.safetensors"))));
+        }
+        if (target == "image")
+            seeds.Add(("mnist-judge", Pack(Path.Combine(fx, "mnist-judge", "model.json"), Path.Combine(fx, "mnist-judge", "model.safetensors"))));
+        return seeds;
+    }
+
+    /// <summary>A voice small enough to load thousands of times a minute.</summary>
+    public static string TinyVoice(string dir)
+    {
+        var cfg = new WaveGradConfig
+        {
+            NMels = 80, UpFactors = WaveGradConfig.FactorsForHop(256), FirstChannels = 8, UpChannels = [8, 8, 4, 4, 4], DownChannels = [2, 4, 4, 4, 8],
+        };
+        using var net = new WaveGradNet(cfg);
+        Voice.Save(dir, "tiny", MelConfig.Preset("hifigan-22k"), "wavegrad", JsonSerializer.SerializeToNode(cfg, WaveGradConfig.JsonOptions)!,
+            TensorFiles.StateOf(net), half: false);
+        return dir;
+    }
+
+    static readonly byte[] InterestingBytes = [0x00, 0x01, 0x7F, 0x80, 0xFF, 0x1B, 0x07, 0x0D, 0x0A, (byte)'"', (byte)'{', (byte)'['];
+    static readonly long[] InterestingInts = [0, 1, -1, 2, 255, 256, 65535, 65536, int.MaxValue, int.MinValue, uint.MaxValue, long.MaxValue, 1L << 40];
+
+    /// <summary>One to four random byte-level edits.</summary>
+    public byte[] Mutate(byte[] seed)
+    {
+        var b = new List<byte>(seed);
+        int edits = 1 + rng.Next(4);
+        for (int e = 0; e < edits && b.Count > 0; e++)
+        {
+            int at = rng.Next(b.Count);
+            switch (rng.Next(8))
+            {
+                case 0: b[at] ^= (byte)(1 << rng.Next(8)); break;
+                case 1: b[at] = InterestingBytes[rng.Next(InterestingBytes.Length)]; break;
+                case 2:
+                {
+                    var v = BitConverter.GetBytes(InterestingInts[rng.Next(InterestingInts.Length)]);
+                    int w = rng.Next(2) == 0 ? 4 : 8;
+                    for (int k = 0; k < w && at + k < b.Count; k++) b[at + k] = v[k];
+                    break;
+                }
+                case 3: b.RemoveRange(at, Math.Min(b.Count - at, 1 + rng.Next(64))); break;
+                case 4: b.InsertRange(at, b.GetRange(at, Math.Min(b.Count - at, 1 + rng.Next(64)))); break;
+                case 5: b.RemoveRange(at, b.Count - at); break;                                 // truncate
+                case 6: b.InsertRange(at, Enumerable.Repeat((byte)rng.Next(256), 1 + rng.Next(16))); break;
+                default:
+                {
+                    int from = rng.Next(b.Count), len = Math.Min(Math.Min(b.Count - from, b.Count - at), 1 + rng.Next(32));
+                    var chunk = b.GetRange(from, len);
+                    for (int k = 0; k < len; k++) b[at + k] = chunk[k];
+                    break;
+                }
+            }
+        }
+        return [.. b];
+    }
+
+    static readonly string[] JsonValues =
+        ["0", "-1", "1e300", "-1e300", "1000000", "1000000000", "2147483648", "null", "true", "\"x\"", "\"\\u001b[2J\"", "[]", "{}", "[1e9, 1e9]", "0.5", "NaN"];
+
+    /// <summary>A packed bundle whose manifest gets one to three JSON-aware edits: a number, string or value replaced, a key dropped.</summary>
+    byte[] MutateJsonBundle(byte[] packed)
+    {
+        int n = BitConverter.ToInt32(packed, 0);
+        string json = Encoding.UTF8.GetString(packed, 4, n);
+        var tokens = System.Text.RegularExpressions.Regex.Matches(json, "-?\\d+(\\.\\d+)?(e[-+]?\\d+)?|\"[^\"]*\"");
+        int edits = 1 + rng.Next(3);
+        for (int e = 0; e < edits && tokens.Count > 0; e++)
+        {
+            var t = tokens[rng.Next(tokens.Count)];
+            if (t.Index + t.Length > json.Length) break;
+            string replacement = rng.Next(4) == 0 ? "" : JsonValues[rng.Next(JsonValues.Length)];
+            json = json[..t.Index] + replacement + json[(t.Index + t.Length)..];
+            tokens = System.Text.RegularExpressions.Regex.Matches(json, "-?\\d+(\\.\\d+)?(e[-+]?\\d+)?|\"[^\"]*\"");
+        }
+        var m = Encoding.UTF8.GetBytes(json);
+        var rest = packed.AsSpan(4 + n).ToArray();
+        if (rng.Next(4) == 0) rest = Mutate(rest);
+        return [.. BitConverter.GetBytes(m.Length), .. m, .. rest];
+    }
+}
