@@ -15,48 +15,46 @@ static class SpeakCommands
     {
         var text = new Argument<string?>("text") { Description = "Text to speak; '-' reads standard input", Arity = ArgumentArity.ZeroOrOne };
         var file = new Option<string?>("--file", "-f") { Description = "Read the text from a file" };
-        var output = Cli.Output("Output WAV");
+        var output = Cli.Output("Output WAV", required: false);
         var voice = new Option<string>("--voice") { Description = "Voice name or folder", DefaultValueFactory = _ => VocoderCommands.DefaultVoice };
         var steps = new Option<string?>("--steps") { Description = "Schedule: step count, name or JSON file (default: the voice's)" };
         var seed = Cli.Seed(); var device = Cli.Device();
-        var play = new Option<bool>("--play") { Description = "Play the result after writing it" };
+        var play = new Option<bool>("--play") { Description = "Play while rendering (sound starts after the first chunk)" };
         var flags = new VocoderCommands.RenderFlags();
-        var cmd = new Command("speak", "Text → festival/espeak-ng utterance → mel (the voice's preset) → WaveGrad waveform; long text is split into sentences and streamed")
+        var cmd = new Command("speak", "Text to speech: a speech program's utterance, its mel, the voice's waveform; streamed by sentence and chunk")
             { text, file, output, voice, steps, seed, device, play };
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
-            string input = pr.GetValue(file) is string f
-                ? InputFile.ReadAllText(f, "text file", 16 << 20)
+            string input = pr.GetValue(file) is string f ? InputFile.ReadAllText(f, "text file", 16 << 20)
                 : pr.GetValue(text) is "-" ? Console.In.ReadToEnd()
-                : pr.GetValue(text) ?? throw new WaveGradException("speak: give the text as an argument, with -f FILE, or '-' for standard input");
-            var sentences = SpeechFrontend.Sentences(input);
-            if (sentences.Count == 0) throw new WaveGradException("speak: the text has no words");
+                : pr.GetValue(text) ?? throw new WaveGradException("give the text as an argument, with -f FILE, or '-' for standard input");
+            string? outPath = pr.GetValue(output);
+            if (outPath is null && !pr.GetValue(play)) throw WaveGradException.About("give an Output file, or --play, or both", "Output");
             using var vocoder = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!);
-            using var spec = new MelSpectrogram(vocoder.Voice.Mel);
-            var opts = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
-            var audio = new List<float>();
-            var pause = new float[vocoder.SampleRate / 4];
+            var tts = new TextToSpeech(vocoder);
+            var opts = new SpeechOptions { Synthesis = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed)) with { ChunkFrames = 48 } };
+            var sentences = TextToSpeech.Sentences(input);
+            Console.Error.WriteLine($"frontend: {tts.Frontend.Name}; {sentences.Count} sentence(s); voice {vocoder.Voice.Name}, {VocoderCommands.DescribeSteps(opts.Synthesis)}");
+            var started = Process.GetCurrentProcess().StartTime;
             var sw = Stopwatch.StartNew();
             double firstAudio = double.NaN;
-            Console.Error.WriteLine($"frontend: {SpeechFrontend.Available()}; {sentences.Count} sentence(s); voice {vocoder.Voice.Name}, {VocoderCommands.DescribeSteps(opts)}");
-            foreach (var sentence in sentences)
+            using var wav = outPath is null ? null : new WavStreamWriter(outPath, vocoder.SampleRate);
+            using var player = pr.GetValue(play) ? Playback.OpenStream(vocoder.SampleRate) : null;
+            long samples = 0;
+            foreach (var chunk in tts.Speak(input, opts))
             {
-                var utterance = SpeechFrontend.Render(sentence, vocoder.SampleRate);
-                using var scope = NewDisposeScope();
-                var mel = spec.Compute(tensor(utterance));
-                foreach (var chunk in vocoder.SynthesizeStreaming(mel, opts))
-                {
-                    if (double.IsNaN(firstAudio)) firstAudio = sw.Elapsed.TotalSeconds;
-                    audio.AddRange(chunk);
-                }
-                if (sentences.Count > 1) audio.AddRange(pause);
+                if (double.IsNaN(firstAudio)) firstAudio = (DateTime.Now - started).TotalSeconds;
+                wav?.Write(chunk);
+                player?.Write(chunk);
+                samples += chunk.Length;
             }
-            double secs = sw.Elapsed.TotalSeconds;
-            Wav.Write(pr.GetValue(output)!, audio.ToArray(), vocoder.SampleRate);
-            double dur = audio.Count / (double)vocoder.SampleRate;
-            Console.WriteLine($"wrote {pr.GetValue(output)}: {dur:F2} s of speech in {secs:F2} s (first audio after {firstAudio:F2} s; real-time factor {secs / dur:F2})");
-            if (pr.GetValue(play)) Playback.TryPlay(pr.GetValue(output)!);
+            double secs = sw.Elapsed.TotalSeconds, dur = samples / (double)vocoder.SampleRate;
+            wav?.Commit();
+            string sound = player?.FirstSound is DateTime t ? $", first sound {(t - started).TotalSeconds:F2} s" : "";
+            Console.WriteLine($"{(outPath is null ? "spoke" : $"wrote {outPath}:")} {dur:F2} s of speech in {secs:F2} s " +
+                $"(first audio {firstAudio:F2} s after the process started{sound}; real-time factor {secs / dur:F2})");
+            player?.Finish();
             return 0;
         }));
         return cmd;

@@ -54,4 +54,26 @@ public class PlayCliTests
         }
         finally { bin.Delete(true); }
     }
+
+    [Fact]
+    public void SpeakPlayFeedsThePlayerWhileRenderingAndReportsFirstSound()
+    {
+        if (OperatingSystem.IsWindows() || WaveGradSharp.Audio.SpeechFrontend.Available() is null) return;   // needs festival or espeak-ng
+        var bin = Directory.CreateTempSubdirectory("wg-path-");
+        try
+        {
+            // A stand-in for aplay that records the raw PCM it is fed.
+            string raw = Path.Combine(bin.FullName, "fed.raw"), wav = Path.Combine(bin.FullName, "hello.wav");
+            File.WriteAllText(Path.Combine(bin.FullName, "aplay"), $"#!/bin/sh\necho \"$@\" > '{raw}.args'\ncat > '{raw}'\n");
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(bin.FullName, "aplay"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            var r = CliRunner.RunWith(null, new Dictionary<string, string?> { ["PATH"] = bin.FullName + ":/usr/bin:/bin" },
+                "speak", "Hello there.", "--play", "-o", wav, "--device", "cpu");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("first sound", r.Stdout);
+            Assert.Equal("-q -t raw -f S16_LE -r 22050 -c 1 -", File.ReadAllText(raw + ".args").Trim());
+            // The player heard exactly what was written to the file: 16-bit samples after the 44-byte header.
+            Assert.Equal(new FileInfo(wav).Length - 44, new FileInfo(raw).Length);
+        }
+        finally { bin.Delete(true); }
+    }
 }
