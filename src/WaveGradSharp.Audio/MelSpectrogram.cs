@@ -51,7 +51,7 @@ public sealed class MelSpectrogram : IDisposable
         return Compress(Magnitude(audio)).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The mel magnitudes before log compression (power 1 or 2 per the config), same shapes as <see cref="Compute"/>.</summary>
+    /// <summary>The mel magnitudes before log compression (power 1 or 2 per the config), same shapes as <see cref="Compute(Tensor)"/>.</summary>
     public Tensor ComputeLinear(Tensor audio)
     {
         using var scope = NewDisposeScope();

@@ -92,7 +92,7 @@ public static class ImageSampling
 
     /// <summary>
     /// Draws <see cref="ImageSampleRequest.Count"/> images [N, C, H, W] in [−1, 1], in batches; the noise of batch b
-    /// comes from seed + b, so a seed fixes the images. <paramref name="recorder"/> (optional) sees sample 0's path.
+    /// comes from seed + b, so a seed fixes the images. <paramref name="wrap"/> (optional) wraps the denoiser, for example to record sample 0's path.
     /// </summary>
     public static Tensor Sample(ImageModel model, UNet net, ImageSampleRequest r, Device? device = null,
         IProgress<SamplerStep>? progress = null, CancellationToken ct = default, Func<IDenoiser, IDenoiser>? wrap = null)

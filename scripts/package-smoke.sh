@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Packs the libraries and the wavegrad tool into a local feed, then uses them as someone without this repository would:
+# the PackageConsumer sample (package references only) renders a mel with the default voice, and the tool, installed
+# to a tool path, vocodes the same mel from an empty folder. CI runs this.
+# usage: scripts/package-smoke.sh [FEED_DIR]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD; feed=$(realpath -m "${1:-artifacts/feed}"); work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+mel="$root/tests/fixtures/audio/mel-hifigan-22k-word-22k.npy"
+rm -rf "$feed"
+dotnet pack WaveGradSharp.sln -c Release -o "$feed" > "$work/pack.log" 2>&1 || { cat "$work/pack.log"; exit 1; }
+ls "$feed" | sed 's/^/  packed /'
+# A package cache of its own: the same version number must not be served from an older build.
+export NUGET_PACKAGES="$work/packages"
+dotnet build samples/PackageConsumer -c Release -o "$work/consumer" -p:RestoreAdditionalProjectSources="$feed" > "$work/build.log" 2>&1 \
+  || { cat "$work/build.log"; exit 1; }
+[ -f "$work/consumer/voices/slt-22k/voice.json" ] || { echo "the voice package did not put voices/slt-22k beside the program" >&2; exit 1; }
+(cd "$work" && dotnet consumer/PackageConsumer.dll "$mel" consumer.wav)
+dotnet tool install wavegrad --tool-path "$work/tool" --add-source "$feed" --version 0.5.0 > /dev/null
+mkdir -p "$work/empty" && cd "$work/empty"
+"$work/tool/wavegrad" vocode "$mel" -o out.wav
+"$work/tool/wavegrad" voices | head -n 3
+if command -v text2wave > /dev/null || command -v espeak-ng > /dev/null; then
+  "$work/tool/wavegrad" speak "Hello from the installed tool." -o hello.wav
+fi
+echo "package smoke test: ok"
