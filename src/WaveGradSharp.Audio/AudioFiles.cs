@@ -26,6 +26,12 @@ public static class AudioFiles
         return new MelResult(mel.shape[0], mel.shape[1], (double)x.Length / cfg.SampleRate);
     }
 
+    /// <summary>Mono samples of a WAV or <see cref="OpusAudio"/> (<c>.wgopus</c>) file at <paramref name="targetRate"/>.</summary>
+    public static float[] Read(string path, int targetRate, double maxSeconds = Wav.DefaultMaxSeconds) =>
+        path.EndsWith(OpusAudio.Extension, StringComparison.OrdinalIgnoreCase)
+            ? OpusAudio.Read(path, targetRate, maxSeconds)
+            : Wav.Read(path, targetRate, maxSeconds);
+
     /// <summary>Where the items of a batch render go: <paramref name="path"/> itself for one item, else OUT-0.wav, OUT-1.wav, … beside it.</summary>
     public static IReadOnlyList<string> BatchPaths(string path, int count)
     {

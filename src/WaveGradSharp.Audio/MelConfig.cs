@@ -124,7 +124,8 @@ public sealed record MelConfig
     /// (and names <paramref name="source"/>, the file or parameter it came from, when given).</summary>
     public static MelConfig Preset(string name, string? source = null) =>
         presets.TryGetValue(name ?? "", out var c) ? c
-            : throw new WaveGradException($"{(source is null ? "" : source + ": ")}unknown mel preset '{Text.Escape(name ?? "")}': known presets are {string.Join(", ", PresetNames)}");
+            : throw new WaveGradException($"{(source is null ? "" : source + ": ")}unknown mel preset '{Text.Escape(name ?? "")}': " +
+                $"known presets are {string.Join(", ", PresetNames)}");
 
     /// <summary>Applies the log compression to mel magnitudes (or powers).</summary>
     public Tensor Compress(Tensor mel)
@@ -192,7 +193,8 @@ public sealed record MelConfig
         if (WinLength < 1 || WinLength > NFft) Fail($"window length {WinLength} must be between 1 and n_fft {NFft}");
         if (Hop < 1) Fail($"hop {Hop} must be positive");
         if (NMels < 1) Fail($"n_mels {NMels} must be positive");
-        if (!(FMin >= 0) || !(FMax > FMin) || FMax > SampleRate / 2.0 + 1e-9) Fail($"need 0 ≤ f_min < f_max ≤ sample rate/2, got {FMin}–{FMax} Hz at {SampleRate} Hz");
+        if (!(FMin >= 0) || !(FMax > FMin) || FMax > SampleRate / 2.0 + 1e-9) Fail($"need 0 ≤ f_min < f_max ≤ sample rate/2, got {FMin}–{FMax} Hz at " +
+            $"{SampleRate} Hz");
         if (Power != 1 && Power != 2) Fail($"power {Power} must be 1 (magnitude) or 2 (power)");
         if (!(LogFloor > 0)) Fail($"log floor {LogFloor} must be positive");
         if (Framing == MelFraming.HifiGan && (NFft - Hop) % 2 != 0) Fail($"HiFi-GAN framing needs n_fft − hop even, got {NFft} − {Hop}");

@@ -33,8 +33,10 @@ public static class MelFile
             throw new WaveGradException($"{source}: expected a mel of shape [n_mels, frames] or [batch, n_mels, frames], got [{string.Join(", ", mel.shape)}]");
         long got = mel.shape[^2];
         if (got == expectedNMels) return;
-        string hint = mel.shape[^1] == expectedNMels ? $"; its last axis has {expectedNMels}, so it may be stored [frames, n_mels]: read it with FramesFirst" : "";
-        throw WaveGradException.About($"{source}: the mel has {got} mel bands but {expectedNMels} are expected (shape [{string.Join(", ", mel.shape)}]){hint}", "FramesFirst");
+        string hint = mel.shape[^1] == expectedNMels ? $"; its last axis has {expectedNMels}, so it may be stored [frames, n_mels]: read it with " +
+            "FramesFirst" : "";
+        throw WaveGradException.About($"{source}: the mel has {got} mel bands but {expectedNMels} are expected (shape " +
+            $"[{string.Join(", ", mel.shape)}]){hint}", "FramesFirst");
     }
 
     /// <summary>Writes <paramref name="mel"/> ([n_mels, frames] or batched) as float32 .npy, transposed to frames-first on request.</summary>

@@ -35,7 +35,8 @@ public static class MelPlot
         foreach (double hz in NiceFrequencies(cfg))
         {
             double pos = BinPosition(centres, hz);
-            if (pos >= 0 && pos <= nM - 1) ticks.AddMajor(pos, hz >= 1000 ? (hz / 1000).ToString("0.#", CultureInfo.InvariantCulture) + " k" : hz.ToString("0", CultureInfo.InvariantCulture));
+            string label = hz >= 1000 ? (hz / 1000).ToString("0.#", CultureInfo.InvariantCulture) + " k" : hz.ToString("0", CultureInfo.InvariantCulture);
+            if (pos >= 0 && pos <= nM - 1) ticks.AddMajor(pos, label);
         }
         plt.Axes.Left.TickGenerator = ticks;
         plt.Axes.Left.Label.Text = "frequency (Hz, mel-spaced)";

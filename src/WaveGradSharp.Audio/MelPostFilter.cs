@@ -38,7 +38,8 @@ public static class MelPostFilter
         var samples = all[offset..];
         using var scope = NewDisposeScope();
         var mel = logMel.dim() == 3 && logMel.shape[0] == 1 ? logMel[0] : logMel;
-        if (mel.dim() != 2) throw new ArgumentException($"the post-filter takes one mel [n_mels, frames], got [{string.Join(", ", mel.shape)}]", nameof(logMel));
+        if (mel.dim() != 2) throw new ArgumentException("the post-filter takes one mel [n_mels, frames], got " +
+            $"[{string.Join(", ", mel.shape)}]", nameof(logMel));
         MelFile.CheckNMels(mel, cfg.NMels, "post-filter mel");
         long stftFrames = samples.Length / cfg.Hop + 1;
         if (Math.Abs(mel.shape[1] - stftFrames) > 1)

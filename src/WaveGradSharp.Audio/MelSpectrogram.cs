@@ -5,7 +5,8 @@ using WaveGradSharp.Core;
 namespace WaveGradSharp.Audio;
 
 /// <summary>Log-mel spectrogram as torchaudio's <c>MelSpectrogram</c> (centred framing) or HiFi-GAN's <c>mel_spectrogram</c>
-/// (HiFi-GAN framing) computes it (reflect padding, periodic Hann window), followed by the config's log compression. Works on whatever device the audio is on; the window and filter
+/// (HiFi-GAN framing) computes it (reflect padding, periodic Hann window), followed by the config's log compression. Works on whatever device the
+/// audio is on; the window and filter
 /// bank are cached per device. Dispose it to free the cached tensors.</summary>
 public sealed class MelSpectrogram : IDisposable
 {

@@ -85,7 +85,8 @@ public static class Metrics
     public static AudioMetrics Compute(float[] reference, float[] test, int sampleRate, MelConfig? mel = null)
     {
         mel ??= DefaultMel(sampleRate);
-        if (mel.SampleRate != sampleRate) throw new ArgumentException($"mel config '{mel.Name}' is for {mel.SampleRate} Hz, audio is {sampleRate} Hz", nameof(mel));
+        if (mel.SampleRate != sampleRate) throw new ArgumentException($"mel config '{mel.Name}' is for {mel.SampleRate} Hz, audio is {sampleRate} " +
+            "Hz", nameof(mel));
         int n = Math.Min(reference.Length, test.Length);
         int need = Math.Max(Resolutions.Max(r => r.NFft), mel.NFft) / 2 + 1;
         if (n < need) throw new WaveGradException($"audio too short to score: {n} samples after trimming to the shorter file, need at least {need}");

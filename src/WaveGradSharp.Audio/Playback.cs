@@ -35,14 +35,19 @@ public static class Playback
         }
         var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardError = true };
         foreach (var a in Players.First(p => p.Exe == exe).Args) psi.ArgumentList.Add(a);
-        if (Environment.GetEnvironmentVariable("WAVEGRAD_PLAYER_DEVICE") is { Length: > 0 } dev && exe == "aplay") { psi.ArgumentList.Add("-D"); psi.ArgumentList.Add(dev); }
+        if (Environment.GetEnvironmentVariable("WAVEGRAD_PLAYER_DEVICE") is { Length: > 0 } dev && exe == "aplay")
+        {
+            psi.ArgumentList.Add("-D");
+            psi.ArgumentList.Add(dev);
+        }
         psi.ArgumentList.Add(path);
         using var p = Process.Start(psi)!;
         string stderr = p.StandardError.ReadToEnd();
         p.WaitForExit();
         if (p.ExitCode != 0)
         {
-            err.WriteLine($"play: {exe} could not play {path} (no sound device?): {stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? $"exit code {p.ExitCode}"}");
+            err.WriteLine($"play: {exe} could not play {path} (no sound device?): " +
+                $"{stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? $"exit code {p.ExitCode}"}");
             return false;
         }
         return true;

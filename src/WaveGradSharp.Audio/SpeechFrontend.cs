@@ -36,7 +36,8 @@ public static partial class SpeechFrontend
             string txt = Path.Combine(dir, "in.txt"), wav = Path.Combine(dir, "out.wav");
             File.WriteAllText(txt, text);
             var psi = frontend == "festival"
-                ? new ProcessStartInfo("text2wave") { ArgumentList = { "-eval", "(if (member 'cmu_us_slt_arctic_hts (voice.list)) (voice_cmu_us_slt_arctic_hts))", txt, "-o", wav } }
+                ? new ProcessStartInfo("text2wave") { ArgumentList = { "-eval", "(if (member 'cmu_us_slt_arctic_hts (voice.list)) " +
+                    "(voice_cmu_us_slt_arctic_hts))", txt, "-o", wav } }
                 : new ProcessStartInfo("espeak-ng") { ArgumentList = { "-w", wav, "-f", txt } };
             psi.RedirectStandardError = true; psi.RedirectStandardOutput = true; psi.UseShellExecute = false;
             using var p = Process.Start(psi)!;
@@ -44,7 +45,8 @@ public static partial class SpeechFrontend
             p.StandardOutput.ReadToEnd();
             p.WaitForExit();
             if (p.ExitCode != 0 || !File.Exists(wav))
-                throw new WaveGradException($"speak: {frontend} failed (exit code {p.ExitCode}): {err.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()}");
+                throw new WaveGradException($"speak: {frontend} failed (exit code {p.ExitCode}): " +
+                    $"{err.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()}");
             return Wav.Read(wav, sampleRate);
         }
         finally { Directory.Delete(dir, true); }

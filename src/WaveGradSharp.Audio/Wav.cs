@@ -130,7 +130,8 @@ public static class Wav
             if (id == "data")
             {
                 if (size > remain)
-                    throw new WaveGradException($"{path}: truncated data chunk: the header says {size} bytes of audio but only {remain} bytes follow (the file was cut short or its header is corrupt)");
+                    throw new WaveGradException($"{path}: truncated data chunk: the header says {size} bytes of audio but only {remain} bytes follow " +
+                        "(the file was cut short or its header is corrupt)");
                 dataOffset = body; dataSize = size;
                 if (fmt != null) break;
             }
@@ -138,7 +139,8 @@ public static class Wav
             {
                 if (size < 16) throw new WaveGradException($"{path}: fmt chunk of {size} bytes is too small (a WAVE format needs at least 16)");
                 if (size > MaxFmtChunk || size > remain)
-                    throw new WaveGradException($"{path}: corrupt header: fmt chunk claims {size} bytes but {Math.Min(remain, (long)MaxFmtChunk)} is the most possible");
+                    throw new WaveGradException($"{path}: corrupt header: fmt chunk claims {size} bytes but {Math.Min(remain, (long)MaxFmtChunk)} is " +
+                        "the most possible");
                 fmt = new byte[size];
                 fs.ReadExactly(fmt);
                 if (dataOffset >= 0) break;
@@ -163,13 +165,15 @@ public static class Wav
         }
         bool isFloat = effective == 3;
         if (effective != 1 && effective != 3)
-            throw new WaveGradException($"{path}: unsupported encoding {EncodingName(effective)} (format tag 0x{effective:X4}); only PCM and IEEE float WAV are read — convert it first, e.g. 'sox IN -e signed -b 16 OUT.wav'");
+            throw new WaveGradException($"{path}: unsupported encoding {EncodingName(effective)} (format tag 0x{effective:X4}); only PCM and IEEE float " +
+                "WAV are read — convert it first, e.g. 'sox IN -e signed -b 16 OUT.wav'");
         if (channels < 1 || channels > MaxChannels) throw new WaveGradException($"{path}: corrupt header: {channels} channels (expected 1 to {MaxChannels})");
         if (rate < MinSampleRate || rate > MaxSampleRate)
             throw new WaveGradException($"{path}: sample rate {rate} Hz is outside {MinSampleRate}–{MaxSampleRate} Hz");
         bool bitsOk = isFloat ? bits is 32 or 64 : bits is 8 or 16 or 24 or 32;
         if (!bitsOk)
-            throw new WaveGradException($"{path}: unsupported encoding: {bits}-bit {(isFloat ? "IEEE float" : "PCM")} (read: PCM 8/16/24/32-bit, float 32/64-bit)");
+            throw new WaveGradException($"{path}: unsupported encoding: {bits}-bit " +
+                $"{(isFloat ? "IEEE float" : "PCM")} (read: PCM 8/16/24/32-bit, float 32/64-bit)");
         if (align != channels * bits / 8)
             throw new WaveGradException($"{path}: corrupt header: block align {align} does not match {channels} channel(s) × {bits} bits");
         long frames = dataSize / align;
@@ -200,7 +204,8 @@ public static class Wav
                 if (!float.IsFinite(interleaved[i]))
                 {
                     long frame = i / c;
-                    throw new WaveGradException($"{path}: sample {frame} (channel {i % c}, at {(double)frame / info.SampleRate:F3} s) is {(float.IsNaN(interleaved[i]) ? "NaN" : "infinite")}; the audio is corrupt");
+                    throw new WaveGradException($"{path}: sample {frame} (channel {i % c}, at {(double)frame / info.SampleRate:F3} s) is " +
+                        $"{(float.IsNaN(interleaved[i]) ? "NaN" : "infinite")}; the audio is corrupt");
                 }
         }
         if (c == 1) return interleaved;

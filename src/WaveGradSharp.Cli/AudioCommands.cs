@@ -29,7 +29,8 @@ static class AudioCommands
         var png = new Option<string>("--png") { Description = "Also draw a labelled spectrogram PNG here" };
         var framesFirst = FramesFirst("write it transposed");
         var maxSeconds = Cli.MaxSeconds();
-        var cmd = new Command("mel", "Compute the log-mel spectrogram of a WAV file (resampled to the preset's rate)") { input, output, preset, png, framesFirst, maxSeconds };
+        var cmd = new Command("mel", "Compute the log-mel spectrogram of a WAV file (resampled to the preset's " +
+            "rate)") { input, output, preset, png, framesFirst, maxSeconds };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var cfg = MelConfig.Preset(pr.GetValue(preset)!);
@@ -47,14 +48,18 @@ static class AudioCommands
     /// <summary><c>wavegrad griffinlim IN.npy -o OUT.wav [--preset NAME] [--iters 64]</c>.</summary>
     public static Command GriffinLim()
     {
-        var input = new Argument<string>("input") { Description = ".npy log-mel [n_mels, frames] (or [batch, n_mels, frames]; float16/32/64, C or Fortran order)" };
+        var input = new Argument<string>("input") { Description = ".npy log-mel [n_mels, frames] or [batch, n_mels, frames]" };
         var output = Cli.Output("WAV file to write (a batch writes OUT-0.wav, OUT-1.wav, …)");
         var preset = Preset();
         var iters = new Option<int>("--iters") { Description = "Griffin-Lim iterations", DefaultValueFactory = _ => 64 };
-        var momentum = new Option<double>("--momentum") { Description = "Fast Griffin-Lim momentum; 0 gives classic Griffin-Lim", DefaultValueFactory = _ => 0.99 };
+        var momentum = new Option<double>("--momentum")
+        {
+            Description = "Fast Griffin-Lim momentum; 0 gives classic Griffin-Lim",
+            DefaultValueFactory = _ => 0.99,
+        };
         var framesFirst = FramesFirst("read it transposed");
         var float32 = new Option<bool>("--float32") { Description = "Write 32-bit float samples instead of 16-bit PCM" };
-        var cmd = new Command("griffinlim", "Render a log-mel back to audio with (fast) Griffin-Lim: the non-neural baseline")
+        var cmd = new Command("griffinlim", "Render a log-mel with Griffin-Lim (the non-neural baseline)")
             { input, output, preset, iters, momentum, framesFirst, float32 };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -68,7 +73,8 @@ static class AudioCommands
             foreach (var f in files)
             {
                 var info = Wav.Probe(f);
-                Console.WriteLine($"wrote {f}: {F(info.Seconds, "F2")} s at {info.SampleRate} Hz ({n} iterations, momentum {F(m, "G3")}, preset {cfg.Name}, {F(sw.Elapsed.TotalSeconds, "F1")} s)");
+                Console.WriteLine($"wrote {f}: {F(info.Seconds, "F2")} s at {info.SampleRate} Hz ({n} iterations, momentum " +
+                    $"{F(m, "G3")}, preset {cfg.Name}, {F(sw.Elapsed.TotalSeconds, "F1")} s)");
             }
             return 0;
         }));
@@ -81,8 +87,9 @@ static class AudioCommands
         var reference = new Option<string>("--ref") { Description = "Reference WAV file or folder", Required = true };
         var test = new Option<string>("--test") { Description = "Test WAV file or folder (files matched to the reference by name)", Required = true };
         var preset = Preset(fallback: null);
-        preset.Description += "; sets the rate both are resampled to and the log-mel/MCD settings (default: the reference's own rate with hifigan-22k's mel settings)";
-        var cmd = new Command("eval", "Score test audio against reference audio: log-mel L1, multi-resolution STFT (spectral convergence + log magnitude), MCD, SNR")
+        preset.Description += "; sets the rate both are resampled to and the log-mel/MCD settings (default: the reference's own rate with hifigan-22k's " +
+            "mel settings)";
+        var cmd = new Command("eval", "Score test audio against reference audio (log-mel L1, MR-STFT, MCD, SNR)")
             { reference, test, preset };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -91,13 +98,17 @@ static class AudioCommands
             var (rows, unmatched) = AudioFiles.Evaluate(pr.GetValue(reference)!, pr.GetValue(test)!, cfg);
             int w = Math.Max(8, rows.Max(r => r.Name.Length));
             Console.WriteLine($"{"file".PadRight(w)} {"logmel-L1",10} {"SC",8} {"logmag",8} {"MR-STFT",8} {"MCD dB",8} {"SNR dB",8} {"seconds",8}");
-            int sr = cfg?.SampleRate ?? Wav.Probe(Directory.Exists(pr.GetValue(reference)!) ? Path.Combine(pr.GetValue(reference)!, rows[0].Name) : pr.GetValue(reference)!).SampleRate;
+            string refPath = pr.GetValue(reference)!;
+            int sr = cfg?.SampleRate ?? Wav.Probe(Directory.Exists(refPath) ? Path.Combine(refPath, rows[0].Name) : refPath).SampleRate;
             void Row(string label, AudioMetrics m) =>
-                Console.WriteLine($"{label.PadRight(w)} {F(m.LogMelL1),10} {F(m.SpectralConvergence),8} {F(m.LogMagnitude),8} {F(m.MrStft),8} {F(m.Mcd, "F3"),8} {F(m.Snr, "F2"),8} {F((double)m.Samples / sr, "F2"),8}");
+                Console.WriteLine($"{label.PadRight(w)} {F(m.LogMelL1),10} {F(m.SpectralConvergence),8} {F(m.LogMagnitude),8} {F(m.MrStft),8} " +
+                    $"{F(m.Mcd, "F3"),8} {F(m.Snr, "F2"),8} {F((double)m.Samples / sr, "F2"),8}");
             foreach (var r in rows) Row(r.Name, r.Metrics);
             if (rows.Count > 1) Row($"mean ({rows.Count})", AudioFiles.Mean(rows));
-            if (unmatched.Count > 0) Console.WriteLine($"{unmatched.Count} file(s) without a partner, not scored: {string.Join(", ", unmatched.Take(10))}{(unmatched.Count > 10 ? ", …" : "")}");
-            Console.WriteLine($"mel settings: {cfg?.Name ?? Metrics.DefaultMel(sr).Name}; MR-STFT resolutions (n_fft, win, hop) = {string.Join(" ", Metrics.Resolutions.Select(x => $"({x.NFft}, {x.Win}, {x.Hop})"))}");
+            if (unmatched.Count > 0) Console.WriteLine($"{unmatched.Count} file(s) without a partner, not scored: " +
+                $"{string.Join(", ", unmatched.Take(10))}{(unmatched.Count > 10 ? ", …" : "")}");
+            Console.WriteLine($"mel settings: {cfg?.Name ?? Metrics.DefaultMel(sr).Name}; MR-STFT resolutions (n_fft, win, hop) = " +
+                $"{string.Join(" ", Metrics.Resolutions.Select(x => $"({x.NFft}, {x.Win}, {x.Hop})"))}");
             return 0;
         }));
         return cmd;

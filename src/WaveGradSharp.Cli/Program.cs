@@ -14,6 +14,7 @@ var root = new RootCommand("wavegrad: diffusion-based speech vocoder (WaveGrad) 
     VocoderCommands.Voices(),
     VocoderCommands.VoiceImport(),
     VocoderCommands.Train(),
+    VocoderCommands.Corpus(),
     ImageCommands.Create(),
 };
 root.Options.Add(Cli.Verbose);

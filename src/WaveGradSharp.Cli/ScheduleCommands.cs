@@ -49,13 +49,15 @@ static class ScheduleCommands
         var n = new Option<int>("--samples", "-n") { Description = "Samples per sampler", DefaultValueFactory = _ => 4000 };
         var seed = Cli.Seed();
         var cmd = new Command("demo",
-            "Sample a 1-D two-component Gaussian mixture with its exact (closed-form) denoiser through every sampler and compare the moments with the truth") { n, seed };
+            "Sample a 1-D two-component Gaussian mixture with its exact (closed-form) denoiser through every sampler and compare the moments with the " +
+                "truth") { n, seed };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var mix = SamplerCheck.DemoMixture();
             var tol = new SamplerCheck.Tolerance();
             Console.WriteLine($"data: {string.Join(" + ", mix.Weights.Select((w, k) => $"{G(w)}·N({G(mix.Means[k])}, {G(mix.Stds[k])}²)"))}");
-            Console.WriteLine($"{pr.GetValue(n)} samples per sampler, seed {pr.GetValue(seed)}; tolerance |Δmean| ≤ {tol.Mean}, |Δvar| ≤ {tol.Variance}, |Δw| ≤ {tol.Weight}");
+            Console.WriteLine($"{pr.GetValue(n)} samples per sampler, seed {pr.GetValue(seed)}; tolerance |Δmean| ≤ {tol.Mean}, |Δvar| ≤ " +
+                $"{tol.Variance}, |Δw| ≤ {tol.Weight}");
             Console.WriteLine();
             Console.WriteLine($"{"sampler",-20} {"evals",6} {"mean",8} {"var",8} {"w1",7} {"w2",7} {"time",7}  ok");
             Console.WriteLine($"{"truth",-20} {"",6} {mix.Mean,8:F4} {mix.Variance,8:F4} {mix.Weights[0],7:F4} {mix.Weights[1],7:F4} {"",7}");
@@ -65,7 +67,8 @@ static class ScheduleCommands
                 var m = SamplerCheck.Measure(label, sampler, mix, pr.GetValue(n), pr.GetValue(seed));
                 bool ok = m.Within(mix, tol);
                 if (!ok) failed++;
-                Console.WriteLine($"{label,-20} {m.Evaluations,6} {m.Mean,8:F4} {m.Variance,8:F4} {m.Weights[0],7:F4} {m.Weights[1],7:F4} {m.Seconds,6:F2}s  {(ok ? "yes" : "NO")}");
+                Console.WriteLine($"{label,-20} {m.Evaluations,6} {m.Mean,8:F4} {m.Variance,8:F4} {m.Weights[0],7:F4} {m.Weights[1],7:F4} " +
+                    $"{m.Seconds,6:F2}s  {(ok ? "yes" : "NO")}");
             }
             Console.WriteLine();
             Console.WriteLine(failed == 0 ? "every sampler reproduces the mixture within tolerance" : $"{failed} sampler(s) outside tolerance");

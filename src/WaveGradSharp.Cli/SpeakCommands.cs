@@ -21,7 +21,7 @@ static class SpeakCommands
         var seed = Cli.Seed(); var device = Cli.Device();
         var play = new Option<bool>("--play") { Description = "Play while rendering (sound starts after the first chunk)" };
         var flags = new VocoderCommands.RenderFlags();
-        var cmd = new Command("speak", "Text to speech: a speech program's utterance, its mel, the voice's waveform; streamed by sentence and chunk")
+        var cmd = new Command("speak", "Text to speech with a voice, streamed sentence by sentence")
             { text, file, output, voice, steps, seed, device, play };
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
@@ -35,7 +35,8 @@ static class SpeakCommands
             var tts = new TextToSpeech(vocoder);
             var opts = new SpeechOptions { Synthesis = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed)) with { ChunkFrames = 48 } };
             var sentences = TextToSpeech.Sentences(input);
-            Console.Error.WriteLine($"frontend: {tts.Frontend.Name}; {sentences.Count} sentence(s); voice {vocoder.Voice.Name}, {VocoderCommands.DescribeSteps(opts.Synthesis)}");
+            Console.Error.WriteLine($"frontend: {tts.Frontend.Name}; {sentences.Count} sentence(s); voice {vocoder.Voice.Name}, " +
+                $"{VocoderCommands.DescribeSteps(opts.Synthesis)}");
             var started = Process.GetCurrentProcess().StartTime;
             var sw = Stopwatch.StartNew();
             double firstAudio = double.NaN;

@@ -17,20 +17,24 @@ static class VocoderCommands
     public const string DefaultVoice = "slt-22k";
 
     static Option<string> VoiceOpt() => new("--voice") { Description = $"Voice name (under voices/) or folder", DefaultValueFactory = _ => DefaultVoice };
-    static Option<string?> StepsOpt() => new("--steps") { Description = "Schedule: a step count (1000, 50, 25, 6, 3 or a searched one), a schedule name or a JSON file; default: the voice's" };
-    static Option<string> WeightsOpt() => new Option<string>("--weights") { Description = "ema (default) or raw: which weights of a training run to render with", DefaultValueFactory = _ => "ema" }.AcceptOnlyFromAmong("ema", "raw");
+    static Option<string?> StepsOpt() => new("--steps") { Description = "Schedule: a step count, a name or a JSON file (default: the voice's)" };
+    static Option<string> WeightsOpt() => new Option<string>("--weights")
+    {
+        Description = "ema (default) or raw: which weights of a training run to render with",
+        DefaultValueFactory = _ => "ema",
+    }.AcceptOnlyFromAmong("ema", "raw");
 
     /// <summary>The render flags shared by vocode, resynth and speak: where the sampler starts and the post-filter.</summary>
     internal sealed class RenderFlags
     {
         readonly Option<string> start = new Option<string>("--start")
         {
-            Description = "Where the sampler starts: griffin-lim (the mel's Griffin-Lim waveform, noised to the noisiest step with noise std ≤ 0.65; the noisier steps are skipped) or noise (WaveGrad's start, every step)",
+            Description = "Sampler start: griffin-lim (the mel's Griffin-Lim waveform, noised) or noise",
             DefaultValueFactory = _ => "griffin-lim",
         }.AcceptOnlyFromAmong("griffin-lim", "noise");
         readonly Option<int> postFilter = new("--post-filter")
         {
-            Description = "Passes of the mel post-filter, which pulls the render's band levels onto the input mel (removes the noise floor in pauses); 0: the network's raw output",
+            Description = "Mel post-filter passes (0: the network's raw output)",
             DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses,
         };
 
@@ -62,7 +66,8 @@ static class VocoderCommands
         Vocoder.Vocoder.Load(voiceName, Devices.Resolve(device), weights == "raw" ? "model-raw.safetensors" : "model.safetensors");
 
     static string Rtf(double seconds, long samples, int rate) =>
-        $"{samples / (double)rate:F2} s of audio in {seconds:F2} s (real-time factor {seconds / (samples / (double)rate):F3}, {samples / (double)rate / seconds:F1}× real time)";
+        $"{samples / (double)rate:F2} s of audio in {seconds:F2} s (real-time factor {seconds / (samples / (double)rate):F3}, " +
+            $"{samples / (double)rate / seconds:F1}× real time)";
 
     public static Command Vocode()
     {
@@ -70,11 +75,15 @@ static class VocoderCommands
         var output = Cli.Output("Output WAV");
         var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var weights = WeightsOpt();
         var framesFirst = new Option<bool>("--frames-first") { Description = "The .npy is [frames, n_mels]" };
-        var framing = new Option<string>("--mel-framing") { Description = "Framing of the mel: hifigan, centered or voice (default: hifigan for hifigan-22k voices)" }
+        var framing = new Option<string>("--mel-framing")
+        {
+            Description = "Framing of the mel: hifigan, centered or voice (default: hifigan for hifigan-22k voices)",
+        }
             .AcceptOnlyFromAmong("hifigan", "centered", "voice");
         var play = PlayOpt(); var f32 = Float32Opt();
         var flags = new RenderFlags();
-        var cmd = new Command("vocode", "Render a mel spectrogram (.npy) to a waveform") { input, output, voice, steps, seed, device, weights, framesFirst, framing, play, f32 };
+        var cmd = new Command("vocode", "Render a mel spectrogram (.npy) to a " +
+            "waveform") { input, output, voice, steps, seed, device, weights, framesFirst, framing, play, f32 };
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -131,12 +140,13 @@ static class VocoderCommands
         var play = PlayOpt(); var f32 = Float32Opt(); var maxSeconds = Cli.MaxSeconds();
         var stream = new Option<bool>("--stream") { Description = "Render with the streaming API (chunk by chunk)" };
         var flags = new RenderFlags();
-        var cmd = new Command("resynth", "WAV → mel (the voice's preset) → WAV: hear what the vocoder makes of a recording") { input, output, voice, steps, seed, device, weights, play, f32, stream, maxSeconds };
+        var cmd = new Command("resynth", "WAV → mel → WAV: what the vocoder makes of a " +
+            "recording") { input, output, voice, steps, seed, device, weights, play, f32, stream, maxSeconds };
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
-            var samples = Wav.Read(pr.GetValue(input)!, vocoder.SampleRate, pr.GetValue(maxSeconds));
+            var samples = AudioFiles.Read(pr.GetValue(input)!, vocoder.SampleRate, pr.GetValue(maxSeconds));
             using var spec = new MelSpectrogram(vocoder.Voice.Mel);
             var mel = spec.Compute(tensor(samples));
             var opts = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
@@ -147,7 +157,8 @@ static class VocoderCommands
             Wav.Write(pr.GetValue(output)!, audio, vocoder.SampleRate, pr.GetValue(f32));
             var m = Metrics.Compute(samples, audio, vocoder.SampleRate, vocoder.Voice.Mel);
             Console.WriteLine($"wrote {pr.GetValue(output)}: {Rtf(secs, audio.Length, vocoder.SampleRate)}, {DescribeSteps(opts)}");
-            Console.WriteLine($"against the input: log-mel L1 {m.LogMelL1:F3}, spectral convergence {m.SpectralConvergence:F3}, log-magnitude {m.LogMagnitude:F3}");
+            Console.WriteLine($"against the input: log-mel L1 {m.LogMelL1:F3}, spectral convergence {m.SpectralConvergence:F3}, log-magnitude " +
+                $"{m.LogMagnitude:F3}");
             if (pr.GetValue(play)) Playback.TryPlay(pr.GetValue(output)!);
             return 0;
         }));
@@ -156,7 +167,7 @@ static class VocoderCommands
 
     public static Command Voices()
     {
-        var cmd = new Command("voices", "List the voice bundles under voices/ with their sample rate, preset, size and card");
+        var cmd = new Command("voices", "List the voices found, with rate, preset, size and card");
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var dirs = Voice.Available().ToList();
@@ -169,7 +180,8 @@ static class VocoderCommands
                     var v = Voice.Load(d);
                     double mb = Directory.GetFiles(d).Sum(f => new FileInfo(f).Length) / 1048576.0;
                     var t = v.Card["training"] as JsonObject;
-                    string card = t is null ? "" : $"{t["steps"]} steps, {t["train_minutes"]} min of {t["corpus"] ?? "speech"}, {t["wall_minutes"]} min on {t["hardware"]}";
+                    string card = t is null ? ""
+                        : $"{t["steps"]} steps, {t["train_minutes"]} min of {t["corpus"] ?? "speech"}, {t["wall_minutes"]} min on {t["hardware"]}";
                     Console.WriteLine($"{v.Name,-16} {v.SampleRate,6} {v.Mel.Name,-13} {v.Card["parameters"],10} {mb,6:F1}  {card}");
                 }
                 catch (Exception e) { Console.WriteLine($"{Path.GetFileName(d),-16} unreadable: {e.Message.Split('\n')[0]}"); }
@@ -181,10 +193,10 @@ static class VocoderCommands
 
     public static Command VoiceImport()
     {
-        var input = new Argument<string>("weights") { Description = "PyTorch checkpoint (.pt) of lmnt-com/wavegrad's layout: {'model': state_dict} or a bare state dict" };
+        var input = new Argument<string>("weights") { Description = "PyTorch checkpoint (.pt) of lmnt-com/wavegrad's layout" };
         var preset = new Option<string>("--preset") { Description = "Mel preset the checkpoint was trained with", DefaultValueFactory = _ => "lmnt-22k" };
         var output = Cli.Output("Voice folder to write, e.g. voices/NAME");
-        var import = new Command("import", "Import a PyTorch WaveGrad checkpoint as a voice bundle (restricted unpickler: no pickled code runs)") { input, preset, output };
+        var import = new Command("import", "Import a PyTorch WaveGrad checkpoint as a voice (no pickled code runs)") { input, preset, output };
         import.SetAction(pr => Cli.Run(pr, () =>
         {
             var v = PyTorchImport.ImportVoice(pr.GetValue(input)!, pr.GetValue(preset)!, pr.GetValue(output)!);
@@ -194,8 +206,8 @@ static class VocoderCommands
         var run = new Argument<string>("run") { Description = "A training run folder (or any voice folder)" };
         var exportOut = Cli.Output("Voice folder to write, e.g. voices/NAME");
         var fp32 = new Option<bool>("--fp32") { Description = "Keep fp32 weights (default: fp16, half the size)" };
-        var card = new Option<string?>("--card") { Description = "JSON file whose fields are merged into voice.json (corpus, hardware, quality…)" };
-        var export = new Command("export", "Write a training run as a shippable voice bundle (EMA weights, fp16 by default, and the card)") { run, exportOut, fp32, card };
+        var card = new Option<string?>("--card") { Description = "JSON file whose fields are merged into voice.json" };
+        var export = new Command("export", "Write a training run as a shippable voice (fp16 EMA weights and card)") { run, exportOut, fp32, card };
         export.SetAction(pr => Cli.Run(pr, () =>
         {
             var v = Voice.Load(pr.GetValue(run)!);
@@ -222,7 +234,7 @@ static class VocoderCommands
         var clips = new Option<int>("--clips") { Description = "Clips per speaker", DefaultValueFactory = _ => 3 };
         var seconds = new Option<double>("--seconds") { Description = "Seconds of each clip", DefaultValueFactory = _ => 4 };
         var output = Cli.Output("Also write the table here (TSV)", required: false);
-        var cmd = new Command("eval", "Score a voice per speaker against Griffin-Lim: as shipped, from noise, and the network alone")
+        var cmd = new Command("eval", "Score a voice per speaker against Griffin-Lim")
             { voice, data, heldOut, clips, seconds, steps, seed, device, output };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -233,7 +245,8 @@ static class VocoderCommands
             var lines = new List<string> { "speaker\tsetting\tclips\tlogmel_l1\tsc\tlogmag\tmrstft\tmcd" };
             lines.AddRange(rows.Select(r => string.Join('\t', r.Speaker, r.Setting, r.Clips, F(r.LogMelL1), F(r.SpectralConvergence), F(r.LogMagnitude),
                 F(r.MrStft), F(r.Mcd))));
-            Console.WriteLine($"voice {vocoder.Voice.Name}, {schedule.Steps}-step schedule, {(pr.GetValue(heldOut) ? "held-out speakers" : "validation clips")}");
+            Console.WriteLine($"voice {vocoder.Voice.Name}, {schedule.Steps}-step schedule, " +
+                $"{(pr.GetValue(heldOut) ? "held-out speakers" : "validation clips")}");
             foreach (var l in lines) Console.WriteLine(string.Join("  ", l.Split('\t').Select((c, i) => i < 2 ? c.PadRight(12) : c.PadLeft(9))));
             if (pr.GetValue(output) is string path) AtomicFile.WriteAllText(path, string.Join('\n', lines) + "\n");
             return 0;
@@ -243,12 +256,51 @@ static class VocoderCommands
         static string F(double x) => x.ToString("F4", CultureInfo.InvariantCulture);
     }
 
+    /// <summary><c>wavegrad corpus pack</c>: a corpus with Opus-compressed audio, for the GPU machine's small upload.</summary>
+    public static Command Corpus()
+    {
+        var input = new Argument<string>("corpus") { Description = "Speaker folders or one corpus (LJSpeech layout)" };
+        var output = Cli.Output("Folder to write");
+        var bitrate = new Option<int>("--bitrate") { Description = "Opus bits per second", DefaultValueFactory = _ => 28_000 };
+        var minutes = new Option<double>("--minutes-per-speaker")
+        {
+            Description = "Most minutes of each speaker's training audio",
+            DefaultValueFactory = _ => double.PositiveInfinity,
+        };
+        var preset = new Option<string>("--preset") { Description = "Mel preset of the compression check", DefaultValueFactory = _ => MelConfig.DefaultPreset };
+        var pack = new Command("pack", "Copy a corpus with Opus-compressed audio (.wgopus)") { input, output, bitrate, minutes, preset };
+        pack.SetAction(pr => Cli.Run(pr, () =>
+        {
+            var r = CorpusPacking.Pack(pr.GetValue(input)!, pr.GetValue(output)!, MelConfig.Preset(pr.GetValue(preset)!), pr.GetValue(bitrate),
+                pr.GetValue(minutes), progress: line => Console.Error.WriteLine(line));
+            Console.WriteLine($"wrote {pr.GetValue(output)}: {r.Files} files, {r.Seconds / 3600:F2} h of audio in {r.Bytes / 1048576.0:F1} MB " +
+                $"({r.Bytes * 8 / r.Seconds / 1000:F1} kb/s); decoded against original, log-mel L1 {r.LogMelL1:F4} on {r.Scored} clips");
+            return 0;
+        }));
+        var packed = new Argument<string>("packed") { Description = "A folder written by corpus pack" };
+        var unpackOut = Cli.Output("Folder to write WAVs to");
+        var rate = new Option<int>("--sample-rate") { Description = "Rate of the WAVs", DefaultValueFactory = _ => 22050 };
+        var unpack = new Command("unpack", "Decode a packed corpus back to WAV files, on all cores") { packed, unpackOut, rate };
+        unpack.SetAction(pr => Cli.Run(pr, () =>
+        {
+            var sw = Stopwatch.StartNew();
+            int n = CorpusPacking.Unpack(pr.GetValue(packed)!, pr.GetValue(unpackOut)!, pr.GetValue(rate));
+            Console.WriteLine($"wrote {n} WAV files to {pr.GetValue(unpackOut)} in {sw.Elapsed.TotalSeconds:F1} s");
+            return 0;
+        }, needsTorch: false));
+        return new Command("corpus", "Speech corpora") { pack, unpack };
+    }
+
     public static Command Train()
     {
         var data = new Option<string>("--data") { Description = "Folder of WAVs (recursive) or LJSpeech layout (metadata.csv + wavs/)", Required = true };
         var output = Cli.Output("Run folder: becomes a voice bundle, with checkpoint/ inside");
         var preset = new Option<string>("--preset") { Description = "Mel preset", DefaultValueFactory = _ => MelConfig.DefaultPreset };
-        var size = new Option<string>("--size") { Description = "small (CPU), base (15.9 M with 128 mels) or large", DefaultValueFactory = _ => "small" }.AcceptOnlyFromAmong("small", "base", "large");
+        var size = new Option<string>("--size")
+        {
+            Description = "small (CPU), base (15.9 M with 128 mels) or large",
+            DefaultValueFactory = _ => "small",
+        }.AcceptOnlyFromAmong("small", "base", "large");
         var steps = new Option<long>("--steps") { Description = "Train until this step", DefaultValueFactory = _ => 1000 };
         var batch = new Option<int>("--batch") { Description = "Crops per step", DefaultValueFactory = _ => 8 };
         var crop = new Option<int>("--crop-frames") { Description = "Mel frames per crop", DefaultValueFactory = _ => 24 };
@@ -259,10 +311,18 @@ static class VocoderCommands
         var logEvery = new Option<int>("--log-every") { Description = "Progress line interval (steps)", DefaultValueFactory = _ => 10 };
         var resume = new Option<bool>("--resume") { Description = "Continue the checkpoint in the run folder" };
         var bf16 = new Option<bool>("--bf16") { Description = "bf16 weights and activations with fp32 master weights (for CUDA)" };
-        var dil = new Option<string>("--dilations") { Description = "UBlock dilation order: paper or lmnt", DefaultValueFactory = _ => "paper" }.AcceptOnlyFromAmong("paper", "lmnt");
+        var dil = new Option<string>("--dilations")
+        {
+            Description = "UBlock dilation order: paper or lmnt",
+            DefaultValueFactory = _ => "paper",
+        }.AcceptOnlyFromAmong("paper", "lmnt");
         var scale = new Option<double>("--noise-scale") { Description = "Noise-level encoding scale (paper 5000, lmnt 1)", DefaultValueFactory = _ => 5000 };
         var maxFiles = new Option<int>("--max-files") { Description = "Load at most this many files", DefaultValueFactory = _ => int.MaxValue };
-        var maxMinutes = new Option<double>("--max-minutes") { Description = "Stop with a checkpoint after this many minutes", DefaultValueFactory = _ => double.PositiveInfinity };
+        var maxMinutes = new Option<double>("--max-minutes")
+        {
+            Description = "Stop with a checkpoint after this many minutes",
+            DefaultValueFactory = _ => double.PositiveInfinity,
+        };
         var initFrom = new Option<string?>("--init-from") { Description = "Start from the weights of a voice or run folder" };
         var prior = new Option<string>("--prior") { Description = "Noise prior: standard or priorgrad", DefaultValueFactory = _ => "standard" }
             .AcceptOnlyFromAmong("standard", "priorgrad");
@@ -292,7 +352,8 @@ static class VocoderCommands
                 Steps = pr.GetValue(steps), BatchSize = pr.GetValue(batch), CropFrames = pr.GetValue(crop), LearningRate = pr.GetValue(lr),
                 Loss = pr.GetValue(loss) == "l2" ? LossNorm.L2 : LossNorm.L1, CheckpointEvery = pr.GetValue(ckpt), ValidateEvery = pr.GetValue(val),
                 LogEvery = pr.GetValue(logEvery), Resume = pr.GetValue(resume), Bf16 = pr.GetValue(bf16), Seed = pr.GetValue(seed), Device = dev,
-                Dilations = pr.GetValue(dil) == "lmnt" ? DilationOrder.Lmnt : DilationOrder.Paper, NoiseScale = pr.GetValue(scale), MaxFiles = pr.GetValue(maxFiles),
+                Dilations = pr.GetValue(dil) == "lmnt" ? DilationOrder.Lmnt : DilationOrder.Paper, NoiseScale = pr.GetValue(scale),
+                MaxFiles = pr.GetValue(maxFiles),
                 MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom), Prior = pr.GetValue(prior)!, StftLossWeight = pr.GetValue(stftLoss),
             }, ct);
             return 0;
@@ -302,7 +363,7 @@ static class VocoderCommands
     public static Command ScheduleSearchCommand()
     {
         var voice = VoiceOpt();
-        var data = new Option<string>("--data") { Description = "Folder of WAVs to score on (its validation list: val.txt, else every 20th file)", Required = true };
+        var data = new Option<string>("--data") { Description = "Corpus to score on (its validation clips)", Required = true };
         var steps = new Option<int>("--steps") { Description = "Schedule length", DefaultValueFactory = _ => 6 };
         var output = Cli.Output("Schedule JSON to write (e.g. voices/V/schedule-6.json)");
         var clips = new Option<int>("--clips") { Description = "Validation clips to score", DefaultValueFactory = _ => 3 };
@@ -312,10 +373,10 @@ static class VocoderCommands
         var save = new Option<bool>("--save-to-voice") { Description = "Also record the schedule in the voice's voice.json (schedules.N)" };
         var metric = new Option<string>("--metric")
         {
-            Description = "logmel: log-mel L1 of the raw render (the paper's); sc: spectral convergence of the render with the post-filter on (both from noise, so that every step runs)",
+            Description = "logmel (raw render's log-mel L1) or sc (spectral convergence with the post-filter)",
             DefaultValueFactory = _ => "logmel",
         }.AcceptOnlyFromAmong("logmel", "sc");
-        var cmd = new Command("search", "Grid-search a few-step noise schedule for a voice (mantissa 1–9 × 10^k per step), scored on validation clips")
+        var cmd = new Command("search", "Search a few-step noise schedule for a voice on validation clips")
             { voice, data, steps, output, clips, seconds, sweeps, metric, device, save };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -332,7 +393,8 @@ static class VocoderCommands
                 return new Utterance(u.Name, u.Audio[..(int)(f * mel.Hop)], u.Mel[.., ..(int)f]);
             }).ToList();
             var how = pr.GetValue(metric) == "sc" ? ScheduleMetric.SpectralConvergence : ScheduleMetric.LogMelL1;
-            string label = how == ScheduleMetric.SpectralConvergence ? "spectral convergence (renders from noise, post-filter on)" : "log-mel L1 (raw renders from noise)";
+            string label = how == ScheduleMetric.SpectralConvergence ? "spectral convergence (renders from noise, post-filter " +
+                "on)" : "log-mel L1 (raw renders from noise)";
             int n = pr.GetValue(steps);
             var start = vocoder.Voice.DefaultSchedule;
             Console.WriteLine(start.Steps == n
@@ -340,9 +402,13 @@ static class VocoderCommands
                 : $"searching from mantissa 1 at 1e-6 … 1e-1 (the voice's default has {start.Steps} steps), scored by {label} on {picked.Count} clip(s)");
             var sw = Stopwatch.StartNew();
             var (best, score) = ScheduleSearch.Run(vocoder, picked, n, pr.GetValue(sweeps), new SyncProgress<SearchStep>(s =>
-                Console.WriteLine($"[{sw.Elapsed:mm\\:ss}] candidate {s.Evaluated,3}: [{string.Join(", ", s.Betas.Select(b => b.ToString("0.#e0", CultureInfo.InvariantCulture)))}] {label} {s.Score:F4} (best {s.BestScore:F4})")), metric: how, start: start);
+                Console.WriteLine($"[{sw.Elapsed:mm\\:ss}] candidate {s.Evaluated,3}: " +
+                    $"[{string.Join(", ", s.Betas.Select(b => b.ToString("0.#e0", CultureInfo.InvariantCulture)))}] {label} {s.Score:F4} " +
+                    $"(best {s.BestScore:F4})")), metric: how, start: start);
             best.Save(pr.GetValue(output)!);
-            Console.WriteLine($"best {n}-step schedule: [{string.Join(", ", best.Betas.Select(b => b.ToString("G3", CultureInfo.InvariantCulture)))}], {label} {score:F4}; wrote {pr.GetValue(output)}");
+            Console.WriteLine($"best {n}-step schedule: " +
+                $"[{string.Join(", ", best.Betas.Select(b => b.ToString("G3", CultureInfo.InvariantCulture)))}], {label} {score:F4}; " +
+                $"wrote {pr.GetValue(output)}");
             if (pr.GetValue(save))
             {
                 var card = (JsonObject)vocoder.Voice.Card.DeepClone();

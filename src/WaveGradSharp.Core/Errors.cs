@@ -36,7 +36,8 @@ public static class Devices
             case "cpu": return torch.CPU;
             case "cuda":
                 if (!CudaAvailable())
-                    throw WaveGradException.About("Device cuda: CUDA is not available (this TorchSharp build sees no GPU; see the README's GPU section)", "Device");
+                    throw WaveGradException.About("Device cuda: CUDA is not available (this TorchSharp build sees no GPU; see the README's GPU " +
+                        "section)", "Device");
                 return torch.CUDA;
             case "auto": return CudaAvailable() ? torch.CUDA : torch.CPU;
             default: throw WaveGradException.About($"Device {name}: expected auto, cpu or cuda", "Device");

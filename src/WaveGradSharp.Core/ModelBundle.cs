@@ -109,13 +109,18 @@ public sealed class ModelBundle
         string path = Path.Combine(dir, library.ManifestName);
         if (!File.Exists(path)) throw new WaveGradException($"{dir}: not a {library.Noun} bundle (no {library.ManifestName})");
         JsonObject m;
-        try { m = JsonNode.Parse(InputFile.ReadAllText(path, "manifest", MaxManifestBytes)) as JsonObject ?? throw new WaveGradException($"{path}: not a JSON object"); }
+        try
+        {
+            m = JsonNode.Parse(InputFile.ReadAllText(path, "manifest", MaxManifestBytes)) as JsonObject
+                ?? throw new WaveGradException($"{path}: not a JSON object");
+        }
         catch (JsonException e) { throw new WaveGradException($"{path}: invalid JSON ({Text.FirstLine(e.Message)})"); }
         string kind = String(m, "kind", path) ?? defaultKind ?? throw new WaveGradException($"{path}: lacks \"kind\"");
         string arch = String(m, "architecture", path) ?? defaultArchitecture;
         if (expectKinds.Length > 0 && !expectKinds.Contains(kind))
             throw new WaveGradException($"{dir}: is a {Text.Escape(kind)} {library.Noun}, a {string.Join(" or ", expectKinds)} is needed here");
-        if (!File.Exists(Path.Combine(dir, "model.safetensors"))) throw new WaveGradException($"{Path.Combine(dir, "model.safetensors")}: missing (the bundle has no weights)");
+        if (!File.Exists(Path.Combine(dir, "model.safetensors"))) throw new WaveGradException($"{Path.Combine(dir, "model.safetensors")}: missing (the " +
+            "bundle has no weights)");
         return new ModelBundle(dir, path, m, kind, arch);
     }
 

@@ -44,11 +44,13 @@ public static partial class Npy
         var descr = DescrRx().Match(header);
         var order = OrderRx().Match(header);
         var shapeM = ShapeRx().Match(header);
-        if (!descr.Success || !order.Success || !shapeM.Success) throw new WaveGradException($"{name}: unreadable .npy header: {Text.Escape(header.Trim(), 120)}");
+        if (!descr.Success || !order.Success || !shapeM.Success) throw new WaveGradException($"{name}: unreadable .npy header: " +
+            $"{Text.Escape(header.Trim(), 120)}");
         string d = descr.Groups[1].Value;
         int itemSize = d switch { "<f4" or "=f4" => 4, "<f8" or "=f8" => 8, "<f2" or "=f2" => 2, _ => 0 };
         if (itemSize == 0)
-            throw new WaveGradException($"{name}: unsupported .npy dtype '{Text.Escape(d, 20)}': expected little-endian float16, float32 or float64 (in numpy: arr.astype('<f4'))");
+            throw new WaveGradException($"{name}: unsupported .npy dtype '{Text.Escape(d, 20)}': expected little-endian float16, float32 or float64 (in " +
+                "numpy: arr.astype('<f4'))");
         bool fortran = order.Groups[1].Value == "True";
         var shape = shapeM.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(s => long.TryParse(s.TrimEnd('L'), NumberStyles.None, CultureInfo.InvariantCulture, out var v) ? v : -1).ToArray();
@@ -63,7 +65,8 @@ public static partial class Npy
         {
             long remain = stream.Length - stream.Position;
             if (count > remain / itemSize)
-                throw new WaveGradException($"{name}: truncated .npy data: shape ({string.Join(", ", shape)}) needs {count * itemSize} bytes but only {remain} follow");
+                throw new WaveGradException($"{name}: truncated .npy data: shape " +
+                    $"({string.Join(", ", shape)}) needs {count * itemSize} bytes but only {remain} follow");
         }
         if (count * itemSize > Array.MaxLength) throw new WaveGradException($"{name}: .npy array of {count} elements is too large");
         var raw = new byte[count * itemSize];

@@ -161,7 +161,8 @@ public sealed class AdamW
             foreach (var (prefix, target) in new[] { ("m.", M), ("v.", V), ("master.", Master) })
             {
                 if (!d.TryGetValue(prefix + n, out var t)) throw new WaveGradException($"{source}: optimizer state lacks '{prefix + n}'");
-                if (!t.shape.SequenceEqual(target[n].shape)) throw new WaveGradException($"{source}: optimizer state '{prefix + n}' has shape [{string.Join(", ", t.shape)}], expected [{string.Join(", ", target[n].shape)}]");
+                if (!t.shape.SequenceEqual(target[n].shape)) throw new WaveGradException($"{source}: optimizer state '{prefix + n}' has shape " +
+                    $"[{string.Join(", ", t.shape)}], expected [{string.Join(", ", target[n].shape)}]");
                 target[n].copy_(t);
             }
             p.copy_(Master[n]);

@@ -1,3 +1,5 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using static TorchSharp.torch;
@@ -47,7 +49,7 @@ public static class TensorFiles
             var json = new byte[n];
             fs.ReadExactly(json);
             try { CheckHeader(json, len - 8 - (long)n, path); }
-            catch (Exception e) when (e is InvalidOperationException or FormatException or System.Text.Json.JsonException or ArgumentException)
+            catch (Exception e) when (e is InvalidOperationException or FormatException or JsonException or ArgumentException)
             {
                 throw new WaveGradException($"{path}: corrupt safetensors header ({Text.Escape(Text.FirstLine(e.Message))})");   // e.g. invalid UTF-8 names
             }
@@ -61,9 +63,9 @@ public static class TensorFiles
 
     static void CheckHeader(byte[] json, long dataBytes, string path)
     {
-        System.Text.Json.Nodes.JsonObject header;
-        try { header = System.Text.Json.Nodes.JsonNode.Parse(json) as System.Text.Json.Nodes.JsonObject ?? throw new System.Text.Json.JsonException("not an object"); }
-        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or ArgumentException)
+        JsonObject header;
+        try { header = JsonNode.Parse(json) as JsonObject ?? throw new JsonException("not an object"); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException)
         {
             throw new WaveGradException($"{path}: corrupt safetensors header ({Text.Escape(Text.FirstLine(e.Message))})");
         }
@@ -72,19 +74,19 @@ public static class TensorFiles
         {
             if (name == "__metadata__") continue;
             string what = $"{path}: tensor '{Text.Escape(name, 80)}'";
-            if (node is not System.Text.Json.Nodes.JsonObject t || t["dtype"]?.GetValueKind() != System.Text.Json.JsonValueKind.String
-                || t["shape"] is not System.Text.Json.Nodes.JsonArray shape || t["data_offsets"] is not System.Text.Json.Nodes.JsonArray offs || offs.Count != 2)
+            if (node is not JsonObject t || t["dtype"]?.GetValueKind() != JsonValueKind.String
+                || t["shape"] is not JsonArray shape || t["data_offsets"] is not JsonArray offs || offs.Count != 2)
                 throw new WaveGradException($"{what}: needs a dtype, a shape and two data_offsets");
             if (!ItemSizes.TryGetValue(t["dtype"]!.GetValue<string>(), out int item))
                 throw new WaveGradException($"{what}: unsupported dtype '{Text.Escape(t["dtype"]!.GetValue<string>(), 16)}'");
             long count = 1;
             foreach (var d in shape)
             {
-                if (d is not System.Text.Json.Nodes.JsonValue v || !v.TryGetValue(out long dim) || dim < 0 || dim > int.MaxValue)
+                if (d is not JsonValue v || !v.TryGetValue(out long dim) || dim < 0 || dim > int.MaxValue)
                     throw new WaveGradException($"{what}: bad shape {Text.Escape(shape.ToJsonString(), 80)}");
                 count = dim == 0 ? 0 : count > dataBytes / dim ? dataBytes + 1 : count * dim;   // past the data: a mismatch below
             }
-            long Offset(int i) => offs[i] is System.Text.Json.Nodes.JsonValue v && v.TryGetValue(out long o) ? o : -1;
+            long Offset(int i) => offs[i] is JsonValue v && v.TryGetValue(out long o) ? o : -1;
             long begin = Offset(0), end = Offset(1);
             if (begin < 0 || end < begin || end > dataBytes)
                 throw new WaveGradException($"{what}: data_offsets [{begin}, {end}] lie outside the {dataBytes}-byte data section");
@@ -112,11 +114,13 @@ public static class TensorFiles
         foreach (var (name, t) in own)
         {
             if (!tensors.TryGetValue(name, out var v)) problems.Add($"missing '{name}' [{string.Join(", ", t.shape)}]");
-            else if (!v.shape.SequenceEqual(t.shape)) problems.Add($"'{name}' is [{string.Join(", ", v.shape)}], the network needs [{string.Join(", ", t.shape)}]");
+            else if (!v.shape.SequenceEqual(t.shape)) problems.Add($"'{name}' is [{string.Join(", ", v.shape)}], the network needs " +
+                $"[{string.Join(", ", t.shape)}]");
         }
         foreach (var name in tensors.Keys.Where(k => !own.ContainsKey(k))) problems.Add($"unexpected '{name}'");
         if (problems.Count > 0)
-            throw new WaveGradException($"{source}: weights do not match the network config ({problems.Count} difference(s): {string.Join("; ", problems.Take(6))}{(problems.Count > 6 ? "; …" : "")})");
+            throw new WaveGradException($"{source}: weights do not match the network config ({problems.Count} difference(s): " +
+                $"{string.Join("; ", problems.Take(6))}{(problems.Count > 6 ? "; …" : "")})");
         using var _ = no_grad();
         foreach (var (name, t) in own) t.copy_(tensors[name].to_type(t.dtype).to(t.device));
     }

@@ -92,10 +92,12 @@ public static class Trainer
     public static long Run(nn.Module net, ITrainingObjective objective, TrainerOptions o, string describe = "", CancellationToken ct = default)
     {
         if (o.LogEvery < 1 || o.CheckpointEvery < 1 || o.ValidateEvery < 0)
-            throw WaveGradException.About("LogEvery and CheckpointEvery must be at least 1, ValidateEvery 0 or more", "LogEvery", "CheckpointEvery", "ValidateEvery");
+            throw WaveGradException.About("LogEvery and CheckpointEvery must be at least 1, ValidateEvery 0 or " +
+                "more", "LogEvery", "CheckpointEvery", "ValidateEvery");
         string ckptDir = Path.Combine(o.RunDir, "checkpoint");
         if (!o.Resume && Directory.Exists(ckptDir))
-            throw WaveGradException.About($"{o.RunDir}: already holds a checkpoint; set Resume to continue it or choose another OutputDir", "Resume", "OutputDir");
+            throw WaveGradException.About($"{o.RunDir}: already holds a checkpoint; set Resume to continue it or choose another " +
+                "OutputDir", "Resume", "OutputDir");
         if (o.Resume && !Directory.Exists(ckptDir)) throw new WaveGradException($"{ckptDir}: no checkpoint to resume");
         AtomicFile.RemoveStale(o.RunDir);
         NativeTuning.DisableNnpack();
@@ -141,7 +143,8 @@ public static class Trainer
         {
             while (step < o.Steps)
             {
-                if (wall.Elapsed.TotalMinutes >= o.MaxMinutes) { log.Message($"stopping at step {step}: the time limit of {o.MaxMinutes} min is reached"); break; }
+                if (wall.Elapsed.TotalMinutes >= o.MaxMinutes) { log.Message($"stopping at step {step}: the time limit of {o.MaxMinutes} min is " +
+                    "reached"); break; }
                 ct.ThrowIfCancellationRequested();
                 opt.LearningRate = o.LearningRate * (o.LearningRateSchedule?.Invoke(step) ?? 1.0);
                 double loss;
@@ -214,7 +217,8 @@ public sealed class TrainingProgress(long totalSteps, long firstStep, int every,
         double secs = Math.Max(clock.Elapsed.TotalSeconds, 1e-9);
         double stepsPerSec = (step - firstStep) / secs;
         double eta = stepsPerSec > 0 ? (totalSteps - step) / stepsPerSec : double.NaN;
-        string line = $"step {step}/{totalSteps}  loss {(lossCount > 0 ? lossSum / lossCount : double.NaN):F4}  {stepsPerSec:F2} steps/s  {samples / secs:F0} samples/s  ETA {Format(eta)}{extra}";
+        string line = $"step {step}/{totalSteps}  loss {(lossCount > 0 ? lossSum / lossCount : double.NaN):F4}  {stepsPerSec:F2} steps/s  " +
+            $"{samples / secs:F0} samples/s  ETA {Format(eta)}{extra}";
         if (interactive) w.Write("\r" + line.PadRight(Console.WindowWidth > 0 ? Math.Min(Console.WindowWidth - 1, 160) : 100));
         else w.WriteLine(line);
         if (interactive && step == totalSteps) w.WriteLine();
@@ -276,7 +280,11 @@ public static class TrainingCheckpoint
         string statePath = Path.Combine(dir, "state.json");
         if (!File.Exists(statePath)) throw new WaveGradException($"{statePath}: missing; the checkpoint is incomplete");
         JsonObject st;
-        try { st = JsonNode.Parse(InputFile.ReadAllText(statePath, "checkpoint state")) as JsonObject ?? throw new WaveGradException($"{statePath}: not a JSON object"); }
+        try
+        {
+            st = JsonNode.Parse(InputFile.ReadAllText(statePath, "checkpoint state")) as JsonObject
+                ?? throw new WaveGradException($"{statePath}: not a JSON object");
+        }
         catch (JsonException e) { throw new WaveGradException($"{statePath}: invalid JSON ({Text.FirstLine(e.Message)})"); }
         long step = Field(st, "step", statePath, 0, MaxSteps);
         long optStep = Field(st, "optimizer_step", statePath, 0, step);
@@ -284,7 +292,8 @@ public static class TrainingCheckpoint
         long nonFinite = st.ContainsKey("non_finite_skipped") ? Field(st, "non_finite_skipped", statePath, 0, step) : 0;
         double wallSeconds = st["wall_seconds"] is JsonValue w && w.TryGetValue(out double ws) && ws >= 0 && double.IsFinite(ws) ? ws : 0;
         if (st["network"] is JsonNode n && n.ToJsonString() != network.ToJsonString())
-            throw WaveGradException.About($"{statePath}: the checkpoint's network differs from the one asked for (its size, preset or objective)", "Size", "Preset");
+            throw WaveGradException.About($"{statePath}: the checkpoint's network differs from the one asked for (its size, preset or " +
+                "objective)", "Size", "Preset");
         if (st["sha256"] is JsonObject sums)
             foreach (var f in Files)
                 if (sums[f]?.GetValueKind() != JsonValueKind.String || Sha256(Path.Combine(dir, f)) != sums[f]!.GetValue<string>())

@@ -197,7 +197,8 @@ public sealed class NoiseSchedule
     static readonly JsonSerializerOptions JsonOptions = new() { WriteIndented = true };
 
     /// <summary>JSON form: <c>{"name": "...", "betas": [...], "timesteps": [...]}</c>.</summary>
-    public string ToJson() => JsonSerializer.Serialize(new Dto(Name, Betas, Timesteps.SequenceEqual(Enumerable.Range(0, Steps)) ? null : Timesteps), JsonOptions);
+    public string ToJson() =>
+        JsonSerializer.Serialize(new Dto(Name, Betas, Timesteps.SequenceEqual(Enumerable.Range(0, Steps)) ? null : Timesteps), JsonOptions);
 
     /// <summary>Parses the JSON form; <paramref name="source"/> names the file in errors.</summary>
     public static NoiseSchedule FromJson(string json, string source = "<json>")

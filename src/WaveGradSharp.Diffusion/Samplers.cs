@@ -116,7 +116,8 @@ public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance
     /// <inheritdoc/>
     public override int Evaluations => Schedule.Steps;
 
-    /// <summary>WaveGrad's sampler: the β list as a schedule, σ² = β̃, the waveform clamped to [−1, 1] after each step (as lmnt-com/wavegrad does).</summary>
+    /// <summary>WaveGrad's sampler: the β list as a schedule, σ² = β̃, the waveform clamped to [−1, 1] after each step
+    /// (as lmnt-com/wavegrad does).</summary>
     public static DdpmSampler WaveGrad(NoiseSchedule betas) => new(betas, ReverseVariance.BetaTilde, clampSample: 1.0, name: "wavegrad");
 
     /// <summary>The step a start from a guess begins at: the noisiest step whose noise std √(1−ᾱ_t) is at most

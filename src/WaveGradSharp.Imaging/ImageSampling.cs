@@ -61,7 +61,8 @@ public static class ImageSampling
         var variance = learned ? ReverseVariance.Learned : ReverseVariance.BetaTilde;
         return r.Sampler switch
         {
-            "ddpm" when r.Steps is int ks && ks != schedule.Steps => throw WaveGradException.About($"ddpm walks all {schedule.Steps} steps of the training schedule; use the Sampler respaced with {ks} Steps", "Sampler", "Steps"),
+            "ddpm" when r.Steps is int ks && ks != schedule.Steps => throw WaveGradException.About($"ddpm walks all {schedule.Steps} steps of the " +
+                $"training schedule; use the Sampler respaced with {ks} Steps", "Sampler", "Steps"),
             "ddpm" => new DdpmSampler(schedule, variance, clipX0: true),
             "respaced" => new DdpmSampler(schedule.Respace(r.Steps ?? 50), variance, clipX0: true, name: "respaced"),
             "ddim" => new DdimSampler(schedule, r.Steps ?? 50, r.Eta, clipX0: true),
@@ -80,7 +81,8 @@ public static class ImageSampling
             throw new WaveGradException($"class {c} is outside the model's range 0–{Math.Max(cfg.Classes, r.Classifier?.Config.Classes ?? 0) - 1}");
         if (r.ClassifierGuidance != 0 && (r.Classifier is null || classes is null))
             throw WaveGradException.About("classifier guidance needs a Class and a noise-aware Classifier", "Class", "Classifier");
-        if (r.Classifier is { Config.NoiseAware: false }) throw new WaveGradException("classifier guidance needs a noise-aware classifier; this one judges clean images only");
+        if (r.Classifier is { Config.NoiseAware: false }) throw new WaveGradException("classifier guidance needs a noise-aware classifier; this one " +
+            "judges clean images only");
         IDenoiser d;
         var uncond = new UNetDenoiser(net, null);
         if (classes is null || cfg.Classes == 0 || r.Guidance == 0) d = uncond;

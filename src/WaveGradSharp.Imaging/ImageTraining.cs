@@ -114,7 +114,8 @@ public static class ImageTrainer
         var cfg = o.Network.Checked();
         if (o.BatchSize < 1) throw WaveGradException.About("BatchSize must be at least 1", "BatchSize");
         if (data.Size != cfg.ImageSize || data.Channels != cfg.Channels)
-            throw new WaveGradException($"{data.Source}: images are {data.Channels}×{data.Size}×{data.Size}, the network takes {cfg.Channels}×{cfg.ImageSize}×{cfg.ImageSize}");
+            throw new WaveGradException($"{data.Source}: images are {data.Channels}×{data.Size}×{data.Size}, the network takes " +
+                $"{cfg.Channels}×{cfg.ImageSize}×{cfg.ImageSize}");
         if (cfg.Classes > 0 && data.Labels is null)
             throw WaveGradException.About($"{data.Source}: has no labels; train an Unconditional network", "Unconditional");
         var schedule = NoiseSchedule.Resolve(o.Schedule);
@@ -139,7 +140,8 @@ public static class ImageTrainer
         {
             ["data"] = data.Source, ["images"] = data.Count, ["steps"] = s.Step, ["batch"] = o.BatchSize, ["learning_rate"] = o.LearningRate,
             ["label_dropout"] = o.LabelDropout, ["ema_decay_max"] = o.EmaDecay, ["parameters"] = parameters,
-            ["device"] = o.Device.type.ToString(), ["hardware"] = $"{Environment.ProcessorCount} CPU cores{(o.Device.type == DeviceType.CUDA ? " + CUDA GPU" : "")}",
+            ["device"] = o.Device.type.ToString(), ["hardware"] = $"{Environment.ProcessorCount} CPU " +
+                $"cores{(o.Device.type == DeviceType.CUDA ? " + CUDA GPU" : "")}",
             ["wall_minutes"] = Math.Round(s.WallSeconds / 60, 1), ["seed"] = o.Seed,
         };
         ImageModel.Save(o.OutputDir, "unet", cfg, s.Ema.Shadow, card);
@@ -189,7 +191,10 @@ public static class ClassifierTrainer
     {
         device ??= CPU;
         if (train.Labels is null) throw new WaveGradException($"{train.Source}: a classifier needs labelled images");
-        var cfg = new ClassifierConfig { Channels = train.Channels, Classes = (int)train.Labels.max().item<long>() + 1, NoiseAware = noiseAware, ImageSize = train.Size };
+        var cfg = new ClassifierConfig
+        {
+            Channels = train.Channels, Classes = (int)train.Labels.max().item<long>() + 1, NoiseAware = noiseAware, ImageSize = train.Size,
+        };
         var net = new DigitClassifier(cfg, seed);
         var s = NoiseSchedule.Resolve(schedule);
         var wall = System.Diagnostics.Stopwatch.StartNew();

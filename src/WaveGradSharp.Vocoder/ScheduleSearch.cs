@@ -21,7 +21,8 @@ public readonly record struct SearchStep(int Evaluated, double[] Betas, double S
 
 /// <summary>
 /// The paper's few-step schedule search: each β_i is a mantissa 1–9 times a fixed power of ten (the start
-/// schedule's own, or evenly spaced from 10⁻⁶ to 10⁻¹ without one), scored by the log-mel L1 of renders of validation clips against their references (or by their
+/// schedule's own, or evenly spaced from 10⁻⁶ to 10⁻¹ without one), scored by the log-mel L1 of renders of validation clips against their references
+/// (or by their
 /// spectral convergence, see <see cref="ScheduleMetric"/>). The full grid
 /// has 9^N candidates; this searches it by coordinate descent (every mantissa of one step with the others
 /// fixed, last step first, repeated for a number of sweeps), which needs only 9·N per sweep.

@@ -62,7 +62,7 @@ public sealed class VocoderDataset
                 if (validationOnly && !isVal) continue;
                 taken++; fromSpeaker++;
                 float[] samples;
-                try { samples = Wav.Read(f, mel.SampleRate); }
+                try { samples = AudioFiles.Read(f, mel.SampleRate); }
                 catch (WaveGradException e)
                 {
                     ds.SkippedUnreadable++;
@@ -104,14 +104,21 @@ public sealed class VocoderDataset
         }).ToList();
     }
 
-    static List<string> ListFiles(string dir)
+    /// <summary>A corpus's audio files: metadata.csv's ids under wavs/ (each a .wav or a .wgopus), or every such file below.</summary>
+    internal static List<string> ListFiles(string dir)
     {
         string meta = Path.Combine(dir, "metadata.csv"), wavs = Path.Combine(dir, "wavs");
         if (File.Exists(meta) && Directory.Exists(wavs))
             return File.ReadLines(meta).Select(l => l.Split('|')[0].Trim()).Where(id => id.Length > 0)
-                .Select(id => Path.Combine(wavs, id + ".wav")).Where(File.Exists).ToList();
-        return Directory.EnumerateFiles(dir, "*.wav", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+                .Select(id => new[] { ".wav", OpusAudio.Extension }.Select(e => Path.Combine(wavs, id + e)).FirstOrDefault(File.Exists))
+                .OfType<string>().ToList();
+        return Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
+            .Where(f => f.EndsWith(".wav", StringComparison.OrdinalIgnoreCase) || f.EndsWith(OpusAudio.Extension, StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal).ToList();
     }
+
+    /// <summary>The corpora under <paramref name="dir"/> (see <see cref="Load"/>) with their files and validation names.</summary>
+    internal static List<(string Speaker, List<string> Files, HashSet<string> Val)> SpeakerCorpora(string dir) => Corpora(dir);
 
     /// <summary>A random batch of aligned crops: audio [B, crop·hop] and mel [B, n_mels, crop].</summary>
     public (Tensor Audio, Tensor Mel) Batch(int batch, int cropFrames, int hop, Generator rng)
@@ -191,7 +198,8 @@ public sealed record VocoderTrainingOptions
     public JsonObject? Card { get; init; }
     /// <summary>Stop (with a checkpoint) after this many minutes of wall time in this run.</summary>
     public double MaxMinutes { get; init; } = double.PositiveInfinity;
-    /// <summary>Start a new run from the weights of a voice or run folder (model-raw.safetensors if present, else model.safetensors; EMA from model.safetensors).</summary>
+    /// <summary>Start a new run from the weights of a voice or run folder (model-raw.safetensors if present, else model.safetensors; EMA from
+    /// model.safetensors).</summary>
     public string? InitFrom { get; init; }
     /// <summary>Called after every step with (step, loss); for tests and tools.</summary>
     public Action<long, double>? OnStep { get; init; }

@@ -71,12 +71,15 @@ public sealed class Voice
         if (card["schedules"] is JsonObject so)
             foreach (var (k, v) in so)
             {
-                if (!int.TryParse(k, out int steps) || v is null) throw new WaveGradException($"{src}: schedules.{Text.Escape(k)} is not a step count with a schedule");
+                if (!int.TryParse(k, out int steps) || v is null) throw new WaveGradException($"{src}: schedules.{Text.Escape(k)} is not a step count " +
+                    "with a schedule");
                 searched[steps] = NoiseSchedule.FromJson(v.ToJsonString(), $"{src} schedules.{k}");
             }
         SearchedSchedules = searched;
         DefaultSchedule = card["default_schedule"] is JsonNode ds
-            ? ds.GetValueKind() == JsonValueKind.String ? ResolveSchedule(ds.GetValue<string>()) : NoiseSchedule.FromJson(ds.ToJsonString(), $"{src} default_schedule")
+            ? ds.GetValueKind() == JsonValueKind.String
+                ? ResolveSchedule(ds.GetValue<string>())
+                : NoiseSchedule.FromJson(ds.ToJsonString(), $"{src} default_schedule")
             : searched.TryGetValue(6, out var s6) ? s6 : NoiseSchedule.Named("wg-6");
         foreach (var s in SearchedSchedules.Values.Append(DefaultSchedule))
             if (s.Steps > MaxScheduleSteps) throw new WaveGradException($"{src}: a schedule of {s.Steps} steps; a voice's may have at most {MaxScheduleSteps}");

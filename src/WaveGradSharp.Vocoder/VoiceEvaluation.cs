@@ -36,7 +36,8 @@ public static class VoiceEvaluation
     public static IReadOnlyList<EvaluationRow> Run(Vocoder vocoder, string dataDir, IReadOnlyList<EvaluationSetting> settings, int clipsPerSpeaker = 3,
         double maxSeconds = 4, bool heldOut = false, Action<string>? progress = null, CancellationToken ct = default)
     {
-        if (clipsPerSpeaker < 1 || !(maxSeconds > 0)) throw WaveGradException.About("ClipsPerSpeaker must be at least 1 and MaxSeconds positive", "ClipsPerSpeaker", "MaxSeconds");
+        if (clipsPerSpeaker < 1 || !(maxSeconds > 0)) throw WaveGradException.About("ClipsPerSpeaker must be at least 1 and MaxSeconds " +
+            "positive", "ClipsPerSpeaker", "MaxSeconds");
         var mel = vocoder.Voice.Mel;
         var data = VocoderDataset.Load(dataDir, mel, 1, validationOnly: !heldOut, perSpeaker: clipsPerSpeaker);
         var clips = (heldOut ? data.Train.Concat(data.Validation) : data.Validation).GroupBy(u => u.Speaker).ToList();
@@ -56,10 +57,13 @@ public static class VoiceEvaluation
                 var reference = clip.Audio[..(int)(frames * mel.Hop)].data<float>().ToArray();
                 foreach (var s in settings)
                 {
-                    var audio = s.Options is null ? GriffinLim.FromMel(m, mel, SynthesisOptions.StartGriffinLimIterations) : vocoder.Synthesize(m, s.Options, ct);
+                    var audio = s.Options is null
+                        ? GriffinLim.FromMel(m, mel, SynthesisOptions.StartGriffinLimIterations)
+                        : vocoder.Synthesize(m, s.Options, ct);
                     scores[s.Name].Add(Metrics.Compute(reference, audio, mel.SampleRate, mel));
                 }
-                progress?.Invoke($"{speaker.Key} {clip.Name}: " + string.Join(", ", settings.Select(s => $"{s.Name} SC {scores[s.Name][^1].SpectralConvergence:F3}")));
+                progress?.Invoke($"{speaker.Key} {clip.Name}: " + string.Join(", ", settings.Select(s => $"{s.Name} SC " +
+                    $"{scores[s.Name][^1].SpectralConvergence:F3}")));
             }
             foreach (var s in settings) rows.Add(Mean(speaker.Key, s.Name, scores[s.Name]));
         }

@@ -48,7 +48,8 @@ public sealed record WaveGradConfig
     /// <summary>Hop length implied by the factors.</summary>
     [JsonIgnore] public int Hop => UpFactors.Aggregate(1, (a, b) => a * b);
 
-    /// <summary>The sizes: <c>small</c> (half the base channels, for CPUs), <c>base</c> (the paper's, 15.9 M parameters with 128 mels), <c>large</c> (1.5× base channels).</summary>
+    /// <summary>The sizes: <c>small</c> (half the base channels, for CPUs), <c>base</c> (the paper's, 15.9 M parameters with 128 mels), <c>large</c>
+    /// (1.5× base channels).</summary>
     public static IReadOnlyList<string> SizeNames { get; } = ["small", "base", "large"];
 
     /// <summary>A named size for a hop length and mel count.</summary>
@@ -81,7 +82,8 @@ public sealed record WaveGradConfig
         256 => [4, 4, 4, 2, 2],
         240 => [5, 4, 3, 2, 2],
         200 => [5, 5, 2, 2, 2],
-        _ => throw new WaveGradException($"hop {hop} is not supported; supported hops: 300 (5·5·3·2·2), 256 (4·4·4·2·2), 240 (5·4·3·2·2), 200 (5·5·2·2·2)"),
+        _ => throw new WaveGradException($"hop {hop} is not supported; supported: 300 (5·5·3·2·2), 256 (4·4·4·2·2), " +
+            "240 (5·4·3·2·2), 200 (5·5·2·2·2)"),
     };
 
     /// <summary>The most parameters a WaveGrad voice may have (<c>large</c> has 36 M with 128 mels): a card asking for more
@@ -120,10 +122,12 @@ public sealed record WaveGradConfig
         if (UpFactors.Any(f => f < 1 || f > 16)) throw new WaveGradException($"{source}: up_factors must be between 1 and 16");
         foreach (var (field, c) in new[] { ("first_channels", new[] { FirstChannels }), ("up_channels", UpChannels), ("down_channels", DownChannels) })
             if (c.Any(x => x < 1 || x > MaxChannels)) throw new WaveGradException($"{source}: {field} must be between 1 and {MaxChannels}");
-        if (!(NoiseEncodingScale > 0 && NoiseEncodingScale <= 1e6)) throw new WaveGradException($"{source}: noise_scale {NoiseEncodingScale} must be in (0, 1e6]");
+        if (!(NoiseEncodingScale > 0 && NoiseEncodingScale <= 1e6)) throw new WaveGradException($"{source}: noise_scale {NoiseEncodingScale} must be in " +
+            "(0, 1e6]");
         long p = ParameterCount();
         if (p > MaxParameters) throw new WaveGradException($"{source}: the network would have {p:N0} parameters, more than the {MaxParameters:N0} supported");
-        if (mel is not null && NMels != mel.NMels) throw new WaveGradException($"{source}: network has {NMels} mel bands but preset '{mel.Name}' has {mel.NMels}");
+        if (mel is not null && NMels != mel.NMels) throw new WaveGradException($"{source}: network has {NMels} mel bands but preset '{mel.Name}' has " +
+            $"{mel.NMels}");
         if (mel is not null && Hop != mel.Hop) throw new WaveGradException($"{source}: network upsamples by {Hop} but preset '{mel.Name}' has hop {mel.Hop}");
         return this;
     }

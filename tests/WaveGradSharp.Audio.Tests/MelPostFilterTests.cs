@@ -86,7 +86,8 @@ public class MelPostFilterTests(ITestOutputHelper log)
         log.WriteLine($"noisy {before}\nfiltered {after}");
         Assert.True(after.LogMelL1 < before.LogMelL1 / 3, $"log-mel L1 {before.LogMelL1:F3} → {after.LogMelL1:F3}");
         Assert.True(after.LogMagnitude < before.LogMagnitude * 0.8, $"log-magnitude {before.LogMagnitude:F3} → {after.LogMagnitude:F3}");
-        Assert.True(after.SpectralConvergence <= before.SpectralConvergence, $"spectral convergence {before.SpectralConvergence:F3} → {after.SpectralConvergence:F3}");
+        Assert.True(after.SpectralConvergence <= before.SpectralConvergence, $"spectral convergence {before.SpectralConvergence:F3} → " +
+            $"{after.SpectralConvergence:F3}");
         // The 10 kHz tone: its STFT bin keeps its level within 5 %.
         double ToneLevel(float[] s) => Goertzel(s, 10_000, Cfg.SampleRate);
         double ratio = ToneLevel(y) / ToneLevel(input);

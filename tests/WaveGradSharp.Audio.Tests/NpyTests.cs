@@ -25,9 +25,24 @@ public class NpyTests
 
     // The 2x3 matrix [[0,1,2],[3,4,5]] in each encoding.
     static readonly float[] M = [0, 1, 2, 3, 4, 5];
-    static byte[] F4(float[] v) { var b = new byte[v.Length * 4]; for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(b.AsSpan(4 * i), v[i]); return b; }
-    static byte[] F8(float[] v) { var b = new byte[v.Length * 8]; for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteDoubleLittleEndian(b.AsSpan(8 * i), v[i]); return b; }
-    static byte[] F2(float[] v) { var b = new byte[v.Length * 2]; for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteHalfLittleEndian(b.AsSpan(2 * i), (Half)v[i]); return b; }
+    static byte[] F4(float[] v)
+    {
+        var b = new byte[v.Length * 4];
+        for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(b.AsSpan(4 * i), v[i]);
+        return b;
+    }
+    static byte[] F8(float[] v)
+    {
+        var b = new byte[v.Length * 8];
+        for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteDoubleLittleEndian(b.AsSpan(8 * i), v[i]);
+        return b;
+    }
+    static byte[] F2(float[] v)
+    {
+        var b = new byte[v.Length * 2];
+        for (int i = 0; i < v.Length; i++) BinaryPrimitives.WriteHalfLittleEndian(b.AsSpan(2 * i), (Half)v[i]);
+        return b;
+    }
     static readonly float[] MFortran = [0, 3, 1, 4, 2, 5]; // column-major storage of M
 
     public static TheoryData<string, bool, int> Layouts() => new()

@@ -9,7 +9,8 @@ public class PlotTests
     public void Writes_a_png_spectrogram_and_npy_through_the_file_pipeline()
     {
         string dir = TestData.TempDir();
-        var r = AudioFiles.MelFromWav(TestData.Fixture("clip-word-22k.wav"), Path.Combine(dir, "m.npy"), Path.Combine(dir, "m.png"), MelConfig.Preset("hifigan-22k"));
+        var r = AudioFiles.MelFromWav(TestData.Fixture("clip-word-22k.wav"), Path.Combine(dir, "m.npy"), Path.Combine(dir, "m.png"),
+            MelConfig.Preset("hifigan-22k"));
         Assert.Equal((80L, 68L), (r.NMels, r.Frames));   // 17,640 samples / hop 256 (HiFi-GAN framing)
         Assert.Equal(["m.npy", "m.png"], TestData.Files(dir));
         var png = File.ReadAllBytes(Path.Combine(dir, "m.png"));

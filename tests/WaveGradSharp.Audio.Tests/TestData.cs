@@ -35,7 +35,8 @@ static class TestData
         string header = Encoding.Latin1.GetString(b, 10, hl);
         Assert.Contains("'<f8'", header);
         Assert.Contains("'fortran_order': False", header);
-        var shape = header[(header.IndexOf("'shape': (") + 10)..].Split(')')[0].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(long.Parse).ToArray();
+        var shape = header[(header.IndexOf("'shape': (") + 10)..].Split(')')[0].Split(',',
+            StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(long.Parse).ToArray();
         var d = new double[(b.Length - 10 - hl) / 8];
         for (int i = 0; i < d.Length; i++) d[i] = BinaryPrimitives.ReadDoubleLittleEndian(b.AsSpan(10 + hl + 8 * i));
         return (d, shape);

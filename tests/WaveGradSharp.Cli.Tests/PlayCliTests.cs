@@ -40,7 +40,8 @@ public class PlayCliTests
             // A stand-in for aplay that records its arguments and exits as a real one would.
             string log = Path.Combine(bin.FullName, "args.txt");
             File.WriteAllText(Path.Combine(bin.FullName, "aplay"), $"#!/bin/sh\necho \"$@\" > '{log}'\necho '{playerError}' >&2\nexit {playerExit}\n");
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(bin.FullName, "aplay"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(bin.FullName, "aplay"),
+                UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             var r = CliRunner.RunWith(null, new Dictionary<string, string?> { ["PATH"] = bin.FullName + ":/usr/bin:/bin" }, "play", Wav);
             Assert.Equal(playerExit, r.ExitCode);
             Assert.Equal($"-q {Wav}", File.ReadAllText(log).Trim());
@@ -65,7 +66,8 @@ public class PlayCliTests
             // A stand-in for aplay that records the raw PCM it is fed.
             string raw = Path.Combine(bin.FullName, "fed.raw"), wav = Path.Combine(bin.FullName, "hello.wav");
             File.WriteAllText(Path.Combine(bin.FullName, "aplay"), $"#!/bin/sh\necho \"$@\" > '{raw}.args'\ncat > '{raw}'\n");
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(bin.FullName, "aplay"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Path.Combine(bin.FullName, "aplay"),
+                UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             var r = CliRunner.RunWith(null, new Dictionary<string, string?> { ["PATH"] = bin.FullName + ":/usr/bin:/bin" },
                 "speak", "Hello there.", "--play", "-o", wav, "--device", "cpu");
             Assert.True(r.ExitCode == 0, r.Stderr);

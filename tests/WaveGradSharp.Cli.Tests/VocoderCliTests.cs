@@ -48,7 +48,8 @@ public class VocoderCliTests
                 Assert.True(r.ExitCode == 0, r.Stderr);
                 Assert.Equal(44 + 68 * 256 * 2, new FileInfo(wav).Length);
                 var e = CliRunner.Run("eval", "--ref", Fixture("clip-word-22k.wav"), "--test", wav);
-                return double.Parse(e.Stdout.Split('\n')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], System.Globalization.CultureInfo.InvariantCulture);
+                return double.Parse(e.Stdout.Split('\n')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries)[1],
+                    System.Globalization.CultureInfo.InvariantCulture);
             }
             double moved = LogMelL1("hifigan"), misread = LogMelL1("voice");
             Assert.True(moved < 0.9 * misread, $"log-mel L1 {moved:F3} moved, {misread:F3} read as centred");   // measured 0.165 and 0.204
@@ -62,9 +63,11 @@ public class VocoderCliTests
         var dir = Directory.CreateTempSubdirectory();
         try
         {
-            static double LogMel(string stdout) => double.Parse(stdout.Split("log-mel L1 ")[1].Split(',')[0], System.Globalization.CultureInfo.InvariantCulture);
+            static double LogMel(string stdout) => double.Parse(stdout.Split("log-mel L1 ")[1].Split(',')[0],
+                System.Globalization.CultureInfo.InvariantCulture);
             var filtered = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "f.wav"), "--device", "cpu", "--steps", "6");
-            var raw = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "r.wav"), "--device", "cpu", "--steps", "6", "--post-filter", "0");
+            var raw = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "r.wav"), "--device", "cpu", "--steps",
+                "6", "--post-filter", "0");
             Assert.True(filtered.ExitCode == 0 && raw.ExitCode == 0, filtered.Stderr + raw.Stderr);
             // Measured: 0.143 filtered against 0.663 raw (the raw render's noise floor and band-level errors).
             Assert.True(LogMel(filtered.Stdout) < 0.5 * LogMel(raw.Stdout), filtered.Stdout + raw.Stdout);
@@ -84,9 +87,11 @@ public class VocoderCliTests
         var dir = Directory.CreateTempSubdirectory();
         try
         {
-            static double Sc(string stdout) => double.Parse(stdout.Split("spectral convergence ")[1].Split(',')[0], System.Globalization.CultureInfo.InvariantCulture);
+            static double Sc(string stdout) => double.Parse(stdout.Split("spectral convergence ")[1].Split(',')[0],
+                System.Globalization.CultureInfo.InvariantCulture);
             var shipped = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "g.wav"), "--device", "cpu");
-            var noise = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "n.wav"), "--device", "cpu", "--start", "noise");
+            var noise = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "n.wav"), "--device", "cpu",
+                "--start", "noise");
             Assert.True(shipped.ExitCode == 0 && noise.ExitCode == 0, shipped.Stderr + noise.Stderr);
             Assert.Contains("6-step schedule, last 5 run from Griffin-Lim", shipped.Stdout);
             Assert.Contains("6 steps from noise", noise.Stdout);
@@ -152,13 +157,16 @@ public class VocoderCliTests
             File.Copy(Fixture("clip-word-22k.wav"), Path.Combine(data, "a.wav"));
             File.Copy(Fixture("clip-chirp-22k.wav"), Path.Combine(data, "b.wav"));
             var run = Path.Combine(dir.FullName, "run");
-            var t = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "2", "--batch", "2", "--validate-every", "0", "--log-every", "1", "--device", "cpu");
+            var t = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "2", "--batch", "2", "--validate-every", "0",
+                "--log-every", "1", "--device", "cpu");
             Assert.True(t.ExitCode == 0, t.Stderr);
             Assert.Contains("step 2/2", t.Stdout);
-            var again = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "3", "--batch", "2", "--validate-every", "0", "--device", "cpu");
+            var again = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "3", "--batch", "2", "--validate-every", "0",
+                "--device", "cpu");
             Assert.Equal(2, again.ExitCode);
             Assert.Contains("set --resume to continue it or choose another --output", again.Stderr);   // the library's Resume and OutputDir, renamed to flags
-            var resumed = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "3", "--batch", "2", "--validate-every", "0", "--device", "cpu", "--resume");
+            var resumed = CliRunner.Run("train", "vocoder", "--data", data, "-o", run, "--steps", "3", "--batch", "2", "--validate-every", "0",
+                "--device", "cpu", "--resume");
             Assert.True(resumed.ExitCode == 0, resumed.Stderr);
             Assert.Contains("resumed at step 2", resumed.Stdout);
             var wav = Path.Combine(dir.FullName, "o.wav");

@@ -88,7 +88,8 @@ public class SamplerTests
         var sampler = SamplerCheck.DemoSamplers().Single(s => s.Label == label).Sampler;
         var m = SamplerCheck.Measure(label, sampler, Mixture, 4000, seed: 2024);
         Assert.True(m.Within(Mixture, new SamplerCheck.Tolerance()),
-            $"{label}: mean {m.Mean:F4} (true {Mixture.Mean:F4}), var {m.Variance:F4} (true {Mixture.Variance:F4}), w {string.Join("/", m.Weights.Select(w => w.ToString("F3")))}");
+            $"{label}: mean {m.Mean:F4} (true {Mixture.Mean:F4}), var {m.Variance:F4} (true {Mixture.Variance:F4}), w " +
+                $"{string.Join("/", m.Weights.Select(w => w.ToString("F3")))}");
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using WaveGradSharp.Diffusion;
+using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Diffusion.Tests;
 
@@ -86,7 +87,8 @@ public class ScheduleTests
             Assert.Contains("not a schedule JSON file", Assert.Throws<ScheduleException>(() => NoiseSchedule.Load(bad)).Message);
             File.WriteAllText(bad, "{\"name\": \"x\"}");
             Assert.Contains("no \"betas\"", Assert.Throws<ScheduleException>(() => NoiseSchedule.Load(bad)).Message);
-            Assert.Contains("no such schedule file", Assert.Throws<ScheduleException>(() => NoiseSchedule.Load(Path.Combine(dir.FullName, "missing.json"))).Message);
+            Assert.Contains("file not found", Assert.Throws<WaveGradException>(() => NoiseSchedule.Load(Path.Combine(dir.FullName,
+                "missing.json"))).Message);
         }
         finally { dir.Delete(true); }
     }

@@ -210,7 +210,8 @@ public sealed class Fuzzer(string workDir, int seed, TimeSpan timeLimit, long me
     }
 
     static readonly string[] JsonValues =
-        ["0", "-1", "1e300", "-1e300", "1000000", "1000000000", "2147483648", "null", "true", "\"x\"", "\"\\u001b[2J\"", "[]", "{}", "[1e9, 1e9]", "0.5", "NaN"];
+        ["0", "-1", "1e300", "-1e300", "1000000", "1000000000", "2147483648", "null", "true", "\"x\"", "\"\\u001b[2J\"", "[]", "{}", "[1e9, 1e9]",
+            "0.5", "NaN"];
 
     /// <summary>A packed bundle whose manifest gets one to three JSON-aware edits: a number, string or value replaced, a key dropped.</summary>
     byte[] MutateJsonBundle(byte[] packed)

@@ -22,7 +22,8 @@ foreach (var t in target == "all" ? Fuzzer.Targets : [target])
 {
     var clock = System.Diagnostics.Stopwatch.StartNew();
     var r = fuzzer.Run(t, iterations, findings, line => Console.Error.WriteLine(line));
-    Console.WriteLine($"{r.Target,-12} {r.Inputs,8} {r.Accepted,9} {r.Rejected,9} {r.Crashed,8} {r.Hung,5} {r.MaxMs,8:F0} {r.MaxAllocatedMb,7}  {clock.Elapsed.TotalMinutes:F1}");
+    Console.WriteLine($"{r.Target,-12} {r.Inputs,8} {r.Accepted,9} {r.Rejected,9} {r.Crashed,8} {r.Hung,5} {r.MaxMs,8:F0} {r.MaxAllocatedMb,7}  " +
+        $"{clock.Elapsed.TotalMinutes:F1}");
     foreach (var f in r.Findings.Take(5)) Console.WriteLine("  " + f);
     total += r.Findings.Count;
 }

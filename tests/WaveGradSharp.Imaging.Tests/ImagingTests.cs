@@ -86,7 +86,8 @@ public class NetworkTests
         var uncond = new UNetDenoiser(net, null).Predict(x, level);
         var cond = new UNetDenoiser(net, classes).Predict(x, level);
         Assert.True((cond - uncond).abs().max().item<float>() > 1e-3);   // the class matters
-        Assert.True(new ClassifierFreeGuidance(new UNetDenoiser(net, classes), new UNetDenoiser(net, null), 0).Predict(x, level).equal(uncond).all().item<bool>());
+        Assert.True(new ClassifierFreeGuidance(new UNetDenoiser(net, classes), new UNetDenoiser(net, null), 0).Predict(x,
+            level).equal(uncond).all().item<bool>());
         var w3 = new ClassifierFreeGuidance(new UNetDenoiser(net, classes), new UNetDenoiser(net, null), 3).Predict(x, level);
         Assert.True(w3.allclose(uncond + 3 * (cond - uncond), 1e-5, 1e-6));
     }
@@ -239,14 +240,16 @@ public class TrainingAndSamplingTests
             Assert.Contains("class 4 is outside the model's range 0–3", e.Message);
             e = Assert.Throws<WaveGradException>(() => ImageSampling.Sample(model, net, new ImageSampleRequest { Sampler = "ddpm", Steps = 50, Count = 1 }));
             Assert.Contains("use the Sampler respaced with 50 Steps", e.Message);
-            e = Assert.Throws<WaveGradException>(() => ImageSampling.Sample(model, net, new ImageSampleRequest { Class = 1, ClassifierGuidance = 1, Count = 1, Steps = 2 }));
+            e = Assert.Throws<WaveGradException>(() => ImageSampling.Sample(model, net, new ImageSampleRequest { Class = 1, ClassifierGuidance = 1,
+                Count = 1, Steps = 2 }));
             Assert.Contains("classifier guidance needs", e.Message);
             e = Assert.Throws<WaveGradException>(() => ImageModel.Load(Path.Combine(dir, "nope")));
             Assert.Contains("model '" + Path.Combine(dir, "nope") + "': not found", e.Message);
             e = Assert.Throws<WaveGradException>(() => ImageModel.Load(dir, "classifier"));
             Assert.Contains("is a unet model, a classifier is needed", e.Message);
             // Data of the wrong size for the network.
-            e = Assert.Throws<WaveGradException>(() => ImageTrainer.Run(Shapes.Make(4, 20), new ImageTrainingOptions { OutputDir = Path.Combine(dir, "run"), Network = UNetConfig.Named("tiny", 16, 1, 4), Log = TextWriter.Null }));
+            e = Assert.Throws<WaveGradException>(() => ImageTrainer.Run(Shapes.Make(4, 20), new ImageTrainingOptions { OutputDir = Path.Combine(dir,
+                "run"), Network = UNetConfig.Named("tiny", 16, 1, 4), Log = TextWriter.Null }));
             Assert.Contains("images are 1×20×20, the network takes 1×16×16", e.Message);
             // Corrupt weights.
             File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), new byte[100]);

@@ -35,13 +35,15 @@ static class Tiny
     {
         random.manual_seed(seed);
         using var net = new WaveGradNet(Config());
-        Voice.Save(dir, "tiny", MelConfig.Preset("hifigan-22k"), "wavegrad", System.Text.Json.JsonSerializer.SerializeToNode(net.Config, WaveGradConfig.JsonOptions)!,
+        Voice.Save(dir, "tiny", MelConfig.Preset("hifigan-22k"), "wavegrad", System.Text.Json.JsonSerializer.SerializeToNode(net.Config,
+            WaveGradConfig.JsonOptions)!,
             TensorFiles.StateOf(net), half: false);
         return dir;
     }
 
     /// <summary>A vocoder over a given network (the model owns and disposes it).</summary>
-    public static Vocoder Vocoder(Voice voice, WaveGradNet net) => new(voice, new DiffusionVocoderModel(net, voice.Mel, voice.Prior, voice.DefaultSchedule, CPU));
+    public static Vocoder Vocoder(Voice voice, WaveGradNet net) => new(voice, new DiffusionVocoderModel(net, voice.Mel, voice.Prior,
+        voice.DefaultSchedule, CPU));
 
     public static Tensor Mel(float[] audio)
     {
@@ -210,7 +212,8 @@ public class InferenceTests
         using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
         var e = Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(128, 10)));
         Assert.Contains("128 bands but voice 'tiny' expects 80", e.Message);
-        Assert.Contains("StartNoise 0: must be in (0, 1]", Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(80, 10), new SynthesisOptions { StartNoise = 0 })).Message);
+        Assert.Contains("StartNoise 0: must be in (0, 1]", Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(80, 10),
+            new SynthesisOptions { StartNoise = 0 })).Message);
         var nan = zeros(80, 10); nan[3, 4] = tensor(float.NaN);
         Assert.Contains("NaN or Inf", Assert.Throws<WaveGradException>(() => v.Synthesize(nan)).Message);
         Assert.Contains("voice 'no-such-voice': not found", Assert.Throws<WaveGradException>(() => Voice.Load("no-such-voice")).Message);
@@ -307,7 +310,8 @@ public class TrainingTests
         Assert.Contains("no .wav files found", Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(tmp["empty"], tmp["o"], 1))).Message);
         Assert.Contains("no such data folder", Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(tmp["missing"], tmp["o"], 1))).Message);
         var data = MakeData(tmp);
-        Assert.Contains("no checkpoint to resume", Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(data, tmp["o2"], 2, resume: true))).Message);
+        Assert.Contains("no checkpoint to resume", Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(data, tmp["o2"], 2,
+            resume: true))).Message);
         var ds = VocoderDataset.Load(data, MelConfig.Preset("hifigan-22k"), 8);
         Assert.Equal(1, ds.SkippedShort);
         Assert.Equal(2, ds.Train.Count);
@@ -361,7 +365,8 @@ public class TrainingTests
         Assert.Contains("broken.wav", log.ToString());
         Assert.Single(log.ToString().Trim().Split('\n'));
         foreach (var f in Directory.GetFiles(data, "*.wav", SearchOption.AllDirectories)) File.WriteAllBytes(f, [1, 2, 3]);
-        Assert.Contains("unreadable", Assert.Throws<WaveGradException>(() => VocoderDataset.Load(data, MelConfig.Preset("hifigan-22k"), 8, warnings: TextWriter.Null)).Message);
+        Assert.Contains("unreadable", Assert.Throws<WaveGradException>(() => VocoderDataset.Load(data, MelConfig.Preset("hifigan-22k"), 8,
+            warnings: TextWriter.Null)).Message);
     }
 
     [Fact]

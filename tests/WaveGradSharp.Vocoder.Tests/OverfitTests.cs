@@ -49,7 +49,8 @@ public class OverfitTests(ITestOutputHelper log)
         AudioMetrics Render(Func<WaveGradNet> network, int postFilter)
         {
             using var v = Tiny.Vocoder(Voice.Load(tmp["run"]), network());   // the vocoder owns (and disposes) the network
-            var y = v.Synthesize(mel, new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-6"), PostFilterPasses = postFilter, Start = SamplerStart.Noise });
+            var y = v.Synthesize(mel, new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-6"), PostFilterPasses = postFilter,
+                Start = SamplerStart.Noise });
             return Metrics.Compute(x, y[..x.Length], cfg.SampleRate, cfg);
         }
         WaveGradNet Trained()
@@ -64,7 +65,8 @@ public class OverfitTests(ITestOutputHelper log)
         var untrained = Render(Untrained, SynthesisOptions.DefaultPostFilterPasses);
         var untrainedRaw = Render(Untrained, 0);
         double first = losses.Take(20).Average(), last = losses.TakeLast(50).Average();
-        log.WriteLine($"loss {first:F3} → {last:F3}\nGriffin-Lim {glScore}\ntrained {shipped}\ntrained, raw {raw}\nuntrained {untrained}\nuntrained, raw {untrainedRaw}");
+        log.WriteLine($"loss {first:F3} → {last:F3}\nGriffin-Lim {glScore}\ntrained {shipped}\ntrained, raw {raw}\nuntrained {untrained}\nuntrained, " +
+            $"raw {untrainedRaw}");
 
         // Measured here (2 cores, 75 s): Griffin-Lim MR-STFT 2.07; trained 1.60 (raw network 2.97); untrained 5.13
         // (raw 12.0); loss 0.67 → 0.14. The raw network alone reaches Griffin-Lim only after ~1,500 steps (5 min).

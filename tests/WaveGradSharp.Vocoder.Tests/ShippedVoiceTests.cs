@@ -24,8 +24,10 @@ public class ShippedVoiceTests(ITestOutputHelper log)
         log.WriteLine($"Griffin-Lim {gl}\nshipped {shipped}\nfrom noise {fromNoise}");
         // Measured: spectral convergence 0.168 Griffin-Lim, 0.136 as shipped, 0.206 from noise; log-magnitude
         // 1.47, 0.84, 0.85.
-        Assert.True(shipped.SpectralConvergence < 0.9 * gl.SpectralConvergence, $"SC {shipped.SpectralConvergence:F3} against Griffin-Lim's {gl.SpectralConvergence:F3}");
-        Assert.True(shipped.SpectralConvergence < 0.8 * fromNoise.SpectralConvergence, $"SC {shipped.SpectralConvergence:F3}; from noise {fromNoise.SpectralConvergence:F3}");
+        Assert.True(shipped.SpectralConvergence < 0.9 * gl.SpectralConvergence, $"SC {shipped.SpectralConvergence:F3} against Griffin-Lim's " +
+            $"{gl.SpectralConvergence:F3}");
+        Assert.True(shipped.SpectralConvergence < 0.8 * fromNoise.SpectralConvergence, $"SC {shipped.SpectralConvergence:F3}; from noise " +
+            $"{fromNoise.SpectralConvergence:F3}");
         Assert.True(shipped.LogMagnitude < 0.7 * gl.LogMagnitude, $"log-magnitude {shipped.LogMagnitude:F3} against Griffin-Lim's {gl.LogMagnitude:F3}");
     }
 }
