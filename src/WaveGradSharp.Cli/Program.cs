@@ -16,6 +16,7 @@ var root = new RootCommand("wavegrad: diffusion-based speech vocoder (WaveGrad) 
     VocoderCommands.Train(),
     VocoderCommands.Corpus(),
     ImageCommands.Create(),
+    BenchCommands.Create(),
 };
 root.Options.Add(Cli.Verbose);
 var parsed = root.Parse(args);

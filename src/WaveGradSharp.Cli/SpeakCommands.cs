@@ -31,7 +31,7 @@ static class SpeakCommands
                 : pr.GetValue(text) ?? throw new WaveGradException("give the text as an argument, with -f FILE, or '-' for standard input");
             string? outPath = pr.GetValue(output);
             if (outPath is null && !pr.GetValue(play)) throw WaveGradException.About("give an Output file, or --play, or both", "Output");
-            using var vocoder = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!);
+            using var vocoder = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: flags.Precision(pr));
             var tts = new TextToSpeech(vocoder);
             var opts = new SpeechOptions { Synthesis = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed)) with { ChunkFrames = 48 } };
             var sentences = TextToSpeech.Sentences(input);

@@ -38,7 +38,12 @@ static class VocoderCommands
             DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses,
         };
 
-        public void AddTo(Command cmd) { cmd.Options.Add(start); cmd.Options.Add(postFilter); }
+        readonly Option<string> precision = PrecisionOpt();
+
+        public void AddTo(Command cmd) { cmd.Options.Add(start); cmd.Options.Add(postFilter); cmd.Options.Add(precision); }
+
+        /// <summary>The --precision given.</summary>
+        public string Precision(ParseResult pr) => pr.GetValue(precision)!;
 
         /// <summary>The render settings these flags, a schedule spec and a seed make.</summary>
         public SynthesisOptions Options(ParseResult pr, Vocoder.Vocoder vocoder, string? steps, long seed)
@@ -62,8 +67,17 @@ static class VocoderCommands
     static Option<bool> Float32Opt() => new("--float32") { Description = "Write 32-bit float WAV instead of 16-bit PCM" };
 
     /// <summary>Loads a voice on a device; <c>--weights raw</c> swaps in a training run's raw weights.</summary>
-    internal static Vocoder.Vocoder LoadVocoder(string voiceName, string device, string weights = "ema") =>
-        Vocoder.Vocoder.Load(voiceName, Devices.Resolve(device), weights == "raw" ? "model-raw.safetensors" : "model.safetensors");
+    internal static Vocoder.Vocoder LoadVocoder(string voiceName, string device, string weights = "ema", string precision = "auto")
+    {
+        var dev = Devices.Resolve(device);
+        return Vocoder.Vocoder.Load(voiceName, dev, weights == "raw" ? "model-raw.safetensors" : "model.safetensors", Devices.InferenceType(precision, dev));
+    }
+
+    /// <summary>--precision: the element type the network computes in.</summary>
+    internal static Option<string> PrecisionOpt() => new Option<string>("--precision")
+    {
+        Description = "Network precision: auto (bf16 on CUDA and on CPUs with native bf16), fp32 or bf16", DefaultValueFactory = _ => "auto",
+    }.AcceptOnlyFromAmong("auto", "fp32", "bf16");
 
     static string Rtf(double seconds, long samples, int rate) =>
         $"{samples / (double)rate:F2} s of audio in {seconds:F2} s (real-time factor {seconds / (samples / (double)rate):F3}, " +
@@ -89,7 +103,7 @@ static class VocoderCommands
         {
             string inPath = pr.GetValue(input)!, outPath = pr.GetValue(output)!;
             var mel = MelFile.Load(inPath, pr.GetValue(framesFirst));
-            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
+            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!, flags.Precision(pr));
             var mels = mel.dim() == 3 ? Enumerable.Range(0, (int)mel.shape[0]).Select(i => mel[i]).ToList() : [mel];
             foreach (var m in mels) { MelFile.CheckNMels(m, vocoder.Voice.Mel.NMels, inPath); vocoder.CheckMel(m, inPath); }
             var inFraming = InputFraming(pr.GetValue(framing), vocoder.Voice.Mel);
@@ -145,7 +159,7 @@ static class VocoderCommands
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
-            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!);
+            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!, flags.Precision(pr));
             var samples = AudioFiles.Read(pr.GetValue(input)!, vocoder.SampleRate, pr.GetValue(maxSeconds));
             using var spec = new MelSpectrogram(vocoder.Voice.Mel);
             var mel = spec.Compute(tensor(samples));
@@ -228,17 +242,17 @@ static class VocoderCommands
 
     static Command VoiceEval()
     {
-        var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device();
+        var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var precision = PrecisionOpt();
         var data = new Option<string>("--data") { Description = "Speaker folders (scripts/build-multispeaker.sh) or one corpus", Required = true };
         var heldOut = new Option<bool>("--held-out") { Description = "The speakers were never trained on: score their first clips, not val.txt" };
         var clips = new Option<int>("--clips") { Description = "Clips per speaker", DefaultValueFactory = _ => 3 };
         var seconds = new Option<double>("--seconds") { Description = "Seconds of each clip", DefaultValueFactory = _ => 4 };
         var output = Cli.Output("Also write the table here (TSV)", required: false);
         var cmd = new Command("eval", "Score a voice per speaker against Griffin-Lim")
-            { voice, data, heldOut, clips, seconds, steps, seed, device, output };
+            { voice, data, heldOut, clips, seconds, steps, seed, device, precision, output };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
-            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!);
+            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: pr.GetValue(precision)!);
             var schedule = vocoder.Voice.ResolveSchedule(pr.GetValue(steps));
             var rows = VoiceEvaluation.Run(vocoder, pr.GetValue(data)!, EvaluationSetting.Standard(schedule, pr.GetValue(seed)), pr.GetValue(clips),
                 pr.GetValue(seconds), pr.GetValue(heldOut), line => Console.Error.WriteLine(line));

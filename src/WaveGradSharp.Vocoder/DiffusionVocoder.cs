@@ -75,13 +75,25 @@ public sealed record NoisePrior
 /// start waveform (SDEdit). Noise is tied to absolute sample positions, so streamed pieces match a one-shot render.
 /// Calls from several threads take turns on the one network.
 /// </summary>
-public sealed class DiffusionVocoderModel(nn.Module<Tensor, Tensor, Tensor, Tensor> network, MelConfig mel, NoisePrior prior,
-    NoiseSchedule defaultSchedule, Device device) : IVocoderModel
+public sealed class DiffusionVocoderModel : IVocoderModel
 {
     readonly object gate = new();
+    readonly nn.Module<Tensor, Tensor, Tensor, Tensor> network;
+    readonly MelConfig mel;
+    readonly NoisePrior prior;
+    readonly NoiseSchedule defaultSchedule;
+
+    /// <summary>Wraps a network on <paramref name="device"/> that takes and returns float32 (it may compute parts in bfloat16:
+    /// see <see cref="WaveGradNet.UseBf16UpsamplingPath"/>); the sampler's arithmetic is float32.</summary>
+    public DiffusionVocoderModel(nn.Module<Tensor, Tensor, Tensor, Tensor> network, MelConfig mel, NoisePrior prior, NoiseSchedule defaultSchedule,
+        Device device)
+    {
+        this.network = network; this.mel = mel; this.prior = prior; this.defaultSchedule = defaultSchedule;
+        Device = device;
+    }
 
     /// <inheritdoc/>
-    public Device Device { get; } = device;
+    public Device Device { get; }
     /// <summary>The noise prior.</summary>
     public NoisePrior Prior => prior;
 

@@ -58,8 +58,12 @@ public sealed record SynthesisOptions
     public double StartNoise { get; init; } = DefaultStartNoise;
     /// <summary>The default <see cref="StartNoise"/> (measured on the default voice: see its card).</summary>
     public const double DefaultStartNoise = 0.65;
-    /// <summary>Griffin-Lim iterations of the start waveform.</summary>
-    public const int StartGriffinLimIterations = 64;
+    /// <summary>Griffin-Lim iterations of the start waveform (the waveform is noised before the sampler sees it).</summary>
+    public int StartIterations { get; init; } = DefaultStartIterations;
+    /// <summary>The default <see cref="StartIterations"/>.</summary>
+    public const int DefaultStartIterations = 64;
+    /// <summary>Griffin-Lim iterations of the baseline (<c>wavegrad griffinlim</c>'s default and the evaluations' reference).</summary>
+    public const int BaselineGriffinLimIterations = 64;
 }
 
 /// <summary>
@@ -89,13 +93,15 @@ public sealed class Vocoder : IDisposable
     }
 
     /// <summary>Loads a voice by name (see <see cref="Voice.Library"/>) or folder path onto a device (default: the CPU).
-    /// <paramref name="weightsFile"/> picks another weights file of the bundle (a training run's <c>model-raw.safetensors</c>).</summary>
-    public static Vocoder Load(string voiceNameOrPath, Device? device = null, string weightsFile = "model.safetensors")
+    /// <paramref name="weightsFile"/> picks another weights file of the bundle (a training run's <c>model-raw.safetensors</c>);
+    /// <paramref name="dtype"/> the element type the network computes in (null: bfloat16 where the hardware has it natively,
+    /// see <see cref="Devices.InferenceType"/>).</summary>
+    public static Vocoder Load(string voiceNameOrPath, Device? device = null, string weightsFile = "model.safetensors", ScalarType? dtype = null)
     {
         var voice = Voice.Load(voiceNameOrPath);
         if (!File.Exists(Path.Combine(voice.Directory, weightsFile)))
             throw new WaveGradException($"{Path.Combine(voice.Directory, weightsFile)}: missing (only training runs keep raw weights)");
-        return new Vocoder(voice, VocoderArchitectures.Create(voice, device, weightsFile));
+        return new Vocoder(voice, VocoderArchitectures.Create(voice, device, weightsFile, dtype));
     }
 
     /// <summary>
@@ -181,7 +187,7 @@ public sealed class Vocoder : IDisposable
         // waveforms disagree in phase where they are cross-faded), made window by window as the pieces reach it.
         ct.ThrowIfCancellationRequested();
         bool start = Model.UsesStart(o), tooShort = frames < GriffinLim.MinFrames(Voice.Mel);
-        var gl = start && !tooShort ? new GriffinLimStream(mel.to(Device), Voice.Mel, SynthesisOptions.StartGriffinLimIterations) : null;
+        var gl = start && !tooShort ? new GriffinLimStream(mel.to(Device), Voice.Mel, o.StartIterations) : null;
         float[]? tail = null;
         for (long s = 0; s < frames; s += o.ChunkFrames)
         {
@@ -237,7 +243,7 @@ public sealed class Vocoder : IDisposable
             if (mel.shape[1] >= GriffinLim.MinFrames(Voice.Mel))
             {
                 using var scope = NewDisposeScope();
-                var g = GriffinLim.FromMel(mel.to(Device), Voice.Mel, SynthesisOptions.StartGriffinLimIterations);
+                var g = GriffinLim.FromMel(mel.to(Device), Voice.Mel, o.StartIterations);
                 g.AsSpan(0, Math.Min(g.Length, w.Length)).CopyTo(w);
             }
             return w;

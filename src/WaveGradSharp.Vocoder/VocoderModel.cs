@@ -44,8 +44,8 @@ public interface IVocoderArchitecture
     /// architecture supports, before any weights are read or memory allocated; throws naming the file.</summary>
     void Validate(Voice voice);
 
-    /// <summary>The model with the given weights on a device.</summary>
-    IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device);
+    /// <summary>The model with the given weights on a device, computing in <paramref name="dtype"/> (float32 or bfloat16).</summary>
+    IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device, ScalarType dtype);
 }
 
 /// <summary>The vocoder architectures by the name a card gives.</summary>
@@ -67,11 +67,13 @@ public static class VocoderArchitectures
                 : throw new WaveGradException($"{source}: unknown architecture '{Text.Escape(name)}' (known: {string.Join(", ", known.Keys)})");
     }
 
-    /// <summary>Builds a voice's model from its weights file (<c>model.safetensors</c>, or a run's <c>model-raw.safetensors</c>).</summary>
-    public static IVocoderModel Create(Voice voice, Device? device = null, string weightsFile = "model.safetensors")
+    /// <summary>Builds a voice's model from its weights file (<c>model.safetensors</c>, or a run's <c>model-raw.safetensors</c>), computing
+    /// in <paramref name="dtype"/>; null: <see cref="Devices.InferenceType"/>'s choice (bfloat16 on CUDA and on CPUs with native bf16).</summary>
+    public static IVocoderModel Create(Voice voice, Device? device = null, string weightsFile = "model.safetensors", ScalarType? dtype = null)
     {
         using var scope = NewDisposeScope();
-        return Get(voice.Architecture, voice.Bundle.ManifestPath).Create(voice, voice.Bundle.LoadWeights(weightsFile), device ?? CPU);
+        var d = device ?? CPU;
+        return Get(voice.Architecture, voice.Bundle.ManifestPath).Create(voice, voice.Bundle.LoadWeights(weightsFile), d, dtype ?? Devices.InferenceType("auto", d));
     }
 }
 
@@ -83,10 +85,12 @@ sealed class WaveGradArchitecture : IVocoderArchitecture
 
     public void Validate(Voice voice) => WaveGradConfig.Of(voice);
 
-    public IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device)
+    public IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device, ScalarType dtype)
     {
         var net = WaveGradNet.Load(voice, weights);
         if (device.type != DeviceType.CPU) net.to(device);
+        if (dtype == ScalarType.BFloat16) net.UseBf16UpsamplingPath();
+        else if (dtype != ScalarType.Float32) throw WaveGradException.About($"Precision {dtype}: WaveGrad runs in float32 or bfloat16", "Precision");
         return new DiffusionVocoderModel(net, voice.Mel, voice.Prior, voice.DefaultSchedule, device);
     }
 

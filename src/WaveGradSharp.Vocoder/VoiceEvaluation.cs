@@ -58,7 +58,7 @@ public static class VoiceEvaluation
                 foreach (var s in settings)
                 {
                     var audio = s.Options is null
-                        ? GriffinLim.FromMel(m, mel, SynthesisOptions.StartGriffinLimIterations)
+                        ? GriffinLim.FromMel(m, mel, SynthesisOptions.BaselineGriffinLimIterations)
                         : vocoder.Synthesize(m, s.Options, ct);
                     scores[s.Name].Add(Metrics.Compute(reference, audio, mel.SampleRate, mel));
                 }

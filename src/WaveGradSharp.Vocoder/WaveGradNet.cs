@@ -250,20 +250,60 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor audio, Tensor mel, Tensor noiseLevel)
     {
         using var scope = NewDisposeScope();
-        var x = audio.unsqueeze(1);
+        // Each path computes in its own weights' type (see UseBf16UpsamplingPath); the output comes back in the audio's.
+        var x = audio.unsqueeze(1).to_type(film[0].DType);
         var mods = new List<(Tensor Shift, Tensor Scale)>(5);
         for (int i = 0; i < 5; i++)
         {
             x = downsample[i] is DBlock d ? d.call(x) : ((Conv1d)downsample[i]).call(x);
             mods.Add(film[i].call(x, noiseLevel));
         }
-        x = first_conv.call(mel);
-        for (int i = 0; i < 5; i++) x = upsample[i].call(x, mods[4 - i].Shift, mods[4 - i].Scale);
-        return last_conv.call(x).squeeze(1).MoveToOuterDisposeScope();
+        var up = first_conv.weight!.dtype;
+        x = first_conv.call(mel.to_type(up));
+        for (int i = 0; i < 5; i++) x = upsample[i].call(x, mods[4 - i].Shift.to_type(up), mods[4 - i].Scale.to_type(up));
+        return last_conv.call(x.to_type(last_conv.weight!.dtype)).squeeze(1).to_type(audio.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Inference in bfloat16 where it pays: the mel's upsampling path (first conv and UBlocks: wide layers) in bf16, the
+    /// waveform's downsampling path and FiLM (few channels at the audio rate, where oneDNN's bf16 kernels are slower than its
+    /// float32 ones) and the output conv in float32.
+    /// </summary>
+    public void UseBf16UpsamplingPath()
+    {
+        first_conv.to(ScalarType.BFloat16);
+        upsample.to(ScalarType.BFloat16);
     }
 
     /// <summary>Number of trainable parameters.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <summary>Multiply-adds of one evaluation per output sample (its convolutions, counted by running 64 frames through it).</summary>
+    public double MacsPerSample()
+    {
+        double macs = 0;
+        var hooks = new List<Action>();
+        foreach (var (_, m) in named_modules())
+            if (m is Conv1d c)
+            {
+                var h = c.register_forward_hook((mod, _, o) =>
+                {
+                    var w = ((Conv1d)mod).weight!;
+                    macs += (double)o.shape[0] * o.shape[1] * o.shape[2] * w.shape[1] * w.shape[2];
+                    return o;
+                });
+                hooks.Add(h.remove);
+            }
+        const int frames = 64;
+        using (no_grad())
+        using (var scope = NewDisposeScope())
+        {
+            var p = parameters().First();
+            forward(zeros([1, frames * Config.Hop], p.dtype, p.device), zeros([1, Config.NMels, frames], p.dtype, p.device), full([1], 0.5f, device: p.device));
+        }
+        foreach (var remove in hooks) remove();
+        return macs / (frames * Config.Hop);
+    }
 }
 
 /// <summary>Downsampling block: interpolate down, then three dilated convs (1, 2, 4), plus a 1×1 residual.</summary>
@@ -288,8 +328,10 @@ sealed class DBlock : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         long size = x.shape[^1] / factor;
-        var residual = F.interpolate(residual_dense.call(x), size: [size], mode: mode, align_corners: mode == InterpolationMode.Linear ? false : null);
-        x = F.interpolate(x, size: [size], mode: mode, align_corners: mode == InterpolationMode.Linear ? false : null);
+        var down = UBlock.Resample(x, size, mode);
+        // A 1×1 conv commutes with nearest-neighbour subsampling: the residual runs on the kept samples only.
+        var residual = mode == InterpolationMode.Nearest ? residual_dense.call(down) : UBlock.Resample(residual_dense.call(x), size, mode);
+        x = down;
         foreach (var c in conv) x = c.call(F.leaky_relu(x, 0.2));
         return x + residual;
     }
@@ -302,6 +344,9 @@ sealed class FiLM : Module<Tensor, Tensor, (Tensor, Tensor)>
     readonly Conv1d output_conv;
     readonly int channels;
     readonly double encodingScale;
+
+    /// <summary>The element type the block computes in.</summary>
+    public ScalarType DType => input_conv.weight!.dtype;
 
     public FiLM(Generator g, int inCh, int outCh, double encodingScale) : base("FiLM")
     {
@@ -355,12 +400,22 @@ sealed class UBlock : Module<Tensor, Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor shift, Tensor scale)
     {
         long size = x.shape[^1] * factor;
-        var b1 = block1.call(F.interpolate(x, size: [size], mode: mode, align_corners: mode == InterpolationMode.Linear ? false : null));
-        var b2 = block2[0].call(F.interpolate(F.leaky_relu(x, 0.2), size: [size], mode: mode, align_corners: mode == InterpolationMode.Linear ? false : null));
-        b2 = block2[1].call(F.leaky_relu(shift + scale * b2, 0.2));
+        // A 1×1 conv commutes with nearest-neighbour upsampling: block1 runs at the input rate, factor times fewer samples.
+        var b1 = mode == InterpolationMode.Nearest ? Resample(block1.call(x), size, mode) : block1.call(Resample(x, size, mode));
+        var b2 = block2[0].call(Resample(F.leaky_relu(x, 0.2), size, mode));
+        b2 = block2[1].call(Modulated(b2, shift, scale));
         x = b1 + b2;
-        var b3 = block3[0].call(F.leaky_relu(shift + scale * x, 0.2));
-        b3 = block3[1].call(F.leaky_relu(shift + scale * b3, 0.2));
+        var b3 = block3[0].call(Modulated(x, shift, scale));
+        b3 = block3[1].call(Modulated(b3, shift, scale));
         return x + b3;
     }
+
+    /// <summary>leaky_relu(shift + scale·x), FiLM's modulation, in one fused multiply-add.</summary>
+    static Tensor Modulated(Tensor x, Tensor shift, Tensor scale) => F.leaky_relu(addcmul(shift, scale, x, One), 0.2);
+
+    static readonly Scalar One = 1.0;   // kept alive: a temporary Scalar could be finalized during the native call
+
+    /// <summary>Up- or downsamples along time to <paramref name="size"/> samples.</summary>
+    internal static Tensor Resample(Tensor x, long size, InterpolationMode mode) =>
+        F.interpolate(x, size: [size], mode: mode, align_corners: mode == InterpolationMode.Linear ? false : null);
 }

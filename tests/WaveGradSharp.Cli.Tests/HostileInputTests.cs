@@ -12,7 +12,7 @@ public class HostileInputTests
     static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", "audio", name);
 
     /// <summary>A tiny random-weight voice with HiFi-GAN's framing.</summary>
-    static string TinyVoice(string dir)
+    internal static string TinyVoice(string dir)
     {
         var cfg = new WaveGradConfig
         {

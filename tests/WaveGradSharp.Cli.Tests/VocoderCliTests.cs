@@ -203,4 +203,24 @@ public class VocoderCliTests
         }
         finally { dir.Delete(true); }
     }
+    [Fact]
+    public void BenchReportsSpeedAgainstTheMatmulPeak()
+    {
+        var dir = Directory.CreateTempSubdirectory("wg-bench-");
+        try
+        {
+            string voice = HostileInputTests.TinyVoice(Path.Combine(dir.FullName, "tiny"));
+            var r = CliRunner.Run("bench", "--voice", voice, "--seconds", "4", "--steps", "6", "--precision", "fp32", "--device", "cpu");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            var inv = System.Globalization.CultureInfo.InvariantCulture;
+            double peak = double.Parse(r.Stdout.Split("matmul peak fp32 ")[1].Split(' ')[0], inv);
+            var row = r.Stdout.Split('\n').Single(l => l.StartsWith("fp32 ")).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal("6", row[1]);
+            double first = double.Parse(row[2], inv), rtf = double.Parse(row[4], inv), gflops = double.Parse(row[5], inv);
+            Assert.True(peak > 1 && first > 0 && rtf > 0, r.Stdout);
+            Assert.True(gflops < peak, $"a tiny network cannot beat the matmul peak: {r.Stdout}");
+            Assert.Contains("Griffin-Lim start", r.Stdout);
+        }
+        finally { dir.Delete(true); }
+    }
 }

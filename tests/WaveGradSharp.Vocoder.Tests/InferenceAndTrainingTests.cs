@@ -169,7 +169,7 @@ public class InferenceTests
         net.ZeroOutputLayer();   // ε̂ = 0: every step only rescales x and adds the sampler's noise
         using var v = Tiny.Vocoder(voice, net);
         var mel = Tiny.Mel(Tiny.Chirp(0.5));
-        var gl = GriffinLim.FromMel(mel, voice.Mel, SynthesisOptions.StartGriffinLimIterations);
+        var gl = GriffinLim.FromMel(mel, voice.Mel, SynthesisOptions.DefaultStartIterations);
         // Started at WG-6's last step: x_0 = (√ᾱ₀·GL + √(1−ᾱ₀)·z)/√α₀ = GL + √(β₀/(1−β₀))·z, an rms distance of 0.002646.
         var near = v.Synthesize(mel, new SynthesisOptions { StartNoise = 0.001, PostFilterPasses = 0 });
         Assert.Equal(mel.shape[1] * 256, near.Length);

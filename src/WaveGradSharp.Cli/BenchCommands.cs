@@ -1,0 +1,136 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using WaveGradSharp.Audio;
+using WaveGradSharp.Core;
+using WaveGradSharp.Vocoder;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Cli;
+
+/// <summary><c>wavegrad bench</c>: render speed against the machine's own limit (see README.md, "Speed").</summary>
+static class BenchCommands
+{
+    public static Command Create()
+    {
+        var voice = new Option<string>("--voice") { Description = "Voice to time", DefaultValueFactory = _ => VocoderCommands.DefaultVoice };
+        var seconds = new Option<double>("--seconds") { Description = "Seconds of audio of the steady-state render", DefaultValueFactory = _ => 30 };
+        var steps = new Option<string>("--steps") { Description = "Schedules to time, comma-separated", DefaultValueFactory = _ => "6,50" };
+        var precisions = new Option<string>("--precision") { Description = "fp32, bf16 or both", DefaultValueFactory = _ => "both" }
+            .AcceptOnlyFromAmong("fp32", "bf16", "both");
+        var start = new Option<string>("--start") { Description = "griffin-lim or noise", DefaultValueFactory = _ => "griffin-lim" }
+            .AcceptOnlyFromAmong("griffin-lim", "noise");
+        var postFilter = new Option<int>("--post-filter") { Description = "Post-filter passes", DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses };
+        var device = Cli.Device();
+        var cmd = new Command("bench", "Time renders (first chunk, steady real-time factor) against the machine's matmul peak")
+            { voice, seconds, steps, precisions, start, postFilter, device };
+        cmd.SetAction(pr => Cli.Run(pr, () =>
+        {
+            var dev = Devices.Resolve(pr.GetValue(device)!);
+            var kinds = pr.GetValue(precisions) == "both" ? ["fp32", "bf16"] : new[] { pr.GetValue(precisions)! };
+            var peaks = kinds.ToDictionary(k => k, k => MatmulPeak(Devices.InferenceType(k, dev), dev));
+            Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {torch.get_num_threads()} torch threads; matmul peak " +
+                string.Join(", ", peaks.Select(p => $"{p.Key} {p.Value:F0} GFLOP/s")));
+            Console.WriteLine($"{"precision",-9} {"steps",5} {"first chunk s",13} {"5 s render s",12} {"steady RTF",10} {"GFLOP/s",8} {"of peak",8}");
+            var how = new SynthesisOptions
+            {
+                Start = pr.GetValue(start) == "noise" ? SamplerStart.Noise : SamplerStart.GriffinLim, PostFilterPasses = pr.GetValue(postFilter),
+            };
+            foreach (var kind in kinds)
+            {
+                using var v = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: kind);
+                double flopsPerSecondPerStep;
+                using (var net = WaveGradNet.Load(v.Voice)) flopsPerSecondPerStep = 2 * net.MacsPerSample() * v.SampleRate;
+                double total = pr.GetValue(seconds);
+                var shortMel = Mel(v, 5);
+                var longMel = Mel(v, 5 + total);
+                Render(v, Mel(v, 1), how with { Schedule = v.Voice.ResolveSchedule("6") });   // warm-up: first-call costs are start-up
+                foreach (var spec in pr.GetValue(steps)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                {
+                    var schedule = v.Voice.ResolveSchedule(spec);
+                    var o = how with { Schedule = schedule };
+                    var sw = Stopwatch.StartNew();
+                    _ = v.SynthesizeStreaming(shortMel, o).First();
+                    double first = sw.Elapsed.TotalSeconds;
+                    double t5 = Render(v, shortMel, o), tLong = Render(v, longMel, o);
+                    double rtf = (tLong - t5) / total;
+                    int evaluations = v.Model.Evaluations(o);
+                    double gflops = flopsPerSecondPerStep * evaluations / rtf / 1e9;
+                    Console.WriteLine($"{kind,-9} {schedule.Steps,5} {first,13:F2} {t5,12:F2} {rtf,10:F3} {gflops,8:F0} {gflops / peaks[kind],8:P0}");
+                }
+                Breakdown(v, longMel, total + 5, kind);
+            }
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>Seconds per second of audio of each part of a 6-step render, timed apart: the network on one CPU piece, the
+    /// Griffin-Lim start, the post-filter.</summary>
+    static void Breakdown(Vocoder.Vocoder v, Tensor mel, double seconds, string kind)
+    {
+        var o = new SynthesisOptions();
+        int piece = o.CpuPieceFrames, context = Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(v.Voice.Mel, o.PostFilterPasses));
+        var m = mel[.., ..(piece + 2 * context)].unsqueeze(0);
+        var request = new RenderRequest(o with { Start = SamplerStart.Noise, Schedule = Diffusion.NoiseSchedule.Named("wg-6") }, 0, null, default);
+        v.Model.Render(m, request);
+        var sw = Stopwatch.StartNew();
+        for (int i = 0; i < 3; i++) v.Model.Render(m, request);
+        double perEval = sw.Elapsed.TotalSeconds / 3 / 6 / (piece * v.Hop / (double)v.SampleRate);   // per second of a piece's own audio
+        sw.Restart();
+        var gl = new GriffinLimStream(mel, v.Voice.Mel, o.StartIterations);
+        for (long at = 0; at < gl.Length; at += 1 << 16) gl.Read(at, Math.Min(gl.Length, at + (1 << 16)));
+        double glTime = sw.Elapsed.TotalSeconds / seconds;
+        var audio = new float[(int)(mel.shape[1] * v.Hop)];
+        sw.Restart();
+        MelPostFilter.Apply(audio, mel, v.Voice.Mel, o.PostFilterPasses);
+        double pf = sw.Elapsed.TotalSeconds / seconds;
+        Console.WriteLine($"  {kind}, s per s of audio: network {perEval:F3} per evaluation ({piece}-frame pieces with {context} frames of context), " +
+            $"Griffin-Lim start {glTime:F3}, post-filter {pf:F3}");
+    }
+
+    static double Render(Vocoder.Vocoder v, Tensor mel, SynthesisOptions o)
+    {
+        var sw = Stopwatch.StartNew();
+        foreach (var _ in v.SynthesizePieces(mel, o)) { }
+        return sw.Elapsed.TotalSeconds;
+    }
+
+    /// <summary>The mel of a voiced, amplitude-modulated harmonic sweep (render time does not depend on what is said).</summary>
+    static Tensor Mel(Vocoder.Vocoder v, double seconds)
+    {
+        int n = (int)(seconds * v.SampleRate);
+        var x = new float[n];
+        double phase = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double t = i / (double)v.SampleRate;
+            phase += 2 * Math.PI * (120 + 60 * Math.Sin(2 * Math.PI * 0.3 * t)) / v.SampleRate;
+            double env = 0.5 + 0.5 * Math.Sin(2 * Math.PI * 3 * t);
+            x[i] = (float)(env * (0.3 * Math.Sin(phase) + 0.15 * Math.Sin(2 * phase) + 0.08 * Math.Sin(3 * phase)));
+        }
+        using var spec = new MelSpectrogram(v.Voice.Mel);
+        return spec.Compute(tensor(x));
+    }
+
+    /// <summary>GFLOP/s of a 2048² matrix product in <paramref name="type"/>, best of five.</summary>
+    static double MatmulPeak(ScalarType type, Device device)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var a = randn(2048, 2048, device: device).to_type(type);
+        var b = randn(2048, 2048, device: device).to_type(type);
+        matmul(a, b);
+        double best = double.PositiveInfinity;
+        for (int k = 0; k < 5; k++)
+        {
+            var sw = Stopwatch.StartNew();
+            var c = matmul(a, b);
+            if (device.type == TorchSharp.DeviceType.CUDA) torch.cuda.synchronize();
+            else c.sum().to_type(ScalarType.Float32).item<float>();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return 2.0 * 2048 * 2048 * 2048 / best / 1e9;
+    }
+}
