@@ -1,4 +1,4 @@
-// The library from its NuGet packages: the default voice arrives with WaveGradSharp.Voices in voices/ beside this program.
+// The library from its NuGet packages: the default voice arrives with WaveGradSharp.Vocoder in voices/ beside this program.
 //   dotnet run --project samples/PackageConsumer -- MEL.npy OUT.wav     (a HiFi-GAN-framed 80-band log-mel, e.g. from an acoustic model)
 using WaveGradSharp.Audio;
 using WaveGradSharp.Vocoder;

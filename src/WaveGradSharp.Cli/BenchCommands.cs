@@ -22,9 +22,12 @@ static class BenchCommands
         var start = new Option<string>("--start") { Description = "griffin-lim or noise", DefaultValueFactory = _ => "griffin-lim" }
             .AcceptOnlyFromAmong("griffin-lim", "noise");
         var postFilter = new Option<int>("--post-filter") { Description = "Post-filter passes", DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses };
+        var piece = new Option<int>("--piece-frames") { Description = "Frames per CPU piece", DefaultValueFactory = _ => new SynthesisOptions().CpuPieceFrames };
+        var iterations = new Option<int>("--start-iterations") { Description = "Griffin-Lim iterations of the start",
+            DefaultValueFactory = _ => SynthesisOptions.DefaultStartIterations };
         var device = Cli.Device();
         var cmd = new Command("bench", "Time renders (first chunk, steady real-time factor) against the machine's matmul peak")
-            { voice, seconds, steps, precisions, start, postFilter, device };
+            { voice, seconds, steps, precisions, start, postFilter, piece, iterations, device };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var dev = Devices.Resolve(pr.GetValue(device)!);
@@ -36,6 +39,8 @@ static class BenchCommands
             var how = new SynthesisOptions
             {
                 Start = pr.GetValue(start) == "noise" ? SamplerStart.Noise : SamplerStart.GriffinLim, PostFilterPasses = pr.GetValue(postFilter),
+                CpuPieceFrames = Cli.AtLeast(pr.GetValue(piece), 16, "--piece-frames"),
+                StartIterations = Cli.AtLeast(pr.GetValue(iterations), 1, "--start-iterations"),
             };
             foreach (var kind in kinds)
             {
@@ -59,7 +64,7 @@ static class BenchCommands
                     double gflops = flopsPerSecondPerStep * evaluations / rtf / 1e9;
                     Console.WriteLine($"{kind,-9} {schedule.Steps,5} {first,13:F2} {t5,12:F2} {rtf,10:F3} {gflops,8:F0} {gflops / peaks[kind],8:P0}");
                 }
-                Breakdown(v, longMel, total + 5, kind);
+                Breakdown(v, longMel, total + 5, kind, how);
             }
             return 0;
         }));
@@ -68,9 +73,8 @@ static class BenchCommands
 
     /// <summary>Seconds per second of audio of each part of a 6-step render, timed apart: the network on one CPU piece, the
     /// Griffin-Lim start, the post-filter.</summary>
-    static void Breakdown(Vocoder.Vocoder v, Tensor mel, double seconds, string kind)
+    static void Breakdown(Vocoder.Vocoder v, Tensor mel, double seconds, string kind, SynthesisOptions o)
     {
-        var o = new SynthesisOptions();
         int piece = o.CpuPieceFrames, context = Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(v.Voice.Mel, o.PostFilterPasses));
         var m = mel[.., ..(piece + 2 * context)].unsqueeze(0);
         var request = new RenderRequest(o with { Start = SamplerStart.Noise, Schedule = Diffusion.NoiseSchedule.Named("wg-6") }, 0, null, default);

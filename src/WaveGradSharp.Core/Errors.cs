@@ -28,25 +28,8 @@ public static class Devices
         return cudaReady.Value;
     }
 
-    static bool? cpuBf16;
-
-    /// <summary>True when the CPU computes bf16 natively (AVX512_BF16 or AMX, read from /proc/cpuinfo on Linux), where oneDNN runs
-    /// bf16 convolutions several times faster than float32.</summary>
-    public static bool CpuHasBf16()
-    {
-        if (cpuBf16 is bool b) return b;
-        try
-        {
-            cpuBf16 = OperatingSystem.IsLinux() && File.Exists("/proc/cpuinfo")
-                && File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal)) is string f
-                && (f.Contains(" avx512_bf16") || f.Contains(" amx_bf16"));
-        }
-        catch (IOException) { cpuBf16 = false; }
-        return cpuBf16.Value;
-    }
-
     /// <summary>The element type inference runs in: float32, bfloat16, or (auto) bfloat16 on CUDA and float32 on the CPU, where
-    /// bf16 rendered no faster end to end on this project's AMX machines (README, "Speed").</summary>
+    /// oneDNN's bf16 kernels did not render faster end to end (README, "Speed").</summary>
     public static torch.ScalarType InferenceType(string? precision, torch.Device device) => (precision ?? "auto").ToLowerInvariant() switch
     {
         "fp32" or "float32" => torch.ScalarType.Float32,
