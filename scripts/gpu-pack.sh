@@ -15,10 +15,12 @@ dotnet publish src/WaveGradSharp.Cli -c Release -r linux-x64 --self-contained -p
   -o "$pub/cli" > "$pub/publish.log" 2>&1 || { cat "$pub/publish.log"; exit 1; }
 rm -rf "$pub"/cli/{libmscordaccore.so,libmscordbi.so,createdump,libSkiaSharp.so,libHarfBuzzSharp.so,voices,models} "$pub"/cli/*.pdb
 tar cf - -C "$pub/cli" . | xz -T2 -6 > .device/cli.tar.xz
-wg=(dotnet src/WaveGradSharp.Cli/bin/Release/net10.0/wavegrad.dll)
+# A private copy of the CLI, so that rebuilding the tree meanwhile cannot change the running program.
 dotnet build -c Release src/WaveGradSharp.Cli > /dev/null
-"${wg[@]}" corpus pack "$corpus/train" -o "$pub/data/train" --bitrate "$bitrate" --minutes-per-speaker "$minutes" 2>/dev/null | tee .device/pack.txt
-"${wg[@]}" corpus pack "$corpus/heldout" -o "$pub/data/heldout" --bitrate "$bitrate" --minutes-per-speaker 2 2>/dev/null | tee -a .device/pack.txt
+cp -r src/WaveGradSharp.Cli/bin/Release/net10.0 "$pub/wg"
+wg=(dotnet "$pub/wg/wavegrad.dll")
+"${wg[@]}" corpus pack "$corpus/train" -o "$pub/data/train" --bitrate "$bitrate" --minutes-per-speaker "$minutes" | tee .device/pack.txt
+"${wg[@]}" corpus pack "$corpus/heldout" -o "$pub/data/heldout" --bitrate "$bitrate" --minutes-per-speaker 2 | tee -a .device/pack.txt
 tar cf .device/data.tar -C "$pub/data" .
 if [ -n "${INIT:-}" ]; then "${wg[@]}" voice export "$INIT" -o .device/init > /dev/null; fi
 cp scripts/gpu-run.sh .device/
