@@ -12,17 +12,7 @@ public class HostileInputTests
     static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", "audio", name);
 
     /// <summary>A tiny random-weight voice with HiFi-GAN's framing.</summary>
-    internal static string TinyVoice(string dir)
-    {
-        var cfg = new WaveGradConfig
-        {
-            NMels = 80, UpFactors = WaveGradConfig.FactorsForHop(256), FirstChannels = 16, UpChannels = [16, 16, 8, 8, 8], DownChannels = [4, 8, 8, 8, 16],
-        };
-        using var net = new WaveGradNet(cfg);
-        Voice.Save(dir, "tiny", MelConfig.Preset("hifigan-22k"), "wavegrad", JsonSerializer.SerializeToNode(cfg, WaveGradConfig.JsonOptions)!,
-            TensorFiles.StateOf(net), half: false);
-        return dir;
-    }
+    internal static string TinyVoice(string dir) => WaveGradSharp.Fuzz.Fuzzer.TinyVoice(dir, width: 2);
 
     /// <summary>A mel of <paramref name="frames"/> frames: the committed word's mel repeated.</summary>
     static string LongMel(string path, int frames)

@@ -158,12 +158,14 @@ public sealed class Fuzzer(string workDir, int seed, TimeSpan timeLimit, long me
         return seeds;
     }
 
-    /// <summary>A voice small enough to load thousands of times a minute.</summary>
-    public static string TinyVoice(string dir)
+    /// <summary>A random-weight voice with HiFi-GAN's framing, small enough to load thousands of times a minute
+    /// (<paramref name="width"/> multiplies its channels; the CLI's tests use 2).</summary>
+    public static string TinyVoice(string dir, int width = 1)
     {
+        int[] W(params int[] c) => [.. c.Select(x => x * width)];
         var cfg = new WaveGradConfig
         {
-            NMels = 80, UpFactors = WaveGradConfig.FactorsForHop(256), FirstChannels = 8, UpChannels = [8, 8, 4, 4, 4], DownChannels = [2, 4, 4, 4, 8],
+            NMels = 80, UpFactors = WaveGradConfig.FactorsForHop(256), FirstChannels = 8 * width, UpChannels = W(8, 8, 4, 4, 4), DownChannels = W(2, 4, 4, 4, 8),
         };
         using var net = new WaveGradNet(cfg);
         Voice.Save(dir, "tiny", MelConfig.Preset("hifigan-22k"), "wavegrad", JsonSerializer.SerializeToNode(cfg, WaveGradConfig.JsonOptions)!,
