@@ -6,13 +6,14 @@
 #   3. trains the voice with the fastest for MINUTES (HiFi-GAN framing, RECIPE flags), checkpointing every 1,000 steps;
 #      run again, it resumes; with .device/init it starts from those weights
 #   4. scores it on the held-out speakers and the seen speakers' validation clips against Griffin-Lim, renders check clips
-#   5. leaves in $OUT: the voice (fp16), logs, throughput.tsv, heldout.tsv, seen.tsv, check WAVs
+#   5. leaves in $OUT (8 files, the most that come back): voice/ (fp16 weights and card), run.log (with the throughput
+#      table), train.log, heldout.tsv, seen.tsv, check-griffin-lim.wav, check-noise.wav
 # env: OUT (/tmp/gpu-out), MINUTES (6), SIZE (small), LR (3e-4), RECIPE ("--prior priorgrad --stft-loss 0.1"),
-#      SWEEP ("64:fp32 128:fp32 128:bf16 256:bf16"), SWEEP_SECONDS (30), DEVICE (cuda), WG (a CLI to use instead, for a dry run)
+#      SWEEP ("64:fp32 128:bf16 256:bf16"), SWEEP_SECONDS (20), DEVICE (cuda), WG (a CLI to use instead, for a dry run)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-/tmp/gpu-out}; MINUTES=${MINUTES:-6}; SIZE=${SIZE:-small}; LR=${LR:-3e-4}; DEVICE=${DEVICE:-cuda}
-RECIPE=${RECIPE:---prior priorgrad --stft-loss 0.1}; SWEEP=${SWEEP:-64:fp32 128:fp32 128:bf16 256:bf16}; SWEEP_SECONDS=${SWEEP_SECONDS:-30}
+RECIPE=${RECIPE:---prior priorgrad --stft-loss 0.1}; SWEEP=${SWEEP:-64:fp32 128:bf16 256:bf16}; SWEEP_SECONDS=${SWEEP_SECONDS:-20}
 work=/tmp/wg; mkdir -p "$OUT" "$work"
 t0=$(date +%s)
 log() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$OUT/run.log"; }
@@ -32,7 +33,7 @@ if ! "${wg[@]}" schedule show wg-6 > /dev/null 2>&1; then
 fi
 # The Opus corpus is decoded to WAV once, on all cores, so that each training run loads it quickly.
 if [ ! -d "$work/data/train" ]; then
-  mkdir -p "$work/packed" && tar xf "$here/data.tar" -C "$work/packed" && "${wg[@]}" corpus unpack "$work/packed" -o "$work/data" | tee -a "$OUT/run.log" \
+  mkdir -p "$work/packed" && tar xJf "$here/data.tar.xz" -C "$work/packed" && "${wg[@]}" corpus unpack "$work/packed" -o "$work/data" | tee -a "$OUT/run.log" \
     || { log "unpacking the corpus failed"; exit 3; }
 fi
 log "corpus: $(find "$work/data/train" -name '*.wav' | wc -l) training files, $(find "$work/data/heldout" -name '*.wav' | wc -l) held-out"
@@ -41,7 +42,7 @@ read -r -a recipe <<< "$RECIPE"
 # 2. Throughput: the last progress line of a short run of each setting.
 run="$work/run"
 if [ ! -d "$run/checkpoint" ]; then
-  echo -e "batch\tprecision\tsamples_per_s\tsteps_per_s\tloss" > "$OUT/throughput.tsv"
+  echo -e "batch\tprecision\tsamples_per_s\tsteps_per_s\tloss" | tee -a "$OUT/run.log"
   best=""; best_rate=0
   for s in $SWEEP; do
     b=${s%%:*}; p=${s##*:}; bf=(); [ "$p" = bf16 ] && bf=(--bf16)
@@ -52,10 +53,10 @@ if [ ! -d "$run/checkpoint" ]; then
     line=$(grep '^step' "$work/sweep.log" | tail -n 1)
     rate=$(echo "$line" | sed -n 's/.* \([0-9]*\) samples\/s.*/\1/p'); sps=$(echo "$line" | sed -n 's/.* \([0-9.]*\) steps\/s.*/\1/p')
     loss=$(echo "$line" | sed -n 's/.*loss \([0-9.]*\).*/\1/p')
-    echo -e "$b\t$p\t${rate:-0}\t${sps:-0}\t${loss:-nan}" | tee -a "$OUT/throughput.tsv"
+    echo -e "$b\t$p\t${rate:-0}\t${sps:-0}\t${loss:-nan}" | tee -a "$OUT/run.log"
     if [ "${rate:-0}" -gt "$best_rate" ]; then best_rate=$rate; best=$s; fi
   done
-  [ -n "$best" ] || { log "no setting trained; see sweep.log"; cp "$work/sweep.log" "$OUT/"; exit 5; }
+  [ -n "$best" ] || { log "no setting trained; the last sweep's log:"; tail -n 20 "$work/sweep.log" | tee -a "$OUT/run.log"; exit 5; }
   log "fastest: $best ($best_rate samples/s)"
   echo "$best" > "$work/best"
 fi

@@ -267,7 +267,8 @@ static class ImageCommands
                 double fd = Evaluation.FrechetDistance(Evaluation.Features(clf, train.Images.index_select(0, idx), dev), heldFeatures);
                 Console.WriteLine($"floor: Fréchet distance, {k} training vs {held.Count} held-out digits = " +
                     $"{fd.ToString("F3", CultureInfo.InvariantCulture)}; judge accuracy on held-out " +
-                    $"{Evaluation.Accuracy(clf, held.Images, held.Labels!, dev):P2}");
+                    $"{Evaluation.Accuracy(clf, held.Images, held.Labels!, dev):P2}; speckled " +
+                    $"{Evaluation.Speckled(train.Images.index_select(0, idx)).Count(b => b)} of {k}");
                 return 0;
             }
             var model = ImageModel.Load(pr.GetValue(so.Model)!, "unet");
@@ -305,7 +306,9 @@ static class ImageCommands
             string acc = pr.GetValue(unguided)
                 ? $"classes seen {string.Join("/", counts)}"
                 : $"accuracy {pred.eq(asked).to_type(ScalarType.Float64).mean().item<double>():P1}";
-            Console.WriteLine($"{setting}: {total} samples, {acc}, Fréchet distance {fdS.ToString("F3", CultureInfo.InvariantCulture)}, {secs:F0} s");
+            int speckled = Evaluation.Speckled(samples).Count(b => b);
+            Console.WriteLine($"{setting}: {total} samples, {acc}, Fréchet distance {fdS.ToString("F3", CultureInfo.InvariantCulture)}, " +
+                $"speckled {speckled} ({speckled / (double)total:P1}), {secs:F0} s");
             return 0;
         }));
         return cmd;

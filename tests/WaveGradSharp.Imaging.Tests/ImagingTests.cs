@@ -325,4 +325,20 @@ public class ImageFileTests
         }
         finally { Directory.Delete(dir, true); }
     }
+    [Fact]
+    public void SpeckleCountsStrayBrightPixelsFarFromTheStrokes()
+    {
+        // A 10×10 stroke block in a 28×28 image: with a 2-pixel margin the background is 28² − 14² = 588 pixels, so 11
+        // bright pixels there (1.9 %) are clean and 12 (2.04 %) are speckled; bright pixels inside the margin never count.
+        Tensor Image(int strays, int inMargin)
+        {
+            var x = full(new long[] { 1, 1, 28, 28 }, -1f);
+            x[0, 0, 9..19, 9..19] = tensor(1f);
+            for (int k = 0; k < strays; k++) x[0, 0, k, 0] = tensor(0f);            // 0.5 in [0, 1]: bright, not a stroke
+            for (int k = 0; k < inMargin; k++) x[0, 0, 8, 9 + k] = tensor(0f);      // next to the block
+            return x;
+        }
+        var r = Evaluation.Speckled(cat([Image(0, 0), Image(11, 0), Image(12, 0), Image(0, 10)], 0));
+        Assert.Equal(new[] { false, false, true, false }, r);
+    }
 }
