@@ -21,10 +21,18 @@ static class BenchCommands
             .AcceptOnlyFromAmong("fp32", "bf16", "both");
         var start = new Option<string>("--start") { Description = "griffin-lim or noise", DefaultValueFactory = _ => "griffin-lim" }
             .AcceptOnlyFromAmong("griffin-lim", "noise");
-        var postFilter = new Option<int>("--post-filter") { Description = "Post-filter passes", DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses };
-        var piece = new Option<int>("--piece-frames") { Description = "Frames per CPU piece", DefaultValueFactory = _ => new SynthesisOptions().CpuPieceFrames };
-        var iterations = new Option<int>("--start-iterations") { Description = "Griffin-Lim iterations of the start",
-            DefaultValueFactory = _ => SynthesisOptions.DefaultStartIterations };
+        var postFilter = new Option<int>("--post-filter")
+        {
+            Description = "Post-filter passes", DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses,
+        };
+        var piece = new Option<int>("--piece-frames")
+        {
+            Description = "Frames per CPU piece", DefaultValueFactory = _ => new SynthesisOptions().CpuPieceFrames,
+        };
+        var iterations = new Option<int>("--start-iterations")
+        {
+            Description = "Griffin-Lim iterations of the start", DefaultValueFactory = _ => SynthesisOptions.DefaultStartIterations,
+        };
         var device = Cli.Device();
         var cmd = new Command("bench", "Time renders (first chunk, steady real-time factor) against the machine's matmul peak")
             { voice, seconds, steps, precisions, start, postFilter, piece, iterations, device };

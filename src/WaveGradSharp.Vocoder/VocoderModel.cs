@@ -73,7 +73,8 @@ public static class VocoderArchitectures
     {
         using var scope = NewDisposeScope();
         var d = device ?? CPU;
-        return Get(voice.Architecture, voice.Bundle.ManifestPath).Create(voice, voice.Bundle.LoadWeights(weightsFile), d, dtype ?? Devices.InferenceType("auto", d));
+        var architecture = Get(voice.Architecture, voice.Bundle.ManifestPath);
+        return architecture.Create(voice, voice.Bundle.LoadWeights(weightsFile), d, dtype ?? Devices.InferenceType("auto", d));
     }
 }
 

@@ -165,7 +165,8 @@ public sealed class Fuzzer(string workDir, int seed, TimeSpan timeLimit, long me
         int[] W(params int[] c) => [.. c.Select(x => x * width)];
         var cfg = new WaveGradConfig
         {
-            NMels = 80, UpFactors = WaveGradConfig.FactorsForHop(256), FirstChannels = 8 * width, UpChannels = W(8, 8, 4, 4, 4), DownChannels = W(2, 4, 4, 4, 8),
+            NMels = 80, UpFactors = WaveGradConfig.FactorsForHop(256), FirstChannels = 8 * width,
+            UpChannels = W(8, 8, 4, 4, 4), DownChannels = W(2, 4, 4, 4, 8),
         };
         using var net = new WaveGradNet(cfg);
         Voice.Save(dir, "tiny", MelConfig.Preset("hifigan-22k"), "wavegrad", JsonSerializer.SerializeToNode(cfg, WaveGradConfig.JsonOptions)!,
