@@ -9,7 +9,7 @@ namespace WaveGradSharp.Audio;
 /// Mono speech compressed with Opus (Concentus, managed) in this project's minimal container, <c>.wgopus</c>: the magic
 /// <c>WGOPUS1\n</c>; the original sample rate (int32), sample count (int64), codec rate (int32), bitrate (int32) and
 /// encoder lookahead (int32); then 20 ms packets, each a uint16 length and its bytes. It carries a training corpus to a
-/// machine whose upload is small (2 hours of speech in about 25 MB at 28 kb/s); training reads it like a WAV.
+/// machine whose upload is small (at 32 kb/s an hour of speech is 14.4 MB); training reads it like a WAV.
 /// </summary>
 public static class OpusAudio
 {
