@@ -119,6 +119,7 @@ public sealed class GriffinLimStream
     readonly int iters;
     readonly double momentum;
     readonly long frames;
+    readonly NativeHeapWatch heap = new();
     float[] buffer = [];
     long bufferStart, next;   // absolute sample of buffer[0]; first window not yet inverted
     int window;
@@ -171,6 +172,7 @@ public sealed class GriffinLimStream
         long start = WindowStart(window), end = Math.Min(frames, (long)window * (WindowFrames - OverlapFrames) + WindowFrames);
         float[] w;
         using (var scope = NewDisposeScope()) w = GriffinLim.Invert(mel[.., (int)start..(int)end], cfg, iters, momentum);
+        heap.Check();
         long at = start * cfg.Hop;   // absolute sample of w[0], for either framing
         if (window == 0) { buffer = w; bufferStart = 0; }
         else

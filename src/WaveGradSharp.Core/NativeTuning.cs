@@ -50,3 +50,35 @@ public static class NativeTuning
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
     }
 }
+
+/// <summary>
+/// Keeps a long streamed job's memory flat: glibc keeps blocks that libtorch frees in its heap for reuse, and pieces
+/// that free tensors of slightly different sizes leave that heap fragmented, so without help peak memory grows with the
+/// input (a 4-minute mel rendered piece by piece peaked at 1.7 GB, against 0.8 GB when every block is returned at once).
+/// <see cref="Check"/>, called after each piece, hands the free blocks back (malloc_trim) once the working set has grown
+/// <see cref="SlackBytes"/> past what it was at the first call (or after the last trim, if that was higher). Not on every piece: after a trim the next piece
+/// faults its pages in afresh, which made renders about a fifth slower. Does nothing off Linux or without glibc.
+/// </summary>
+public sealed class NativeHeapWatch
+{
+    /// <summary>Growth of the working set tolerated before freed memory is handed back.</summary>
+    public const long SlackBytes = 256L << 20;
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    static extern int MallocTrim(nuint pad);
+
+    static bool unavailable = !OperatingSystem.IsLinux();
+    long baseline;
+
+    /// <summary>Call after each piece of work whose temporaries have been freed.</summary>
+    public void Check()
+    {
+        if (unavailable) return;
+        long now = Environment.WorkingSet;
+        if (baseline == 0) { baseline = now; return; }
+        if (now <= baseline + SlackBytes) return;
+        try { MallocTrim(0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { unavailable = true; }
+        baseline = Math.Max(baseline, Environment.WorkingSet);   // memory that is truly in use: no trim on every piece
+    }
+}

@@ -189,6 +189,7 @@ public sealed class Vocoder : IDisposable
         bool start = Model.UsesStart(o), tooShort = frames < GriffinLim.MinFrames(Voice.Mel);
         var gl = start && !tooShort ? new GriffinLimStream(mel.to(Device), Voice.Mel, o.StartIterations) : null;
         float[]? tail = null;
+        var heap = new NativeHeapWatch();
         for (long s = 0; s < frames; s += o.ChunkFrames)
         {
             ct.ThrowIfCancellationRequested();
@@ -201,6 +202,7 @@ public sealed class Vocoder : IDisposable
                 var guess = !start ? null : gl is null ? zeros(1, (b - a) * Hop) : tensor(gl.Read(a * Hop, b * Hop)).unsqueeze(0);
                 audio = PostFilter(Model.Render(piece.unsqueeze(0), new RenderRequest(o, a * Hop, guess, ct))[0], piece, o);
             }
+            heap.Check();   // else the native heap's fragments make peak memory grow with the mel's length
             int from = (int)((s - a) * Hop), to = (int)((e - a) * Hop);
             bool last = e == frames;
             var chunk = audio[from..to];

@@ -103,8 +103,9 @@ public sealed class Voice
             {
                 1000 => NoiseSchedule.Named("wavegrad-train"),
                 50 or 25 or 6 or 3 => NoiseSchedule.Named($"wg-{steps}"),
-                _ => throw WaveGradException.About($"Steps {steps}: no schedule of that length; use 1000, 50, 25, 6, 3, " +
-                    $"a searched length ({string.Join(", ", SearchedSchedules.Keys)}) or a JSON file", "Steps"),
+                _ => throw WaveGradException.About($"Steps {steps}: no schedule of that length; use " +
+                    string.Join(", ", new[] { 1000, 50, 25, 6, 3 }.Concat(SearchedSchedules.Keys).Distinct().OrderDescending()) +
+                    " or a JSON file", "Steps"),
             };
         }
         return NoiseSchedule.Resolve(spec);
