@@ -23,13 +23,15 @@ public static class AtomicFile
     /// Cleans up after a killed writer in <paramref name="dir"/> and its <c>checkpoint/</c>: removes this class's
     /// temporary files and folders (<c>.NAME.PID.GUID.tmp</c>) whose process no longer runs, and puts back a folder
     /// whose swap was cut between its two renames (<c>.NAME.PID.GUID.tmp.old</c> with no NAME). Returns how many
-    /// entries it removed or restored.
+    /// entries it removed or restored. With <paramref name="file"/>, only the temporaries of that file in
+    /// <paramref name="dir"/> itself (what a new writer of that output calls, so a killed render's partial WAV goes).
     /// </summary>
-    public static int RemoveStale(string dir)
+    public static int RemoveStale(string dir, string? file = null)
     {
         int n = 0;
-        foreach (var d in new[] { dir, Path.Combine(dir, "checkpoint") }.Where(Directory.Exists))
-            foreach (var e in Directory.EnumerateFileSystemEntries(d, ".*.tmp*"))
+        var dirs = file is null ? new[] { dir, Path.Combine(dir, "checkpoint") } : [dir];
+        foreach (var d in dirs.Where(Directory.Exists))
+            foreach (var e in Directory.EnumerateFileSystemEntries(d, file is null ? ".*.tmp*" : $".{file}.*.tmp*"))
             {
                 string name = Path.GetFileName(e);
                 bool old = name.EndsWith(".tmp.old", StringComparison.Ordinal);
@@ -37,7 +39,7 @@ public static class AtomicFile
                 var parts = name[1..].Split('.');   // NAME…, PID, GUID, tmp[, old]
                 int tail = old ? 4 : 3;
                 if (parts.Length <= tail || !int.TryParse(parts[^tail], out int pid)) continue;   // not one of ours
-                if (pid != Environment.ProcessId && Alive(pid)) continue;                         // another writer at work
+                if ((file is not null || pid != Environment.ProcessId) && Alive(pid)) continue;   // another writer at work
                 string target = Path.Combine(d, string.Join('.', parts[..^tail]));
                 try
                 {
@@ -60,7 +62,7 @@ public static class AtomicFile
     }
 
     /// <summary>A fresh temporary name beside <paramref name="path"/> (its folder is created), of the form
-    /// <see cref="RemoveStale"/> cleans up after a killed writer.</summary>
+    /// <see cref="RemoveStale"/> cleans up after a killed writer; a killed writer's temporaries of the same file go first.</summary>
     public static string TempPath(string path)
     {
         CheckOutput(path);
@@ -68,6 +70,7 @@ public static class AtomicFile
         if (Directory.Exists(full)) throw WaveGradException.About($"{path}: is a folder; the Output must be a file", "Output");
         string dir = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(dir);
+        RemoveStale(dir, Path.GetFileName(full));
         return Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
     }
 

@@ -90,6 +90,21 @@ public class WavTests
         Assert.Empty(Files(dir));
     }
 
+    [Fact]
+    public void A_killed_writers_partial_file_goes_when_the_same_output_is_written_again()
+    {
+        // PIDs above the kernel's maximum (2^22) never run; our own process is alive, so its temporary stays.
+        string dir = TempDir(), path = Path.Combine(dir, "out.wav");
+        string dead = Path.Combine(dir, ".out.wav.2147483600.0a1b.tmp"), live = Path.Combine(dir, $".out.wav.{Environment.ProcessId}.0a1b.tmp");
+        string other = Path.Combine(dir, ".other.wav.2147483600.0a1b.tmp");
+        foreach (var f in new[] { dead, live, other }) File.WriteAllBytes(f, new byte[1000]);
+        Wav.Write(path, [0.1f, -0.1f], 22050);
+        Assert.False(File.Exists(dead));
+        Assert.True(File.Exists(live));
+        Assert.True(File.Exists(other));   // another output's: its own next write removes it
+        Assert.True(File.Exists(path));
+    }
+
     [Theory]
     [InlineData(44100, 22050)]
     [InlineData(22050, 24000)]
