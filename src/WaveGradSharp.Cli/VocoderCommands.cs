@@ -225,12 +225,7 @@ static class VocoderCommands
         export.SetAction(pr => Cli.Run(pr, () =>
         {
             var v = Voice.Load(pr.GetValue(run)!);
-            JsonObject? extra = null;
-            if (pr.GetValue(card) is string c)
-            {
-                try { extra = JsonNode.Parse(InputFile.ReadAllText(c, "card file")) as JsonObject ?? throw new WaveGradException($"{c}: not a JSON object"); }
-                catch (System.Text.Json.JsonException e) { throw new WaveGradException($"{c}: invalid JSON ({e.Message.Split('.')[0]})"); }
-            }
+            var extra = pr.GetValue(card) is string c ? InputFile.ReadJsonObject(c, "card file") : null;
             v.Export(pr.GetValue(exportOut)!, half: !pr.GetValue(fp32), extraCard: extra);
             double mb = Directory.GetFiles(pr.GetValue(exportOut)!).Sum(f => new FileInfo(f).Length) / 1048576.0;
             Console.WriteLine($"wrote {pr.GetValue(exportOut)} ({mb:F1} MB)");

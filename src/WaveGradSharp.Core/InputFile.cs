@@ -1,3 +1,7 @@
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
 namespace WaveGradSharp.Core;
 
 /// <summary>
@@ -24,6 +28,29 @@ public static class InputFile
         using var fs = Open(path, kind, maxBytes);
         using var r = new StreamReader(fs);
         return r.ReadToEnd();
+    }
+
+    /// <summary>Reads <paramref name="path"/> as one JSON object (see <see cref="ParseJsonObject(string, string)"/>).</summary>
+    public static JsonObject ReadJsonObject(string path, string kind, long maxBytes = 1 << 20) =>
+        ParseJsonObject(ReadAllText(path, kind, maxBytes), path);
+
+    static readonly JsonDocumentOptions Strict = new() { AllowDuplicateProperties = false };
+
+    /// <summary>
+    /// Parses untrusted JSON that must be one object. A repeated property is an error, not "last one wins" (two readers
+    /// could then disagree on what a file says); every failure is one <see cref="WaveGradException"/> naming
+    /// <paramref name="source"/>, with the parser's message escaped.
+    /// </summary>
+    public static JsonObject ParseJsonObject(string json, string source) => ParseJsonObject(Encoding.UTF8.GetBytes(json), source);
+
+    /// <inheritdoc cref="ParseJsonObject(string, string)"/>
+    public static JsonObject ParseJsonObject(ReadOnlySpan<byte> utf8Json, string source)
+    {
+        try { return JsonNode.Parse(utf8Json, documentOptions: Strict) as JsonObject ?? throw new WaveGradException($"{source}: not a JSON object"); }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException)   // also bad UTF-8
+        {
+            throw new WaveGradException($"{source}: invalid JSON ({Text.Escape(Text.FirstLine(e.Message))})");
+        }
     }
 
     /// <summary>Throws unless <paramref name="path"/> is a readable regular file of 1 to <paramref name="maxBytes"/> bytes.</summary>

@@ -108,13 +108,7 @@ public sealed class ModelBundle
         string dir = library.Find(nameOrPath);
         string path = Path.Combine(dir, library.ManifestName);
         if (!File.Exists(path)) throw new WaveGradException($"{dir}: not a {library.Noun} bundle (no {library.ManifestName})");
-        JsonObject m;
-        try
-        {
-            m = JsonNode.Parse(InputFile.ReadAllText(path, "manifest", MaxManifestBytes)) as JsonObject
-                ?? throw new WaveGradException($"{path}: not a JSON object");
-        }
-        catch (JsonException e) { throw new WaveGradException($"{path}: invalid JSON ({Text.FirstLine(e.Message)})"); }
+        var m = InputFile.ReadJsonObject(path, "manifest", MaxManifestBytes);
         string kind = String(m, "kind", path) ?? defaultKind ?? throw new WaveGradException($"{path}: lacks \"kind\"");
         string arch = String(m, "architecture", path) ?? defaultArchitecture;
         if (expectKinds.Length > 0 && !expectKinds.Contains(kind))

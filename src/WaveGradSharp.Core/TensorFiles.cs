@@ -64,11 +64,8 @@ public static class TensorFiles
     static void CheckHeader(byte[] json, long dataBytes, string path)
     {
         JsonObject header;
-        try { header = JsonNode.Parse(json) as JsonObject ?? throw new JsonException("not an object"); }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException)
-        {
-            throw new WaveGradException($"{path}: corrupt safetensors header ({Text.Escape(Text.FirstLine(e.Message))})");
-        }
+        try { header = InputFile.ParseJsonObject(json, "header"); }
+        catch (WaveGradException e) { throw new WaveGradException($"{path}: corrupt safetensors {e.Message}"); }
         var spans = new List<(long Begin, long End, string Name)>();
         foreach (var (name, node) in header)
         {

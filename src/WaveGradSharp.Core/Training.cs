@@ -279,13 +279,7 @@ public static class TrainingCheckpoint
     {
         string statePath = Path.Combine(dir, "state.json");
         if (!File.Exists(statePath)) throw new WaveGradException($"{statePath}: missing; the checkpoint is incomplete");
-        JsonObject st;
-        try
-        {
-            st = JsonNode.Parse(InputFile.ReadAllText(statePath, "checkpoint state")) as JsonObject
-                ?? throw new WaveGradException($"{statePath}: not a JSON object");
-        }
-        catch (JsonException e) { throw new WaveGradException($"{statePath}: invalid JSON ({Text.FirstLine(e.Message)})"); }
+        var st = InputFile.ReadJsonObject(statePath, "checkpoint state");
         long step = Field(st, "step", statePath, 0, MaxSteps);
         long optStep = Field(st, "optimizer_step", statePath, 0, step);
         long emaUpdates = Field(st, "ema_updates", statePath, 0, step + Ema.WarmStartUpdates);

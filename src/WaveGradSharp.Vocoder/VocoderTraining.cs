@@ -332,7 +332,7 @@ public static class VocoderTrainer
     {
         // Keep what others recorded in the run's voice.json (a searched schedule, notes); refresh the training fields.
         string cardPath = Path.Combine(o.OutputDir, "voice.json");
-        var card = File.Exists(cardPath) && JsonNode.Parse(File.ReadAllText(cardPath)) is JsonObject existing ? existing : new JsonObject();
+        var card = File.Exists(cardPath) ? InputFile.ReadJsonObject(cardPath, "voice card") : new JsonObject();
         if (o.Card is not null) foreach (var (k, v) in o.Card) card[k] = v?.DeepClone();
         card["prior"] = prior.ToCard();
         card["training"] = new JsonObject

@@ -117,6 +117,22 @@ public class HostileInputTests
         finally { dir.Delete(true); }
     }
 
+    [Fact]
+    public void ACardThatNamesAFieldTwiceIsRefusedWithTheNameEscaped()
+    {
+        // Found by the fuzzer: a repeated key made System.Text.Json throw a bare ArgumentException ("same key has already
+        // been added") with the key's raw bytes. Which of two values counts is ambiguous, so it is an error.
+        var dir = Directory.CreateTempSubdirectory("wg-card-");
+        try
+        {
+            string voice = EditedVoice(dir.FullName, "v",
+                c => c.Replace("\"name\": \"tiny\",", "\"name\": \"tiny\", \"\\u001b[2J\": 1,\n  \"\\u001b[2J\": 2,"));
+            OneLineError("Duplicate property '\\x1B[2J'", "vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o", Path.Combine(dir.FullName, "o.wav"),
+                "--voice", voice);
+        }
+        finally { dir.Delete(true); }
+    }
+
     /// <summary>The tiny voice's weights with the safetensors header rewritten by <paramref name="edit"/>.</summary>
     static string EditedWeights(string root, Func<string, string> edit)
     {

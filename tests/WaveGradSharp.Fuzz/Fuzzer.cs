@@ -124,9 +124,9 @@ public sealed class Fuzzer(string workDir, int seed, TimeSpan timeLimit, long me
     {
         string dir = Path.Combine(scratch, kind);
         Directory.CreateDirectory(dir);
-        int n = packed.Length >= 4 ? Math.Clamp(BitConverter.ToInt32(packed, 0), 0, packed.Length - 4) : 0;
-        File.WriteAllBytes(Path.Combine(dir, manifest), packed.AsSpan(4, n).ToArray());
-        File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), packed.AsSpan(4 + n).ToArray());
+        int at = Math.Min(4, packed.Length), n = packed.Length >= 4 ? Math.Clamp(BitConverter.ToInt32(packed, 0), 0, packed.Length - 4) : 0;
+        File.WriteAllBytes(Path.Combine(dir, manifest), packed.AsSpan(at, n).ToArray());
+        File.WriteAllBytes(Path.Combine(dir, "model.safetensors"), packed.AsSpan(at + n).ToArray());
         return dir;
     }
 
