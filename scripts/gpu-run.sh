@@ -48,7 +48,7 @@ if [ ! -d "$run/checkpoint" ]; then
     b=${s%%:*}; p=${s##*:}; bf=(); [ "$p" = bf16 ] && bf=(--bf16)
     rm -rf "$work/sweep"
     "${wg[@]}" train vocoder --data "$work/data/train" -o "$work/sweep" --size "$SIZE" --steps 1000000 --batch "$b" --lr "$LR" \
-      --device "$DEVICE" --log-every 20 --validate-every 0 --checkpoint-every 1000000 --max-minutes "$(awk -v s="$SWEEP_SECONDS" 'BEGIN { print s / 60 }')" \
+      --device "$DEVICE" --log-every 5 --validate-every 0 --checkpoint-every 1000000 --max-minutes "$(awk -v s="$SWEEP_SECONDS" 'BEGIN { print s / 60 }')" \
       "${recipe[@]}" "${bf[@]}" > "$work/sweep.log" 2>&1
     line=$(grep '^step' "$work/sweep.log" | tail -n 1)
     rate=$(echo "$line" | sed -n 's/.* \([0-9]*\) samples\/s.*/\1/p'); sps=$(echo "$line" | sed -n 's/.* \([0-9.]*\) steps\/s.*/\1/p')

@@ -150,4 +150,34 @@ public class NetworkTests
         }
         finally { dir.Delete(true); }
     }
+
+    [Fact]
+    public void ACheckpointWhosePickleClaimsAHugeStringIsRefusedBeforeItIsAllocated()
+    {
+        // Found by the fuzzer: the unpickler allocates a string opcode's length before reading it, so 4 mutated bytes of a
+        // 10 KB checkpoint made it allocate 1.9 GB. The first key of the state dict is a BINUNICODE ('X') after a MARK.
+        var dir = Directory.CreateTempSubdirectory("wg-pt-");
+        try
+        {
+            string path = Path.Combine(dir.FullName, "huge.pt");
+            File.Copy(Fixture("tiny-lmnt-128.pt"), path);
+            using (var zip = new System.IO.Compression.ZipArchive(File.Open(path, FileMode.Open), System.IO.Compression.ZipArchiveMode.Update))
+            {
+                var entry = zip.Entries.Single(e => e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal));
+                byte[] pkl;
+                using (var ms = new MemoryStream()) { using (var r = entry.Open()) r.CopyTo(ms); pkl = ms.ToArray(); }
+                int x = pkl.AsSpan().IndexOf("(X"u8) + 1;
+                Assert.True(x > 0);
+                BitConverter.GetBytes(0x7FFF_FFF0).CopyTo(pkl, x + 1);
+                using var w = entry.Open();
+                w.SetLength(0);
+                w.Write(pkl);
+            }
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            var e = Assert.Throws<WaveGradException>(() => PyTorchImport.ReadStateDict(path));
+            Assert.Contains("a length of 2147483632 bytes", e.Message);
+            Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 50 << 20);
+        }
+        finally { dir.Delete(true); }
+    }
 }
