@@ -20,18 +20,23 @@ head -n "$n" "$corpus/val.txt" | while read -r id; do
   "${wg[@]}" griffinlim "$out/mel/$id.npy" -o "$out/gl/$id.wav" --iters 64 >/dev/null
   "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg6/$id.wav" --voice "$voice" --steps 6 --device cpu | sed "s/^/[6 steps] /"
   "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg6noise/$id.wav" --voice "$voice" --steps 6 --device cpu --start noise | sed "s/^/[6 steps, from noise] /"
-  "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg6raw/$id.wav" --voice "$voice" --steps 6 --device cpu --start noise --post-filter 0 | sed "s/^/[6 steps, raw] /"
-  "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg6glraw/$id.wav" --voice "$voice" --steps 6 --device cpu --post-filter 0 | sed "s/^/[6 steps, Griffin-Lim start, no post-filter] /"
+  "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg6raw/$id.wav" --voice "$voice" --steps 6 --device cpu --start noise --post-filter 0 \
+    | sed "s/^/[6 steps, raw] /"
+  "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg6glraw/$id.wav" --voice "$voice" --steps 6 --device cpu --post-filter 0 \
+    | sed "s/^/[6 steps, Griffin-Lim start, no post-filter] /"
 done
 head -n "$n50" "$corpus/val.txt" | while read -r id; do
   "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg50/$id.wav" --voice "$voice" --steps 50 --device cpu | sed "s/^/[50 steps] /"
   "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg50noise/$id.wav" --voice "$voice" --steps 50 --device cpu --start noise | sed "s/^/[50 steps, from noise] /"
-  "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg50raw/$id.wav" --voice "$voice" --steps 50 --device cpu --start noise --post-filter 0 | sed "s/^/[50 steps, raw] /"
+  "${wg[@]}" vocode "$out/mel/$id.npy" -o "$out/wg50raw/$id.wav" --voice "$voice" --steps 50 --device cpu --start noise --post-filter 0 \
+    | sed "s/^/[50 steps, raw] /"
 done
 # Griffin-Lim and 6 steps over all N clips; 50 steps and the others again over the first N_CLIPS_AT_50_STEPS.
 mkdir -p "$out/ref50"; head -n "$n50" "$corpus/val.txt" | while read -r id; do cp "$out/ref/$id.wav" "$out/ref50/"; done
 {
   "${wg[@]}" eval --ref "$out/ref" --test "$out/gl" | head -n 1
   for sys in gl wg6 wg6noise wg6raw wg6glraw; do echo "== $sys, $n clips"; "${wg[@]}" eval --ref "$out/ref" --test "$out/$sys" | grep '^mean'; done
-  for sys in gl wg6 wg6noise wg6raw wg50 wg50noise wg50raw; do echo "== $sys, $n50 clips"; "${wg[@]}" eval --ref "$out/ref50" --test "$out/$sys" | grep '^mean'; done
+  for sys in gl wg6 wg6noise wg6raw wg50 wg50noise wg50raw; do
+    echo "== $sys, $n50 clips"; "${wg[@]}" eval --ref "$out/ref50" --test "$out/$sys" | grep '^mean'
+  done
 } | tee "$out/summary.txt"

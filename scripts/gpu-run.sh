@@ -74,7 +74,8 @@ tail -n 3 "$OUT/train.log" | tee -a "$OUT/run.log"
 # 4. Held-out speakers and seen speakers' validation clips, against Griffin-Lim; check clips.
 "${wg[@]}" voice eval --voice "$run" --data "$work/data/heldout" --held-out --clips 3 --seconds 4 --device "$DEVICE" -o "$OUT/heldout.tsv" \
   2>/dev/null | tee -a "$OUT/run.log"
-"${wg[@]}" voice eval --voice "$run" --data "$work/data/train" --clips 1 --seconds 4 --device "$DEVICE" -o "$OUT/seen.tsv" 2>/dev/null | grep '^mean' | tee -a "$OUT/run.log"
+"${wg[@]}" voice eval --voice "$run" --data "$work/data/train" --clips 1 --seconds 4 --device "$DEVICE" -o "$OUT/seen.tsv" 2>/dev/null \
+  | grep '^mean' | tee -a "$OUT/run.log"
 clip=$(find "$work/data/heldout" -name '*.wav' | sort | head -n 1)
 for start in griffin-lim noise; do
   "${wg[@]}" resynth "$clip" -o "$OUT/check-$start.wav" --voice "$run" --device "$DEVICE" --start "$start" 2>&1 | tail -n 1 | tee -a "$OUT/run.log"

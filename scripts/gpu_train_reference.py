@@ -76,5 +76,6 @@ os.makedirs(a.out, exist_ok=True)
 save_file({k: v.contiguous().cpu() for k, v in ema.items()}, os.path.join(a.out, "model.safetensors"))
 save_file({k: v.detach().float().contiguous().cpu() for k, v in net.state_dict().items()}, os.path.join(a.out, "model-raw.safetensors"))
 json.dump({"steps": step, "batch": a.batch, "crop": a.crop, "lr": a.lr, "minutes": (time.time() - start) / 60, "trainer": "scripts/gpu_train_reference.py",
-           "torch": torch.__version__, "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu"}, open(os.path.join(a.out, "reference-train.json"), "w"))
+           "torch": torch.__version__, "device": torch.cuda.get_device_name(0) if dev == "cuda" else "cpu"},
+          open(os.path.join(a.out, "reference-train.json"), "w"))
 print(f"reference trainer: {step} steps in {(time.time() - start) / 60:.1f} min", flush=True)

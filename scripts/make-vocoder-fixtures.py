@@ -21,9 +21,11 @@ with open(os.path.join(OUT, "lmnt-base-keys.json"), "w") as fh:
 
 cases = {
     # lmnt-com/wavegrad's choices: hop 300, lmnt dilation order, level scale 1, nearest interpolation.
-    "tiny-lmnt": dict(n_mels=16, first=48, up=[32, 32, 16, 8, 8], down=[4, 8, 8, 16, 32], factors=[5, 5, 3, 2, 2], dil=LMNT_DIL, scale=1.0, mode="nearest"),
+    "tiny-lmnt": dict(n_mels=16, first=48, up=[32, 32, 16, 8, 8], down=[4, 8, 8, 16, 32], factors=[5, 5, 3, 2, 2], dil=LMNT_DIL,
+                          scale=1.0, mode="nearest"),
     # lmnt's layout at its own mel size (128 bands, hop 300): what `wavegrad voice import --preset lmnt-22k` takes.
-    "tiny-lmnt-128": dict(n_mels=128, first=48, up=[32, 32, 16, 8, 8], down=[4, 8, 8, 16, 32], factors=[5, 5, 3, 2, 2], dil=LMNT_DIL, scale=1.0, mode="nearest"),
+    "tiny-lmnt-128": dict(n_mels=128, first=48, up=[32, 32, 16, 8, 8], down=[4, 8, 8, 16, 32], factors=[5, 5, 3, 2, 2], dil=LMNT_DIL,
+                          scale=1.0, mode="nearest"),
     # the paper's choices: dilation order of App. A, level scale 5000; with hop 256 and linear interpolation.
     "tiny-paper": dict(n_mels=16, first=48, up=[32, 32, 16, 8, 8], down=[4, 8, 8, 16, 32], factors=[4, 4, 4, 2, 2], dil=PAPER_DIL, scale=5000.0, mode="linear"),
 }
