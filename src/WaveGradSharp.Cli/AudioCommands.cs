@@ -51,7 +51,10 @@ static class AudioCommands
         var input = new Argument<string>("input") { Description = ".npy log-mel [n_mels, frames] or [batch, n_mels, frames]" };
         var output = Cli.Output("WAV file to write (a batch writes OUT-0.wav, OUT-1.wav, …)");
         var preset = Preset();
-        var iters = new Option<int>("--iters") { Description = "Griffin-Lim iterations", DefaultValueFactory = _ => 64 };
+        var iters = new Option<int>("--iters")
+        {
+            Description = "Griffin-Lim iterations", DefaultValueFactory = _ => Vocoder.SynthesisOptions.BaselineGriffinLimIterations,
+        };
         var momentum = new Option<double>("--momentum")
         {
             Description = "Fast Griffin-Lim momentum; 0 gives classic Griffin-Lim",

@@ -263,12 +263,12 @@ static class ImageCommands
                 // The same comparison as for samples: N real training digits against the held-out digits
                 // (the distance's estimate grows as N shrinks, so compare settings at equal N).
                 int k = Math.Min(pr.GetValue(n), train.Count);
-                var idx = randperm(train.Count, generator: new Generator(1))[..k];
-                double fd = Evaluation.FrechetDistance(Evaluation.Features(clf, train.Images.index_select(0, idx), dev), heldFeatures);
+                var real = train.Images.index_select(0, randperm(train.Count, generator: new Generator(1))[..k]);
+                double fd = Evaluation.FrechetDistance(Evaluation.Features(clf, real, dev), heldFeatures);
                 Console.WriteLine($"floor: Fréchet distance, {k} training vs {held.Count} held-out digits = " +
                     $"{fd.ToString("F3", CultureInfo.InvariantCulture)}; judge accuracy on held-out " +
                     $"{Evaluation.Accuracy(clf, held.Images, held.Labels!, dev):P2}; speckled " +
-                    $"{Evaluation.Speckled(train.Images.index_select(0, idx)).Count(b => b)} of {k}");
+                    $"{Evaluation.Speckled(real).Count(b => b)} of {k}");
                 return 0;
             }
             var model = ImageModel.Load(pr.GetValue(so.Model)!, "unet");
