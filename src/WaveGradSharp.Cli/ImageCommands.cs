@@ -81,16 +81,18 @@ static class ImageCommands
         var ckptEvery = new Option<int>("--checkpoint-every") { DefaultValueFactory = _ => 500, Description = "Checkpoint interval in steps" };
         var logEvery = new Option<int>("--log-every") { DefaultValueFactory = _ => 50, Description = "Progress interval in steps" };
         var resume = new Option<bool>("--resume") { Description = "Continue the run in --output" };
+        var initFrom = new Option<string?>("--init-from") { Description = "Start from the weights of a model (name or folder)" };
         var maxMinutes = new Option<double>("--max-minutes")
         {
             Description = "Stop with a checkpoint after this many minutes",
             DefaultValueFactory = _ => double.PositiveInfinity,
         };
+        var emaDecay = new Option<double>("--ema-decay") { Description = "Largest EMA decay", DefaultValueFactory = _ => 0.999 };
         var seed = Cli.Seed(); var device = Cli.Device();
         var cmd = new Command("train", "Train an image diffusion or score model (Ctrl+C checkpoints)")
         {
-            data, output, objective, size, imageSize, channels, unconditional, steps, batch, lr, dropout, schedule, ckptEvery, logEvery, resume, maxMinutes,
-            seed, device,
+            data, output, objective, size, imageSize, channels, unconditional, steps, batch, lr, dropout, schedule, ckptEvery, logEvery, resume, initFrom,
+            maxMinutes, emaDecay, seed, device,
         };
         cmd.SetAction(pr => Cli.Run(pr, () => WithCancel(ct =>
         {
@@ -103,6 +105,7 @@ static class ImageCommands
                 Schedule = pr.GetValue(schedule)!, Steps = pr.GetValue(steps), BatchSize = pr.GetValue(batch), LearningRate = pr.GetValue(lr),
                 LabelDropout = pr.GetValue(dropout), Seed = pr.GetValue(seed), Device = Devices.Resolve(pr.GetValue(device)!),
                 CheckpointEvery = pr.GetValue(ckptEvery), LogEvery = pr.GetValue(logEvery), Resume = pr.GetValue(resume), MaxMinutes = pr.GetValue(maxMinutes),
+                InitFrom = pr.GetValue(initFrom), EmaDecay = pr.GetValue(emaDecay),
             };
             ImageTrainer.Run(train, o, ct);
             return 0;
@@ -200,7 +203,7 @@ static class ImageCommands
         var so = new SamplingOptions();
         var output = Cli.Output("Output: a .png grid, or .npy for the raw samples as float32 [N, C, H, W] in [0, 1]");
         var n = new Option<int>("--n") { Description = "Number of images", DefaultValueFactory = _ => 16 };
-        var cls = new Option<int?>("--class") { Description = "Digit to draw" };
+        var cls = new Option<int?>("--class") { Description = "Digit to draw (default: each in turn)" };
         var trajectory = new Option<bool>("--trajectory") { Description = "Also write OUT-trajectory.png: x_t of the first image at ten noise levels" };
         var cmd = new Command("sample", "Draw images from a model with any sampler: a PNG grid or raw .npy") { output, n, cls, trajectory };
         foreach (var o in so.All) cmd.Options.Add(o);
@@ -215,11 +218,15 @@ static class ImageCommands
             var req = so.Request(pr, pr.GetValue(n), pr.GetValue(cls), so.Guide(pr, dev));
             RecordingDenoiser? rec = null;
             var sw = Stopwatch.StartNew();
-            var x = ImageSampling.Sample(model, net, req, dev, ConsoleProgress(), default,
-                pr.GetValue(trajectory) ? d => rec = new RecordingDenoiser(d) : null);
+            // Without --class a conditional model draws every digit in turn (one per grid column); --guidance 0 is unconditional.
+            bool eachClass = req.Class is null && model.Network.Classes > 0 && req.Guidance != 0;
+            if (eachClass && pr.GetValue(trajectory)) throw new WaveGradException("--trajectory: needs --class (or --guidance 0)");
+            var x = eachClass
+                ? ImageSampling.SampleEachClass(model, net, req, model.Network.Classes, dev, ConsoleProgress()).Images
+                : ImageSampling.Sample(model, net, req, dev, ConsoleProgress(), default, pr.GetValue(trajectory) ? d => rec = new RecordingDenoiser(d) : null);
             if (!Console.IsOutputRedirected) Console.Error.WriteLine();
             if (ext == ".npy") ImageFiles.WriteNpy(outPath, x);
-            else ImageFiles.WriteGrid(outPath, x);
+            else ImageFiles.WriteGrid(outPath, x, eachClass ? Math.Min(req.Count, model.Network.Classes) : null);
             var sampler = ImageSampling.CreateSampler(model, req);
             Console.WriteLine($"wrote {outPath}: {req.Count} images, sampler {sampler.Name} ({sampler.Evaluations} evaluations each), " +
                 $"{sw.Elapsed.TotalSeconds:F1} s");
@@ -284,15 +291,7 @@ static class ImageCommands
             }
             else
             {
-                var parts = new List<Tensor>(); var labels = new List<Tensor>();
-                for (int c = 0; c < 10; c++)
-                {
-                    int k = total / 10 + (c < total % 10 ? 1 : 0);
-                    var req = so.Request(pr, k, c, guide) with { Seed = pr.GetValue(so.Seed) + 1000 * c };
-                    parts.Add(ImageSampling.Sample(model, net, req, dev, ConsoleProgress()));
-                    labels.Add(full([k], (long)c, ScalarType.Int64));
-                }
-                samples = cat(parts, 0); asked = cat(labels, 0);
+                (samples, asked) = ImageSampling.SampleEachClass(model, net, so.Request(pr, total, null, guide), 10, dev, ConsoleProgress());
             }
             if (!Console.IsOutputRedirected) Console.Error.WriteLine();
             double secs = sw.Elapsed.TotalSeconds;

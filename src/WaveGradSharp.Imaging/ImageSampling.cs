@@ -118,6 +118,27 @@ public static class ImageSampling
         }
         return cat(outs, 0);
     }
+
+    /// <summary>
+    /// Draws <see cref="ImageSampleRequest.Count"/> images of every class in turn (image i is of class i mod
+    /// <paramref name="classes"/>, so a grid with that many columns shows one class per column) and returns them with their
+    /// classes. Class c's images come from seed + 1000·c, so they do not depend on the count of the other classes.
+    /// </summary>
+    public static (Tensor Images, Tensor Classes) SampleEachClass(ImageModel model, UNet net, ImageSampleRequest r, int classes = 10,
+        Device? device = null, IProgress<SamplerStep>? progress = null, CancellationToken ct = default)
+    {
+        if (r.Count < 1) throw WaveGradException.About($"Count must be at least 1, not {r.Count}", "Count");
+        var parts = new List<Tensor>();
+        for (int c = 0; c < Math.Min(classes, r.Count); c++)
+        {
+            int k = r.Count / classes + (c < r.Count % classes ? 1 : 0);
+            parts.Add(Sample(model, net, r with { Class = c, Count = k, Seed = r.Seed + 1000 * c }, device, progress, ct));
+        }
+        // Interleave: position i takes image i / classes of class i % classes.
+        var order = Enumerable.Range(0, r.Count).Select(i => (long)Enumerable.Range(0, i % classes).Sum(c => parts[c].shape[0]) + i / classes).ToArray();
+        var labels = Enumerable.Range(0, r.Count).Select(i => (long)(i % classes)).ToArray();
+        return (cat(parts, 0).index_select(0, tensor(order)), tensor(labels));
+    }
 }
 
 /// <summary>Quality measures for generated digits: classifier accuracy, the Fréchet distance in a classifier's feature space,

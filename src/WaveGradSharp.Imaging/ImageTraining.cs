@@ -46,6 +46,9 @@ public sealed record ImageTrainingOptions
     public int LogEvery { get; init; } = 50;
     /// <summary>Continue from OutputDir/checkpoint.</summary>
     public bool Resume { get; init; }
+    /// <summary>Start a new run from the weights of a model bundle (its EMA weights, as shipped) instead of at random;
+    /// the network must match. Ignored with <see cref="Resume"/>.</summary>
+    public string? InitFrom { get; init; }
     /// <summary>Stop (with a checkpoint) after this much wall time.</summary>
     public double MaxMinutes { get; init; } = double.PositiveInfinity;
     /// <summary>Where progress goes (stdout when null).</summary>
@@ -120,18 +123,28 @@ public static class ImageTrainer
             throw WaveGradException.About($"{data.Source}: has no labels; train an Unconditional network", "Unconditional");
         var schedule = NoiseSchedule.Resolve(o.Schedule);
         var net = new UNet(cfg, new Generator((ulong)o.Seed + 1));
+        Dictionary<string, Tensor>? emaStart = null;
+        string? startedFrom = null;
+        if (o.InitFrom is string init && !o.Resume)
+        {
+            var from = ImageModel.Load(init, "unet");
+            emaStart = TensorFiles.Load(from.WeightsPath);
+            TensorFiles.LoadInto(net, emaStart, from.WeightsPath);
+            long before = from.Card["training"]?["steps"]?.GetValue<long>() ?? 0;
+            startedFrom = $"{Path.GetFileName(from.Directory.TrimEnd('/'))} after {before} steps";
+        }
         var network = JsonSerializer.SerializeToNode(cfg, ImageModel.JsonOpts)!;
         return Trainer.Run(net, new UNetObjective(net, data, o, schedule), new TrainerOptions
         {
             RunDir = o.OutputDir, Network = network, Steps = o.Steps, LearningRate = o.LearningRate, GradClip = o.GradClip, EmaDecay = o.EmaDecay,
-            LearningRateSchedule = step => Math.Min(1.0, (step + 1.0) / Math.Max(1, o.WarmupSteps)),
+            EmaStart = emaStart, LearningRateSchedule = step => Math.Min(1.0, (step + 1.0) / Math.Max(1, o.WarmupSteps)),
             CheckpointEvery = o.CheckpointEvery, LogEvery = o.LogEvery, MaxMinutes = o.MaxMinutes, Resume = o.Resume, Device = o.Device,
-            Seed = o.Seed, OnStep = o.OnStep, Log = o.Log, SaveBundle = s => SaveModel(o, cfg, data, net.ParameterCount, s),
+            Seed = o.Seed, OnStep = o.OnStep, Log = o.Log, SaveBundle = s => SaveModel(o, cfg, data, net.ParameterCount, startedFrom, s),
         }, $"network: {net.ParameterCount:N0} parameters, {net.MacsPerImage() / 1e6:F1} M multiply-adds per image, objective {cfg.Objective}, " +
-           $"device {o.Device.type}; data: {data.Count} images from {data.Source}", ct);
+           $"device {o.Device.type}; data: {data.Count} images from {data.Source}{(startedFrom is null ? "" : $"; started from {startedFrom}")}", ct);
     }
 
-    static void SaveModel(ImageTrainingOptions o, UNetConfig cfg, ImageSet data, long parameters, TrainingSnapshot s)
+    static void SaveModel(ImageTrainingOptions o, UNetConfig cfg, ImageSet data, long parameters, string? startedFrom, TrainingSnapshot s)
     {
         var card = o.Card is null ? new JsonObject() : (JsonObject)o.Card.DeepClone();
         if (cfg.Objective == ImageObjective.Score) { card["sigma_max"] = o.SigmaMax; card["sigma_min"] = o.SigmaMin; }
@@ -144,6 +157,7 @@ public static class ImageTrainer
                 $"cores{(o.Device.type == DeviceType.CUDA ? " + CUDA GPU" : "")}",
             ["wall_minutes"] = Math.Round(s.WallSeconds / 60, 1), ["seed"] = o.Seed,
         };
+        if (startedFrom is not null) card["training"]!["started_from"] = startedFrom;
         ImageModel.Save(o.OutputDir, "unet", cfg, s.Ema.Shadow, card);
     }
 }

@@ -231,6 +231,25 @@ public class TrainingAndSamplingTests
     }
 
     [Fact]
+    public void EachClassInTurnInterleavesThePerClassDrawsOfItsOwnSeeds()
+    {
+        var (model, net, dir) = TinyModel();
+        try
+        {
+            var r = new ImageSampleRequest { Steps = 3, Count = 10, Guidance = 2, Seed = 5 };
+            var (x, classes) = ImageSampling.SampleEachClass(model, net, r, classes: 4);
+            Assert.Equal(new long[] { 0, 1, 2, 3, 0, 1, 2, 3, 0, 1 }, classes.data<long>().ToArray());
+            // Class 1 has images 1, 5, 9: its own draw of 3 images from seed 5 + 1000.
+            var one = ImageSampling.Sample(model, net, r with { Class = 1, Count = 3, Seed = 1005 });
+            Assert.True(x.index_select(0, tensor(new long[] { 1, 5, 9 })).equal(one).all().item<bool>());
+            // Class 3 has images 3 and 7.
+            var three = ImageSampling.Sample(model, net, r with { Class = 3, Count = 2, Seed = 3005 });
+            Assert.True(x.index_select(0, tensor(new long[] { 3, 7 })).equal(three).all().item<bool>());
+        }
+        finally { net.Dispose(); Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void BadRequestsGiveOneLineErrors()
     {
         var (model, net, dir) = TinyModel();
