@@ -170,17 +170,19 @@ static class ImageCommands
             DefaultValueFactory = _ => 1e-4,
         };
         public readonly Option<double> Snr = new("--snr") { Description = "PC corrector signal-to-noise ratio", DefaultValueFactory = _ => 0.16 };
+        public readonly Option<bool> NoClip = new("--no-clip") { Description = "Do not clip the model's x̂₀ to [−1, 1]" };
         public readonly Option<long> Seed = Cli.Seed();
         public readonly Option<string> Device = Cli.Device();
 
         public IEnumerable<Option> All =>
-            [Model, Sampler, Steps, Eta, Guidance, ClassifierGuidance, Classifier, LangevinSteps, LangevinStep, Snr, Seed, Device];
+            [Model, Sampler, Steps, Eta, Guidance, ClassifierGuidance, Classifier, LangevinSteps, LangevinStep, Snr, NoClip, Seed, Device];
 
         public ImageSampleRequest Request(ParseResult pr, int n, int? cls, DigitClassifier? guide) => new()
         {
             Sampler = pr.GetValue(Sampler)!, Steps = pr.GetValue(Steps), Eta = pr.GetValue(Eta), Class = cls, Guidance = pr.GetValue(Guidance),
             ClassifierGuidance = pr.GetValue(ClassifierGuidance), Classifier = guide, Count = n, Seed = pr.GetValue(Seed),
             LangevinStepsPerLevel = pr.GetValue(LangevinSteps), LangevinStepSize = pr.GetValue(LangevinStep), Snr = pr.GetValue(Snr),
+            ClipX0 = !pr.GetValue(NoClip),
         };
 
         public DigitClassifier? Guide(ParseResult pr, Device dev) =>
@@ -300,7 +302,8 @@ static class ImageCommands
             var sampler = ImageSampling.CreateSampler(model, so.Request(pr, 1, null, null));
             string setting = $"{sampler.Name} {sampler.Evaluations} " +
                 "evals" + (pr.GetValue(unguided) ? ", unconditional" : $", guidance {pr.GetValue(so.Guidance)}") +
-                (pr.GetValue(so.ClassifierGuidance) != 0 ? $", classifier guidance {pr.GetValue(so.ClassifierGuidance)}" : "");
+                (pr.GetValue(so.ClassifierGuidance) != 0 ? $", classifier guidance {pr.GetValue(so.ClassifierGuidance)}" : "") +
+                (pr.GetValue(so.Eta) != 0 ? $", η {pr.GetValue(so.Eta)}" : "") + (pr.GetValue(so.NoClip) ? ", x̂₀ not clipped" : "");
             var counts = Enumerable.Range(0, 10).Select(c => pred.eq(c).sum().item<long>()).ToArray();
             string acc = pr.GetValue(unguided)
                 ? $"classes seen {string.Join("/", counts)}"

@@ -117,8 +117,9 @@ public static class Parameterisation
 /// <summary>
 /// Classifier-free guidance over any pair of denoisers that share a parameterisation:
 /// ε = ε_u + w·(ε_c − ε_u). w = 0 is the unconditional model, w = 1 the conditional one, w &gt; 1 guides harder.
+/// A learned variance, where the models have one, is the conditional model's.
 /// </summary>
-public sealed class ClassifierFreeGuidance(IDenoiser conditional, IDenoiser unconditional, double weight) : IDenoiser
+public sealed class ClassifierFreeGuidance(IDenoiser conditional, IDenoiser unconditional, double weight) : IVarianceDenoiser
 {
     /// <inheritdoc/>
     public Prediction Predicts => Prediction.Epsilon;
@@ -131,6 +132,48 @@ public sealed class ClassifierFreeGuidance(IDenoiser conditional, IDenoiser unco
         if (weight == 0) return eu.MoveToOuterDisposeScope();
         var ec = conditional.PredictEpsilon(xt, level);
         return (eu + weight * (ec - eu)).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    public (Tensor Prediction, Tensor VarianceInterp) PredictWithVariance(Tensor xt, NoiseLevel level)
+    {
+        if (conditional is not IVarianceDenoiser vd || unconditional is not IVarianceDenoiser ud)
+            throw new InvalidOperationException("learned variance needs a model with a variance head");
+        using var scope = NewDisposeScope();
+        var (pu, vu) = ud.PredictWithVariance(xt, level);
+        var eu = Parameterisation.ToEpsilon(pu, ud.Predicts, xt, level);
+        if (weight == 0) return (eu.MoveToOuterDisposeScope(), vu.MoveToOuterDisposeScope());
+        var (pc, vc) = vd.PredictWithVariance(xt, level);
+        var ec = Parameterisation.ToEpsilon(pc, vd.Predicts, xt, level);
+        return ((eu + weight * (ec - eu)).MoveToOuterDisposeScope(), vc.MoveToOuterDisposeScope());
+    }
+}
+
+/// <summary>
+/// Clips a denoiser's x̂₀ to [−bound, bound] for data known to lie there (images in [−1, 1]): improved-diffusion's
+/// clip_denoised, as a denoiser, so that every sampler (ancestral, DDIM, the probability-flow ODE, Langevin through
+/// the score) can walk toward a clean estimate inside the data range. Passes a learned variance through.
+/// </summary>
+public sealed class ClippedX0(IDenoiser inner, double bound = 1) : IVarianceDenoiser
+{
+    /// <inheritdoc/>
+    public Prediction Predicts => Prediction.X0;
+
+    /// <inheritdoc/>
+    public Tensor Predict(Tensor xt, NoiseLevel level)
+    {
+        using var scope = NewDisposeScope();
+        return inner.PredictX0(xt, level).clamp(-bound, bound).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
+    public (Tensor Prediction, Tensor VarianceInterp) PredictWithVariance(Tensor xt, NoiseLevel level)
+    {
+        if (inner is not IVarianceDenoiser vd) throw new InvalidOperationException("learned variance needs a model with a variance head");
+        using var scope = NewDisposeScope();
+        var (p, v) = vd.PredictWithVariance(xt, level);
+        var x0 = Parameterisation.Convert(p, vd.Predicts, Prediction.X0, xt, level).clamp(-bound, bound);
+        return (x0.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope());
     }
 }
 

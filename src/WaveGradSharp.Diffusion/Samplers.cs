@@ -107,7 +107,7 @@ public abstract class SamplerBase : ISampler
 /// WaveGrad's few-step sampler.
 /// </summary>
 public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance = ReverseVariance.BetaTilde,
-    bool clipX0 = false, double? clampSample = null, string name = "ddpm") : SamplerBase
+    double? clampSample = null, string name = "ddpm") : SamplerBase
 {
     /// <summary>The schedule walked backwards.</summary>
     public NoiseSchedule Schedule { get; } = schedule;
@@ -172,16 +172,7 @@ public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance
                 logVar = full_like(x, Math.Log(variance == ReverseVariance.Beta ? s.Betas[t] : Math.Max(s.PosteriorVariance[t], 1e-20)));
             }
             run.AfterEvaluation(level.NoiseStd);
-            Tensor mean;
-            if (clipX0)
-            {
-                var x0 = Parameterisation.X0FromEpsilon(x, eps, level).clamp(-1, 1);
-                mean = s.PosteriorMeanCoef1[t] * x0 + s.PosteriorMeanCoef2[t] * x;
-            }
-            else
-            {
-                mean = (x - s.Betas[t] / s.SqrtOneMinusAlphasCumprod[t] * eps) / Math.Sqrt(s.Alphas[t]);
-            }
+            var mean = (x - s.Betas[t] / s.SqrtOneMinusAlphasCumprod[t] * eps) / Math.Sqrt(s.Alphas[t]);
             var next = t > 0 ? mean + (0.5 * logVar).exp() * run.Noise() : mean;
             if (clampSample is double c) next = next.clamp(-c, c);
             Run.Replace(ref x, next);
@@ -194,7 +185,7 @@ public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance
 /// DDIM (Song et al. 2021) over <c>steps</c> evenly spaced timesteps of a schedule; η = 0 is deterministic,
 /// η = 1 matches DDPM's posterior variance.
 /// </summary>
-public sealed class DdimSampler(NoiseSchedule schedule, int steps, double eta = 0.0, bool clipX0 = false) : SamplerBase
+public sealed class DdimSampler(NoiseSchedule schedule, int steps, double eta = 0.0) : SamplerBase
 {
     readonly NoiseSchedule sub = schedule.Respace(steps);
     /// <inheritdoc/>
@@ -213,11 +204,6 @@ public sealed class DdimSampler(NoiseSchedule schedule, int steps, double eta = 
             var eps = run.Epsilon(model, x, level);
             double ab = sub.AlphasCumprod[i], abPrev = sub.AlphasCumprodPrev[i];
             var x0 = Parameterisation.X0FromEpsilon(x, eps, level);
-            if (clipX0)
-            {
-                x0 = x0.clamp(-1, 1);
-                eps = Parameterisation.ToEpsilon(x0, Prediction.X0, x, level);
-            }
             double sigma = eta * Math.Sqrt((1 - abPrev) / (1 - ab) * (1 - ab / abPrev));
             var next = Math.Sqrt(abPrev) * x0 + Math.Sqrt(Math.Max(1 - abPrev - sigma * sigma, 0)) * eps;
             if (sigma > 0 && i > 0) next = next + sigma * run.Noise();

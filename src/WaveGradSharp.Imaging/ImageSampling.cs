@@ -34,6 +34,8 @@ public sealed record ImageSampleRequest
     public double LangevinStepSize { get; init; } = 1e-4;
     /// <summary>Signal-to-noise ratio of the PC sampler's Langevin corrector.</summary>
     public double Snr { get; init; } = 0.16;
+    /// <summary>Clip the model's x̂₀ to [−1, 1] at every evaluation, for every sampler (<see cref="ClippedX0"/>).</summary>
+    public bool ClipX0 { get; init; } = true;
 }
 
 /// <summary>Samplers for image models, by name, all from the Diffusion project's engine.</summary>
@@ -63,9 +65,9 @@ public static class ImageSampling
         {
             "ddpm" when r.Steps is int ks && ks != schedule.Steps => throw WaveGradException.About($"ddpm walks all {schedule.Steps} steps of the " +
                 $"training schedule; use the Sampler respaced with {ks} Steps", "Sampler", "Steps"),
-            "ddpm" => new DdpmSampler(schedule, variance, clipX0: true),
-            "respaced" => new DdpmSampler(schedule.Respace(r.Steps ?? 50), variance, clipX0: true, name: "respaced"),
-            "ddim" => new DdimSampler(schedule, r.Steps ?? 50, r.Eta, clipX0: true),
+            "ddpm" => new DdpmSampler(schedule, variance),
+            "respaced" => new DdpmSampler(schedule.Respace(r.Steps ?? 50), variance, name: "respaced"),
+            "ddim" => new DdimSampler(schedule, r.Steps ?? 50, r.Eta),
             "langevin" => new AnnealedLangevinSampler(Sigmas.Geometric(sigMax, sigMin, r.Steps ?? 100), r.LangevinStepsPerLevel, r.LangevinStepSize),
             "pc" => PredictorCorrectorSampler.VarianceExploding(Sigmas.Geometric(sigMax, sigMin, r.Steps ?? 200), r.Snr),
             "ode" => ProbabilityFlowSampler.ForSchedule(schedule, r.Steps ?? 25),
@@ -89,7 +91,7 @@ public static class ImageSampling
         else if (r.Guidance == 1) d = new UNetDenoiser(net, classes);
         else d = new ClassifierFreeGuidance(new UNetDenoiser(net, classes), uncond, r.Guidance);
         if (r.ClassifierGuidance != 0) d = new ClassifierGuidance(d, r.Classifier!, classes!, r.ClassifierGuidance);
-        return d;
+        return r.ClipX0 ? new ClippedX0(d) : d;
     }
 
     /// <summary>

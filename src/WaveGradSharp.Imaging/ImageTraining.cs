@@ -47,7 +47,7 @@ public sealed record ImageTrainingOptions
     /// <summary>Continue from OutputDir/checkpoint.</summary>
     public bool Resume { get; init; }
     /// <summary>Start a new run from the weights of a model bundle (its EMA weights, as shipped) instead of at random;
-    /// the network must match. Ignored with <see cref="Resume"/>.</summary>
+    /// the network must match. With <see cref="Resume"/> it is only recorded on the card.</summary>
     public string? InitFrom { get; init; }
     /// <summary>Stop (with a checkpoint) after this much wall time.</summary>
     public double MaxMinutes { get; init; } = double.PositiveInfinity;
@@ -125,11 +125,14 @@ public static class ImageTrainer
         var net = new UNet(cfg, new Generator((ulong)o.Seed + 1));
         Dictionary<string, Tensor>? emaStart = null;
         string? startedFrom = null;
-        if (o.InitFrom is string init && !o.Resume)
+        if (o.InitFrom is string init)   // on --resume only named on the card: the checkpoint holds the weights
         {
             var from = ImageModel.Load(init, "unet");
-            emaStart = TensorFiles.Load(from.WeightsPath);
-            TensorFiles.LoadInto(net, emaStart, from.WeightsPath);
+            if (!o.Resume)
+            {
+                emaStart = TensorFiles.Load(from.WeightsPath);
+                TensorFiles.LoadInto(net, emaStart, from.WeightsPath);
+            }
             long before = from.Card["training"]?["steps"]?.GetValue<long>() ?? 0;
             startedFrom = $"{Path.GetFileName(from.Directory.TrimEnd('/'))} after {before} steps";
         }

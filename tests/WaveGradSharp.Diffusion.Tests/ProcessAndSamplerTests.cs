@@ -186,6 +186,26 @@ public class SamplerTests
         Assert.True(w3.allclose(expect, 1e-5, 1e-5));
     }
 
+    [Fact]
+    public void ClippedX0LandsDdimAndTheOdeOnTheClippedTarget()
+    {
+        // An oracle that knows x_0 (two values outside [−1, 1]): deterministic DDIM and the ODE's last Euler step both
+        // return the denoiser's x̂₀ exactly, so through ClippedX0 they must land on clamp(x_0).
+        var x0 = tensor(new float[] { -1.5f, -0.5f, 0.3f, 2.0f }).reshape(1, 4);
+        var expect = x0.clamp(-1, 1);
+        var schedule = NoiseSchedule.Named("ddpm-linear");
+        var clipped = new ClippedX0(new OracleDenoiser(x0));
+        var l = NoiseLevel.Of(schedule, 500);
+        Assert.True(clipped.PredictX0(randn(1, 4), l).allclose(expect, 1e-5, 1e-5));
+        foreach (ISampler sampler in new ISampler[] { new DdimSampler(schedule, 10), ProbabilityFlowSampler.ForSchedule(schedule, 8) })
+        {
+            var x = sampler.Sample(clipped, [1, 4], new Generator(3));
+            Assert.True(x.allclose(expect, 1e-4, 1e-4), $"{sampler.Name}: {string.Join(", ", x.data<float>().ToArray())}");
+            var plain = sampler.Sample(new OracleDenoiser(x0), [1, 4], new Generator(3));
+            Assert.True(plain.allclose(x0, 1e-4, 1e-4), $"{sampler.Name} without clipping");
+        }
+    }
+
     /// <summary>Predicts the ε that makes x_t a noisy copy of one known x_0, and records what it is asked.</summary>
     sealed class OracleDenoiser(Tensor x0) : IDenoiser
     {
