@@ -33,9 +33,10 @@ static class BenchCommands
         {
             Description = "Griffin-Lim iterations of the start", DefaultValueFactory = _ => SynthesisOptions.DefaultStartIterations,
         };
+        var profile = new Option<bool>("--profile") { Description = "Also time each layer of one network evaluation" };
         var device = Cli.Device();
         var cmd = new Command("bench", "Time renders (first chunk, steady real-time factor) against the machine's matmul peak")
-            { voice, seconds, steps, precisions, start, postFilter, piece, iterations, device };
+            { voice, seconds, steps, precisions, start, postFilter, piece, iterations, profile, device };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var dev = Devices.Resolve(pr.GetValue(device)!);
@@ -73,6 +74,7 @@ static class BenchCommands
                     Console.WriteLine($"{kind,-9} {schedule.Steps,5} {first,13:F2} {t5,12:F2} {rtf,10:F3} {gflops,8:F0} {gflops / peaks[kind],8:P0}");
                 }
                 Breakdown(v, longMel, total + 5, kind, how);
+                if (pr.GetValue(profile)) Profile(v, longMel, kind, how, peaks[kind]);
             }
             return 0;
         }));
@@ -100,6 +102,27 @@ static class BenchCommands
         double pf = sw.Elapsed.TotalSeconds / seconds;
         Console.WriteLine($"  {kind}, s per s of audio: network {perEval:F3} per evaluation ({piece}-frame pieces with {context} frames of context), " +
             $"Griffin-Lim start {glTime:F3}, post-filter {pf:F3}");
+    }
+
+    /// <summary>One network evaluation on one CPU piece (with its context), per block: the convolutions' share of the time and
+    /// their GFLOP/s, then the rest (activations, FiLM's modulation, resampling, additions, the one-channel output conv).</summary>
+    static void Profile(Vocoder.Vocoder v, Tensor mel, string kind, SynthesisOptions o, double peak)
+    {
+        int frames = o.CpuPieceFrames + 2 * Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(v.Voice.Mel, o.PostFilterPasses));
+        using var net = WaveGradNet.Load(v.Voice);
+        if (kind == "bf16") net.UseBf16UpsamplingPath();
+        using var scope = NewDisposeScope();
+        var m = mel[.., ..frames].unsqueeze(0);
+        var audio = randn([1, frames * (long)v.Hop]);
+        var (convs, total, other) = net.Profile(audio, m, full([1], 0.5f), repeats: 5);
+        Console.WriteLine($"  {kind} profile, one evaluation of {frames} frames: {total * 1e3:F1} ms");
+        Console.WriteLine($"    {"block",-14} {"ms",7} {"share",6} {"GFLOP/s",8} {"of peak",8}");
+        foreach (var g in convs.GroupBy(c => string.Join('.', c.Layer.Split('.').Take(2))))
+        {
+            double secs = g.Sum(c => c.Seconds), gflops = 2 * g.Sum(c => c.Macs) / secs / 1e9;
+            Console.WriteLine($"    {g.Key,-14} {secs * 1e3,7:F1} {secs / total,6:P0} {gflops,8:F0} {gflops / peak,8:P0}");
+        }
+        Console.WriteLine($"    {"other",-14} {other * 1e3,7:F1} {other / total,6:P0}   (activations, FiLM modulation, resampling, additions, output conv)");
     }
 
     static double Render(Vocoder.Vocoder v, Tensor mel, SynthesisOptions o)

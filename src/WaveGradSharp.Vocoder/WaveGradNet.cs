@@ -261,7 +261,23 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
         var up = first_conv.weight!.dtype;
         x = first_conv.call(mel.to_type(up));
         for (int i = 0; i < 5; i++) x = upsample[i].call(x, mods[4 - i].Shift.to_type(up), mods[4 - i].Scale.to_type(up));
-        return last_conv.call(x.to_type(last_conv.weight!.dtype)).squeeze(1).to_type(audio.dtype).MoveToOuterDisposeScope();
+        x = x.to_type(last_conv.weight!.dtype);
+        var y = is_grad_enabled() ? last_conv.call(x) : OneChannelConv(last_conv, x);
+        return y.squeeze(1).to_type(audio.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The output conv (C channels → 1, three taps, padding 1) as three matrix–vector products over shifted views, for
+    /// inference: libtorch's convolution with a single output channel runs at about 1 GFLOP/s on the CPU, the products at
+    /// memory speed.
+    /// </summary>
+    static Tensor OneChannelConv(Conv1d conv, Tensor x)
+    {
+        var w = conv.weight!;
+        var y = matmul(w[.., .., 1], x).add_(conv.bias!.reshape(1, 1, 1));
+        y[.., .., 1..].add_(matmul(w[.., .., 0], x[.., .., ..^1]));
+        y[.., .., ..^1].add_(matmul(w[.., .., 2], x[.., .., 1..]));
+        return y;
     }
 
     /// <summary>
@@ -277,6 +293,47 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
 
     /// <summary>Number of trainable parameters.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <summary>
+    /// Where one evaluation's time goes: each convolution timed on its own (forward hooks; CPU ops are synchronous), with its
+    /// multiply-adds, over <paramref name="repeats"/> evaluations of the given inputs after one warm-up; the rest of the
+    /// evaluation (activations, FiLM's modulation, resampling, the additions, and the output conv, which inference computes without
+    /// its module) is returned as <c>Other</c>. Seconds are per evaluation.
+    /// </summary>
+    public (IReadOnlyList<(string Layer, double Seconds, double Macs)> Convs, double Total, double Other) Profile(Tensor audio, Tensor mel,
+        Tensor noiseLevel, int repeats = 3)
+    {
+        var rows = new Dictionary<string, (double Seconds, double Macs)>();
+        var started = new System.Diagnostics.Stopwatch();
+        bool recording = false;
+        var hooks = new List<Action>();
+        foreach (var (name, m) in named_modules())
+            if (m is Conv1d c)
+            {
+                hooks.Add(c.register_forward_pre_hook((_, x) => { started.Restart(); return x; }).remove);
+                hooks.Add(c.register_forward_hook((mod, _, o) =>
+                {
+                    double secs = started.Elapsed.TotalSeconds;
+                    if (!recording) return o;
+                    var w = ((Conv1d)mod).weight!;
+                    var (s0, m0) = rows.GetValueOrDefault(name);
+                    rows[name] = (s0 + secs, m0 + (double)o.shape[0] * o.shape[1] * o.shape[2] * w.shape[1] * w.shape[2]);
+                    return o;
+                }).remove);
+            }
+        double total;
+        using (no_grad())
+        {
+            forward(audio, mel, noiseLevel).Dispose();
+            recording = true;
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            for (int i = 0; i < repeats; i++) forward(audio, mel, noiseLevel).Dispose();
+            total = sw.Elapsed.TotalSeconds / repeats;
+        }
+        foreach (var remove in hooks) remove();
+        var convs = rows.Select(r => (r.Key, r.Value.Seconds / repeats, r.Value.Macs / repeats)).ToList();
+        return (convs, total, total - convs.Sum(c => c.Item2));
+    }
 
     /// <summary>Multiply-adds of one evaluation per output sample (its convolutions, counted by running 64 frames through it).</summary>
     public double MacsPerSample()
@@ -403,15 +460,22 @@ sealed class UBlock : Module<Tensor, Tensor, Tensor, Tensor>
         // A 1×1 conv commutes with nearest-neighbour upsampling: block1 runs at the input rate, factor times fewer samples.
         var b1 = mode == InterpolationMode.Nearest ? Resample(block1.call(x), size, mode) : block1.call(Resample(x, size, mode));
         var b2 = block2[0].call(Resample(F.leaky_relu(x, 0.2), size, mode));
-        b2 = block2[1].call(Modulated(b2, shift, scale));
-        x = b1 + b2;
-        var b3 = block3[0].call(Modulated(x, shift, scale));
-        b3 = block3[1].call(Modulated(b3, shift, scale));
-        return x + b3;
+        // Without autograd the sums and activations reuse their fresh operands' memory: at the audio rate every new
+        // tensor is megabytes, and allocating (and faulting in) one per operation costs as much as the arithmetic.
+        bool inPlace = !is_grad_enabled();
+        b2 = block2[1].call(Modulated(b2, shift, scale, inPlace));
+        x = inPlace ? b1.add_(b2) : b1 + b2;
+        var b3 = block3[0].call(Modulated(x, shift, scale, inPlace));
+        b3 = block3[1].call(Modulated(b3, shift, scale, inPlace));
+        return inPlace ? x.add_(b3) : x + b3;
     }
 
-    /// <summary>leaky_relu(shift + scale·x), FiLM's modulation, in one fused multiply-add.</summary>
-    static Tensor Modulated(Tensor x, Tensor shift, Tensor scale) => F.leaky_relu(addcmul(shift, scale, x, One), 0.2);
+    /// <summary>leaky_relu(shift + scale·x), FiLM's modulation, in one fused multiply-add (the activation in place when allowed).</summary>
+    static Tensor Modulated(Tensor x, Tensor shift, Tensor scale, bool inPlace)
+    {
+        var m = addcmul(shift, scale, x, One);
+        return inPlace ? F.leaky_relu(m, 0.2, inplace: true) : F.leaky_relu(m, 0.2);
+    }
 
     static readonly Scalar One = 1.0;   // kept alive: a temporary Scalar could be finalized during the native call
 
