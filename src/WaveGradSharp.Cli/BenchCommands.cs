@@ -48,8 +48,7 @@ static class BenchCommands
             var how = new SynthesisOptions
             {
                 Start = pr.GetValue(start) == "noise" ? SamplerStart.Noise : SamplerStart.GriffinLim, PostFilterPasses = pr.GetValue(postFilter),
-                CpuPieceFrames = Cli.AtLeast(pr.GetValue(piece), 16, "--piece-frames"),
-                StartIterations = Cli.AtLeast(pr.GetValue(iterations), 1, "--start-iterations"),
+                CpuPieceFrames = pr.GetValue(piece), StartIterations = pr.GetValue(iterations),   // checked by the Vocoder
             };
             foreach (var kind in kinds)
             {

@@ -22,10 +22,6 @@ static class Cli
     { Description = "Where tensors live: auto (CUDA when available), cpu or cuda", DefaultValueFactory = _ => "auto" }
         .AcceptOnlyFromAmong("auto", "cpu", "cuda");
 
-    /// <summary><paramref name="value"/> if it is at least <paramref name="min"/>, else a user error naming <paramref name="flag"/>.</summary>
-    public static int AtLeast(int value, int min, string flag) =>
-        value >= min ? value : throw new WaveGradException($"{flag} must be at least {min} (got {value})");
-
     /// <summary>Runs a verb's body: user errors become one line on stderr and exit code 2.</summary>
     public static int Run(ParseResult pr, Func<int> body, bool needsTorch = true)
     {
@@ -85,7 +81,7 @@ static class Cli
         ["Class"] = "--class", ["Classifier"] = "--classifier", ["Sampler"] = "--sampler", ["FramesFirst"] = "--frames-first",
         ["MaxMinutes"] = "--max-minutes", ["Iterations"] = "--iters", ["Momentum"] = "--momentum", ["MaxSeconds"] = "--max-seconds",
         ["Start"] = "--start", ["Framing"] = "--mel-framing", ["NpyPath"] = "-o OUT.npy", ["PngPath"] = "--png OUT.png", ["Reference"] = "--ref",
-        ["Test"] = "--test",
+        ["Test"] = "--test", ["StartIterations"] = "--start-iterations", ["CpuPieceFrames"] = "--piece-frames",
     };
 
     static bool torchReady;

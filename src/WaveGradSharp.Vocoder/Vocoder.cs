@@ -222,6 +222,8 @@ public sealed class Vocoder : IDisposable
         var o = options ?? new();
         if (o.PostFilterPasses < 0) throw WaveGradException.About($"PostFilterPasses {o.PostFilterPasses}: must be 0 or more", "PostFilterPasses");
         if (!(o.StartNoise > 0 && o.StartNoise <= 1)) throw WaveGradException.About($"StartNoise {o.StartNoise}: must be in (0, 1]", "StartNoise");
+        if (o.StartIterations < 1) throw WaveGradException.About($"StartIterations {o.StartIterations}: must be at least 1", "StartIterations");
+        if (o.CpuPieceFrames < 16) throw WaveGradException.About($"CpuPieceFrames {o.CpuPieceFrames}: must be at least 16", "CpuPieceFrames");
         return o;
     }
 

@@ -214,6 +214,10 @@ public class InferenceTests
         Assert.Contains("128 bands but voice 'tiny' expects 80", e.Message);
         Assert.Contains("StartNoise 0: must be in (0, 1]", Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(80, 10),
             new SynthesisOptions { StartNoise = 0 })).Message);
+        Assert.Contains("StartIterations 0: must be at least 1", Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(80, 10),
+            new SynthesisOptions { StartIterations = 0 })).Message);
+        Assert.Contains("CpuPieceFrames 8: must be at least 16", Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(80, 10),
+            new SynthesisOptions { CpuPieceFrames = 8 })).Message);
         var nan = zeros(80, 10); nan[3, 4] = tensor(float.NaN);
         Assert.Contains("NaN or Inf", Assert.Throws<WaveGradException>(() => v.Synthesize(nan)).Message);
         Assert.Contains("voice 'no-such-voice': not found", Assert.Throws<WaveGradException>(() => Voice.Load("no-such-voice")).Message);
