@@ -343,8 +343,12 @@ public sealed class PredictorCorrectorSampler : SamplerBase
 }
 
 /// <summary>
-/// The probability-flow ODE solved with Heun's method in the σ frame: with x̃ = x / a and σ = s / a,
-/// dx̃/dσ = ε̂(x). Walks a list of noise levels from the noisiest down, then takes an Euler step to σ = 0.
+/// The probability-flow ODE, dx̃/dσ = ε̂ = (x̃ − D)/σ with x̃ = x / a, σ = s / a and D the denoiser's x̂₀, solved with Heun's
+/// method in the variables y = x̃/σ and λ = 1/σ, where it reads dy/dλ = D. Each step is then a convex combination,
+/// x̃' = (σ'/σ)·x̃ + (1 − σ'/σ)·D̄, with D̄ = D at the Euler predictor (which is DDIM's step) and the mean of D at both ends for
+/// the corrector, so it stays stable when one step spans orders of magnitude of σ (a cosine schedule's first step falls
+/// from σ ≈ 20,000 to 15, where Heun in σ itself diverges). Walks a list of noise levels from the noisiest down, then
+/// steps to σ = 0 (x̃ = D).
 /// </summary>
 public sealed class ProbabilityFlowSampler : SamplerBase
 {
@@ -380,17 +384,17 @@ public sealed class ProbabilityFlowSampler : SamplerBase
         {
             using var scope = NewDisposeScope();
             var l = levels[i];
-            var d = run.Epsilon(model, xs * l.SignalScale, l);
+            var d = xs - l.Sigma * run.Epsilon(model, xs * l.SignalScale, l);   // D = x̃ − σ·ε̂
             if (i == levels.Length - 1)
             {
-                Run.Replace(ref xs, xs - l.Sigma * d);
+                Run.Replace(ref xs, d);
                 break;
             }
             var ln = levels[i + 1];
-            double h = ln.Sigma - l.Sigma;
-            var xEuler = xs + h * d;
-            var d2 = run.Epsilon(model, xEuler * ln.SignalScale, ln);
-            Run.Replace(ref xs, xs + h * 0.5 * (d + d2));
+            double r = ln.Sigma / l.Sigma;
+            var xEuler = r * xs + (1 - r) * d;
+            var d2 = xEuler - ln.Sigma * run.Epsilon(model, xEuler * ln.SignalScale, ln);
+            Run.Replace(ref xs, r * xs + (1 - r) * 0.5 * (d + d2));
         }
         return xs;
     }

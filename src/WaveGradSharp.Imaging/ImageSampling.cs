@@ -49,7 +49,7 @@ public static class ImageSampling
     /// variance of a hybrid model); respaced: the same over K evenly spaced steps (default 50); ddim: K steps
     /// (default 50) with η; langevin: annealed Langevin over K geometric σ levels (default 100) between the
     /// model's σ range (capped at 50); pc: reverse-diffusion predictor + Langevin corrector over K σ levels
-    /// (default 200, variance exploding); ode: the probability-flow ODE with Heun's method over K steps (default 25).
+    /// (default 200, variance exploding); ode: the probability-flow ODE with Heun's method (in 1/σ) over K steps (default 25).
     /// ε-models and score models serve every sampler through the parameterisation conversions.
     /// </summary>
     public static ISampler CreateSampler(ImageModel model, ImageSampleRequest r)
