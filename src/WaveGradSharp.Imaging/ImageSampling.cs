@@ -12,8 +12,11 @@ public sealed record ImageSampleRequest
     public string Sampler { get; init; } = "ddim";
     /// <summary>Steps (respaced/ddim/ode: timesteps; langevin/pc: σ levels); null: the sampler's default.</summary>
     public int? Steps { get; init; }
-    /// <summary>DDIM's η (0 deterministic).</summary>
-    public double Eta { get; init; }
+    /// <summary>DDIM's η: 0 deterministic, 1 DDPM's posterior variance. The default 0.5 was chosen by measurement (README: with the
+    /// shipped MNIST model, η = 0 left 4 % of the digits speckled, 0.5 none at the same Fréchet distance, 1 none at a larger one).</summary>
+    public double Eta { get; init; } = DefaultEta;
+    /// <summary>The default <see cref="Eta"/>.</summary>
+    public const double DefaultEta = 0.5;
     /// <summary>Class of every sample, or null for unconditional.</summary>
     public int? Class { get; init; }
     /// <summary>Classifier-free guidance weight: 0 unconditional, 1 conditional, above 1 stronger.</summary>
