@@ -73,7 +73,9 @@ static class BenchCommands
                     Console.WriteLine($"{kind,-9} {schedule.Steps,5} {first,13:F2} {t5,12:F2} {rtf,10:F3} {gflops,8:F0} {gflops / peaks[kind],8:P0}");
                 }
                 Breakdown(v, longMel, total + 5, kind, how);
-                if (pr.GetValue(profile)) Profile(v, longMel, kind, how, peaks[kind]);
+                // The profile runs on the CPU: compare it with the CPU's peak.
+                if (pr.GetValue(profile))
+                    Profile(v, longMel.cpu(), kind, how, dev.type == DeviceType.CPU ? peaks[kind] : MatmulPeak(Devices.InferenceType(kind, CPU), CPU));
             }
             return 0;
         }));

@@ -147,7 +147,10 @@ static class ImageCommands
             DefaultValueFactory = _ => "ddim",
         }.AcceptOnlyFromAmong([.. ImageSampling.SamplerNames]);
         public readonly Option<int?> Steps = new("--steps") { Description = "Steps or σ levels (default: the sampler's)" };
-        public readonly Option<double> Eta = new("--eta") { Description = "DDIM η (0: deterministic)", DefaultValueFactory = _ => ImageSampleRequest.DefaultEta };
+        public readonly Option<double> Eta = new("--eta")
+        {
+            Description = "DDIM η (0: deterministic)", DefaultValueFactory = _ => ImageSampleRequest.DefaultEta,
+        };
         public readonly Option<double> Guidance = new("--guidance")
         {
             Description = "Classifier-free guidance weight (0: unconditional, 1: conditional)",
@@ -303,7 +306,7 @@ static class ImageCommands
             string setting = $"{sampler.Name} {sampler.Evaluations} " +
                 "evals" + (pr.GetValue(unguided) ? ", unconditional" : $", guidance {pr.GetValue(so.Guidance)}") +
                 (pr.GetValue(so.ClassifierGuidance) != 0 ? $", classifier guidance {pr.GetValue(so.ClassifierGuidance)}" : "") +
-                (pr.GetValue(so.Sampler) == "ddim" ? $", η {pr.GetValue(so.Eta)}" : "") + (pr.GetValue(so.NoClip) ? ", x̂₀ not clipped" : "");
+                (pr.GetValue(so.Sampler) == "ddim" ? $", η {pr.GetValue(so.Eta).ToString(CultureInfo.InvariantCulture)}" : "") + (pr.GetValue(so.NoClip) ? ", x̂₀ not clipped" : "");
             var counts = Enumerable.Range(0, 10).Select(c => pred.eq(c).sum().item<long>()).ToArray();
             string acc = pr.GetValue(unguided)
                 ? $"classes seen {string.Join("/", counts)}"

@@ -69,7 +69,7 @@ public sealed class UNetDenoiser(UNet net, Tensor? classes) : IVarianceDenoiser
 /// noise-aware <see cref="DigitClassifier"/> that sees x_t in the variance-preserving frame. Any sampler steered by
 /// it follows the class; an external model (CLIP) steers a diffusion model toward a prompt the same way.
 /// </summary>
-public sealed class ClassifierGuidance(IDenoiser inner, DigitClassifier classifier, Tensor classes, double scale) : IDenoiser
+public sealed class ClassifierGuidance(IDenoiser inner, DigitClassifier classifier, Tensor classes, double scale) : IVarianceDenoiser
 {
     /// <inheritdoc/>
     public Prediction Predicts => Prediction.Epsilon;
@@ -78,11 +78,22 @@ public sealed class ClassifierGuidance(IDenoiser inner, DigitClassifier classifi
     public Tensor Predict(Tensor xt, NoiseLevel level)
     {
         using var scope = NewDisposeScope();
-        var eps = inner.PredictEpsilon(xt, level);
-        if (scale == 0) return eps.MoveToOuterDisposeScope();
-        var grad = LogProbGradient(classifier, xt, level, classes);
-        return (eps - scale * level.NoiseStd * grad).MoveToOuterDisposeScope();
+        return Guided(inner.PredictEpsilon(xt, level), xt, level).MoveToOuterDisposeScope();
     }
+
+    /// <inheritdoc/>
+    public (Tensor Prediction, Tensor VarianceInterp) PredictWithVariance(Tensor xt, NoiseLevel level)
+    {
+        if (inner is not IVarianceDenoiser vd) throw new InvalidOperationException("learned variance needs a model with a variance head");
+        using var scope = NewDisposeScope();
+        var (p, v) = vd.PredictWithVariance(xt, level);
+        var eps = Guided(Parameterisation.ToEpsilon(p, vd.Predicts, xt, level), xt, level);
+        return (eps.MoveToOuterDisposeScope(), v.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>ε − S·s·∇ log p(y | x_t): the guided ε.</summary>
+    Tensor Guided(Tensor eps, Tensor xt, NoiseLevel level) =>
+        scale == 0 ? eps : eps - scale * level.NoiseStd * LogProbGradient(classifier, xt, level, classes);
 
     /// <summary>∇_x Σ log p(y_i | x_i) at a noise level.</summary>
     public static Tensor LogProbGradient(DigitClassifier classifier, Tensor xt, NoiseLevel level, Tensor classes)
@@ -100,7 +111,7 @@ public sealed class ClassifierGuidance(IDenoiser inner, DigitClassifier classifi
 }
 
 /// <summary>Records x_t of the first sample at every model evaluation (for a trajectory strip), in the variance-preserving frame.</summary>
-public sealed class RecordingDenoiser(IDenoiser inner) : IDenoiser
+public sealed class RecordingDenoiser(IDenoiser inner) : IVarianceDenoiser
 {
     /// <summary>(noise std of the frame, x_t of sample 0 as [C, H, W]) per evaluation.</summary>
     public List<(double Sigma, Tensor Image)> Frames { get; } = [];
@@ -111,7 +122,18 @@ public sealed class RecordingDenoiser(IDenoiser inner) : IDenoiser
     /// <inheritdoc/>
     public Tensor Predict(Tensor xt, NoiseLevel level)
     {
-        Frames.Add((level.Sigma, (xt[0] * NoiseFrame.VpScale(level)).detach().cpu().clone().DetachFromDisposeScope()));
+        Record(xt, level);
         return inner.Predict(xt, level);
     }
+
+    /// <inheritdoc/>
+    public (Tensor Prediction, Tensor VarianceInterp) PredictWithVariance(Tensor xt, NoiseLevel level)
+    {
+        if (inner is not IVarianceDenoiser vd) throw new InvalidOperationException("learned variance needs a model with a variance head");
+        Record(xt, level);
+        return vd.PredictWithVariance(xt, level);
+    }
+
+    void Record(Tensor xt, NoiseLevel level) =>
+        Frames.Add((level.Sigma, (xt[0] * NoiseFrame.VpScale(level)).detach().cpu().clone().DetachFromDisposeScope()));
 }

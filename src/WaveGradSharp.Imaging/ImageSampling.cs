@@ -133,6 +133,8 @@ public static class ImageSampling
         Device? device = null, IProgress<SamplerStep>? progress = null, CancellationToken ct = default)
     {
         if (r.Count < 1) throw WaveGradException.About($"Count must be at least 1, not {r.Count}", "Count");
+        if (classes < 1) throw new WaveGradException($"classes must be at least 1, not {classes}");
+        using var scope = NewDisposeScope();
         var parts = new List<Tensor>();
         for (int c = 0; c < Math.Min(classes, r.Count); c++)
         {
@@ -142,7 +144,7 @@ public static class ImageSampling
         // Interleave: position i takes image i / classes of class i % classes.
         var order = Enumerable.Range(0, r.Count).Select(i => (long)Enumerable.Range(0, i % classes).Sum(c => parts[c].shape[0]) + i / classes).ToArray();
         var labels = Enumerable.Range(0, r.Count).Select(i => (long)(i % classes)).ToArray();
-        return (cat(parts, 0).index_select(0, tensor(order)), tensor(labels));
+        return (cat(parts, 0).index_select(0, tensor(order)).MoveToOuterDisposeScope(), tensor(labels).MoveToOuterDisposeScope());
     }
 }
 

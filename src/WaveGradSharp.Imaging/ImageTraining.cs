@@ -128,6 +128,13 @@ public static class ImageTrainer
         if (o.InitFrom is string init)   // on --resume only named on the card: the checkpoint holds the weights
         {
             var from = ImageModel.Load(init, "unet");
+            var theirs = JsonSerializer.SerializeToNode(from.Network, ImageModel.JsonOpts)!;
+            if (!JsonNode.DeepEquals(theirs, JsonSerializer.SerializeToNode(cfg, ImageModel.JsonOpts)))
+                throw WaveGradException.About($"{from.Directory}: its network ({Text.Escape(theirs.ToJsonString())}) is not the one this run " +
+                    "trains; use the same objective, size and classes", "InitFrom");
+            if (cfg.Objective != ImageObjective.Score && from.Card["schedule"]?.GetValue<string>() is string sched && sched != o.Schedule)
+                throw WaveGradException.About($"{from.Directory}: was trained on schedule '{Text.Escape(sched)}', this run on '{o.Schedule}'",
+                    "InitFrom", "Schedule");
             if (!o.Resume)
             {
                 emaStart = TensorFiles.Load(from.WeightsPath);

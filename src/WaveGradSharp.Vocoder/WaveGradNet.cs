@@ -322,15 +322,16 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
                 }).remove);
             }
         double total;
-        using (no_grad())
+        try
         {
+            using var _ = no_grad();
             forward(audio, mel, noiseLevel).Dispose();
             recording = true;
             var sw = System.Diagnostics.Stopwatch.StartNew();
             for (int i = 0; i < repeats; i++) forward(audio, mel, noiseLevel).Dispose();
             total = sw.Elapsed.TotalSeconds / repeats;
         }
-        foreach (var remove in hooks) remove();
+        finally { foreach (var remove in hooks) remove(); }
         var convs = rows.Select(r => (r.Key, r.Value.Seconds / repeats, r.Value.Macs / repeats)).ToList();
         return (convs, total, total - convs.Sum(c => c.Item2));
     }
