@@ -306,7 +306,8 @@ static class ImageCommands
             string setting = $"{sampler.Name} {sampler.Evaluations} " +
                 "evals" + (pr.GetValue(unguided) ? ", unconditional" : $", guidance {pr.GetValue(so.Guidance)}") +
                 (pr.GetValue(so.ClassifierGuidance) != 0 ? $", classifier guidance {pr.GetValue(so.ClassifierGuidance)}" : "") +
-                (pr.GetValue(so.Sampler) == "ddim" ? $", η {pr.GetValue(so.Eta).ToString(CultureInfo.InvariantCulture)}" : "") + (pr.GetValue(so.NoClip) ? ", x̂₀ not clipped" : "");
+                (pr.GetValue(so.Sampler) == "ddim" ? $", η {pr.GetValue(so.Eta).ToString(CultureInfo.InvariantCulture)}" : "") +
+                (pr.GetValue(so.NoClip) ? ", x̂₀ not clipped" : "");
             var counts = Enumerable.Range(0, 10).Select(c => pred.eq(c).sum().item<long>()).ToArray();
             string acc = pr.GetValue(unguided)
                 ? $"classes seen {string.Join("/", counts)}"
