@@ -103,6 +103,10 @@ public static class Parameterisation
     public static Tensor PredictScore(this IDenoiser d, Tensor xt, NoiseLevel l) =>
         d.Predicts == Prediction.Score ? d.Predict(xt, l) : -d.PredictEpsilon(xt, l) / l.NoiseStd;
 
+    /// <summary>The denoiser as one with a learned variance (a sampler that uses the variance, or a wrapper passing it on, needs one).</summary>
+    public static IVarianceDenoiser WithVariance(this IDenoiser d) =>
+        d as IVarianceDenoiser ?? throw new InvalidOperationException("learned variance needs a model with a variance head");
+
     /// <summary>The denoiser's output as x_0.</summary>
     public static Tensor PredictX0(this IDenoiser d, Tensor xt, NoiseLevel l) => Convert(d.Predict(xt, l), d.Predicts, Prediction.X0, xt, l);
 
@@ -130,23 +134,23 @@ public sealed class ClassifierFreeGuidance(IDenoiser conditional, IDenoiser unco
         using var scope = NewDisposeScope();
         var eu = unconditional.PredictEpsilon(xt, level);
         if (weight == 0) return eu.MoveToOuterDisposeScope();
-        var ec = conditional.PredictEpsilon(xt, level);
-        return (eu + weight * (ec - eu)).MoveToOuterDisposeScope();
+        return Guided(eu, conditional.PredictEpsilon(xt, level)).MoveToOuterDisposeScope();
     }
 
     /// <inheritdoc/>
     public (Tensor Prediction, Tensor VarianceInterp) PredictWithVariance(Tensor xt, NoiseLevel level)
     {
-        if (conditional is not IVarianceDenoiser vd || unconditional is not IVarianceDenoiser ud)
-            throw new InvalidOperationException("learned variance needs a model with a variance head");
+        IVarianceDenoiser vd = conditional.WithVariance(), ud = unconditional.WithVariance();
         using var scope = NewDisposeScope();
         var (pu, vu) = ud.PredictWithVariance(xt, level);
         var eu = Parameterisation.ToEpsilon(pu, ud.Predicts, xt, level);
         if (weight == 0) return (eu.MoveToOuterDisposeScope(), vu.MoveToOuterDisposeScope());
         var (pc, vc) = vd.PredictWithVariance(xt, level);
-        var ec = Parameterisation.ToEpsilon(pc, vd.Predicts, xt, level);
-        return ((eu + weight * (ec - eu)).MoveToOuterDisposeScope(), vc.MoveToOuterDisposeScope());
+        return (Guided(eu, Parameterisation.ToEpsilon(pc, vd.Predicts, xt, level)).MoveToOuterDisposeScope(), vc.MoveToOuterDisposeScope());
     }
+
+    /// <summary>ε_u + w·(ε_c − ε_u).</summary>
+    Tensor Guided(Tensor eu, Tensor ec) => eu + weight * (ec - eu);
 }
 
 /// <summary>
@@ -169,7 +173,7 @@ public sealed class ClippedX0(IDenoiser inner, double bound = 1) : IVarianceDeno
     /// <inheritdoc/>
     public (Tensor Prediction, Tensor VarianceInterp) PredictWithVariance(Tensor xt, NoiseLevel level)
     {
-        if (inner is not IVarianceDenoiser vd) throw new InvalidOperationException("learned variance needs a model with a variance head");
+        var vd = inner.WithVariance();
         using var scope = NewDisposeScope();
         var (p, v) = vd.PredictWithVariance(xt, level);
         var x0 = Parameterisation.Convert(p, vd.Predicts, Prediction.X0, xt, level).clamp(-bound, bound);

@@ -160,7 +160,7 @@ public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance
             run.BeforeEvaluation();
             if (variance == ReverseVariance.Learned)
             {
-                if (model is not IVarianceDenoiser vd) throw new InvalidOperationException("learned variance needs a model with a variance head");
+                var vd = model.WithVariance();
                 var (pred, v) = vd.PredictWithVariance(x, level);
                 eps = Parameterisation.ToEpsilon(pred, vd.Predicts, x, level);
                 var tt = full([x.shape[0]], t, ScalarType.Int64, device: x.device);

@@ -84,7 +84,7 @@ public sealed class ClassifierGuidance(IDenoiser inner, DigitClassifier classifi
     /// <inheritdoc/>
     public (Tensor Prediction, Tensor VarianceInterp) PredictWithVariance(Tensor xt, NoiseLevel level)
     {
-        if (inner is not IVarianceDenoiser vd) throw new InvalidOperationException("learned variance needs a model with a variance head");
+        var vd = inner.WithVariance();
         using var scope = NewDisposeScope();
         var (p, v) = vd.PredictWithVariance(xt, level);
         var eps = Guided(Parameterisation.ToEpsilon(p, vd.Predicts, xt, level), xt, level);
@@ -129,7 +129,7 @@ public sealed class RecordingDenoiser(IDenoiser inner) : IVarianceDenoiser
     /// <inheritdoc/>
     public (Tensor Prediction, Tensor VarianceInterp) PredictWithVariance(Tensor xt, NoiseLevel level)
     {
-        if (inner is not IVarianceDenoiser vd) throw new InvalidOperationException("learned variance needs a model with a variance head");
+        var vd = inner.WithVariance();
         Record(xt, level);
         return vd.PredictWithVariance(xt, level);
     }

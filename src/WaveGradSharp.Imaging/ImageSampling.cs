@@ -141,8 +141,10 @@ public static class ImageSampling
             int k = r.Count / classes + (c < r.Count % classes ? 1 : 0);
             parts.Add(Sample(model, net, r with { Class = c, Count = k, Seed = r.Seed + 1000 * c }, device, progress, ct));
         }
-        // Interleave: position i takes image i / classes of class i % classes.
-        var order = Enumerable.Range(0, r.Count).Select(i => (long)Enumerable.Range(0, i % classes).Sum(c => parts[c].shape[0]) + i / classes).ToArray();
+        // Interleave: position i takes image i / classes of class i % classes, whose images start at offsets[i % classes].
+        var offsets = new long[parts.Count];
+        for (int c = 1; c < parts.Count; c++) offsets[c] = offsets[c - 1] + parts[c - 1].shape[0];
+        var order = Enumerable.Range(0, r.Count).Select(i => offsets[i % classes] + i / classes).ToArray();
         var labels = Enumerable.Range(0, r.Count).Select(i => (long)(i % classes)).ToArray();
         return (cat(parts, 0).index_select(0, tensor(order)).MoveToOuterDisposeScope(), tensor(labels).MoveToOuterDisposeScope());
     }

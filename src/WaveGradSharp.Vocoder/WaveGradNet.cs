@@ -315,9 +315,8 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
                 {
                     double secs = started.Elapsed.TotalSeconds;
                     if (!recording) return o;
-                    var w = ((Conv1d)mod).weight!;
                     var (s0, m0) = rows.GetValueOrDefault(name);
-                    rows[name] = (s0 + secs, m0 + (double)o.shape[0] * o.shape[1] * o.shape[2] * w.shape[1] * w.shape[2]);
+                    rows[name] = (s0 + secs, m0 + ConvMacs((Conv1d)mod, o));
                     return o;
                 }).remove);
             }
@@ -336,6 +335,10 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
         return (convs, total, total - convs.Sum(c => c.Item2));
     }
 
+    /// <summary>Multiply-adds of a 1-D convolution that produced <paramref name="output"/> [B, C_out, T].</summary>
+    static double ConvMacs(Conv1d conv, Tensor output) =>
+        (double)output.shape[0] * output.shape[1] * output.shape[2] * conv.weight!.shape[1] * conv.weight!.shape[2];
+
     /// <summary>Multiply-adds of one evaluation per output sample (its convolutions, counted by running 64 frames through it).</summary>
     public double MacsPerSample()
     {
@@ -346,8 +349,7 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
             {
                 var h = c.register_forward_hook((mod, _, o) =>
                 {
-                    var w = ((Conv1d)mod).weight!;
-                    macs += (double)o.shape[0] * o.shape[1] * o.shape[2] * w.shape[1] * w.shape[2];
+                    macs += ConvMacs((Conv1d)mod, o);
                     return o;
                 });
                 hooks.Add(h.remove);
