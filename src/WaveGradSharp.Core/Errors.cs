@@ -28,15 +28,46 @@ public static class Devices
         return cudaReady.Value;
     }
 
-    /// <summary>The element type inference runs in: float32, bfloat16, or (auto) bfloat16 on CUDA and float32 on the CPU, where
-    /// oneDNN's bf16 kernels did not render faster end to end (README, "Speed").</summary>
+    /// <summary>The element type inference runs in: float32, bfloat16, or (auto) bfloat16 on CUDA and, on the CPU, bfloat16
+    /// where its matrix products are at least <see cref="Bf16Margin"/> times as fast as float32's (CPUs with bf16 dot
+    /// products: AVX512_BF16, AMX), else float32.</summary>
     public static torch.ScalarType InferenceType(string? precision, torch.Device device) => (precision ?? "auto").ToLowerInvariant() switch
     {
         "fp32" or "float32" => torch.ScalarType.Float32,
         "bf16" or "bfloat16" => torch.ScalarType.BFloat16,
-        "auto" => device.type == DeviceType.CUDA ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32,
+        "auto" => device.type == DeviceType.CUDA || CpuBf16Wins() ? torch.ScalarType.BFloat16 : torch.ScalarType.Float32,
         _ => throw WaveGradException.About($"Precision {precision}: expected auto, fp32 or bf16", "Precision"),
     };
+
+    /// <summary>How much faster the CPU's bfloat16 matrix products must be for <c>auto</c> to choose them (without native
+    /// bf16 instructions they are emulated, and slower than float32).</summary>
+    public const double Bf16Margin = 1.5;
+
+    static bool? cpuBf16Wins;
+
+    /// <summary>Whether bfloat16 matrix products beat float32 ones by <see cref="Bf16Margin"/> on this CPU: the best of five
+    /// timings of a [2048, 128] × [128, 128] product (the network's shapes) in each type, measured once per process (a few ms).</summary>
+    public static bool CpuBf16Wins()
+    {
+        if (cpuBf16Wins is bool b) return b;
+        using var scope = torch.NewDisposeScope();
+        using var _ = torch.no_grad();
+        double Best(torch.ScalarType type)
+        {
+            var a = torch.randn(2048, 128).to_type(type);
+            var w = torch.randn(128, 128).to_type(type);
+            double best = double.PositiveInfinity;
+            for (int i = 0; i < 6; i++)
+            {
+                var sw = System.Diagnostics.Stopwatch.StartNew();
+                torch.matmul(a, w).Dispose();
+                if (i > 0) best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            }
+            return best;
+        }
+        cpuBf16Wins = Best(torch.ScalarType.Float32) >= Bf16Margin * Best(torch.ScalarType.BFloat16);
+        return cpuBf16Wins.Value;
+    }
 
     /// <summary>auto: CUDA when available, else the CPU.</summary>
     public static torch.Device Resolve(string? name)

@@ -88,11 +88,22 @@ sealed class WaveGradArchitecture : IVocoderArchitecture
 
     public IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device, ScalarType dtype)
     {
+        if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
+            throw WaveGradException.About($"Precision {dtype}: WaveGrad runs in float32 or bfloat16", "Precision");
         var net = WaveGradNet.Load(voice, weights);
-        if (device.type != DeviceType.CPU) net.to(device);
-        if (dtype == ScalarType.BFloat16) net.UseBf16UpsamplingPath();
-        else if (dtype != ScalarType.Float32) throw WaveGradException.About($"Precision {dtype}: WaveGrad runs in float32 or bfloat16", "Precision");
-        return new DiffusionVocoderModel(net, voice.Mel, voice.Prior, voice.DefaultSchedule, device);
+        nn.Module<Tensor, Tensor, Tensor, Tensor> model = net;
+        if (device.type == DeviceType.CPU && WaveGradInference.Supports(net.Config))
+        {
+            // On the CPU the same function runs as matrix products (WaveGradInference), the whole network in the one type.
+            model = new WaveGradInference(net, dtype, dtype);
+            net.Dispose();
+        }
+        else
+        {
+            if (device.type != DeviceType.CPU) net.to(device);
+            if (dtype == ScalarType.BFloat16) net.UseBf16UpsamplingPath();
+        }
+        return new DiffusionVocoderModel(model, voice.Mel, voice.Prior, voice.DefaultSchedule, device);
     }
 
     /// <summary>The card's network field for a config.</summary>

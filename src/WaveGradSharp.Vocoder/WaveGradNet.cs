@@ -45,6 +45,11 @@ public sealed record WaveGradConfig
     /// <summary>Interpolation used to up- and downsample: "nearest" (lmnt) or "linear" (ivanvovk).</summary>
     [JsonPropertyName("interpolation")] public string Interpolation { get; init; } = "nearest";
 
+    /// <summary>The four convolutions' dilations in each UBlock, in <see cref="Dilations"/>' order.</summary>
+    [JsonIgnore] public int[][] UBlockDilations => Dilations == DilationOrder.Paper
+        ? [[1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 1, 2], [1, 2, 1, 2]]
+        : [[1, 2, 1, 2], [1, 2, 1, 2], [1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 4, 8]];
+
     /// <summary>Hop length implied by the factors.</summary>
     [JsonIgnore] public int Hop => UpFactors.Aggregate(1, (a, b) => a * b);
 
@@ -180,9 +185,7 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
         var uc = config.UpChannels;
         film = new ModuleList<FiLM>();
         for (int i = 0; i < 5; i++) film.Add(new FiLM(g, dc[i], uc[4 - i], config.NoiseEncodingScale));
-        int[][] dil = config.Dilations == DilationOrder.Paper
-            ? [[1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 1, 2], [1, 2, 1, 2]]
-            : [[1, 2, 1, 2], [1, 2, 1, 2], [1, 2, 4, 8], [1, 2, 4, 8], [1, 2, 4, 8]];
+        var dil = config.UBlockDilations;
         upsample = new ModuleList<UBlock>();
         int inCh = config.FirstChannels;
         for (int i = 0; i < 5; i++) { upsample.Add(new UBlock(g, inCh, uc[i], up[i], dil[i], mode)); inCh = uc[i]; }

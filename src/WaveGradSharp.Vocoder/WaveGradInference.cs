@@ -1,0 +1,235 @@
+using TorchSharp;
+using WaveGradSharp.Core;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace WaveGradSharp.Vocoder;
+
+/// <summary>
+/// <see cref="WaveGradNet"/>'s forward pass for CPU inference, the same function computed as matrix products over
+/// time-major activations [T, C]. A k-tap convolution is k products of a shifted view of its input with one tap's
+/// [C_in, C_out] matrix, accumulated into the output (zero padding is the rows a shifted view leaves out); libtorch's
+/// bf16 and small-channel convolutions run at a fraction of the speed of its matrix products on the same shapes. Nearest
+/// upsampling is never materialised: a UBlock's first convolution reads the low-rate input once per output phase
+/// (polyphase: with factor f, phases 1…f−2 see one input sample through all three taps, so the sum of the taps
+/// is one matrix), and its 1×1 branch is added to the upsampled sum by broadcasting. Weights are copied once, in the
+/// chosen element type; the network they came from can be freed. Nearest-interpolation networks only (every shipped
+/// voice); <see cref="Supports"/> says which.
+/// </summary>
+public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor>
+{
+    readonly WaveGradConfig config;
+    readonly ScalarType downType, upType;
+    readonly TapConv input;
+    readonly (TapConv Residual, TapConv[] Convs)[] dblocks;
+    readonly (TapConv In, TapConv Shift, TapConv Scale)[] films;
+    readonly TapConv first;
+    readonly (TapConv Block1, PolyphaseConv Up, TapConv Block2, TapConv Block3a, TapConv Block3b)[] ublocks;
+    readonly Tensor outTaps, outBias;   // float32: the predicted noise is the sampler's input
+
+    /// <summary>Whether a network can run here: nearest interpolation (the linear kind runs as <see cref="WaveGradNet"/>).</summary>
+    public static bool Supports(WaveGradConfig config) => config.Interpolation == "nearest";
+
+    /// <summary>
+    /// The network's weights, prepared. The waveform path (input conv, DBlocks, FiLM) computes in
+    /// <paramref name="downType"/>, the mel path (first conv, UBlocks) in <paramref name="upType"/>; the output conv in float32.
+    /// </summary>
+    public WaveGradInference(WaveGradNet net, ScalarType downType, ScalarType upType) : base("WaveGradInference")
+    {
+        config = net.Config;
+        if (!Supports(config)) throw new WaveGradException($"WaveGradInference: interpolation '{config.Interpolation}' is not supported");
+        this.downType = downType; this.upType = upType;
+        var sd = net.state_dict();
+        TapConv Conv(string name, ScalarType type, int dilation = 1) => new(sd[name + ".weight"], sd[name + ".bias"], dilation, type);
+        input = Conv("downsample.0", downType);
+        dblocks = [.. Enumerable.Range(1, 4).Select(i => (Conv($"downsample.{i}.residual_dense", downType),
+            new[] { Conv($"downsample.{i}.conv.0", downType, 1), Conv($"downsample.{i}.conv.1", downType, 2), Conv($"downsample.{i}.conv.2", downType, 4) }))];
+        films = [.. Enumerable.Range(0, 5).Select(i =>
+        {
+            var (w, b) = (sd[$"film.{i}.output_conv.weight"], sd[$"film.{i}.output_conv.bias"]);
+            long c = w.shape[0] / 2;
+            return (Conv($"film.{i}.input_conv", downType),
+                new TapConv(w[..(int)c], b[..(int)c], 1, upType), new TapConv(w[(int)c..], b[(int)c..], 1, upType));
+        })];
+        first = Conv("first_conv", upType);
+        var dil = config.UBlockDilations;
+        if (dil.Any(d => d[0] != 1)) throw new WaveGradException("WaveGradInference: a UBlock's first convolution must have dilation 1");
+        ublocks = [.. Enumerable.Range(0, 5).Select(i => (Conv($"upsample.{i}.block1", upType),
+            new PolyphaseConv(sd[$"upsample.{i}.block2.0.weight"], sd[$"upsample.{i}.block2.0.bias"], config.UpFactors[i], upType),
+            Conv($"upsample.{i}.block2.1", upType, dil[i][1]), Conv($"upsample.{i}.block3.0", upType, dil[i][2]),
+            Conv($"upsample.{i}.block3.1", upType, dil[i][3])))];
+        using (no_grad())
+        {
+            using var scope = NewDisposeScope();
+            outTaps = sd["last_conv.weight"][0].to_type(ScalarType.Float32).contiguous().DetachFromDisposeScope();   // [C, 3]
+            outBias = sd["last_conv.bias"].to_type(ScalarType.Float32).clone().DetachFromDisposeScope();
+        }
+    }
+
+    /// <summary>Predicted noise ε [B, T] for audio [B, T] (T a multiple of the hop), mel [B, n_mels, T/hop] and √ᾱ [B]; float32.</summary>
+    public override Tensor forward(Tensor audio, Tensor mel, Tensor noiseLevel)
+    {
+        if (audio.shape[^1] % config.Hop != 0 || mel.shape[^1] * config.Hop != audio.shape[^1])
+            throw new WaveGradException($"WaveGradInference: audio of {audio.shape[^1]} samples does not match {mel.shape[^1]} mel frames of hop {config.Hop}");
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var level = noiseLevel.to_type(ScalarType.Float32).cpu();
+        var rows = new Tensor[audio.shape[0]];
+        for (int b = 0; b < rows.Length; b++) rows[b] = One(audio[b], mel[b], level[b].item<float>());
+        return stack(rows).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>One item: audio [T], mel [n_mels, F] → ε [T].</summary>
+    Tensor One(Tensor audio, Tensor mel, float level)
+    {
+        // The waveform path: FiLM i modulates the activations at resolution i (0 = audio rate).
+        var x = input.Apply(audio.to_type(downType).unsqueeze(1));
+        var mods = new (Tensor Shift, Tensor Scale)[5];
+        for (int i = 0; i < 5; i++)
+        {
+            if (i > 0)
+            {
+                var (residual, convs) = dblocks[i - 1];
+                int f = config.UpFactors[4 - i + 1];
+                var down = x.view(x.shape[0] / f, f, x.shape[1])[.., 0];   // nearest subsampling: every f-th row, a view
+                var h = down;
+                foreach (var c in convs) h = c.Apply(LeakyRelu(h));
+                x = h.add_(residual.Apply(down));
+            }
+            var (fin, shift, scale) = films[i];
+            var g = LeakyRelu(fin.Apply(x), inPlace: true);
+            g.add_(FiLM.Encoding(tensor(new[] { level }), (int)x.shape[1], config.NoiseEncodingScale).to_type(downType));
+            g = g.to_type(upType);
+            mods[i] = (shift.Apply(g), scale.Apply(g));
+        }
+        // The mel path.
+        var y = first.Apply(mel.to_type(upType).t());
+        for (int i = 0; i < 5; i++)
+        {
+            var (block1, up, block2, block3a, block3b) = ublocks[i];
+            var (shift, scale) = mods[4 - i];
+            long t = y.shape[0];
+            int f = config.UpFactors[i];
+            var b2 = block2.Apply(Modulated(up.Apply(LeakyRelu(y)), shift, scale));
+            b2.view(t, f, b2.shape[1]).add_(block1.Apply(y).unsqueeze(1));   // + block1(y), upsampled by broadcasting
+            var b3 = block3b.Apply(Modulated(block3a.Apply(Modulated(b2, shift, scale)), shift, scale));
+            y = b2.add_(b3);
+        }
+        // The output conv (C → 1, three taps) in float32.
+        var z = y.to_type(ScalarType.Float32).matmul(outTaps);   // [T, 3]: each tap's contribution at its input sample
+        var eps = z[.., 1] + outBias;
+        eps[1..].add_(z[..^1, 0]);
+        eps[..^1].add_(z[1.., 2]);
+        return eps.to_type(audio.dtype);
+    }
+
+    static Tensor LeakyRelu(Tensor x, bool inPlace = false) => F.leaky_relu(x, 0.2, inplace: inPlace);
+
+    /// <summary>leaky_relu(shift + scale·x), FiLM's modulation, into a fresh tensor.</summary>
+    static Tensor Modulated(Tensor x, Tensor shift, Tensor scale) => LeakyRelu(addcmul(shift, scale, x, Unit), inPlace: true);
+
+    static readonly Scalar Unit = 1.0;   // kept alive: a temporary Scalar could be finalized during the native call
+
+    /// <inheritdoc/>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            var convs = new List<IDisposable> { input, first };
+            foreach (var (r, c) in dblocks) { convs.Add(r); convs.AddRange(c); }
+            foreach (var (a, b, c) in films) convs.AddRange([a, b, c]);
+            foreach (var u in ublocks) convs.AddRange([u.Block1, u.Up, u.Block2, u.Block3a, u.Block3b]);
+            foreach (var c in convs) c.Dispose();
+            outTaps.Dispose(); outBias.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+
+    /// <summary>
+    /// A convolution with zero padding that keeps the length, over time-major [T, C_in] → [T, C_out]: the centre tap's
+    /// product with the bias, then each other tap's product accumulated into the rows it reaches. A one-channel input
+    /// (the waveform) takes one product with its k shifted copies side by side instead.
+    /// </summary>
+    sealed class TapConv : IDisposable
+    {
+        readonly Tensor taps;   // [k, C_in, C_out]
+        readonly Tensor bias;
+        readonly int dilation;
+
+        public TapConv(Tensor weight, Tensor bias, int dilation, ScalarType type)
+        {
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            taps = weight.permute(2, 1, 0).to_type(type).contiguous().DetachFromDisposeScope();
+            this.bias = bias.to_type(type).clone().DetachFromDisposeScope();
+            this.dilation = dilation;
+        }
+
+        public Tensor Apply(Tensor x)
+        {
+            long k = taps.shape[0], centre = k / 2, t = x.shape[0];
+            if (taps.shape[1] == 1)
+            {
+                var padded = F.pad(x[.., 0], [centre * dilation, centre * dilation]);
+                var windows = padded.unfold(0, (k - 1) * dilation + 1, 1)[.., TensorIndex.Slice(null, null, dilation)];   // [T, k]
+                return addmm(bias, windows.contiguous(), taps[.., 0], 1, 1);
+            }
+            var y = addmm(bias, x, taps[centre], 1, 1);
+            for (long j = 0; j < k; j++)
+            {
+                long s = (j - centre) * dilation;   // output row r reads input row r + s
+                if (j == centre || Math.Abs(s) >= t) continue;
+                var into = y.narrow(0, Math.Max(0, -s), t - Math.Abs(s));
+                into.addmm_(x.narrow(0, Math.Max(0, s), t - Math.Abs(s)), taps[j]);
+            }
+            return y;
+        }
+
+        public void Dispose() { taps.Dispose(); bias.Dispose(); }
+    }
+
+    /// <summary>
+    /// A three-tap, dilation-1 convolution of the nearest-upsampled input (factor f), computed at the input rate: output
+    /// row f·n + r is Σ_k w_k·x[⌊(f·n + r + k − 1)/f⌋], so phase 0 reads x[n−1] through w₀ and x[n] through w₁ + w₂, phase
+    /// f−1 reads x[n] through w₀ + w₁ and x[n+1] through w₂, and the phases between read x[n] through w₀ + w₁ + w₂. One
+    /// product with the phases' centre matrices side by side gives [T, f·C_out], the [f·T, C_out] output in place; two
+    /// more add the neighbours. Multiply-adds per input sample: (f + 2)·C_in·C_out instead of 3f·C_in·C_out.
+    /// </summary>
+    sealed class PolyphaseConv : IDisposable
+    {
+        readonly Tensor centre;   // [C_in, f·C_out]
+        readonly Tensor before, after;   // [C_in, C_out]: w₀ (phase 0, from x[n−1]) and w₂ (phase f−1, from x[n+1])
+        readonly Tensor bias;   // [f·C_out]
+        readonly int factor;
+
+        public PolyphaseConv(Tensor weight, Tensor bias, int factor, ScalarType type)
+        {
+            using var _ = no_grad();
+            using var scope = NewDisposeScope();
+            if (weight.shape[2] != 3) throw new WaveGradException("PolyphaseConv: a three-tap convolution is expected");
+            var w = weight.permute(2, 1, 0);   // [3, C_in, C_out]
+            var phases = Enumerable.Range(0, factor).Select(r =>
+                factor == 1 ? w[1] : r == 0 ? w[1] + w[2] : r == factor - 1 ? w[0] + w[1] : w[0] + w[1] + w[2]).ToArray();
+            centre = cat(phases, 1).to_type(type).contiguous().DetachFromDisposeScope();
+            before = w[0].to_type(type).contiguous().DetachFromDisposeScope();
+            after = w[2].to_type(type).contiguous().DetachFromDisposeScope();
+            this.bias = bias.repeat(factor).to_type(type).DetachFromDisposeScope();
+            this.factor = factor;
+        }
+
+        /// <summary>x [T, C_in] at the input rate → [f·T, C_out].</summary>
+        public Tensor Apply(Tensor x)
+        {
+            long t = x.shape[0], c = before.shape[1];
+            var y = addmm(bias, x, centre, 1, 1);   // [T, f·C_out]
+            if (t > 1)
+            {
+                y.narrow(0, 1, t - 1).narrow(1, 0, c).addmm_(x.narrow(0, 0, t - 1), before);
+                y.narrow(0, 0, t - 1).narrow(1, (factor - 1) * c, c).addmm_(x.narrow(0, 1, t - 1), after);
+            }
+            return y.view(t * factor, c);
+        }
+
+        public void Dispose() { centre.Dispose(); before.Dispose(); after.Dispose(); bias.Dispose(); }
+    }
+}
