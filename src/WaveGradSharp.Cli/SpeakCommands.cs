@@ -31,11 +31,13 @@ static class SpeakCommands
                 : pr.GetValue(text) ?? throw new WaveGradException("give the text as an argument, with -f FILE, or '-' for standard input");
             string? outPath = pr.GetValue(output);
             if (outPath is null && !pr.GetValue(play)) throw WaveGradException.About("give an Output file, or --play, or both", "Output");
+            // The frontend starts on the first sentence before the network loads: its speech program takes about as long.
+            var frontend = new SpeechProgramFrontend();
+            var mels = SentenceMels.Start(input, frontend, Voice.Load(pr.GetValue(voice)!).Mel);
             using var vocoder = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: flags.Precision(pr));
-            var tts = new TextToSpeech(vocoder);
+            var tts = new TextToSpeech(vocoder, frontend);
             var opts = new SpeechOptions { Synthesis = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed)) with { ChunkFrames = 48 } };
-            var sentences = TextToSpeech.Sentences(input);
-            Console.Error.WriteLine($"frontend: {tts.Frontend.Name}; {sentences.Count} sentence(s); voice {vocoder.Voice.Name}, " +
+            Console.Error.WriteLine($"frontend: {frontend.Name}; {mels.Sentences.Count} sentence(s); voice {vocoder.Voice.Name}, " +
                 $"{VocoderCommands.DescribeSteps(opts.Synthesis)}");
             var started = Process.GetCurrentProcess().StartTime;
             var sw = Stopwatch.StartNew();
@@ -43,7 +45,7 @@ static class SpeakCommands
             using var wav = outPath is null ? null : new WavStreamWriter(outPath, vocoder.SampleRate);
             using var player = pr.GetValue(play) ? Playback.OpenStream(vocoder.SampleRate) : null;
             long samples = 0;
-            foreach (var chunk in tts.Speak(input, opts))
+            foreach (var chunk in tts.Speak(mels, opts))
             {
                 if (double.IsNaN(firstAudio)) firstAudio = (DateTime.Now - started).TotalSeconds;
                 wav?.Write(chunk);

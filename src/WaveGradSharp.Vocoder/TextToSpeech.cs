@@ -36,7 +36,7 @@ public sealed class SpeechProgramFrontend : ITextFrontend
     }
 }
 
-/// <summary>Where a <see cref="TextToSpeech.Speak"/> call is.</summary>
+/// <summary>Where a <c>TextToSpeech.Speak</c> call is.</summary>
 /// <param name="Sentence">0-based sentence being rendered.</param>
 /// <param name="Sentences">Sentences in the text.</param>
 /// <param name="SecondsOfAudio">Audio yielded so far.</param>
@@ -54,9 +54,76 @@ public sealed record SpeechOptions
 }
 
 /// <summary>
+/// A text's sentences on their way through the frontend, one sentence ahead of the vocoder: sentence i + 1's mel is made
+/// on a worker thread while sentence i is rendered, and the first one from the moment this starts (a caller can start
+/// it before loading the vocoder, since the frontend's speech program runs as long as loading the network takes).
+/// </summary>
+public sealed class SentenceMels : IDisposable
+{
+    readonly ITextFrontend frontend;
+    readonly MelConfig mel;
+    readonly CancellationToken ct;
+    readonly Task<Tensor>?[] pending;
+
+    /// <summary>The sentences, in order.</summary>
+    public IReadOnlyList<string> Sentences { get; }
+    /// <summary>The mel settings the mels are made in.</summary>
+    public MelConfig Mel => mel;
+
+    SentenceMels(IReadOnlyList<string> sentences, ITextFrontend frontend, MelConfig mel, CancellationToken ct)
+    {
+        Sentences = sentences; this.frontend = frontend; this.mel = mel; this.ct = ct;
+        pending = new Task<Tensor>?[sentences.Count];
+    }
+
+    /// <summary>Splits <paramref name="text"/> into sentences and starts the first one's mel; text without words is an error.</summary>
+    public static SentenceMels Start(string text, ITextFrontend frontend, MelConfig mel, CancellationToken ct = default)
+    {
+        var sentences = TextToSpeech.Sentences(text);
+        if (sentences.Count == 0) throw WaveGradException.About("the Text has no words", "Text");
+        var m = new SentenceMels(sentences, frontend, mel, ct);
+        m.Begin(0);
+        return m;
+    }
+
+    void Begin(int i)
+    {
+        if (i >= pending.Length || pending[i] is not null) return;
+        string sentence = Sentences[i];
+        pending[i] = Task.Run(() =>
+        {
+            using var scope = NewDisposeScope();
+            return frontend.Mel(sentence, mel, ct).MoveToOuterDisposeScope();   // no outer scope on a worker: the caller owns it
+        });
+    }
+
+    /// <summary>Sentence <paramref name="i"/>'s log-mel [n_mels, frames] (waiting for it; the caller disposes it), with the next
+    /// sentence's started. The frontend's own error is rethrown as it was.</summary>
+    public Tensor Take(int i)
+    {
+        Begin(i);
+        var task = pending[i]!;
+        pending[i] = null;
+        Begin(i + 1);
+        return task.GetAwaiter().GetResult();
+    }
+
+    /// <summary>Waits for mels still being made and frees them.</summary>
+    public void Dispose()
+    {
+        for (int i = 0; i < pending.Length; i++)
+        {
+            if (pending[i] is not { } t) continue;
+            pending[i] = null;
+            try { t.GetAwaiter().GetResult().Dispose(); } catch (Exception) { /* nobody asked for this sentence */ }
+        }
+    }
+}
+
+/// <summary>
 /// Text to speech with a <see cref="Vocoder"/>: the text is split into sentences, each turned into a mel by the frontend
-/// and rendered by the vocoder's streaming API, with a pause between sentences. Audio is yielded chunk by chunk as it
-/// is made, so a player can start after the first chunk.
+/// (one sentence ahead: <see cref="SentenceMels"/>) and rendered by the vocoder's streaming API, with a pause between
+/// sentences. Audio is yielded chunk by chunk as it is made, so a player can start after the first chunk.
 /// </summary>
 public sealed class TextToSpeech(Vocoder vocoder, ITextFrontend? frontend = null)
 {
@@ -70,30 +137,35 @@ public sealed class TextToSpeech(Vocoder vocoder, ITextFrontend? frontend = null
 
     /// <summary>Speaks <paramref name="text"/>: float32 chunks at <see cref="Vocoder.SampleRate"/>, the first as soon as it is
     /// rendered. Text without words is an error. Cancellation is checked between chunks and network evaluations.</summary>
-    public IEnumerable<float[]> Speak(string text, SpeechOptions? options = null, CancellationToken ct = default)
+    public IEnumerable<float[]> Speak(string text, SpeechOptions? options = null, CancellationToken ct = default) =>
+        Speak(SentenceMels.Start(text, Frontend, Vocoder.Voice.Mel, ct), options, ct);
+
+    /// <summary>Speaks sentences whose mels are already on their way (<see cref="SentenceMels.Start"/>, in this vocoder's mel
+    /// settings); disposes them when done.</summary>
+    public IEnumerable<float[]> Speak(SentenceMels mels, SpeechOptions? options = null, CancellationToken ct = default)
     {
-        var sentences = Sentences(text);
-        if (sentences.Count == 0) throw WaveGradException.About("the Text has no words", "Text");
-        return SpeakSentences(sentences, options ?? new SpeechOptions(), ct);
+        if (mels.Mel != Vocoder.Voice.Mel) throw new WaveGradException($"the sentences' mels are in '{mels.Mel.Name}', the voice's in '{Vocoder.Voice.Mel.Name}'");
+        var o = options ?? new SpeechOptions();
+        if (!(o.PauseSeconds >= 0 && o.PauseSeconds <= 10)) throw WaveGradException.About($"PauseSeconds {o.PauseSeconds}: must be in [0, 10]", "PauseSeconds");
+        return SpeakSentences(mels, o, ct);
     }
 
-    IEnumerable<float[]> SpeakSentences(IReadOnlyList<string> sentences, SpeechOptions o, CancellationToken ct)
+    IEnumerable<float[]> SpeakSentences(SentenceMels mels, SpeechOptions o, CancellationToken ct)
     {
-        if (!(o.PauseSeconds >= 0 && o.PauseSeconds <= 10)) throw WaveGradException.About($"PauseSeconds {o.PauseSeconds}: must be in [0, 10]", "PauseSeconds");
+        using var _ = mels;
         var pause = new float[(int)(o.PauseSeconds * Vocoder.SampleRate)];
         double seconds = 0;
-        for (int i = 0; i < sentences.Count; i++)
+        int count = mels.Sentences.Count;
+        for (int i = 0; i < count; i++)
         {
-            Tensor mel;
-            using (var scope = NewDisposeScope()) mel = Frontend.Mel(sentences[i], Vocoder.Voice.Mel, ct).MoveToOuterDisposeScope();
-            using (mel)
+            using (var mel = mels.Take(i))
                 foreach (var chunk in Vocoder.SynthesizeStreaming(mel, o.Synthesis, ct))
                 {
                     seconds += chunk.Length / (double)Vocoder.SampleRate;
-                    o.Progress?.Report(new SpeechProgress(i, sentences.Count, seconds));
+                    o.Progress?.Report(new SpeechProgress(i, count, seconds));
                     yield return chunk;
                 }
-            if (i + 1 < sentences.Count && pause.Length > 0)
+            if (i + 1 < count && pause.Length > 0)
             {
                 seconds += o.PauseSeconds;
                 yield return (float[])pause.Clone();

@@ -36,7 +36,7 @@ public sealed record SynthesisOptions
     /// On the CPU, one-shot renders longer than 1.5 times this many frames run in pieces of this size (with
     /// <see cref="ContextFrames"/> of context, as streaming does): small activations stay in cache. 0 renders in one pass.
     /// </summary>
-    public int CpuPieceFrames { get; init; } = 128;
+    public int CpuPieceFrames { get; init; } = 256;
     /// <summary>On a GPU, the piece size of long renders (so that memory does not grow with the input). 0 renders in one pass.</summary>
     public int GpuPieceFrames { get; init; } = 4096;
     /// <summary>

@@ -170,9 +170,13 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
 
     /// <summary>Builds the network with lmnt-com/wavegrad's initialisation (orthogonal convs, Xavier FiLM, zero biases),
     /// drawn from <paramref name="init"/> (default: a generator seeded with 0, so the same config gives the same weights).</summary>
-    public WaveGradNet(WaveGradConfig config, Generator? init = null) : base("WaveGrad")
+    public WaveGradNet(WaveGradConfig config, Generator? init = null) : this(config, init ?? new Generator(0), initialize: true) { }
+
+    /// <summary>Without <paramref name="initialize"/> the convolutions keep libtorch's default initialisation: for a network whose
+    /// weights are loaded next (the orthogonal initialisation's QR decompositions cost more than reading the weights).</summary>
+    WaveGradNet(WaveGradConfig config, Generator? g, bool initialize) : base("WaveGrad")
     {
-        var g = init ?? new Generator(0);
+        if (!initialize) g = null;
         Config = config.Check();
         var mode = config.Interpolation == "linear" ? InterpolationMode.Linear : InterpolationMode.Nearest;
         var up = config.UpFactors;
@@ -200,7 +204,7 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>A WaveGrad voice's network with the given weights, on the CPU, in eval mode.</summary>
     public static WaveGradNet Load(Voice voice, IReadOnlyDictionary<string, Tensor> weights)
     {
-        var net = new WaveGradNet(WaveGradConfig.Of(voice));
+        var net = new WaveGradNet(WaveGradConfig.Of(voice), null, initialize: false);
         TensorFiles.LoadInto(net, weights, voice.WeightsPath);
         net.eval();
         return net;
@@ -218,9 +222,10 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
         last_conv.bias!.zero_();
     }
 
-    internal static Conv1d Conv(Generator g, long inCh, long outCh, long k, long padding = 0, long dilation = 1, bool orthogonal = true)
+    internal static Conv1d Conv(Generator? g, long inCh, long outCh, long k, long padding = 0, long dilation = 1, bool orthogonal = true)
     {
         var c = nn.Conv1d(inCh, outCh, k, padding: padding, dilation: dilation);
+        if (g is null) return c;
         using (no_grad())
         {
             c.weight!.copy_(orthogonal ? Orthogonal(c.weight!.shape, g) : XavierUniform(c.weight!.shape, g));
@@ -377,7 +382,7 @@ sealed class DBlock : Module<Tensor, Tensor>
     readonly int factor;
     readonly InterpolationMode mode;
 
-    public DBlock(Generator g, int inCh, int hidden, int factor, InterpolationMode mode) : base("DBlock")
+    public DBlock(Generator? g, int inCh, int hidden, int factor, InterpolationMode mode) : base("DBlock")
     {
         this.factor = factor; this.mode = mode;
         residual_dense = WaveGradNet.Conv(g, inCh, hidden, 1);
@@ -411,7 +416,7 @@ sealed class FiLM : Module<Tensor, Tensor, (Tensor, Tensor)>
     /// <summary>The element type the block computes in.</summary>
     public ScalarType DType => input_conv.weight!.dtype;
 
-    public FiLM(Generator g, int inCh, int outCh, double encodingScale) : base("FiLM")
+    public FiLM(Generator? g, int inCh, int outCh, double encodingScale) : base("FiLM")
     {
         channels = inCh; this.encodingScale = encodingScale;
         input_conv = WaveGradNet.Conv(g, inCh, inCh, 3, padding: 1, orthogonal: false);
@@ -447,7 +452,7 @@ sealed class UBlock : Module<Tensor, Tensor, Tensor, Tensor>
     readonly int factor;
     readonly InterpolationMode mode;
 
-    public UBlock(Generator g, int inCh, int hidden, int factor, int[] d, InterpolationMode mode) : base("UBlock")
+    public UBlock(Generator? g, int inCh, int hidden, int factor, int[] d, InterpolationMode mode) : base("UBlock")
     {
         this.factor = factor; this.mode = mode;
         block1 = WaveGradNet.Conv(g, inCh, hidden, 1);
