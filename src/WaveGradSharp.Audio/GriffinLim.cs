@@ -79,25 +79,67 @@ public static class GriffinLim
         long length = (frames - 1) * cfg.Hop;
         var gen = new Generator(20240917);
         var phase = rand(spec.shape, generator: gen).to(dev) * (2 * Math.PI);
-        var angles = polar(ones_like(phase), phase);
+        // The loop carries S·e^{iφ} (the next inverse transform's input) rather than the phases alone. Fast Griffin-Lim's
+        // extrapolation t = c_n + α(c_n − c_{n−1}) is taken divided by 1 + α, as c_n − α/(1 + α)·c_{n−1}: only its phase is kept.
+        var shaped = polar(spec, phase);
+        var inverse = new InverseStft(cfg, win, frames, length);
         Tensor? prev = null;
+        double alpha = -momentum / (1 + momentum);
         for (int i = 0; i < iters; i++)
         {
             using var step = NewDisposeScope();
-            var y = istft(spec * angles, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true, length: length);
+            var y = inverse.Apply(shaped);
             var rebuilt = stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: PaddingModes.Reflect,
                 normalized: false, onesided: true, return_complex: true);
-            var next = prev is null || momentum == 0 ? rebuilt : rebuilt + (rebuilt - prev) * momentum;
-            var a = next / (next.abs() + 1e-16);
+            var next = prev is null || momentum == 0 ? rebuilt : rebuilt.add(prev, alpha);
+            var s = next * spec.div(next.abs().add_(1e-16));
             prev?.Dispose();
             prev = rebuilt.MoveToOuterDisposeScope();
-            angles.Dispose();
-            angles = a.MoveToOuterDisposeScope();
+            shaped.Dispose();
+            shaped = s.MoveToOuterDisposeScope();
         }
-        var wave = istft(spec * angles, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true, length: length);
+        var wave = inverse.Apply(shaped);
         var result = new float[Samples(cfg, frames)];
         wave.to(CPU).data<float>().CopyTo(result, cfg.FrameOffset);
         return result;
+    }
+}
+
+/// <summary>
+/// torch.istft(center: true, onesided, not normalized, with a length) of a spectrogram [bins, frames] by overlap-add, with the
+/// window's envelope Σ w²[n − j·hop] computed once: libtorch's istft recomputes and checks it on every call, which cost
+/// Griffin-Lim's loop more than its inverse FFTs. Frames are zero-padded to k = ⌈n_fft / hop⌉ hops, so that the overlap-add is
+/// k shifted sums of [frames, hop] blocks.
+/// </summary>
+sealed class InverseStft
+{
+    readonly Tensor window;   // [n_fft]: the analysis window, centred in n_fft as torch pads it
+    readonly Tensor scale;    // [length]: 1 / envelope
+    readonly int nFft, hop, k;
+    readonly long frames, length;
+
+    public InverseStft(MelConfig cfg, Tensor win, long frames, long length)
+    {
+        nFft = cfg.NFft; hop = cfg.Hop; k = (nFft + hop - 1) / hop;
+        this.frames = frames; this.length = length;
+        long left = (nFft - win.shape[0]) / 2;
+        window = nn.functional.pad(win, [left, nFft - win.shape[0] - left]);
+        var envelope = OverlapAdd((window * window).expand(frames, nFft));
+        if (envelope.min().item<float>() < 1e-11) throw new WaveGradException($"{cfg.Name}: the window does not overlap-add to a nonzero envelope");
+        scale = envelope.reciprocal();
+    }
+
+    /// <summary>The waveform [length] of a complex spectrogram [bins, frames].</summary>
+    public Tensor Apply(Tensor spec) => OverlapAdd(fft.irfft(spec.t(), nFft, 1).mul_(window)).mul_(scale);
+
+    /// <summary>Frames [frames, n_fft] laid hop apart and summed, the centre padding of n_fft / 2 dropped: [length].</summary>
+    Tensor OverlapAdd(Tensor f)
+    {
+        if (k * hop > nFft) f = nn.functional.pad(f, [0, k * hop - nFft]);
+        var blocks = f.reshape(frames, k, hop);
+        var y = zeros([frames + k - 1, hop], f.dtype, f.device);
+        for (int j = 0; j < k; j++) y.narrow(0, j, frames).add_(blocks[.., j]);
+        return y.view(-1).narrow(0, nFft / 2, length);
     }
 }
 

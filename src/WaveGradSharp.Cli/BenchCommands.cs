@@ -105,25 +105,27 @@ static class BenchCommands
             $"Griffin-Lim start {glTime:F3}, post-filter {pf:F3}");
     }
 
-    /// <summary>One network evaluation on one CPU piece (with its context), per block: the convolutions' share of the time and
-    /// their GFLOP/s, then the rest (activations, FiLM's modulation, resampling, additions, the one-channel output conv).</summary>
+    /// <summary>One network evaluation on one CPU piece (with its context) as the CPU runs it (<see cref="WaveGradInference"/>),
+    /// stage by stage: time, share, and the GFLOP/s of the multiply-adds each stage computes.</summary>
     static void Profile(Vocoder.Vocoder v, Tensor mel, string kind, SynthesisOptions o, double peak)
     {
         int frames = o.CpuPieceFrames + 2 * Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(v.Voice.Mel, o.PostFilterPasses));
         using var net = WaveGradNet.Load(v.Voice);
-        if (kind == "bf16") net.UseBf16UpsamplingPath();
+        var type = Devices.InferenceType(kind, CPU);
+        using var engine = new WaveGradInference(net, type, type);
         using var scope = NewDisposeScope();
         var m = mel[.., ..frames].unsqueeze(0);
         var audio = randn([1, frames * (long)v.Hop]);
-        var (convs, total, other) = net.Profile(audio, m, full([1], 0.5f), repeats: 5);
-        Console.WriteLine($"  {kind} profile, one evaluation of {frames} frames: {total * 1e3:F1} ms");
-        Console.WriteLine($"    {"block",-14} {"ms",7} {"share",6} {"GFLOP/s",8} {"of peak",8}");
-        foreach (var g in convs.GroupBy(c => string.Join('.', c.Layer.Split('.').Take(2))))
+        var stages = engine.Profile(audio, m, full([1], 0.5f), repeats: 5);
+        double total = stages.Sum(s => s.Seconds), computed = stages.Sum(s => s.Macs), written = net.MacsPerSample() * audio.shape[1];
+        Console.WriteLine($"  {kind} profile, one evaluation of {frames} frames: {total * 1e3:F1} ms; {computed / 1e9:F2} G multiply-adds computed, " +
+            $"{written / 1e9:F2} G as the network is written (the polyphase UBlock convs skip the rest)");
+        Console.WriteLine($"    {"stage",-12} {"ms",7} {"share",6} {"GFLOP/s",8} {"of peak",8}");
+        foreach (var (stage, secs, macs) in stages)
         {
-            double secs = g.Sum(c => c.Seconds), gflops = 2 * g.Sum(c => c.Macs) / secs / 1e9;
-            Console.WriteLine($"    {g.Key,-14} {secs * 1e3,7:F1} {secs / total,6:P0} {gflops,8:F0} {gflops / peak,8:P0}");
+            double gflops = 2 * macs / secs / 1e9;
+            Console.WriteLine($"    {stage,-12} {secs * 1e3,7:F1} {secs / total,6:P0} {gflops,8:F0} {gflops / peak,8:P0}");
         }
-        Console.WriteLine($"    {"other",-14} {other * 1e3,7:F1} {other / total,6:P0}   (activations, FiLM modulation, resampling, additions, output conv)");
     }
 
     static double Render(Vocoder.Vocoder v, Tensor mel, SynthesisOptions o)

@@ -26,6 +26,10 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
     readonly TapConv first;
     readonly (TapConv Block1, PolyphaseConv Up, TapConv Block2, TapConv Block3a, TapConv Block3b)[] ublocks;
     readonly Tensor outTaps, outBias;   // float32: the predicted noise is the sampler's input
+    readonly Meter meter = new();
+    readonly System.Diagnostics.Stopwatch clock = new();
+    Dictionary<string, (double Seconds, double Macs)>? profile;   // while Profile runs
+    double macsAtLap;
 
     /// <summary>Whether a network can run here: nearest interpolation (the linear kind runs as <see cref="WaveGradNet"/>).</summary>
     public static bool Supports(WaveGradConfig config) => config.Interpolation == "nearest";
@@ -40,7 +44,7 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
         if (!Supports(config)) throw new WaveGradException($"WaveGradInference: interpolation '{config.Interpolation}' is not supported");
         this.downType = downType; this.upType = upType;
         var sd = net.state_dict();
-        TapConv Conv(string name, ScalarType type, int dilation = 1) => new(sd[name + ".weight"], sd[name + ".bias"], dilation, type);
+        TapConv Conv(string name, ScalarType type, int dilation = 1) => new(sd[name + ".weight"], sd[name + ".bias"], dilation, type, meter);
         input = Conv("downsample.0", downType);
         dblocks = [.. Enumerable.Range(1, 4).Select(i => (Conv($"downsample.{i}.residual_dense", downType),
             new[] { Conv($"downsample.{i}.conv.0", downType, 1), Conv($"downsample.{i}.conv.1", downType, 2), Conv($"downsample.{i}.conv.2", downType, 4) }))];
@@ -49,13 +53,13 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
             var (w, b) = (sd[$"film.{i}.output_conv.weight"], sd[$"film.{i}.output_conv.bias"]);
             long c = w.shape[0] / 2;
             return (Conv($"film.{i}.input_conv", downType),
-                new TapConv(w[..(int)c], b[..(int)c], 1, upType), new TapConv(w[(int)c..], b[(int)c..], 1, upType));
+                new TapConv(w[..(int)c], b[..(int)c], 1, upType, meter), new TapConv(w[(int)c..], b[(int)c..], 1, upType, meter));
         })];
         first = Conv("first_conv", upType);
         var dil = config.UBlockDilations;
         if (dil.Any(d => d[0] != 1)) throw new WaveGradException("WaveGradInference: a UBlock's first convolution must have dilation 1");
         ublocks = [.. Enumerable.Range(0, 5).Select(i => (Conv($"upsample.{i}.block1", upType),
-            new PolyphaseConv(sd[$"upsample.{i}.block2.0.weight"], sd[$"upsample.{i}.block2.0.bias"], config.UpFactors[i], upType),
+            new PolyphaseConv(sd[$"upsample.{i}.block2.0.weight"], sd[$"upsample.{i}.block2.0.bias"], config.UpFactors[i], upType, meter),
             Conv($"upsample.{i}.block2.1", upType, dil[i][1]), Conv($"upsample.{i}.block3.0", upType, dil[i][2]),
             Conv($"upsample.{i}.block3.1", upType, dil[i][3])))];
         using (no_grad())
@@ -84,6 +88,7 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
     {
         // The waveform path: FiLM i modulates the activations at resolution i (0 = audio rate).
         var x = input.Apply(audio.to_type(downType).unsqueeze(1));
+        Lap("input conv");
         var mods = new (Tensor Shift, Tensor Scale)[5];
         for (int i = 0; i < 5; i++)
         {
@@ -95,15 +100,18 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
                 var h = down;
                 foreach (var c in convs) h = c.Apply(LeakyRelu(h));
                 x = h.add_(residual.Apply(down));
+                Lap($"dblock {i}");
             }
             var (fin, shift, scale) = films[i];
             var g = LeakyRelu(fin.Apply(x), inPlace: true);
             g.add_(FiLM.Encoding(tensor(new[] { level }), (int)x.shape[1], config.NoiseEncodingScale).to_type(downType));
             g = g.to_type(upType);
             mods[i] = (shift.Apply(g), scale.Apply(g));
+            Lap($"film {i}");
         }
         // The mel path.
         var y = first.Apply(mel.to_type(upType).t());
+        Lap("first conv");
         for (int i = 0; i < 5; i++)
         {
             var (block1, up, block2, block3a, block3b) = ublocks[i];
@@ -114,14 +122,52 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
             b2.view(t, f, b2.shape[1]).add_(block1.Apply(y).unsqueeze(1));   // + block1(y), upsampled by broadcasting
             var b3 = block3b.Apply(Modulated(block3a.Apply(Modulated(b2, shift, scale)), shift, scale));
             y = b2.add_(b3);
+            Lap($"ublock {i}");
         }
         // The output conv (C → 1, three taps) in float32.
         var z = y.to_type(ScalarType.Float32).matmul(outTaps);   // [T, 3]: each tap's contribution at its input sample
         var eps = z[.., 1] + outBias;
         eps[1..].add_(z[..^1, 0]);
         eps[..^1].add_(z[1.., 2]);
+        meter.Macs += (double)y.shape[0] * y.shape[1] * 3;
+        Lap("output conv");
         return eps.to_type(audio.dtype);
     }
+
+    /// <summary>
+    /// Where one evaluation's time goes, stage by stage (the input conv, each DBlock and FiLM, the first conv, each UBlock, the
+    /// output conv: each with the element-wise work inside it) and the multiply-adds each stage computes: seconds and
+    /// multiply-adds per evaluation, over <paramref name="repeats"/> evaluations after one warm-up.
+    /// </summary>
+    public IReadOnlyList<(string Stage, double Seconds, double Macs)> Profile(Tensor audio, Tensor mel, Tensor noiseLevel, int repeats = 5)
+    {
+        forward(audio, mel, noiseLevel).Dispose();
+        var stages = profile = [];
+        try
+        {
+            for (int i = 0; i < repeats; i++)
+            {
+                macsAtLap = meter.Macs;
+                clock.Restart();
+                forward(audio, mel, noiseLevel).Dispose();
+            }
+        }
+        finally { profile = null; }
+        return [.. stages.Select(kv => (kv.Key, kv.Value.Seconds / repeats, kv.Value.Macs / repeats))];
+    }
+
+    /// <summary>Adds the time and multiply-adds since the last lap to <paramref name="stage"/>, while profiling.</summary>
+    void Lap(string stage)
+    {
+        if (profile is null) return;
+        var (seconds, macs) = profile.GetValueOrDefault(stage);
+        profile[stage] = (seconds + clock.Elapsed.TotalSeconds, macs + meter.Macs - macsAtLap);
+        macsAtLap = meter.Macs;
+        clock.Restart();
+    }
+
+    /// <summary>Multiply-adds the engine's products have computed (for <see cref="Profile"/>).</summary>
+    sealed class Meter { public double Macs; }
 
     static Tensor LeakyRelu(Tensor x, bool inPlace = false) => F.leaky_relu(x, 0.2, inplace: inPlace);
 
@@ -155,9 +201,11 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
         readonly Tensor taps;   // [k, C_in, C_out]
         readonly Tensor bias;
         readonly int dilation;
+        readonly Meter meter;
 
-        public TapConv(Tensor weight, Tensor bias, int dilation, ScalarType type)
+        public TapConv(Tensor weight, Tensor bias, int dilation, ScalarType type, Meter meter)
         {
+            this.meter = meter;
             using var _ = no_grad();
             using var scope = NewDisposeScope();
             taps = weight.permute(2, 1, 0).to_type(type).contiguous().DetachFromDisposeScope();
@@ -168,6 +216,7 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
         public Tensor Apply(Tensor x)
         {
             long k = taps.shape[0], centre = k / 2, t = x.shape[0];
+            meter.Macs += (double)t * k * taps.shape[1] * taps.shape[2];
             if (taps.shape[1] == 1)
             {
                 var padded = F.pad(x[.., 0], [centre * dilation, centre * dilation]);
@@ -201,9 +250,11 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
         readonly Tensor before, after;   // [C_in, C_out]: w₀ (phase 0, from x[n−1]) and w₂ (phase f−1, from x[n+1])
         readonly Tensor bias;   // [f·C_out]
         readonly int factor;
+        readonly Meter meter;
 
-        public PolyphaseConv(Tensor weight, Tensor bias, int factor, ScalarType type)
+        public PolyphaseConv(Tensor weight, Tensor bias, int factor, ScalarType type, Meter meter)
         {
+            this.meter = meter;
             using var _ = no_grad();
             using var scope = NewDisposeScope();
             if (weight.shape[2] != 3) throw new WaveGradException("PolyphaseConv: a three-tap convolution is expected");
@@ -221,6 +272,7 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
         public Tensor Apply(Tensor x)
         {
             long t = x.shape[0], c = before.shape[1];
+            meter.Macs += (double)t * centre.shape[0] * (factor + 2) * c;
             var y = addmm(bias, x, centre, 1, 1);   // [T, f·C_out]
             if (t > 1)
             {

@@ -302,47 +302,6 @@ public sealed class WaveGradNet : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>Number of trainable parameters.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 
-    /// <summary>
-    /// Where one evaluation's time goes: each convolution timed on its own (forward hooks; CPU ops are synchronous), with its
-    /// multiply-adds, over <paramref name="repeats"/> evaluations of the given inputs after one warm-up; the rest of the
-    /// evaluation (activations, FiLM's modulation, resampling, the additions, and the output conv, which inference computes without
-    /// its module) is returned as <c>Other</c>. Seconds are per evaluation.
-    /// </summary>
-    public (IReadOnlyList<(string Layer, double Seconds, double Macs)> Convs, double Total, double Other) Profile(Tensor audio, Tensor mel,
-        Tensor noiseLevel, int repeats = 3)
-    {
-        var rows = new Dictionary<string, (double Seconds, double Macs)>();
-        var started = new System.Diagnostics.Stopwatch();
-        bool recording = false;
-        var hooks = new List<Action>();
-        foreach (var (name, m) in named_modules())
-            if (m is Conv1d c)
-            {
-                hooks.Add(c.register_forward_pre_hook((_, x) => { started.Restart(); return x; }).remove);
-                hooks.Add(c.register_forward_hook((mod, _, o) =>
-                {
-                    double secs = started.Elapsed.TotalSeconds;
-                    if (!recording) return o;
-                    var (s0, m0) = rows.GetValueOrDefault(name);
-                    rows[name] = (s0 + secs, m0 + ConvMacs((Conv1d)mod, o));
-                    return o;
-                }).remove);
-            }
-        double total;
-        try
-        {
-            using var _ = no_grad();
-            forward(audio, mel, noiseLevel).Dispose();
-            recording = true;
-            var sw = System.Diagnostics.Stopwatch.StartNew();
-            for (int i = 0; i < repeats; i++) forward(audio, mel, noiseLevel).Dispose();
-            total = sw.Elapsed.TotalSeconds / repeats;
-        }
-        finally { foreach (var remove in hooks) remove(); }
-        var convs = rows.Select(r => (r.Key, r.Value.Seconds / repeats, r.Value.Macs / repeats)).ToList();
-        return (convs, total, total - convs.Sum(c => c.Item2));
-    }
-
     /// <summary>Multiply-adds of a 1-D convolution that produced <paramref name="output"/> [B, C_out, T].</summary>
     static double ConvMacs(Conv1d conv, Tensor output) =>
         (double)output.shape[0] * output.shape[1] * output.shape[2] * conv.weight!.shape[1] * conv.weight!.shape[2];

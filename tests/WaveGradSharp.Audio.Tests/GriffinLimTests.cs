@@ -7,6 +7,24 @@ namespace WaveGradSharp.Audio.Tests;
 public class GriffinLimTests(ITestOutputHelper log)
 {
     [Theory]
+    [InlineData("hifigan-22k")]   // n_fft 1024 = 4 hops
+    [InlineData("lmnt-22k")]      // n_fft 2048, window 1200, hop 300: frames padded to 7 hops
+    public void Inverse_stft_matches_torch_istft(string preset)
+    {
+        var cfg = MelConfig.Preset(preset);
+        using var ms = new MelSpectrogram(cfg);
+        var (win, _) = ms.Buffers(CPU);
+        long frames = 37, length = (frames - 1) * cfg.Hop;
+        var g = new Generator(3);
+        var spec = complex(randn([cfg.NFreqs, frames], generator: g), randn([cfg.NFreqs, frames], generator: g));
+        var expected = istft(spec, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true, length: length);
+        var y = new InverseStft(cfg, win, frames, length).Apply(spec);
+        Assert.Equal(expected.shape, y.shape);
+        double err = (y - expected).abs().max().item<float>(), scale = expected.abs().max().item<float>();
+        Assert.True(err < 1e-5 * scale, $"max |Δ| {err} of {scale}");
+    }
+
+    [Theory]
     [InlineData("hifigan-22k", "clip-chirp-22k.wav")]
     [InlineData("hifigan-22k-centered", "clip-chirp-22k.wav")]
     [InlineData("wavegrad-24k", "clip-word-24k.wav")]
