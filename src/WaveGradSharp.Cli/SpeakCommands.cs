@@ -36,7 +36,9 @@ static class SpeakCommands
             var mels = SentenceMels.Start(input, frontend, Voice.Load(pr.GetValue(voice)!).Mel);
             using var vocoder = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: flags.Precision(pr));
             var tts = new TextToSpeech(vocoder, frontend);
-            var opts = new SpeechOptions { Synthesis = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed)) with { ChunkFrames = 48 } };
+            // A short first chunk for the first sound, then chunks doubling to a CPU piece's length.
+            var synthesis = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
+            var opts = new SpeechOptions { Synthesis = synthesis with { FirstChunkFrames = 48, ChunkFrames = synthesis.CpuPieceFrames } };
             Console.Error.WriteLine($"frontend: {frontend.Name}; {mels.Sentences.Count} sentence(s); voice {vocoder.Voice.Name}, " +
                 $"{VocoderCommands.DescribeSteps(opts.Synthesis)}");
             var started = Process.GetCurrentProcess().StartTime;

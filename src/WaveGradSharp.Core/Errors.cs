@@ -28,9 +28,8 @@ public static class Devices
         return cudaReady.Value;
     }
 
-    /// <summary>The element type inference runs in: float32, bfloat16, or (auto) bfloat16 on CUDA and, on the CPU, bfloat16
-    /// where its matrix products are at least <see cref="Bf16Margin"/> times as fast as float32's (CPUs with bf16 dot
-    /// products: AVX512_BF16, AMX), else float32.</summary>
+    /// <summary>The element type inference runs in: float32, bfloat16, or (auto) bfloat16 on CUDA and on CPUs with bf16 dot products
+    /// (<see cref="CpuBf16Wins"/>), else float32.</summary>
     public static torch.ScalarType InferenceType(string? precision, torch.Device device) => (precision ?? "auto").ToLowerInvariant() switch
     {
         "fp32" or "float32" => torch.ScalarType.Float32,
@@ -39,34 +38,42 @@ public static class Devices
         _ => throw WaveGradException.About($"Precision {precision}: expected auto, fp32 or bf16", "Precision"),
     };
 
-    /// <summary>How much faster the CPU's bfloat16 matrix products must be for <c>auto</c> to choose them (without native
-    /// bf16 instructions they are emulated, and slower than float32).</summary>
+    /// <summary>How much faster the CPU's bfloat16 matrix products must be, where they are timed, for <c>auto</c> to choose them.</summary>
     public const double Bf16Margin = 1.5;
 
     static bool? cpuBf16Wins;
 
-    /// <summary>Whether bfloat16 matrix products beat float32 ones by <see cref="Bf16Margin"/> on this CPU: the best of five
-    /// timings of a [2048, 128] × [128, 128] product (the network's shapes) in each type, measured once per process (a few ms).</summary>
+    /// <summary>
+    /// Whether this CPU multiplies bfloat16 matrices natively (AVX512_BF16 or AMX), so that bf16 inference is faster than
+    /// float32 (without them libtorch emulates bf16, slower than float32). Read from /proc/cpuinfo where there is one: a timing
+    /// would be at the mercy of whatever else runs at start-up (a TTS frontend does). Elsewhere timed once: the best of five
+    /// alternating [8192, 128] × [128, 128] products in each type, bf16 chosen if <see cref="Bf16Margin"/> times as fast.
+    /// </summary>
     public static bool CpuBf16Wins()
     {
         if (cpuBf16Wins is bool b) return b;
+        const string cpuinfo = "/proc/cpuinfo";
+        if (OperatingSystem.IsLinux() && File.Exists(cpuinfo))
+        {
+            var flags = File.ReadLines(cpuinfo).FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ') ?? [];
+            return (cpuBf16Wins = flags.Contains("avx512_bf16") || flags.Contains("amx_bf16")).Value;
+        }
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        double Best(torch.ScalarType type)
+        var a = torch.randn(8192, 128);
+        var w = torch.randn(128, 128);
+        var (a16, w16) = (a.to_type(torch.ScalarType.BFloat16), w.to_type(torch.ScalarType.BFloat16));
+        double f32 = double.PositiveInfinity, b16 = double.PositiveInfinity;
+        for (int i = 0; i < 6; i++)
         {
-            var a = torch.randn(2048, 128).to_type(type);
-            var w = torch.randn(128, 128).to_type(type);
-            double best = double.PositiveInfinity;
-            for (int i = 0; i < 6; i++)
-            {
-                var sw = System.Diagnostics.Stopwatch.StartNew();
-                torch.matmul(a, w).Dispose();
-                if (i > 0) best = Math.Min(best, sw.Elapsed.TotalSeconds);
-            }
-            return best;
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            torch.matmul(a, w).Dispose();
+            double t32 = sw.Elapsed.TotalSeconds;
+            sw.Restart();
+            torch.matmul(a16, w16).Dispose();
+            if (i > 0) { f32 = Math.Min(f32, t32); b16 = Math.Min(b16, sw.Elapsed.TotalSeconds); }   // the first call of each warms up
         }
-        cpuBf16Wins = Best(torch.ScalarType.Float32) >= Bf16Margin * Best(torch.ScalarType.BFloat16);
-        return cpuBf16Wins.Value;
+        return (cpuBf16Wins = f32 >= Bf16Margin * b16).Value;
     }
 
     /// <summary>auto: CUDA when available, else the CPU.</summary>

@@ -30,6 +30,12 @@ public sealed record SynthesisOptions
     public IProgress<SamplerStep>? Progress { get; init; }
     /// <summary>Mel frames each streamed chunk yields.</summary>
     public int ChunkFrames { get; init; } = 64;
+    /// <summary>
+    /// Mel frames of a stream's first chunk, when set: later chunks double in length up to <see cref="ChunkFrames"/>. A short first
+    /// chunk comes soon; longer ones waste less on context, and each takes less time to render than its predecessor takes to play
+    /// wherever the real-time factor is below ½.
+    /// </summary>
+    public int? FirstChunkFrames { get; init; }
     /// <summary>Extra mel frames rendered on each side of a streamed chunk and thrown away (the network's context).</summary>
     public int ContextFrames { get; init; } = 16;
     /// <summary>
@@ -142,7 +148,7 @@ public sealed class Vocoder : IDisposable
         CheckMel(mel);
         var o = Checked(options);
         int piece = PieceFrames(o);
-        if (piece > 0 && mel.shape[1] > piece * 3 / 2) return SynthesizeStreaming(mel, o with { ChunkFrames = piece }, ct);
+        if (piece > 0 && mel.shape[1] > piece * 3 / 2) return SynthesizeStreaming(mel, o with { ChunkFrames = piece, FirstChunkFrames = null }, ct);
         using var scope = NewDisposeScope();
         var start = StartWaveforms([mel], o);
         return [PostFilter(Model.Render(mel.unsqueeze(0), new RenderRequest(o, 0, start is null ? null : stack(start.Select(w => tensor(w))), ct))[0], mel, o)];
@@ -178,8 +184,9 @@ public sealed class Vocoder : IDisposable
     {
         CheckMel(mel);
         var o = Checked(options);
-        if (o.ChunkFrames < 1 || o.ContextFrames < 1)
-            throw WaveGradException.About("streaming needs ChunkFrames ≥ 1 and ContextFrames ≥ 1", "ChunkFrames", "ContextFrames");
+        if (o.ChunkFrames < 1 || o.ContextFrames < 1 || o.FirstChunkFrames < 1)
+            throw WaveGradException.About("streaming needs ChunkFrames, FirstChunkFrames and ContextFrames ≥ 1", "ChunkFrames", "FirstChunkFrames",
+                "ContextFrames");
         int context = Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(Voice.Mel, o.PostFilterPasses));
         long frames = mel.shape[1];
         int fade = Hop;
@@ -190,10 +197,11 @@ public sealed class Vocoder : IDisposable
         var gl = start && !tooShort ? new GriffinLimStream(mel.to(Device), Voice.Mel, o.StartIterations) : null;
         float[]? tail = null;
         var heap = new NativeHeapWatch();
-        for (long s = 0; s < frames; s += o.ChunkFrames)
+        long size = Math.Min(o.FirstChunkFrames ?? o.ChunkFrames, o.ChunkFrames);
+        for (long s = 0; s < frames; s += size, size = Math.Min(2 * size, o.ChunkFrames))
         {
             ct.ThrowIfCancellationRequested();
-            long e = Math.Min(s + o.ChunkFrames, frames);
+            long e = Math.Min(s + size, frames);
             long a = Math.Max(0, s - context), b = Math.Min(frames, e + context);
             float[] audio;
             using (var scope = NewDisposeScope())

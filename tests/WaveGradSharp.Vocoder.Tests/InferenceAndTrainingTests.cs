@@ -161,6 +161,23 @@ public class InferenceTests
     }
 
     [Fact]
+    public void StreamingChunksDoubleFromTheFirstChunksLength()
+    {
+        using var tmp = new TempDir();
+        using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
+        var mel = Tiny.Mel(Tiny.Chirp(2.0));
+        var opts = new SynthesisOptions { Seed = 11, FirstChunkFrames = 10, ChunkFrames = 40, ContextFrames = 16 };
+        var chunks = v.SynthesizeStreaming(mel, opts).ToList();
+        Assert.Equal(new[] { 10, 20, 40, 40 }, chunks.Take(4).Select(c => c.Length / 256));
+        var streamed = chunks.SelectMany(c => c).ToArray();
+        var oneShot = v.Synthesize(mel, opts);
+        Assert.Equal(oneShot.Length, streamed.Length);
+        double l1 = (Tiny.Mel(streamed) - Tiny.Mel(oneShot)).abs().mean().item<float>();
+        Assert.True(l1 < 0.05, $"streamed vs one-shot log-mel L1 {l1}");
+        Assert.Contains("FirstChunkFrames", Assert.Throws<WaveGradException>(() => v.SynthesizeStreaming(mel, opts with { FirstChunkFrames = 0 }).First()).Message);
+    }
+
+    [Fact]
     public void AGriffinLimStartBeginsFromTheMelsGriffinLimWaveform()
     {
         using var tmp = new TempDir();
