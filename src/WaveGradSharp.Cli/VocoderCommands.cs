@@ -76,7 +76,7 @@ static class VocoderCommands
     /// <summary>--precision: the element type the network computes in.</summary>
     internal static Option<string> PrecisionOpt() => new Option<string>("--precision")
     {
-        Description = "Network precision: auto (bf16 on CUDA, fp32 on the CPU), fp32 or bf16", DefaultValueFactory = _ => "auto",
+        Description = "Network precision: auto (bf16 on CUDA and on CPUs with bf16 instructions), fp32 or bf16", DefaultValueFactory = _ => "auto",
     }.AcceptOnlyFromAmong("auto", "fp32", "bf16");
 
     static string Rtf(double seconds, long samples, int rate) =>

@@ -83,8 +83,9 @@ public sealed class DiffusionVocoderModel : IVocoderModel
     readonly NoisePrior prior;
     readonly NoiseSchedule defaultSchedule;
 
-    /// <summary>Wraps a network on <paramref name="device"/> that takes and returns float32 (it may compute parts in bfloat16:
-    /// see <see cref="WaveGradNet.UseBf16UpsamplingPath"/>); the sampler's arithmetic is float32.</summary>
+    /// <summary>Wraps a network on <paramref name="device"/> that takes and returns float32 (it may compute in bfloat16: see
+    /// <see cref="WaveGradInference"/> on the CPU, <see cref="WaveGradNet.UseBf16UpsamplingPath"/> on CUDA); the sampler's
+    /// arithmetic is float32.</summary>
     public DiffusionVocoderModel(nn.Module<Tensor, Tensor, Tensor, Tensor> network, MelConfig mel, NoisePrior prior, NoiseSchedule defaultSchedule,
         Device device)
     {

@@ -144,7 +144,8 @@ public sealed class TextToSpeech(Vocoder vocoder, ITextFrontend? frontend = null
     /// settings); disposes them when done.</summary>
     public IEnumerable<float[]> Speak(SentenceMels mels, SpeechOptions? options = null, CancellationToken ct = default)
     {
-        if (mels.Mel != Vocoder.Voice.Mel) throw new WaveGradException($"the sentences' mels are in '{mels.Mel.Name}', the voice's in '{Vocoder.Voice.Mel.Name}'");
+        if (mels.Mel != Vocoder.Voice.Mel)
+            throw new WaveGradException($"the sentences' mels are in '{mels.Mel.Name}', the voice's in '{Vocoder.Voice.Mel.Name}'");
         var o = options ?? new SpeechOptions();
         if (!(o.PauseSeconds >= 0 && o.PauseSeconds <= 10)) throw WaveGradException.About($"PauseSeconds {o.PauseSeconds}: must be in [0, 10]", "PauseSeconds");
         return SpeakSentences(mels, o, ct);

@@ -68,7 +68,8 @@ public static class VocoderArchitectures
     }
 
     /// <summary>Builds a voice's model from its weights file (<c>model.safetensors</c>, or a run's <c>model-raw.safetensors</c>), computing
-    /// in <paramref name="dtype"/>; null: <see cref="Devices.InferenceType"/>'s choice (bfloat16 on CUDA, float32 on the CPU).</summary>
+    /// in <paramref name="dtype"/>; null: <see cref="Devices.InferenceType"/>'s choice (bfloat16 on CUDA and on CPUs with bf16
+    /// instructions, else float32).</summary>
     public static IVocoderModel Create(Voice voice, Device? device = null, string weightsFile = "model.safetensors", ScalarType? dtype = null)
     {
         using var scope = NewDisposeScope();

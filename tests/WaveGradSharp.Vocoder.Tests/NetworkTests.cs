@@ -68,7 +68,9 @@ public class NetworkTests
         // small, paper dilations, hop 256 (4, 4, 4, 2, 2), two items with their own noise levels; orthogonal weights with
         // random biases, so that every bias path counts.
         using var net = new WaveGradNet(WaveGradConfig.Create("small", 256, 80));
-        using (no_grad()) foreach (var (name, p) in net.named_parameters()) if (name.EndsWith("bias")) p.copy_(randn(p.shape, generator: new Generator(1)) * 0.1);
+        using (no_grad())
+            foreach (var (name, p) in net.named_parameters())
+                if (name.EndsWith("bias")) p.copy_(randn(p.shape, generator: new Generator(1)) * 0.1);
         net.eval();
         using var fast = new WaveGradInference(net, ScalarType.Float32, ScalarType.Float32);
         var g = new Generator(2);
