@@ -80,18 +80,19 @@ public static class GriffinLim
         var gen = new Generator(20240917);
         var phase = rand(spec.shape, generator: gen).to(dev) * (2 * Math.PI);
         // The loop carries S·e^{iφ} (the next inverse transform's input) rather than the phases alone. Fast Griffin-Lim's
-        // extrapolation t = c_n + α(c_n − c_{n−1}) is taken divided by 1 + α, as c_n − α/(1 + α)·c_{n−1}: only its phase is kept.
+        // extrapolation t = c_n + m(c_n − c_{n−1}) (m the momentum) is taken divided by 1 + m, as c_n − m/(1 + m)·c_{n−1}:
+        // only its phase is kept.
         var shaped = polar(spec, phase);
         var inverse = new InverseStft(cfg, win, frames, length);
         Tensor? prev = null;
-        double alpha = -momentum / (1 + momentum);
+        double prevWeight = -momentum / (1 + momentum);
         for (int i = 0; i < iters; i++)
         {
             using var step = NewDisposeScope();
             var y = inverse.Apply(shaped);
             var rebuilt = stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: PaddingModes.Reflect,
                 normalized: false, onesided: true, return_complex: true);
-            var next = prev is null || momentum == 0 ? rebuilt : rebuilt.add(prev, alpha);
+            var next = prev is null || momentum == 0 ? rebuilt : rebuilt.add(prev, prevWeight);
             var s = next * spec.div(next.abs().add_(1e-16));
             prev?.Dispose();
             prev = rebuilt.MoveToOuterDisposeScope();

@@ -113,8 +113,12 @@ static class BenchCommands
     {
         int frames = o.CpuPieceFrames + 2 * Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(v.Voice.Mel, o.PostFilterPasses));
         using var net = WaveGradNet.Load(v.Voice);
-        var type = Devices.InferenceType(kind, CPU);
-        using var engine = new WaveGradInference(net, type, type);
+        if (!WaveGradInference.Supports(net.Config))
+        {
+            Console.WriteLine($"  {kind} profile: skipped ({net.Config.Interpolation} interpolation runs as WaveGradNet, which has no profile)");
+            return;
+        }
+        using var engine = new WaveGradInference(net, Devices.InferenceType(kind, CPU));
         using var scope = NewDisposeScope();
         var m = mel[.., ..frames].unsqueeze(0);
         var audio = randn([1, frames * (long)v.Hop]);

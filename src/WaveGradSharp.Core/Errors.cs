@@ -41,27 +41,27 @@ public static class Devices
     /// <summary>How much faster the CPU's bfloat16 matrix products must be, where they are timed, for <c>auto</c> to choose them.</summary>
     public const double Bf16Margin = 1.5;
 
-    static bool? cpuBf16Wins;
+    static readonly Lazy<bool> cpuBf16Wins = new(Bf16Probe);
 
     /// <summary>
     /// Whether this CPU multiplies bfloat16 matrices natively (AVX512_BF16 or AMX), so that bf16 inference is faster than
-    /// float32 (without them libtorch emulates bf16, slower than float32). Read from /proc/cpuinfo where there is one: a timing
-    /// would be at the mercy of whatever else runs at start-up (a TTS frontend does). Elsewhere timed once: the best of five
-    /// alternating [8192, 128] × [128, 128] products in each type, bf16 chosen if <see cref="Bf16Margin"/> times as fast.
+    /// float32 (without them libtorch emulates bf16, slower than float32). Read from /proc/cpuinfo's x86 flags where there are
+    /// some: a timing would be at the mercy of whatever else runs at start-up (a TTS frontend does). Elsewhere timed once: the
+    /// best of five alternating [8192, 128] × [128, 128] products in each type, bf16 chosen if <see cref="Bf16Margin"/> times as fast.
     /// </summary>
-    public static bool CpuBf16Wins()
+    public static bool CpuBf16Wins() => cpuBf16Wins.Value;
+
+    static bool Bf16Probe()
     {
-        if (cpuBf16Wins is bool b) return b;
         const string cpuinfo = "/proc/cpuinfo";
-        if (OperatingSystem.IsLinux() && File.Exists(cpuinfo))
-        {
-            var flags = File.ReadLines(cpuinfo).FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ') ?? [];
-            return (cpuBf16Wins = flags.Contains("avx512_bf16") || flags.Contains("amx_bf16")).Value;
-        }
+        var flags = OperatingSystem.IsLinux() && File.Exists(cpuinfo)
+            ? File.ReadLines(cpuinfo).FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ') : null;
+        if (flags is not null) return flags.Contains("avx512_bf16") || flags.Contains("amx_bf16");
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
-        var a = torch.randn(8192, 128);
-        var w = torch.randn(128, 128);
+        using var g = new torch.Generator(0);
+        var a = torch.randn([8192, 128], generator: g);
+        var w = torch.randn([128, 128], generator: g);
         var (a16, w16) = (a.to_type(torch.ScalarType.BFloat16), w.to_type(torch.ScalarType.BFloat16));
         double f32 = double.PositiveInfinity, b16 = double.PositiveInfinity;
         for (int i = 0; i < 6; i++)
@@ -73,7 +73,7 @@ public static class Devices
             torch.matmul(a16, w16).Dispose();
             if (i > 0) { f32 = Math.Min(f32, t32); b16 = Math.Min(b16, sw.Elapsed.TotalSeconds); }   // the first call of each warms up
         }
-        return (cpuBf16Wins = f32 >= Bf16Margin * b16).Value;
+        return f32 >= Bf16Margin * b16;
     }
 
     /// <summary>auto: CUDA when available, else the CPU.</summary>

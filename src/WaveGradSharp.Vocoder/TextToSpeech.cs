@@ -97,15 +97,16 @@ public sealed class SentenceMels : IDisposable
         });
     }
 
-    /// <summary>Sentence <paramref name="i"/>'s log-mel [n_mels, frames] (waiting for it; the caller disposes it), with the next
-    /// sentence's started. The frontend's own error is rethrown as it was.</summary>
+    /// <summary>Sentence <paramref name="i"/>'s log-mel [n_mels, frames] (waiting for it; the caller disposes it); the next
+    /// sentence's is started once it is there. The frontend's own error is rethrown as it was.</summary>
     public Tensor Take(int i)
     {
         Begin(i);
         var task = pending[i]!;
         pending[i] = null;
+        var mel = task.GetAwaiter().GetResult();
         Begin(i + 1);
-        return task.GetAwaiter().GetResult();
+        return mel;
     }
 
     /// <summary>Waits for mels still being made and frees them.</summary>
@@ -137,18 +138,30 @@ public sealed class TextToSpeech(Vocoder vocoder, ITextFrontend? frontend = null
 
     /// <summary>Speaks <paramref name="text"/>: float32 chunks at <see cref="Vocoder.SampleRate"/>, the first as soon as it is
     /// rendered. Text without words is an error. Cancellation is checked between chunks and network evaluations.</summary>
-    public IEnumerable<float[]> Speak(string text, SpeechOptions? options = null, CancellationToken ct = default) =>
-        Speak(SentenceMels.Start(text, Frontend, Vocoder.Voice.Mel, ct), options, ct);
+    public IEnumerable<float[]> Speak(string text, SpeechOptions? options = null, CancellationToken ct = default)
+    {
+        Check(options);
+        return Speak(SentenceMels.Start(text, Frontend, Vocoder.Voice.Mel, ct), options, ct);
+    }
 
     /// <summary>Speaks sentences whose mels are already on their way (<see cref="SentenceMels.Start"/>, in this vocoder's mel
     /// settings); disposes them when done.</summary>
     public IEnumerable<float[]> Speak(SentenceMels mels, SpeechOptions? options = null, CancellationToken ct = default)
     {
-        if (mels.Mel != Vocoder.Voice.Mel)
-            throw new WaveGradException($"the sentences' mels are in '{mels.Mel.Name}', the voice's in '{Vocoder.Voice.Mel.Name}'");
+        try
+        {
+            if (mels.Mel != Vocoder.Voice.Mel)
+                throw new WaveGradException($"the sentences' mels are in '{mels.Mel.Name}', the voice's in '{Vocoder.Voice.Mel.Name}'");
+            return SpeakSentences(mels, Check(options), ct);
+        }
+        catch { mels.Dispose(); throw; }
+    }
+
+    static SpeechOptions Check(SpeechOptions? options)
+    {
         var o = options ?? new SpeechOptions();
         if (!(o.PauseSeconds >= 0 && o.PauseSeconds <= 10)) throw WaveGradException.About($"PauseSeconds {o.PauseSeconds}: must be in [0, 10]", "PauseSeconds");
-        return SpeakSentences(mels, o, ct);
+        return o;
     }
 
     IEnumerable<float[]> SpeakSentences(SentenceMels mels, SpeechOptions o, CancellationToken ct)

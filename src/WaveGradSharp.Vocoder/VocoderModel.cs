@@ -96,8 +96,8 @@ sealed class WaveGradArchitecture : IVocoderArchitecture
         if (device.type == DeviceType.CPU && WaveGradInference.Supports(net.Config))
         {
             // On the CPU the same function runs as matrix products (WaveGradInference), the whole network in the one type.
-            model = new WaveGradInference(net, dtype, dtype);
-            net.Dispose();
+            try { model = new WaveGradInference(net, dtype); }
+            finally { net.Dispose(); }
         }
         else
         {

@@ -19,7 +19,7 @@ namespace WaveGradSharp.Vocoder;
 public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor>
 {
     readonly WaveGradConfig config;
-    readonly ScalarType downType, upType;
+    readonly ScalarType type;
     readonly TapConv input;
     readonly (TapConv Residual, TapConv[] Convs)[] dblocks;
     readonly (TapConv In, TapConv Shift, TapConv Scale)[] films;
@@ -34,38 +34,35 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
     /// <summary>Whether a network can run here: nearest interpolation (the linear kind runs as <see cref="WaveGradNet"/>).</summary>
     public static bool Supports(WaveGradConfig config) => config.Interpolation == "nearest";
 
-    /// <summary>
-    /// The network's weights, prepared. The waveform path (input conv, DBlocks, FiLM) computes in
-    /// <paramref name="downType"/>, the mel path (first conv, UBlocks) in <paramref name="upType"/>; the output conv in float32.
-    /// </summary>
-    public WaveGradInference(WaveGradNet net, ScalarType downType, ScalarType upType) : base("WaveGradInference")
+    /// <summary>The network's weights, copied in <paramref name="type"/> (float32 or bfloat16), in which every layer computes but
+    /// the output conv (float32).</summary>
+    public WaveGradInference(WaveGradNet net, ScalarType type) : base("WaveGradInference")
     {
         config = net.Config;
         if (!Supports(config)) throw new WaveGradException($"WaveGradInference: interpolation '{config.Interpolation}' is not supported");
-        this.downType = downType; this.upType = upType;
+        this.type = type;
         var sd = net.state_dict();
-        TapConv Conv(string name, ScalarType type, int dilation = 1) => new(sd[name + ".weight"], sd[name + ".bias"], dilation, type, meter);
-        input = Conv("downsample.0", downType);
-        dblocks = [.. Enumerable.Range(1, 4).Select(i => (Conv($"downsample.{i}.residual_dense", downType),
-            new[] { Conv($"downsample.{i}.conv.0", downType, 1), Conv($"downsample.{i}.conv.1", downType, 2), Conv($"downsample.{i}.conv.2", downType, 4) }))];
+        TapConv Conv(string name, int dilation = 1) => new(sd[name + ".weight"], sd[name + ".bias"], dilation, type, meter);
+        input = Conv("downsample.0");
+        dblocks = [.. Enumerable.Range(1, 4).Select(i => (Conv($"downsample.{i}.residual_dense"),
+            new[] { Conv($"downsample.{i}.conv.0", 1), Conv($"downsample.{i}.conv.1", 2), Conv($"downsample.{i}.conv.2", 4) }))];
         films = [.. Enumerable.Range(0, 5).Select(i =>
         {
+            // FiLM's output conv gives (shift, scale) stacked along channels: two convs here, so that each comes out contiguous.
             var (w, b) = (sd[$"film.{i}.output_conv.weight"], sd[$"film.{i}.output_conv.bias"]);
-            long c = w.shape[0] / 2;
-            return (Conv($"film.{i}.input_conv", downType),
-                new TapConv(w[..(int)c], b[..(int)c], 1, upType, meter), new TapConv(w[(int)c..], b[(int)c..], 1, upType, meter));
+            int c = (int)w.shape[0] / 2;
+            return (Conv($"film.{i}.input_conv"), new TapConv(w[..c], b[..c], 1, type, meter), new TapConv(w[c..], b[c..], 1, type, meter));
         })];
-        first = Conv("first_conv", upType);
+        first = Conv("first_conv");
         var dil = config.UBlockDilations;
         if (dil.Any(d => d[0] != 1)) throw new WaveGradException("WaveGradInference: a UBlock's first convolution must have dilation 1");
-        ublocks = [.. Enumerable.Range(0, 5).Select(i => (Conv($"upsample.{i}.block1", upType),
-            new PolyphaseConv(sd[$"upsample.{i}.block2.0.weight"], sd[$"upsample.{i}.block2.0.bias"], config.UpFactors[i], upType, meter),
-            Conv($"upsample.{i}.block2.1", upType, dil[i][1]), Conv($"upsample.{i}.block3.0", upType, dil[i][2]),
-            Conv($"upsample.{i}.block3.1", upType, dil[i][3])))];
+        ublocks = [.. Enumerable.Range(0, 5).Select(i => (Conv($"upsample.{i}.block1"),
+            new PolyphaseConv(sd[$"upsample.{i}.block2.0.weight"], sd[$"upsample.{i}.block2.0.bias"], config.UpFactors[i], type, meter),
+            Conv($"upsample.{i}.block2.1", dil[i][1]), Conv($"upsample.{i}.block3.0", dil[i][2]), Conv($"upsample.{i}.block3.1", dil[i][3])))];
         using (no_grad())
         {
             using var scope = NewDisposeScope();
-            outTaps = sd["last_conv.weight"][0].to_type(ScalarType.Float32).contiguous().DetachFromDisposeScope();   // [C, 3]
+            outTaps = sd["last_conv.weight"][0].to_type(ScalarType.Float32).contiguous().clone().DetachFromDisposeScope();   // [C, 3]
             outBias = sd["last_conv.bias"].to_type(ScalarType.Float32).clone().DetachFromDisposeScope();
         }
     }
@@ -73,11 +70,14 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
     /// <summary>Predicted noise ε [B, T] for audio [B, T] (T a multiple of the hop), mel [B, n_mels, T/hop] and √ᾱ [B]; float32.</summary>
     public override Tensor forward(Tensor audio, Tensor mel, Tensor noiseLevel)
     {
-        if (audio.shape[^1] % config.Hop != 0 || mel.shape[^1] * config.Hop != audio.shape[^1])
+        long batch = audio.shape[0];
+        if (mel.shape[^1] * config.Hop != audio.shape[^1])
             throw new WaveGradException($"WaveGradInference: audio of {audio.shape[^1]} samples does not match {mel.shape[^1]} mel frames of hop {config.Hop}");
+        if (mel.shape[0] != batch || noiseLevel.numel() is var n && n != 1 && n != batch)
+            throw new WaveGradException($"WaveGradInference: {batch} waveforms, {mel.shape[0]} mels and {noiseLevel.numel()} noise levels");
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var level = noiseLevel.to_type(ScalarType.Float32).cpu();
+        var level = noiseLevel.to_type(ScalarType.Float32).cpu().reshape(-1).expand(batch);
         var rows = new Tensor[audio.shape[0]];
         for (int b = 0; b < rows.Length; b++) rows[b] = One(audio[b], mel[b], level[b].item<float>());
         return stack(rows).MoveToOuterDisposeScope();
@@ -87,7 +87,7 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
     Tensor One(Tensor audio, Tensor mel, float level)
     {
         // The waveform path: FiLM i modulates the activations at resolution i (0 = audio rate).
-        var x = input.Apply(audio.to_type(downType).unsqueeze(1));
+        var x = input.Apply(audio.to_type(type).unsqueeze(1));
         Lap("input conv");
         var mods = new (Tensor Shift, Tensor Scale)[5];
         for (int i = 0; i < 5; i++)
@@ -95,7 +95,7 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
             if (i > 0)
             {
                 var (residual, convs) = dblocks[i - 1];
-                int f = config.UpFactors[4 - i + 1];
+                int f = config.UpFactors[5 - i];   // DBlock i undoes UBlock 5 − i's upsampling
                 var down = x.view(x.shape[0] / f, f, x.shape[1])[.., 0];   // nearest subsampling: every f-th row, a view
                 var h = down;
                 foreach (var c in convs) h = c.Apply(LeakyRelu(h));
@@ -104,13 +104,12 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
             }
             var (fin, shift, scale) = films[i];
             var g = LeakyRelu(fin.Apply(x), inPlace: true);
-            g.add_(FiLM.Encoding(tensor(new[] { level }), (int)x.shape[1], config.NoiseEncodingScale).to_type(downType));
-            g = g.to_type(upType);
+            g.add_(FiLM.Encoding(tensor(new[] { level }), (int)x.shape[1], config.NoiseEncodingScale).to_type(type));
             mods[i] = (shift.Apply(g), scale.Apply(g));
             Lap($"film {i}");
         }
         // The mel path.
-        var y = first.Apply(mel.to_type(upType).t());
+        var y = first.Apply(mel.to_type(type).t());
         Lap("first conv");
         for (int i = 0; i < 5; i++)
         {
@@ -118,9 +117,10 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
             var (shift, scale) = mods[4 - i];
             long t = y.shape[0];
             int f = config.UpFactors[i];
-            var b2 = block2.Apply(Modulated(up.Apply(LeakyRelu(y)), shift, scale));
+            var b2 = block2.Apply(UBlock.Modulated(up.Apply(LeakyRelu(y)), shift, scale, inPlace: true));
             b2.view(t, f, b2.shape[1]).add_(block1.Apply(y).unsqueeze(1));   // + block1(y), upsampled by broadcasting
-            var b3 = block3b.Apply(Modulated(block3a.Apply(Modulated(b2, shift, scale)), shift, scale));
+            var b3 = block3a.Apply(UBlock.Modulated(b2, shift, scale, inPlace: true));
+            b3 = block3b.Apply(UBlock.Modulated(b3, shift, scale, inPlace: true));
             y = b2.add_(b3);
             Lap($"ublock {i}");
         }
@@ -170,11 +170,6 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
     sealed class Meter { public double Macs; }
 
     static Tensor LeakyRelu(Tensor x, bool inPlace = false) => F.leaky_relu(x, 0.2, inplace: inPlace);
-
-    /// <summary>leaky_relu(shift + scale·x), FiLM's modulation, into a fresh tensor.</summary>
-    static Tensor Modulated(Tensor x, Tensor shift, Tensor scale) => LeakyRelu(addcmul(shift, scale, x, Unit), inPlace: true);
-
-    static readonly Scalar Unit = 1.0;   // kept alive: a temporary Scalar could be finalized during the native call
 
     /// <inheritdoc/>
     protected override void Dispose(bool disposing)

@@ -441,7 +441,7 @@ sealed class UBlock : Module<Tensor, Tensor, Tensor, Tensor>
     }
 
     /// <summary>leaky_relu(shift + scale·x), FiLM's modulation, in one fused multiply-add (the activation in place when allowed).</summary>
-    static Tensor Modulated(Tensor x, Tensor shift, Tensor scale, bool inPlace)
+    internal static Tensor Modulated(Tensor x, Tensor shift, Tensor scale, bool inPlace)
     {
         var m = addcmul(shift, scale, x, One);
         return inPlace ? F.leaky_relu(m, 0.2, inplace: true) : F.leaky_relu(m, 0.2);

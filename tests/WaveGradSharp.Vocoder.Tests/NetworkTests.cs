@@ -55,7 +55,7 @@ public class NetworkTests
         var cfg = JsonSerializer.Deserialize<WaveGradConfig>(File.ReadAllText(Fixture(name + ".json")), WaveGradConfig.JsonOptions)!;
         using var net = new WaveGradNet(cfg);
         TensorFiles.LoadInto(net, PyTorchImport.ReadStateDict(Fixture(name + ".pt")), name);
-        using var fast = new WaveGradInference(net, ScalarType.Float32, ScalarType.Float32);
+        using var fast = new WaveGradInference(net, ScalarType.Float32);
         var io = TorchSharp.PyBridge.PyTorchUnpickler.UnpickleStateDict(Fixture(name + "-io.pt"));
         var output = fast.call((Tensor)io["audio"]!, (Tensor)io["mel"]!, (Tensor)io["level"]!);
         double maxErr = (output - (Tensor)io["output"]!).abs().max().item<float>();
@@ -72,7 +72,7 @@ public class NetworkTests
             foreach (var (name, p) in net.named_parameters())
                 if (name.EndsWith("bias")) p.copy_(randn(p.shape, generator: new Generator(1)) * 0.1);
         net.eval();
-        using var fast = new WaveGradInference(net, ScalarType.Float32, ScalarType.Float32);
+        using var fast = new WaveGradInference(net, ScalarType.Float32);
         var g = new Generator(2);
         var audio = randn([2, 24 * 256], generator: g);
         var mel = randn([2, 80, 24], generator: g) - 4;
@@ -84,6 +84,10 @@ public class NetworkTests
         Assert.True(maxErr < 1e-4 * scale, $"max |Δ| = {maxErr} of outputs up to {scale}");
         var e = Assert.Throws<WaveGradException>(() => fast.call(audio[.., ..100], mel, level));
         Assert.Contains("does not match", e.Message);
+        // One noise level for the whole batch broadcasts, as in WaveGradNet; a batch mismatch is named.
+        var one = tensor(new[] { 0.5f });
+        Assert.True((fast.call(audio, mel, one) - net.call(audio, mel, one)).abs().max().item<float>() < 1e-4 * scale);
+        Assert.Contains("2 waveforms, 1 mels", Assert.Throws<WaveGradException>(() => fast.call(audio, mel[..1], level)).Message);
     }
 
     [Fact]
