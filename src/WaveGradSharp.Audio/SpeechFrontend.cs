@@ -28,6 +28,13 @@ public static partial class SpeechFrontend
     /// <summary>Renders one utterance with the frontend and returns its samples at <paramref name="sampleRate"/>.</summary>
     public static float[] Render(string text, int sampleRate)
     {
+        var (samples, rate) = Render(text);
+        return Wav.Resample(samples, rate, sampleRate);
+    }
+
+    /// <summary>Renders one utterance with the frontend: its samples at the speech program's own rate.</summary>
+    public static (float[] Samples, int SampleRate) Render(string text)
+    {
         var frontend = Available() ?? throw new WaveGradException(
             "speak: no text frontend found; install one with 'sudo apt-get install festival festvox-us-slt-hts' (or 'sudo apt-get install espeak-ng')");
         string dir = Directory.CreateTempSubdirectory("wavegrad-speak-").FullName;
@@ -47,7 +54,8 @@ public static partial class SpeechFrontend
             if (p.ExitCode != 0 || !File.Exists(wav))
                 throw new WaveGradException($"speak: {frontend} failed (exit code {p.ExitCode}): " +
                     $"{err.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()}");
-            return Wav.Read(wav, sampleRate);
+            var samples = Wav.Read(wav, out int rate);
+            return (samples, rate);
         }
         finally { Directory.Delete(dir, true); }
     }

@@ -31,8 +31,9 @@ static class SpeakCommands
                 : pr.GetValue(text) ?? throw new WaveGradException("give the text as an argument, with -f FILE, or '-' for standard input");
             string? outPath = pr.GetValue(output);
             if (outPath is null && !pr.GetValue(play)) throw WaveGradException.About("give an Output file, or --play, or both", "Output");
-            // The frontend starts on the first sentence before the network loads: its speech program takes about as long.
+            // The speech program starts on the first sentence before the voice loads: it takes about as long.
             var frontend = new SpeechProgramFrontend();
+            if (TextToSpeech.Sentences(input) is [var firstSentence, ..]) frontend.Prefetch(firstSentence);
             var mels = SentenceMels.Start(input, frontend, Voice.Load(pr.GetValue(voice)!).Mel);
             using var vocoder = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: flags.Precision(pr));
             var tts = new TextToSpeech(vocoder, frontend);

@@ -23,14 +23,21 @@ public interface ITextFrontend
 /// </summary>
 public sealed class SpeechProgramFrontend : ITextFrontend
 {
+    readonly System.Collections.Concurrent.ConcurrentDictionary<string, Task<(float[] Samples, int SampleRate)>> started = new();
+
     /// <inheritdoc/>
     public string Name => SpeechFrontend.Available() ?? "none";
+
+    /// <summary>Starts the speech program on <paramref name="sentence"/> now, on a worker thread; <see cref="Mel"/> for the same
+    /// sentence takes its result. The program needs no voice, so <c>speak</c> starts it before loading one.</summary>
+    public void Prefetch(string sentence) => started.TryAdd(sentence, Task.Run(() => SpeechFrontend.Render(sentence)));
 
     /// <inheritdoc/>
     public Tensor Mel(string sentence, MelConfig mel, CancellationToken ct)
     {
         ct.ThrowIfCancellationRequested();
-        var audio = SpeechFrontend.Render(sentence, mel.SampleRate);
+        var (samples, rate) = started.TryRemove(sentence, out var t) ? t.GetAwaiter().GetResult() : SpeechFrontend.Render(sentence);
+        var audio = Wav.Resample(samples, rate, mel.SampleRate);
         using var spec = new MelSpectrogram(mel);
         return spec.Compute(tensor(audio));
     }
