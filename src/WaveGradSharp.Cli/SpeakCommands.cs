@@ -31,9 +31,10 @@ static class SpeakCommands
                 : pr.GetValue(text) ?? throw new WaveGradException("give the text as an argument, with -f FILE, or '-' for standard input");
             string? outPath = pr.GetValue(output);
             if (outPath is null && !pr.GetValue(play)) throw WaveGradException.About("give an Output file, or --play, or both", "Output");
-            // The speech program starts on the first sentence before the voice loads: it takes about as long.
+            // The speech program starts on the first sentence before libtorch and the voice load: it takes about as long.
             var frontend = new SpeechProgramFrontend();
             if (TextToSpeech.Sentences(input) is [var firstSentence, ..]) frontend.Prefetch(firstSentence);
+            Cli.EnsureTorch();
             var mels = SentenceMels.Start(input, frontend, Voice.Load(pr.GetValue(voice)!).Mel);
             using var vocoder = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: flags.Precision(pr));
             var tts = new TextToSpeech(vocoder, frontend);
@@ -62,7 +63,7 @@ static class SpeakCommands
                 $"(first audio {firstAudio:F2} s after the process started{sound}; real-time factor {secs / dur:F2})");
             player?.Finish();
             return 0;
-        }));
+        }, needsTorch: false));   // libtorch is loaded once the speech program runs
         return cmd;
     }
 
