@@ -35,8 +35,9 @@ static class SpeakCommands
             var frontend = new SpeechProgramFrontend();
             if (TextToSpeech.Sentences(input) is [var firstSentence, ..]) frontend.Prefetch(firstSentence);
             Cli.EnsureTorch();
-            var mels = SentenceMels.Start(input, frontend, Voice.Load(pr.GetValue(voice)!).Mel);
-            using var vocoder = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: flags.Precision(pr));
+            var voiceCard = Voice.Load(pr.GetValue(voice)!);
+            var mels = SentenceMels.Start(input, frontend, voiceCard.Mel);
+            using var vocoder = VocoderCommands.LoadVocoder(voiceCard, pr.GetValue(device)!, precision: flags.Precision(pr));
             var tts = new TextToSpeech(vocoder, frontend);
             // A short first chunk for the first sound, then chunks doubling to a CPU piece's length.
             var synthesis = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));

@@ -67,10 +67,14 @@ static class VocoderCommands
     static Option<bool> Float32Opt() => new("--float32") { Description = "Write 32-bit float WAV instead of 16-bit PCM" };
 
     /// <summary>Loads a voice on a device; <c>--weights raw</c> swaps in a training run's raw weights.</summary>
-    internal static Vocoder.Vocoder LoadVocoder(string voiceName, string device, string weights = "ema", string precision = "auto")
+    internal static Vocoder.Vocoder LoadVocoder(string voiceName, string device, string weights = "ema", string precision = "auto") =>
+        LoadVocoder(Voice.Load(voiceName), device, weights, precision);
+
+    /// <summary>As <see cref="LoadVocoder(string, string, string, string)"/>, for a voice already loaded.</summary>
+    internal static Vocoder.Vocoder LoadVocoder(Voice voice, string device, string weights = "ema", string precision = "auto")
     {
         var dev = Devices.Resolve(device);
-        return Vocoder.Vocoder.Load(voiceName, dev, weights == "raw" ? "model-raw.safetensors" : "model.safetensors", Devices.InferenceType(precision, dev));
+        return Vocoder.Vocoder.Load(voice, dev, weights == "raw" ? "model-raw.safetensors" : "model.safetensors", Devices.InferenceType(precision, dev));
     }
 
     /// <summary>--precision: the element type the network computes in.</summary>

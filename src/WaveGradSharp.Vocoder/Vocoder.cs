@@ -102,9 +102,12 @@ public sealed class Vocoder : IDisposable
     /// <paramref name="weightsFile"/> picks another weights file of the bundle (a training run's <c>model-raw.safetensors</c>);
     /// <paramref name="dtype"/> the element type the network computes in (null: bfloat16 where the hardware has it natively,
     /// see <see cref="Devices.InferenceType"/>).</summary>
-    public static Vocoder Load(string voiceNameOrPath, Device? device = null, string weightsFile = "model.safetensors", ScalarType? dtype = null)
+    public static Vocoder Load(string voiceNameOrPath, Device? device = null, string weightsFile = "model.safetensors", ScalarType? dtype = null) =>
+        Load(Voice.Load(voiceNameOrPath), device, weightsFile, dtype);
+
+    /// <summary>A loaded voice's vocoder (as <see cref="Load(string, Device?, string, ScalarType?)"/>).</summary>
+    public static Vocoder Load(Voice voice, Device? device = null, string weightsFile = "model.safetensors", ScalarType? dtype = null)
     {
-        var voice = Voice.Load(voiceNameOrPath);
         if (!File.Exists(Path.Combine(voice.Directory, weightsFile)))
             throw new WaveGradException($"{Path.Combine(voice.Directory, weightsFile)}: missing (only training runs keep raw weights)");
         return new Vocoder(voice, VocoderArchitectures.Create(voice, device, weightsFile, dtype));
