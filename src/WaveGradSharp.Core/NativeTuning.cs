@@ -40,6 +40,33 @@ public static class NativeTuning
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
     }
 
+    [DllImport("libc", EntryPoint = "mallopt")]
+    static extern int Mallopt(int param, int value);
+
+    static bool reuseSet;
+
+    /// <summary>
+    /// Lets glibc keep freed blocks of up to 32 MiB in its heap for the next tensor of the kind (M_MMAP_THRESHOLD), and not
+    /// hand the heap's top back after every free (M_TRIM_THRESHOLD, 1 GiB). By default each activation of an audio-rate
+    /// layer (megabytes) is a fresh mapping, faulted in page by page when first written and unmapped when freed, and the
+    /// kernel's page clearing is a sizeable share of a CPU evaluation. Memory stays bounded: <see cref="NativeHeapWatch"/>
+    /// trims the heap explicitly. Process-wide; skipped when the user has set glibc's own MALLOC_* or GLIBC_TUNABLES variables, and off Linux.
+    /// </summary>
+    public static void ReuseFreedMemory()
+    {
+        if (reuseSet || !OperatingSystem.IsLinux()) return;
+        reuseSet = true;
+        if (Environment.GetEnvironmentVariables().Keys.Cast<string>().Any(k => k.StartsWith("MALLOC_", StringComparison.Ordinal) || k == "GLIBC_TUNABLES"))
+            return;
+        try
+        {
+            const int mmapThreshold = -3, trimThreshold = -1;
+            Mallopt(mmapThreshold, 32 << 20);
+            Mallopt(trimThreshold, 1 << 30);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
     /// <summary>Switches NNPACK off once; does nothing where the symbol is missing (another libtorch build or OS).</summary>
     public static void DisableNnpack()
     {

@@ -41,6 +41,7 @@ public sealed class WaveGradInference : nn.Module<Tensor, Tensor, Tensor, Tensor
         config = net.Config;
         if (!Supports(config)) throw new WaveGradException($"WaveGradInference: interpolation '{config.Interpolation}' is not supported");
         this.type = type;
+        NativeTuning.ReuseFreedMemory();
         var sd = net.state_dict();
         TapConv Conv(string name, int dilation = 1) => new(sd[name + ".weight"], sd[name + ".bias"], dilation, type, meter);
         input = Conv("downsample.0");
