@@ -162,15 +162,21 @@ public sealed class GriffinLimStream
     readonly int iters;
     readonly double momentum;
     readonly long frames;
+    readonly int first;
     readonly NativeHeapWatch heap = new();
     float[] buffer = [];
     long bufferStart, next;   // absolute sample of buffer[0]; first window not yet inverted
     int window;
 
-    /// <summary>Prepares the stream over a log-mel [n_mels, frames]; nothing is inverted yet.</summary>
-    public GriffinLimStream(Tensor logMel, MelConfig cfg, int iters = 64, double momentum = 0.99)
+    /// <summary>Prepares the stream over a log-mel [n_mels, frames]; nothing is inverted yet. A <paramref name="firstWindowFrames"/>
+    /// shorter than <see cref="WindowFrames"/> (at least twice <see cref="OverlapFrames"/>) makes the first samples sooner, for a
+    /// quick first sound: the first window is that long, and the later ones follow on as usual.</summary>
+    public GriffinLimStream(Tensor logMel, MelConfig cfg, int iters = 64, double momentum = 0.99, int firstWindowFrames = WindowFrames)
     {
         mel = GriffinLim.Checked(logMel, cfg, iters, momentum);
+        if (firstWindowFrames < 2 * OverlapFrames || firstWindowFrames > WindowFrames)
+            throw new ArgumentOutOfRangeException(nameof(firstWindowFrames), $"{firstWindowFrames}: must be in [{2 * OverlapFrames}, {WindowFrames}]");
+        first = firstWindowFrames;
         this.cfg = cfg; this.iters = iters; this.momentum = momentum;
         frames = mel.shape[1];
         Length = GriffinLim.Samples(cfg, frames);
@@ -199,12 +205,20 @@ public sealed class GriffinLimStream
     }
 
     /// <summary>The end of the samples no later window changes: the start of the next window's cross-fade, or the buffer's end.</summary>
-    long Final => next < frames ? FadeFrom(window) : bufferStart + buffer.Length;
+    long Final => window == 0 ? 0 : next < frames ? FadeFrom(window) : bufferStart + buffer.Length;
+
+    /// <summary>Window <paramref name="k"/>'s frames [start, end) as laid out: the first window, then windows of
+    /// <see cref="WindowFrames"/> each starting <see cref="OverlapFrames"/> before the previous one's end.</summary>
+    (long Start, long End) Nominal(int k)
+    {
+        long start = k == 0 ? 0 : first - OverlapFrames + (k - 1L) * (WindowFrames - OverlapFrames);
+        return (start, Math.Min(frames, start + (k == 0 ? first : WindowFrames)));
+    }
 
     /// <summary>First frame of window <paramref name="k"/> (a too-short last window reaches back to Griffin-Lim's minimum).</summary>
     long WindowStart(int k)
     {
-        long start = (long)k * (WindowFrames - OverlapFrames), end = Math.Min(frames, start + WindowFrames);
+        var (start, end) = Nominal(k);
         return end - start < GriffinLim.MinFrames(cfg) ? Math.Max(0, end - GriffinLim.MinFrames(cfg)) : start;
     }
 
@@ -212,7 +226,7 @@ public sealed class GriffinLimStream
 
     void Append()
     {
-        long start = WindowStart(window), end = Math.Min(frames, (long)window * (WindowFrames - OverlapFrames) + WindowFrames);
+        long start = WindowStart(window), end = Nominal(window).End;
         float[] w;
         using (var scope = NewDisposeScope()) w = GriffinLim.Invert(mel[.., (int)start..(int)end], cfg, iters, momentum);
         heap.Check();

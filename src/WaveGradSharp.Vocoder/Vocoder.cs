@@ -33,7 +33,8 @@ public sealed record SynthesisOptions
     /// <summary>
     /// Mel frames of a stream's first chunk, when set: later chunks double in length up to <see cref="ChunkFrames"/>. A short first
     /// chunk comes soon; longer ones waste less on context, and each takes less time to render than its predecessor takes to play
-    /// wherever the real-time factor is below ½.
+    /// wherever the real-time factor is below ½. The Griffin-Lim start's first window is then short too (see
+    /// <see cref="GriffinLimStream"/>), so the start differs from a one-shot render's after about the first chunk.
     /// </summary>
     public int? FirstChunkFrames { get; init; }
     /// <summary>Extra mel frames rendered on each side of a streamed chunk and thrown away (the network's context).</summary>
@@ -197,10 +198,13 @@ public sealed class Vocoder : IDisposable
         // waveforms disagree in phase where they are cross-faded), made window by window as the pieces reach it.
         ct.ThrowIfCancellationRequested();
         bool start = Model.UsesStart(o), tooShort = frames < GriffinLim.MinFrames(Voice.Mel);
-        var gl = start && !tooShort ? new GriffinLimStream(mel.to(Device), Voice.Mel, o.StartIterations) : null;
+        long size = Math.Min(o.FirstChunkFrames ?? o.ChunkFrames, o.ChunkFrames);
+        // A short first chunk gets a short first Griffin-Lim window: just long enough that its samples are final.
+        int firstWindow = size < o.ChunkFrames ? (int)Math.Clamp(size + context + 3 * GriffinLimStream.OverlapFrames / 4,
+            2 * GriffinLimStream.OverlapFrames, GriffinLimStream.WindowFrames) : GriffinLimStream.WindowFrames;
+        var gl = start && !tooShort ? new GriffinLimStream(mel.to(Device), Voice.Mel, o.StartIterations, firstWindowFrames: firstWindow) : null;
         float[]? tail = null;
         var heap = new NativeHeapWatch();
-        long size = Math.Min(o.FirstChunkFrames ?? o.ChunkFrames, o.ChunkFrames);
         for (long s = 0; s < frames; s += size, size = Math.Min(2 * size, o.ChunkFrames))
         {
             ct.ThrowIfCancellationRequested();

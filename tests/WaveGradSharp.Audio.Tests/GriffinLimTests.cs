@@ -107,4 +107,32 @@ public class GriffinLimTests(ITestOutputHelper log)
             Assert.True(sc[second] < 1.25 * median, $"seam {seam}: SC {sc[second]:F3} against the median {median:F3}");
         }
     }
+
+    [Fact]
+    public void A_short_first_window_makes_the_first_samples_from_that_window_alone_and_streams_the_rest()
+    {
+        // A stream's first window can be short (speak's first chunk): its samples up to where the second window's cross-fade
+        // begins are that window's own inversion, a read shorter than the cross-fade offset is not silence, and the rest
+        // streams on with one more seam, whose spectral convergence stays near the whole-mel inversion's.
+        var cfg = MelConfig.Preset("hifigan-22k");
+        var x = Wav.Read(TestData.Fixture("clip-word-22k.wav"), cfg.SampleRate);
+        var longX = Enumerable.Repeat(x, 6).SelectMany(v => v).ToArray();
+        using var ms = new MelSpectrogram(cfg);
+        using var mel = ms.Compute(tensor(longX));
+        const int first = 128;
+        Assert.True(mel.shape[1] > 2 * first);
+        var own = GriffinLim.FromMel(mel[.., ..first], cfg, 8);
+        var stream = new GriffinLimStream(mel, cfg, 8, firstWindowFrames: first);
+        Assert.Equal(own[..(5 * cfg.Hop)], stream.Read(0, 5 * cfg.Hop));
+        long final = (first - GriffinLimStream.OverlapFrames + GriffinLimStream.OverlapFrames / 4) * cfg.Hop;
+        Assert.Equal(own[(5 * cfg.Hop)..(int)final], stream.Read(5 * cfg.Hop, final));
+        var rest = stream.Read(final, stream.Length);
+        Assert.Equal(GriffinLim.Samples(cfg, mel.shape[1]), final + rest.Length);
+        var streamed = own[..(int)final].Concat(rest).ToArray();
+        double sc = Metrics.Compute(longX, streamed, cfg.SampleRate, cfg).SpectralConvergence;
+        double whole = Metrics.Compute(longX, GriffinLim.FromMel(mel, cfg, 8), cfg.SampleRate, cfg).SpectralConvergence;
+        log.WriteLine($"SC with a {first}-frame first window {sc:F4}, whole mel at once {whole:F4}");
+        Assert.True(sc < 1.1 * whole, $"SC {sc:F4} against {whole:F4}");
+        Assert.Throws<ArgumentOutOfRangeException>(() => new GriffinLimStream(mel, cfg, 8, firstWindowFrames: 2 * GriffinLimStream.OverlapFrames - 1));
+    }
 }
