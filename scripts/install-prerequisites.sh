@@ -12,7 +12,7 @@
 set -euo pipefail
 
 if [ "${1:-}" = "--with-speech" ]; then
-  if command -v text2wave >/dev/null && [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then
+  if command -v festival >/dev/null && [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ]; then
     echo "prerequisites: festival with the slt voice present."
   elif command -v apt-get >/dev/null; then
     if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -20,7 +20,7 @@ dotnet tool install wavegrad --tool-path "$work/tool" --add-source "$feed" --ver
 mkdir -p "$work/empty" && cd "$work/empty"
 "$work/tool/wavegrad" vocode "$mel" -o out.wav
 "$work/tool/wavegrad" voices | head -n 3
-if command -v text2wave > /dev/null || command -v espeak-ng > /dev/null; then
+if command -v festival > /dev/null || command -v espeak-ng > /dev/null; then
   "$work/tool/wavegrad" speak "Hello from the installed tool." -o hello.wav
 fi
 echo "package smoke test: ok"
