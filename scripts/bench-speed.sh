@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Render speed on this machine, as ratios: to the machine's own matmul peak (`wavegrad bench`) and to PyTorch running
 # the same network on the same CPU threads in the same run. Run it on a quiet machine: a parallel load doubles every
-# timing. Results: artifacts/bench/{dotnet.txt,pytorch.txt,base.txt}.
+# timing. Results: artifacts/bench/{dotnet,pytorch,base,speak}.txt.
 #   1. `wavegrad bench` on the default voice at 6 and 50 steps, fp32 and bf16: first chunk, a 5 s render, the steady
 #      real-time factor, achieved GFLOP/s and its share of the matmul peak, and a per-part breakdown.
 #   2. lmnt-com/wavegrad's `base` network in PyTorch (scripts/bench-pytorch.py: whole mel in one pass, 6 steps, 5 s of
 #      audio), its random weights imported as a voice, and the same 5 s render through `wavegrad bench` from noise
 #      without the post-filter (the .NET side renders in overlapping pieces, so it computes a little more).
+#   3. `wavegrad speak "Hello from WaveGradSharp"` eleven times (needs festival or espeak-ng): time to first audio after
+#      the process starts, median and range.
 # usage: scripts/bench-speed.sh [SECONDS]   (steady-state render length, default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +25,11 @@ echo "== PyTorch, lmnt base" | tee "$out/pytorch.txt"
 echo "== WaveGradSharp, the same lmnt base weights" | tee "$out/base.txt"
 "${wg[@]}" bench --voice "$out/lmnt-base" --start noise --post-filter 0 --steps 6 --precision both --seconds 5 --device cpu \
   | tee -a "$out/base.txt"
+echo "== speak: first audio after the process starts, 11 runs" | tee "$out/speak.txt"
+if command -v festival >/dev/null || command -v espeak-ng >/dev/null; then
+  for i in $(seq 11); do "${wg[@]}" speak "Hello from WaveGradSharp" -o "$out/hello.wav" 2>/dev/null; done | tee -a "$out/speak.txt" \
+    | grep -o 'first audio [0-9.]*' | awk '{print $3}' | sort -n \
+    | awk '{a[NR] = $1} END {print "first audio: median " a[int((NR + 1) / 2)] " s, range " a[1] "-" a[NR] " s"}' | tee -a "$out/speak.txt"
+else
+  echo "skipped: no festival or espeak-ng" | tee -a "$out/speak.txt"
+fi
