@@ -182,6 +182,10 @@ public sealed class GriffinLimStream
         Length = GriffinLim.Samples(cfg, frames);
     }
 
+    /// <summary>The shortest first window (within the allowed range) whose samples are final through frame
+    /// <paramref name="frames"/>: those before the second window's cross-fade, which starts a quarter overlap into it.</summary>
+    public static int FirstWindowFor(long frames) => (int)Math.Clamp(frames + 3 * OverlapFrames / 4, 2 * OverlapFrames, WindowFrames);
+
     /// <summary>Samples held in memory now (at most a window and the span of the last read).</summary>
     public long BufferedSamples => buffer.Length;
 

@@ -200,8 +200,7 @@ public sealed class Vocoder : IDisposable
         bool start = Model.UsesStart(o), tooShort = frames < GriffinLim.MinFrames(Voice.Mel);
         long size = Math.Min(o.FirstChunkFrames ?? o.ChunkFrames, o.ChunkFrames);
         // A short first chunk gets a short first Griffin-Lim window: just long enough that its samples are final.
-        int firstWindow = size < o.ChunkFrames ? (int)Math.Clamp(size + context + 3 * GriffinLimStream.OverlapFrames / 4,
-            2 * GriffinLimStream.OverlapFrames, GriffinLimStream.WindowFrames) : GriffinLimStream.WindowFrames;
+        int firstWindow = size < o.ChunkFrames ? GriffinLimStream.FirstWindowFor(size + context) : GriffinLimStream.WindowFrames;
         var gl = start && !tooShort ? new GriffinLimStream(mel.to(Device), Voice.Mel, o.StartIterations, firstWindowFrames: firstWindow) : null;
         float[]? tail = null;
         var heap = new NativeHeapWatch();
