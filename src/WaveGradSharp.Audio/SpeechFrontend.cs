@@ -33,31 +33,55 @@ public static partial class SpeechFrontend
     }
 
     /// <summary>Renders one utterance with the frontend: its samples at the speech program's own rate.</summary>
-    public static (float[] Samples, int SampleRate) Render(string text)
+    public static (float[] Samples, int SampleRate) Render(string text) => Start(text).GetAwaiter().GetResult();
+
+    /// <summary>
+    /// Starts the speech program on one utterance: the program is running when this returns, and the task gives its samples
+    /// at the program's own rate. The process is created on the caller's thread on purpose: a process started while another
+    /// thread is inside dlopen (libtorch's load takes 0.3 s) waits for that load to finish before it can run.
+    /// </summary>
+    public static Task<(float[] Samples, int SampleRate)> Start(string text)
     {
         var frontend = Available() ?? throw new WaveGradException(
             "speak: no text frontend found; install one with 'sudo apt-get install festival festvox-us-slt-hts' (or 'sudo apt-get install espeak-ng')");
         string dir = Directory.CreateTempSubdirectory("wavegrad-speak-").FullName;
+        Process p;
+        string wav = Path.Combine(dir, "out.wav");
         try
         {
             bool festival = frontend == "festival";
-            string input = Path.Combine(dir, festival ? "in.scm" : "in.txt"), wav = Path.Combine(dir, "out.wav");
+            string input = Path.Combine(dir, festival ? "in.scm" : "in.txt");
             text = new string([.. text.Select(c => char.IsControl(c) ? ' ' : c)]);
             File.WriteAllText(input, festival ? FestivalScript(text, wav) : text);
             var psi = festival ? new ProcessStartInfo("festival") { ArgumentList = { "-b", input } }
                 : new ProcessStartInfo("espeak-ng") { ArgumentList = { "-w", wav, "-f", input } };
             psi.RedirectStandardError = true; psi.RedirectStandardOutput = true; psi.UseShellExecute = false;
-            using var p = Process.Start(psi)!;
-            var err = p.StandardError.ReadToEndAsync();
-            p.StandardOutput.ReadToEnd();
-            p.WaitForExit();
-            if (p.ExitCode != 0 || !File.Exists(wav))
-                throw new WaveGradException($"speak: {frontend} failed (exit code {p.ExitCode}): " +
-                    $"{err.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()}");
-            var samples = Wav.Read(wav, out int rate);
-            return (samples, rate);
+            p = Process.Start(psi)!;
         }
-        finally { Directory.Delete(dir, true); }
+        catch
+        {
+            Directory.Delete(dir, true);
+            throw;
+        }
+        return Task.Run(() =>
+        {
+            try
+            {
+                var err = p.StandardError.ReadToEndAsync();
+                p.StandardOutput.ReadToEnd();
+                p.WaitForExit();
+                if (p.ExitCode != 0 || !File.Exists(wav))
+                    throw new WaveGradException($"speak: {frontend} failed (exit code {p.ExitCode}): " +
+                        $"{err.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()}");
+                var samples = Wav.Read(wav, out int rate);
+                return (samples, rate);
+            }
+            finally
+            {
+                p.Dispose();
+                Directory.Delete(dir, true);
+            }
+        });
     }
 
     /// <summary>

@@ -28,9 +28,13 @@ public sealed class SpeechProgramFrontend : ITextFrontend
     /// <inheritdoc/>
     public string Name => SpeechFrontend.Available() ?? "none";
 
-    /// <summary>Starts the speech program on <paramref name="sentence"/> now, on a worker thread; <see cref="Mel"/> for the same
-    /// sentence takes its result. The program needs no voice, so <c>speak</c> starts it before loading one.</summary>
-    public void Prefetch(string sentence) => started.TryAdd(sentence, Task.Run(() => SpeechFrontend.Render(sentence)));
+    /// <summary>Starts the speech program on <paramref name="sentence"/> now (a worker thread waits for it); <see cref="Mel"/> for
+    /// the same sentence takes its result. The program needs no voice, so <c>speak</c> starts it before loading libtorch and
+    /// the voice: call this before them (see <see cref="SpeechFrontend.Start"/>).</summary>
+    public void Prefetch(string sentence)
+    {
+        if (!started.ContainsKey(sentence)) started.TryAdd(sentence, SpeechFrontend.Start(sentence));
+    }
 
     /// <inheritdoc/>
     public Tensor Mel(string sentence, MelConfig mel, CancellationToken ct)
