@@ -7,8 +7,9 @@
 #   2. lmnt-com/wavegrad's `base` network in PyTorch (scripts/bench-pytorch.py: whole mel in one pass, 6 steps, 5 s of
 #      audio), its random weights imported as a voice, and the same 5 s render through `wavegrad bench` from noise
 #      without the post-filter (the .NET side renders in overlapping pieces, so it computes a little more).
-#   3. `wavegrad speak "Hello from WaveGradSharp"` eleven times (needs festival or espeak-ng): time to first audio after
-#      the process starts, median and range.
+#   3. `wavegrad speak "Hello from WaveGradSharp"` eleven times each (needs festival or espeak-ng), runs interleaved, from
+#      a ReadyToRun publish (README: "A faster start") and from the plain build that `dotnet run` uses: time to first
+#      audio after the process starts, median and range.
 # usage: scripts/bench-speed.sh [SECONDS]   (steady-state render length, default 30)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,11 +26,19 @@ echo "== PyTorch, lmnt base" | tee "$out/pytorch.txt"
 echo "== WaveGradSharp, the same lmnt base weights" | tee "$out/base.txt"
 "${wg[@]}" bench --voice "$out/lmnt-base" --start noise --post-filter 0 --steps 6 --precision both --seconds 5 --device cpu \
   | tee -a "$out/base.txt"
-echo "== speak: first audio after the process starts, 11 runs" | tee "$out/speak.txt"
+echo "== speak: first audio after the process starts, 11 runs each, interleaved" | tee "$out/speak.txt"
 if command -v festival >/dev/null || command -v espeak-ng >/dev/null; then
-  for i in $(seq 11); do "${wg[@]}" speak "Hello from WaveGradSharp" -o "$out/hello.wav" 2>/dev/null; done | tee -a "$out/speak.txt" \
-    | grep -o 'first audio [0-9.]*' | awk '{print $3}' | sort -n \
-    | awk '{a[NR] = $1} END {print "first audio: median " a[int((NR + 1) / 2)] " s, range " a[1] "-" a[NR] " s"}' | tee -a "$out/speak.txt"
+  rid=$(dotnet --info | awk '/ RID:/ {print $2; exit}')
+  dotnet publish src/WaveGradSharp.Cli -c Release -r "$rid" --self-contained false -o "$out/published" >/dev/null
+  for i in $(seq 11); do
+    for build in published cli; do
+      echo "$build $(dotnet "$out/$build/wavegrad.dll" speak "Hello from WaveGradSharp" -o "$out/hello.wav" 2>/dev/null)"
+    done
+  done | tee -a "$out/speak.txt" | awk '{for (i = 1; i < NF; i++) if ($i == "audio") t[$1] = t[$1] " " $(i + 1)} END {for (b in t) print b, t[b]}' \
+    | sort | while read -r build times; do
+      echo "$times" | tr ' ' '\n' | sort -n | awk -v b="$build" '{a[NR] = $1}
+        END {printf "%-9s first audio: median %s s, range %s-%s s\n", b, a[int((NR + 1) / 2)], a[1], a[NR]}'
+    done | tee -a "$out/speak.txt"
 else
   echo "skipped: no festival or espeak-ng" | tee -a "$out/speak.txt"
 fi
