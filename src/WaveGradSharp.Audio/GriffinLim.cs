@@ -170,7 +170,7 @@ public sealed class GriffinLimStream
 
     /// <summary>Prepares the stream over a log-mel [n_mels, frames]; nothing is inverted yet. A <paramref name="firstWindowFrames"/>
     /// shorter than <see cref="WindowFrames"/> (at least twice <see cref="OverlapFrames"/>) makes the first samples sooner, for a
-    /// quick first sound: the first window is that long, and the later ones follow on as usual.</summary>
+    /// quick first sound: the first window is that long, and the later ones double up to <see cref="WindowFrames"/>.</summary>
     public GriffinLimStream(Tensor logMel, MelConfig cfg, int iters = 64, double momentum = 0.99, int firstWindowFrames = WindowFrames)
     {
         mel = GriffinLim.Checked(logMel, cfg, iters, momentum);
@@ -211,12 +211,15 @@ public sealed class GriffinLimStream
     /// <summary>The end of the samples no later window changes: the start of the next window's cross-fade, or the buffer's end.</summary>
     long Final => window == 0 ? 0 : next < frames ? FadeFrom(window) : bufferStart + buffer.Length;
 
-    /// <summary>Window <paramref name="k"/>'s frames [start, end) as laid out: the first window, then windows of
-    /// <see cref="WindowFrames"/> each starting <see cref="OverlapFrames"/> before the previous one's end.</summary>
+    /// <summary>Window <paramref name="k"/>'s frames [start, end) as laid out: the first window, then windows twice as long as
+    /// the one before (up to <see cref="WindowFrames"/>) each starting <see cref="OverlapFrames"/> before the previous one's
+    /// end. Doubling bounds the inversion a reader waits for to about the length it has read so far, so a stream with a short
+    /// first window does not invert the rest of a sentence at once.</summary>
     (long Start, long End) Nominal(int k)
     {
-        long start = k == 0 ? 0 : first - OverlapFrames + (k - 1L) * (WindowFrames - OverlapFrames);
-        return (start, Math.Min(frames, start + (k == 0 ? first : WindowFrames)));
+        long start = 0, size = first;
+        for (int i = 0; i < k; i++) (start, size) = (start + size - OverlapFrames, Math.Min(2 * size, WindowFrames));
+        return (start, Math.Min(frames, start + size));
     }
 
     /// <summary>First frame of window <paramref name="k"/> (a too-short last window reaches back to Griffin-Lim's minimum).</summary>

@@ -47,12 +47,18 @@ static class SpeakCommands
             var started = Process.GetCurrentProcess().StartTime;
             var sw = Stopwatch.StartNew();
             double firstAudio = double.NaN;
+            // Playback started at the first audio runs dry wherever a chunk comes after the audio before it has played.
+            double playedUntil = 0, waited = 0;
+            int gaps = 0;
             using var wav = outPath is null ? null : new WavStreamWriter(outPath, vocoder.SampleRate);
             using var player = pr.GetValue(play) ? Playback.OpenStream(vocoder.SampleRate) : null;
             long samples = 0;
             foreach (var chunk in tts.Speak(mels, opts))
             {
-                if (double.IsNaN(firstAudio)) firstAudio = (DateTime.Now - started).TotalSeconds;
+                double now = (DateTime.Now - started).TotalSeconds;
+                if (double.IsNaN(firstAudio)) firstAudio = playedUntil = now;
+                else if (now > playedUntil) { gaps++; waited += now - playedUntil; playedUntil = now; }
+                playedUntil += chunk.Length / (double)vocoder.SampleRate;
                 wav?.Write(chunk);
                 player?.Write(chunk);
                 samples += chunk.Length;
@@ -60,8 +66,9 @@ static class SpeakCommands
             double secs = sw.Elapsed.TotalSeconds, dur = samples / (double)vocoder.SampleRate;
             wav?.Commit();
             string sound = player?.FirstSound is DateTime t ? $", first sound {(t - started).TotalSeconds:F2} s" : "";
+            string flow = gaps == 0 ? "no gaps after it" : $"{gaps} gap(s) after it, {waited:F2} s in all";
             Console.WriteLine($"{(outPath is null ? "spoke" : $"wrote {outPath}:")} {dur:F2} s of speech in {secs:F2} s " +
-                $"(first audio {firstAudio:F2} s after the process started{sound}; real-time factor {secs / dur:F2})");
+                $"(first audio {firstAudio:F2} s after the process started, {flow}{sound}; real-time factor {secs / dur:F2})");
             player?.Finish();
             return 0;
         }, needsTorch: false));   // libtorch is loaded once the speech program runs

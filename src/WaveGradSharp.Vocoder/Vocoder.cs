@@ -31,9 +31,10 @@ public sealed record SynthesisOptions
     /// <summary>Mel frames each streamed chunk yields.</summary>
     public int ChunkFrames { get; init; } = 64;
     /// <summary>
-    /// Mel frames of a stream's first chunk, when set: later chunks double in length up to <see cref="ChunkFrames"/>. A short first
-    /// chunk comes soon; longer ones waste less on context, and each takes less time to render than its predecessor takes to play
-    /// wherever the real-time factor is below ½. The Griffin-Lim start's first window is then short too (see
+    /// Mel frames of a stream's first chunk, when set: the second chunk is as long, then chunks double up to
+    /// <see cref="ChunkFrames"/>. A short first chunk comes soon; longer ones waste less on context. Doubling at once made
+    /// the second chunk (a new piece length, whose first evaluation costs about twice a later one) come after the first had
+    /// played; a second chunk of the same length is ready in time. The Griffin-Lim start's first window is then short too (see
     /// <see cref="GriffinLimStream"/>), so the start differs from a one-shot render's after about the first chunk.
     /// </summary>
     public int? FirstChunkFrames { get; init; }
@@ -204,7 +205,9 @@ public sealed class Vocoder : IDisposable
         var gl = start && !tooShort ? new GriffinLimStream(mel.to(Device), Voice.Mel, o.StartIterations, firstWindowFrames: firstWindow) : null;
         float[]? tail = null;
         var heap = new NativeHeapWatch();
-        for (long s = 0; s < frames; s += size, size = Math.Min(2 * size, o.ChunkFrames))
+        // A short first chunk is followed by one more of its size, then chunks double (see FirstChunkFrames).
+        long firstSize = size;
+        for (long s = 0; s < frames; s += size, size = s < 2 * firstSize ? firstSize : Math.Min(2 * size, o.ChunkFrames))
         {
             ct.ThrowIfCancellationRequested();
             long e = Math.Min(s + size, frames);

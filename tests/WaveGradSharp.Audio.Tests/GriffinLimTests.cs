@@ -113,7 +113,7 @@ public class GriffinLimTests(ITestOutputHelper log)
     {
         // A stream's first window can be short (speak's first chunk): its samples up to where the second window's cross-fade
         // begins are that window's own inversion, a read shorter than the cross-fade offset is not silence, and the rest
-        // streams on with one more seam, whose spectral convergence stays near the whole-mel inversion's.
+        // streams on in windows that double, whose seams keep the spectral convergence near the whole-mel inversion's.
         var cfg = MelConfig.Preset("hifigan-22k");
         var x = Wav.Read(TestData.Fixture("clip-word-22k.wav"), cfg.SampleRate);
         var longX = Enumerable.Repeat(x, 6).SelectMany(v => v).ToArray();
@@ -126,7 +126,11 @@ public class GriffinLimTests(ITestOutputHelper log)
         Assert.Equal(own[..(5 * cfg.Hop)], stream.Read(0, 5 * cfg.Hop));
         long final = (first - GriffinLimStream.OverlapFrames + GriffinLimStream.OverlapFrames / 4) * cfg.Hop;
         Assert.Equal(own[(5 * cfg.Hop)..(int)final], stream.Read(5 * cfg.Hop, final));
-        var rest = stream.Read(final, stream.Length);
+        // The next window is twice the first, not the rest of the mel: a reader waits for about as much as it has read.
+        var next = stream.Read(final, final + 1);
+        Assert.True(mel.shape[1] > 3 * first, "the mel reaches past the second window");
+        Assert.Equal((first - GriffinLimStream.OverlapFrames + 2 * first) * cfg.Hop - final, stream.BufferedSamples);
+        var rest = next.Concat(stream.Read(final + 1, stream.Length)).ToArray();
         Assert.Equal(GriffinLim.Samples(cfg, mel.shape[1]), final + rest.Length);
         var streamed = own[..(int)final].Concat(rest).ToArray();
         double sc = Metrics.Compute(longX, streamed, cfg.SampleRate, cfg).SpectralConvergence;
