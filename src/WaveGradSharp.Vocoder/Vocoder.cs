@@ -34,7 +34,7 @@ public sealed record SynthesisOptions
     /// Mel frames of a stream's first chunk, when set: the second chunk is as long, then chunks double up to
     /// <see cref="ChunkFrames"/>. A short first chunk comes soon; longer ones waste less on context. Doubling at once made
     /// the second chunk (a new piece length, whose first evaluation costs about twice a later one) come after the first had
-    /// played; a second chunk of the same length is ready in time. The Griffin-Lim start's first window is then short too (see
+    /// played; one of the same length is ready in time more often. The Griffin-Lim start's first window is then short too (see
     /// <see cref="GriffinLimStream"/>), so the start differs from a one-shot render's after about the first chunk.
     /// </summary>
     public int? FirstChunkFrames { get; init; }
