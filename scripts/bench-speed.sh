@@ -8,7 +8,7 @@
 #      audio), its random weights imported as a voice, and the same 5 s render through `wavegrad bench` from noise
 #      without the post-filter (the .NET side renders in overlapping pieces, so it computes a little more).
 #   3. `wavegrad speak "Hello from WaveGradSharp"` eleven times each (needs festival or espeak-ng), runs interleaved, from
-#      a ReadyToRun publish (README: "A faster start") and from the plain build that `dotnet run` uses: time to first
+#      a ReadyToRun publish (README: "A faster start") and from the plain Release build: time to first
 #      audio after the process starts, median and range.
 # usage: scripts/bench-speed.sh [SECONDS]   (steady-state render length, default 30)
 set -euo pipefail
