@@ -146,9 +146,10 @@ sealed class InverseStft
 
 /// <summary>
 /// Griffin-Lim over a mel of any length with memory bound by one window: windows of <see cref="WindowFrames"/> frames
-/// overlapping by <see cref="OverlapFrames"/> are inverted as samples are asked for, cross-faded over the middle half of
-/// their overlap (the edges of a window are its least certain part), and dropped once read past. A mel of at most one
-/// window gives exactly <see cref="GriffinLim.FromMel"/>'s waveform.
+/// (after an optional shorter first window, windows doubling up to that) overlapping by <see cref="OverlapFrames"/> are
+/// inverted as samples are asked for, cross-faded over the middle half of their overlap (the edges of a window are its
+/// least certain part), and dropped once read past. A mel of at most one window gives exactly
+/// <see cref="GriffinLim.FromMel"/>'s waveform.
 /// </summary>
 public sealed class GriffinLimStream
 {

@@ -33,7 +33,7 @@ public static partial class SpeechFrontend
     }
 
     /// <summary>Renders one utterance with the frontend: its samples at the speech program's own rate.</summary>
-    public static (float[] Samples, int SampleRate) Render(string text) => Start(text).GetAwaiter().GetResult();
+    public static (float[] Samples, int SampleRate) Render(string text) => Spawn(text).Collect();
 
     /// <summary>
     /// Starts the speech program on one utterance: the program is running when this returns, and the task gives its samples
@@ -42,46 +42,64 @@ public static partial class SpeechFrontend
     /// </summary>
     public static Task<(float[] Samples, int SampleRate)> Start(string text)
     {
+        var running = Spawn(text);
+        return Task.Run(running.Collect);
+    }
+
+    /// <summary>The speech program at work on one utterance, in a temporary folder of its own.</summary>
+    sealed record Running(Process Process, string Frontend, string Folder, string WavPath)
+    {
+        /// <summary>Waits for the program and reads its WAV; the process and the folder are gone afterwards.</summary>
+        public (float[] Samples, int SampleRate) Collect()
+        {
+            try
+            {
+                var err = Process.StandardError.ReadToEndAsync();
+                Process.StandardOutput.ReadToEnd();
+                Process.WaitForExit();
+                if (Process.ExitCode != 0 || !File.Exists(WavPath))
+                    throw new WaveGradException($"speak: {Frontend} failed (exit code {Process.ExitCode}): " +
+                        $"{err.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()}");
+                var samples = Wav.Read(WavPath, out int rate);
+                return (samples, rate);
+            }
+            finally
+            {
+                Process.Dispose();
+                DeleteFolder(Folder);
+            }
+        }
+    }
+
+    static Running Spawn(string text)
+    {
         var frontend = Available() ?? throw new WaveGradException(
             "speak: no text frontend found; install one with 'sudo apt-get install festival festvox-us-slt-hts' (or 'sudo apt-get install espeak-ng')");
         string dir = Directory.CreateTempSubdirectory("wavegrad-speak-").FullName;
-        Process p;
-        string wav = Path.Combine(dir, "out.wav");
         try
         {
             bool festival = frontend == "festival";
-            string input = Path.Combine(dir, festival ? "in.scm" : "in.txt");
+            string input = Path.Combine(dir, festival ? "in.scm" : "in.txt"), wav = Path.Combine(dir, "out.wav");
             text = new string([.. text.Select(c => char.IsControl(c) ? ' ' : c)]);
             File.WriteAllText(input, festival ? FestivalScript(text, wav) : text);
             var psi = festival ? new ProcessStartInfo("festival") { ArgumentList = { "-b", input } }
                 : new ProcessStartInfo("espeak-ng") { ArgumentList = { "-w", wav, "-f", input } };
             psi.RedirectStandardError = true; psi.RedirectStandardOutput = true; psi.UseShellExecute = false;
-            p = Process.Start(psi)!;
+            return new Running(Process.Start(psi)!, frontend, dir, wav);
         }
         catch
         {
-            Directory.Delete(dir, true);
+            DeleteFolder(dir);
             throw;
         }
-        return Task.Run(() =>
-        {
-            try
-            {
-                var err = p.StandardError.ReadToEndAsync();
-                p.StandardOutput.ReadToEnd();
-                p.WaitForExit();
-                if (p.ExitCode != 0 || !File.Exists(wav))
-                    throw new WaveGradException($"speak: {frontend} failed (exit code {p.ExitCode}): " +
-                        $"{err.Result.Split('\n', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault()}");
-                var samples = Wav.Read(wav, out int rate);
-                return (samples, rate);
-            }
-            finally
-            {
-                p.Dispose();
-                Directory.Delete(dir, true);
-            }
-        });
+    }
+
+    /// <summary>Removes a temporary folder; a failure to remove it never hides the error being reported.</summary>
+    static void DeleteFolder(string dir)
+    {
+        try { Directory.Delete(dir, true); }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
     }
 
     /// <summary>

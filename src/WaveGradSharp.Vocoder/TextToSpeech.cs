@@ -33,7 +33,7 @@ public sealed class SpeechProgramFrontend : ITextFrontend
     /// the voice: call this before them (see <see cref="SpeechFrontend.Start"/>).</summary>
     public void Prefetch(string sentence)
     {
-        if (!started.ContainsKey(sentence)) started.TryAdd(sentence, SpeechFrontend.Start(sentence));
+        lock (started) if (!started.ContainsKey(sentence)) started[sentence] = SpeechFrontend.Start(sentence);
     }
 
     /// <inheritdoc/>

@@ -102,7 +102,6 @@ public sealed record WaveGradConfig
     {
         WriteIndented = true,
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower, allowIntegerValues: false) },
-        TypeInfoResolver = WaveGradConfigJson.Default,   // source-generated metadata: no reflection when a voice loads
     };
 
     /// <summary>A WaveGrad voice's config.</summary>
@@ -454,6 +453,3 @@ sealed class UBlock : Module<Tensor, Tensor, Tensor, Tensor>
     internal static Tensor Resample(Tensor x, long size, InterpolationMode mode) =>
         F.interpolate(x, size: [size], mode: mode, align_corners: mode == InterpolationMode.Linear ? false : null);
 }
-
-[JsonSerializable(typeof(WaveGradConfig))]
-internal sealed partial class WaveGradConfigJson : JsonSerializerContext;

@@ -164,6 +164,20 @@ public class NetworkTests
     }
 
     [Fact]
+    public void ACardsNetworkMayLeaveOutFieldsThatHaveDefaults()
+    {
+        // Cards written before a field existed leave it out: it keeps WaveGradConfig's default, not zero or null.
+        var voice = Voice.Load("slt-22k");
+        var network = (System.Text.Json.Nodes.JsonObject)voice.Network.DeepClone();
+        foreach (var field in new[] { "interpolation", "noise_scale", "dilations" }) Assert.True(network.Remove(field), field);
+        var cfg = WaveGradConfig.FromCard(network, voice.Mel, "old card");
+        Assert.Equal("nearest", cfg.Interpolation);
+        Assert.Equal(5000.0, cfg.NoiseEncodingScale);
+        Assert.Equal(DilationOrder.Paper, cfg.Dilations);
+        Assert.Equal(WaveGradConfig.Of(voice).UpChannels, cfg.UpChannels);
+    }
+
+    [Fact]
     public void ImportWritesAVoiceThatRendersLikeTheCheckpoint()
     {
         var dir = Directory.CreateTempSubdirectory();
