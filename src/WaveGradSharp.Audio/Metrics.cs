@@ -4,7 +4,7 @@ using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio;
 
-/// <summary>Objective distances between a reference and a test waveform (both mono, same rate, trimmed to the shorter).</summary>
+/// <summary>Objective distances between a reference and a test waveform (both mono, same rate, trimmed to the shorter): spectra and pitch.</summary>
 /// <param name="LogMelL1">Mean |log-mel(ref) − log-mel(test)| in the mel config's own log scale.</param>
 /// <param name="SpectralConvergence">‖|S| − |Ŝ|‖_F / ‖|S|‖_F, averaged over the three STFT resolutions.</param>
 /// <param name="LogMagnitude">mean |ln|S| − ln|Ŝ||, averaged over the three resolutions.</param>
@@ -12,7 +12,9 @@ namespace WaveGradSharp.Audio;
 /// <param name="Mcd">Mel-cepstral distortion in dB: 10/ln10·√2·mean_t ‖c_t − ĉ_t‖ over c1…c24, no time warping.</param>
 /// <param name="Snr">10·log10(Σref² / Σ(ref − test)²) in dB (+∞ when identical).</param>
 /// <param name="Samples">Samples compared.</param>
-public sealed record AudioMetrics(double LogMelL1, double SpectralConvergence, double LogMagnitude, double MrStft, double Mcd, double Snr, long Samples);
+/// <param name="Pitch">Voicing F1, F0 RMSE in cents and periodicity RMSE of the test against the reference (<see cref="Audio.Pitch"/>).</param>
+public sealed record AudioMetrics(double LogMelL1, double SpectralConvergence, double LogMagnitude, double MrStft, double Mcd, double Snr, long Samples,
+    PitchScores Pitch);
 
 /// <summary>Computes <see cref="AudioMetrics"/>.</summary>
 public static class Metrics
@@ -107,6 +109,7 @@ public static class Metrics
         double er = 0, ee = 0;
         for (int i = 0; i < n; i++) { double d = reference[i] - test[i]; er += (double)reference[i] * reference[i]; ee += d * d; }
         double snr = ee == 0 ? double.PositiveInfinity : 10 * Math.Log10(er / ee);
-        return new AudioMetrics(l1, sc, lm, sc + lm, mcd, snr, n);
+        var pitch = Audio.Pitch.Compare(reference.AsSpan(0, n), test.AsSpan(0, n), sampleRate);
+        return new AudioMetrics(l1, sc, lm, sc + lm, mcd, snr, n, pitch);
     }
 }

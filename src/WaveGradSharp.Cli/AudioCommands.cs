@@ -92,7 +92,7 @@ static class AudioCommands
         var preset = Preset(fallback: null);
         preset.Description += "; sets the rate both are resampled to and the log-mel/MCD settings (default: the reference's own rate with hifigan-22k's " +
             "mel settings)";
-        var cmd = new Command("eval", "Score test audio against reference audio (log-mel L1, MR-STFT, MCD, SNR)")
+        var cmd = new Command("eval", "Score test audio against reference audio (log-mel L1, MR-STFT, MCD, SNR, voicing F1, F0 error, periodicity)")
             { reference, test, preset };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -100,12 +100,13 @@ static class AudioCommands
             var cfg = name is null ? null : MelConfig.Preset(name);
             var (rows, unmatched) = AudioFiles.Evaluate(pr.GetValue(reference)!, pr.GetValue(test)!, cfg);
             int w = Math.Max(8, rows.Max(r => r.Name.Length));
-            Console.WriteLine($"{"file".PadRight(w)} {"logmel-L1",10} {"SC",8} {"logmag",8} {"MR-STFT",8} {"MCD dB",8} {"SNR dB",8} {"seconds",8}");
+            Console.WriteLine($"{"file".PadRight(w)} {"logmel-L1",10} {"SC",8} {"logmag",8} {"MR-STFT",8} {"MCD dB",8} {"SNR dB",8} {"V/UV F1",8} {"F0 cents",8} {"period.",8} {"seconds",8}");
             string refPath = pr.GetValue(reference)!;
             int sr = cfg?.SampleRate ?? Wav.Probe(Directory.Exists(refPath) ? Path.Combine(refPath, rows[0].Name) : refPath).SampleRate;
             void Row(string label, AudioMetrics m) =>
                 Console.WriteLine($"{label.PadRight(w)} {F(m.LogMelL1),10} {F(m.SpectralConvergence),8} {F(m.LogMagnitude),8} {F(m.MrStft),8} " +
-                    $"{F(m.Mcd, "F3"),8} {F(m.Snr, "F2"),8} {F((double)m.Samples / sr, "F2"),8}");
+                    $"{F(m.Mcd, "F3"),8} {F(m.Snr, "F2"),8} {F(m.Pitch.VoicingF1, "F3"),8} {F(m.Pitch.F0RmseCents, "F1"),8} " +
+                    $"{F(m.Pitch.PeriodicityRmse, "F3"),8} {F((double)m.Samples / sr, "F2"),8}");
             foreach (var r in rows) Row(r.Name, r.Metrics);
             if (rows.Count > 1) Row($"mean ({rows.Count})", AudioFiles.Mean(rows));
             if (unmatched.Count > 0) Console.WriteLine($"{unmatched.Count} file(s) without a partner, not scored: " +
