@@ -26,8 +26,8 @@ for (int i = 0; i < args.Length; i++)
 
 var clock = Stopwatch.StartNew();
 using var vocoder = Vocoder.Load(voiceName);                       // name under voices/ or a folder
-var options = new SynthesisOptions { Schedule = vocoder.Voice.ResolveSchedule(steps), ChunkFrames = 48 };
-Console.WriteLine($"voice {vocoder.Voice.Name}: {vocoder.SampleRate} Hz, preset {vocoder.Voice.Mel.Name}, {options.Schedule.Steps} steps; loaded in " +
+var options = new SynthesisOptions { Sampler = vocoder.Voice.Sampler("wavegrad", steps), ChunkFrames = 48 };
+Console.WriteLine($"voice {vocoder.Voice.Name}: {vocoder.SampleRate} Hz, preset {vocoder.Voice.Mel.Name}, {options.Sampler.Levels.Count} steps; loaded in " +
     $"{clock.Elapsed.TotalSeconds:F2} s");
 
 if (inputs.Count == 0)

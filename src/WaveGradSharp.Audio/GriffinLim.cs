@@ -53,14 +53,29 @@ public static class GriffinLim
     internal static float[] Invert(Tensor mel, MelConfig cfg, int iters, double momentum)
     {
         using var scope = NewDisposeScope();
+        var spec = Magnitude(mel, cfg);
+        long frames = spec.shape[1];
+        var gen = new Generator(20240917);
+        var phase = rand(spec.shape, generator: gen).to(spec.device) * (2 * Math.PI);
+        var wave = Iterate(polar(spec, phase), spec, cfg, iters, momentum);
+        var result = new float[Samples(cfg, frames)];
+        wave.to(CPU).data<float>().CopyTo(result, cfg.FrameOffset);
+        return result;
+    }
+
+    /// <summary>
+    /// The linear STFT magnitude [bins, frames] a log-mel [n_mels, frames] asks for, on the mel's device: non-negative least squares
+    /// for |S| in mel = Fᵀ·|S|, started from the clipped pseudo-inverse and refined by multiplicative (Lee–Seung) updates, which keep
+    /// |S| ≥ 0 and lower ‖mel − Fᵀ|S|‖ at every step (they halve the log-mel error of the pseudo-inverse alone on hifigan-22k's 80
+    /// bands). Scaled as the preset's STFT is (power, window normalisation).
+    /// </summary>
+    public static Tensor Magnitude(Tensor mel, MelConfig cfg)
+    {
+        using var scope = NewDisposeScope();
         using var ms = new MelSpectrogram(cfg);
         var dev = mel.device;
         var (win, _) = ms.Buffers(dev);
         var lin = ms.Decompress(mel.to_type(float32)); // [M, N] mel magnitude (or power)
-
-        // Non-negative least squares for |S| in mel = Fᵀ·|S|: start from the clipped pseudo-inverse, then multiplicative
-        // (Lee–Seung) updates, which keep |S| ≥ 0 and lower ‖mel − Fᵀ|S|‖ at every step (halves the log-mel error of the
-        // pseudo-inverse alone on hifigan-22k's 80 bands).
         var fb = cfg.FilterBank();
         var fbRows = new double[cfg.NMels * cfg.NFreqs];
         for (int k = 0; k < cfg.NFreqs; k++)
@@ -74,16 +89,45 @@ public static class GriffinLim
         for (int i = 0; i < NnlsIterations; i++) spec = spec * num / (matmul(at, matmul(fbt, spec)) + 1e-12);
         if (cfg.Power == 2) spec = spec.sqrt();
         if (cfg.NormalizedWindow) spec = spec * (win * win).sum().sqrt();
+        return spec.MoveToOuterDisposeScope();
+    }
 
+    /// <summary>
+    /// Projects a waveform onto a magnitude [bins, frames] (from <see cref="Magnitude"/>): fast Griffin-Lim started from the
+    /// waveform's own phase instead of a random one (GLA-Grad's consistency step, Liu et al. 2024). The frames cover the
+    /// samples [offset, offset + (frames − 1)·hop) of <paramref name="wave"/> [T] (offset: the framing's, see
+    /// <see cref="MelConfig.FrameOffset"/>); samples outside keep their values. Returns a new waveform [T].
+    /// </summary>
+    public static Tensor Project(Tensor wave, Tensor magnitude, MelConfig cfg, int iters, double momentum = 0.99)
+    {
+        using var scope = NewDisposeScope();
+        long frames = magnitude.shape[1], length = (frames - 1) * cfg.Hop;
+        if (wave.dim() != 1 || wave.shape[0] < cfg.FrameOffset + length)
+            throw new ArgumentException($"the waveform has {wave.shape[^1]} samples; {frames} frames cover {cfg.FrameOffset + length}", nameof(wave));
+        using var ms = new MelSpectrogram(cfg);
+        var (win, _) = ms.Buffers(wave.device);
+        var y = wave.narrow(0, cfg.FrameOffset, length).to_type(float32);
+        var own = stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: PaddingModes.Reflect, normalized: false, onesided: true,
+            return_complex: true);
+        var projected = Iterate(own * magnitude.div(own.abs().add(1e-16)), magnitude, cfg, iters, momentum);
+        var result = wave.to_type(float32).clone();
+        result.narrow(0, cfg.FrameOffset, length).copy_(projected);
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Fast Griffin-Lim's loop from a spectrogram with the target magnitude (<paramref name="shaped"/>, [bins, frames]), returning the
+    /// waveform of its last iterate, (frames − 1)·hop samples. The loop carries S·e^{iφ} (the next inverse transform's input) rather
+    /// than the phases alone. Fast Griffin-Lim's extrapolation t = c_n + m(c_n − c_{n−1}) (m the momentum) is taken divided by
+    /// 1 + m, as c_n − m/(1 + m)·c_{n−1}: only its phase is kept.
+    /// </summary>
+    static Tensor Iterate(Tensor shaped, Tensor spec, MelConfig cfg, int iters, double momentum)
+    {
+        using var scope = NewDisposeScope();
+        using var ms = new MelSpectrogram(cfg);
+        var (win, _) = ms.Buffers(spec.device);
         long frames = spec.shape[1];
-        long length = (frames - 1) * cfg.Hop;
-        var gen = new Generator(20240917);
-        var phase = rand(spec.shape, generator: gen).to(dev) * (2 * Math.PI);
-        // The loop carries S·e^{iφ} (the next inverse transform's input) rather than the phases alone. Fast Griffin-Lim's
-        // extrapolation t = c_n + m(c_n − c_{n−1}) (m the momentum) is taken divided by 1 + m, as c_n − m/(1 + m)·c_{n−1}:
-        // only its phase is kept.
-        var shaped = polar(spec, phase);
-        var inverse = new InverseStft(cfg, win, frames, length);
+        var inverse = new InverseStft(cfg, win, frames, (frames - 1) * cfg.Hop);
         Tensor? prev = null;
         double prevWeight = -momentum / (1 + momentum);
         for (int i = 0; i < iters; i++)
@@ -96,13 +140,10 @@ public static class GriffinLim
             var s = next * spec.div(next.abs().add_(1e-16));
             prev?.Dispose();
             prev = rebuilt.MoveToOuterDisposeScope();
-            shaped.Dispose();
+            if (i > 0) shaped.Dispose();   // the first is the caller's
             shaped = s.MoveToOuterDisposeScope();
         }
-        var wave = inverse.Apply(shaped);
-        var result = new float[Samples(cfg, frames)];
-        wave.to(CPU).data<float>().CopyTo(result, cfg.FrameOffset);
-        return result;
+        return inverse.Apply(shaped).MoveToOuterDisposeScope();
     }
 }
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Globalization;
 using WaveGradSharp.Audio;
 using WaveGradSharp.Core;
+using WaveGradSharp.Diffusion;
 using WaveGradSharp.Vocoder;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -59,11 +60,11 @@ static class BenchCommands
                 double total = pr.GetValue(seconds);
                 var shortMel = Mel(v, 5);
                 var longMel = Mel(v, 5 + total);
-                Render(v, Mel(v, 1), how with { Schedule = v.Voice.ResolveSchedule("6") });   // warm-up: first-call costs are start-up
+                Render(v, Mel(v, 1), how with { Sampler = v.Voice.Sampler("wavegrad", "6") });   // warm-up: first-call costs are start-up
                 foreach (var spec in pr.GetValue(steps)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 {
                     var schedule = v.Voice.ResolveSchedule(spec);
-                    var o = how with { Schedule = schedule };
+                    var o = how with { Sampler = DdpmSampler.WaveGrad(schedule) };
                     var sw = Stopwatch.StartNew();
                     _ = v.SynthesizeStreaming(shortMel, o).First();
                     double first = sw.Elapsed.TotalSeconds;
@@ -90,7 +91,7 @@ static class BenchCommands
     {
         int piece = o.CpuPieceFrames, context = Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(v.Voice.Mel, o.PostFilterPasses));
         var m = mel[.., ..(piece + 2 * context)].unsqueeze(0);
-        var request = new RenderRequest(o with { Start = SamplerStart.Noise, Schedule = Diffusion.NoiseSchedule.Named("wg-6") }, 0, null, default);
+        var request = new RenderRequest(o with { Start = SamplerStart.Noise, Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6")) }, 0, null, default);
         v.Model.Render(m, request);
         var sw = Stopwatch.StartNew();
         for (int i = 0; i < 3; i++) v.Model.Render(m, request);

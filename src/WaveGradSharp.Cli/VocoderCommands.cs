@@ -17,21 +17,34 @@ static class VocoderCommands
     public const string DefaultVoice = "slt-22k";
 
     static Option<string> VoiceOpt() => new("--voice") { Description = $"Voice name (under voices/) or folder", DefaultValueFactory = _ => DefaultVoice };
-    static Option<string?> StepsOpt() => new("--steps") { Description = "Schedule: a step count, a name or a JSON file (default: the voice's)" };
+    static Option<string?> StepsOpt() => new("--steps")
+    {
+        Description = "wavegrad sampler: a schedule (step count, name or JSON file); other samplers: a count of levels (default: the voice's)",
+    };
     static Option<string> WeightsOpt() => new Option<string>("--weights")
     {
         Description = "ema (default) or raw: which weights of a training run to render with",
         DefaultValueFactory = _ => "ema",
     }.AcceptOnlyFromAmong("ema", "raw");
 
-    /// <summary>The render flags shared by vocode, resynth and speak: where the sampler starts and the post-filter.</summary>
+    /// <summary>The render flags shared by vocode, resynth and speak: the sampler, where it starts, consistency steps and the post-filter.</summary>
     internal sealed class RenderFlags
     {
+        readonly Option<string?> sampler = new Option<string?>("--sampler")
+        {
+            Description = "Sampler: wavegrad (--steps: a schedule), respaced, ddim, pc or ode (--steps: a count of levels); default: the voice's",
+        }.AcceptOnlyFromAmong([.. Voice.SamplerNames]);
+        readonly Option<double> eta = new("--eta") { Description = "DDIM's η in [0, 1] (0: deterministic)" };
         readonly Option<string> start = new Option<string>("--start")
         {
             Description = "Sampler start: griffin-lim (the mel's Griffin-Lim waveform, noised) or noise",
             DefaultValueFactory = _ => "griffin-lim",
         }.AcceptOnlyFromAmong("griffin-lim", "noise");
+        readonly Option<string> consistency = new("--consistency")
+        {
+            Description = "Griffin-Lim consistency in the first steps: none, project[:LEVELS[:ITERATIONS]] (GLA-Grad) or substitute[:LEVELS] (GLA-Grad++)",
+            DefaultValueFactory = _ => "none",
+        };
         readonly Option<int> postFilter = new("--post-filter")
         {
             Description = "Mel post-filter passes (0: the network's raw output)",
@@ -40,28 +53,62 @@ static class VocoderCommands
 
         readonly Option<string> precision = PrecisionOpt();
 
-        public void AddTo(Command cmd) { cmd.Options.Add(start); cmd.Options.Add(postFilter); cmd.Options.Add(precision); }
+        public void AddTo(Command cmd)
+        {
+            foreach (var o in new Option[] { sampler, eta, start, consistency, postFilter, precision }) cmd.Options.Add(o);
+        }
 
         /// <summary>The --precision given.</summary>
         public string Precision(ParseResult pr) => pr.GetValue(precision)!;
 
-        /// <summary>The render settings these flags, a schedule spec and a seed make.</summary>
+        /// <summary>The render settings these flags, a schedule or step count and a seed make (the sampler always resolved).</summary>
         public SynthesisOptions Options(ParseResult pr, Vocoder.Vocoder vocoder, string? steps, long seed)
         {
             int passes = pr.GetValue(postFilter);
             if (passes < 0) throw new WaveGradException($"--post-filter {passes}: must be 0 or more");
+            var voice = vocoder.Voice;
+            string? name = pr.GetValue(sampler);
+            var chosen = name is null && steps is null && pr.GetResult(eta) is null
+                ? voice.DefaultSampler
+                : voice.Sampler(name ?? voice.DefaultSampler.Name, steps, pr.GetValue(eta));
             return new()
             {
-                Schedule = vocoder.Voice.ResolveSchedule(steps), Seed = seed, PostFilterPasses = passes,
+                Sampler = chosen, Seed = seed, PostFilterPasses = passes, Consistency = ParseConsistency(pr.GetValue(consistency)!),
                 Start = pr.GetValue(start) == "noise" ? SamplerStart.Noise : SamplerStart.GriffinLim,
             };
         }
     }
 
-    /// <summary>"6 steps" or "6-step schedule, 5 run from Griffin-Lim": what a render ran.</summary>
-    internal static string DescribeSteps(SynthesisOptions o) => o.Start == SamplerStart.Noise
-        ? $"{o.Schedule!.Steps} steps from noise"
-        : $"{o.Schedule!.Steps}-step schedule, last {DdpmSampler.GuessStartStep(o.Schedule!, o.StartNoise) + 1} run from Griffin-Lim";
+    /// <summary>Reads <c>none</c>, <c>project[:LEVELS[:ITERATIONS]]</c> or <c>substitute[:LEVELS]</c>.</summary>
+    internal static ConsistencySteps ParseConsistency(string spec)
+    {
+        var parts = spec.Split(':');
+        ConsistencyMode mode = parts[0] switch
+        {
+            "none" => ConsistencyMode.None,
+            "project" => ConsistencyMode.Project,
+            "substitute" => ConsistencyMode.Substitute,
+            _ => throw new WaveGradException($"--consistency '{Text.Escape(spec, 40)}': the mode must be none, project or substitute"),
+        };
+        int Part(int i, int fallback) => parts.Length <= i ? fallback
+            : int.TryParse(parts[i], out int v) && v >= 1 ? v
+            : throw new WaveGradException($"--consistency '{Text.Escape(spec, 40)}': '{Text.Escape(parts[i], 20)}' is not a whole number of at least 1");
+        if (parts.Length > (mode == ConsistencyMode.Project ? 3 : mode == ConsistencyMode.Substitute ? 2 : 1))
+            throw new WaveGradException($"--consistency '{Text.Escape(spec, 40)}': too many fields");
+        var d = new ConsistencySteps();
+        return d with { Mode = mode, Levels = Part(1, d.Levels), Iterations = Part(2, d.Iterations) };
+    }
+
+    /// <summary>"wavegrad, 6 levels from noise" or "ddim, 10 levels, last 7 run from Griffin-Lim": what a render ran.</summary>
+    internal static string DescribeSteps(SynthesisOptions o)
+    {
+        var s = o.Sampler!;
+        string what = o.Start == SamplerStart.Noise
+            ? $"{s.Name}, {s.Levels.Count} levels from noise"
+            : $"{s.Name}, {s.Levels.Count} levels, last {s.Levels.Count - s.StartLevel(o.StartNoise)} run from Griffin-Lim";
+        return o.Consistency.Mode == ConsistencyMode.None ? what : $"{what}, {o.Consistency.Mode.ToString().ToLowerInvariant()} consistency on " +
+            $"{o.Consistency.Levels}";
+    }
 
     static Option<bool> PlayOpt() => new("--play") { Description = "Play the result after writing it" };
     static Option<bool> Float32Opt() => new("--float32") { Description = "Write 32-bit float WAV instead of 16-bit PCM" };
@@ -241,24 +288,27 @@ static class VocoderCommands
 
     static Command VoiceEval()
     {
-        var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device(); var precision = PrecisionOpt();
+        var voice = VoiceOpt(); var steps = StepsOpt(); var seed = Cli.Seed(); var device = Cli.Device();
         var data = new Option<string>("--data") { Description = "Speaker folders (scripts/build-multispeaker.sh) or one corpus", Required = true };
         var heldOut = new Option<bool>("--held-out") { Description = "The speakers were never trained on: score their first clips, not val.txt" };
         var clips = new Option<int>("--clips") { Description = "Clips per speaker", DefaultValueFactory = _ => 3 };
         var seconds = new Option<double>("--seconds") { Description = "Seconds of each clip", DefaultValueFactory = _ => 4 };
         var output = Cli.Output("Also write the table here (TSV)", required: false);
-        var cmd = new Command("eval", "Score a voice per speaker against Griffin-Lim")
-            { voice, data, heldOut, clips, seconds, steps, seed, device, precision, output };
+        var flags = new RenderFlags();
+        var cmd = new Command("eval", "Score a voice per speaker against Griffin-Lim: spectra (log-mel L1, SC, MR-STFT, MCD) and pitch " +
+            "(V/UV F1, F0 RMSE in cents, periodicity RMSE)")
+            { voice, data, heldOut, clips, seconds, steps, seed, device, output };
+        flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
-            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: pr.GetValue(precision)!);
-            var schedule = vocoder.Voice.ResolveSchedule(pr.GetValue(steps));
-            var rows = VoiceEvaluation.Run(vocoder, pr.GetValue(data)!, EvaluationSetting.Standard(schedule, pr.GetValue(seed)), pr.GetValue(clips),
-                pr.GetValue(seconds), pr.GetValue(heldOut), line => Console.Error.WriteLine(line));
-            var lines = new List<string> { "speaker\tsetting\tclips\tlogmel_l1\tsc\tlogmag\tmrstft\tmcd" };
+            using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: flags.Precision(pr));
+            var how = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
+            var rows = VoiceEvaluation.Run(vocoder, pr.GetValue(data)!, EvaluationSetting.Standard(how),
+                pr.GetValue(clips), pr.GetValue(seconds), pr.GetValue(heldOut), line => Console.Error.WriteLine(line));
+            var lines = new List<string> { "speaker\tsetting\tclips\tlogmel_l1\tsc\tlogmag\tmrstft\tmcd\tvuv_f1\tf0_cents\tperiodicity" };
             lines.AddRange(rows.Select(r => string.Join('\t', r.Speaker, r.Setting, r.Clips, F(r.LogMelL1), F(r.SpectralConvergence), F(r.LogMagnitude),
-                F(r.MrStft), F(r.Mcd))));
-            Console.WriteLine($"voice {vocoder.Voice.Name}, {schedule.Steps}-step schedule, " +
+                F(r.MrStft), F(r.Mcd), F(r.VoicingF1), r.F0RmseCents.ToString("F1", CultureInfo.InvariantCulture), F(r.PeriodicityRmse))));
+            Console.WriteLine($"voice {vocoder.Voice.Name}, shipped and noise rows: {DescribeSteps(how)}, " +
                 $"{(pr.GetValue(heldOut) ? "held-out speakers" : "validation clips")}");
             foreach (var l in lines) Console.WriteLine(string.Join("  ", l.Split('\t').Select((c, i) => i < 2 ? c.PadRight(12) : c.PadLeft(9))));
             if (pr.GetValue(output) is string path) AtomicFile.WriteAllText(path, string.Join('\n', lines) + "\n");

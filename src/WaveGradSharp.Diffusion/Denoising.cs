@@ -33,6 +33,9 @@ public readonly record struct NoiseLevel(double SignalScale, double NoiseStd, do
 
     /// <summary>σ in the variance-exploding frame: s / a.</summary>
     public double Sigma => NoiseStd / SignalScale;
+
+    /// <summary>True for a variance-exploding level (a = 1), whose pure-noise state is N(0, σ²) rather than N(0, 1).</summary>
+    public bool IsVarianceExploding => Math.Abs(SignalScale - 1) < 1e-12;
 }
 
 /// <summary>
@@ -214,6 +217,23 @@ public sealed class GaussianMixtureDenoiser : IDenoiser
 
     /// <summary>The mixture's variance Σ w (τ² + μ²) − mean².</summary>
     public double Variance => Enumerable.Range(0, Weights.Length).Sum(k => Weights[k] * (Stds[k] * Stds[k] + Means[k] * Means[k])) - Mean * Mean;
+
+    /// <summary>Exact draws of the mixture (float32): a component by its weight, then its Gaussian.</summary>
+    public Tensor Draw(long[] shape, Generator rng)
+    {
+        using var scope = NewDisposeScope();
+        var u = rand(shape, generator: rng, dtype: ScalarType.Float64);
+        var z = randn(shape, generator: rng, dtype: ScalarType.Float64);
+        var x = zeros(shape, ScalarType.Float64);
+        double below = 0;
+        for (int k = 0; k < Weights.Length; k++)
+        {
+            var pick = (u >= below).logical_and(k == Weights.Length - 1 ? u <= 1 : u < below + Weights[k]);
+            x = where(pick, Means[k] + Stds[k] * z, x);
+            below += Weights[k];
+        }
+        return x.to_type(ScalarType.Float32).MoveToOuterDisposeScope();
+    }
 
     /// <summary>Posterior component responsibilities r_k(x_t), shape [K, ...x_t].</summary>
     public Tensor Responsibilities(Tensor xt, NoiseLevel l)

@@ -47,13 +47,19 @@ public static class SamplerCheck
         ];
     }
 
-    /// <summary>Draws <paramref name="n"/> samples (shape [1, n]) and measures them.</summary>
-    public static SamplerMoments Measure(string label, ISampler sampler, GaussianMixtureDenoiser mixture, int n, long seed)
+    /// <summary>
+    /// Draws <paramref name="n"/> samples (shape [1, n]) and measures them. With <paramref name="startNoiseStd"/> each sample
+    /// starts from an estimate (<see cref="SampleStart"/>): an exact draw of the mixture, noised to the first of the sampler's
+    /// levels whose noise std is at most that. The forward process maps the data to the exact marginal of that level, so the
+    /// remaining steps must end on the mixture again: this proves the start as the pure-noise run proves the whole walk.
+    /// </summary>
+    public static SamplerMoments Measure(string label, ISampler sampler, GaussianMixtureDenoiser mixture, int n, long seed, double? startNoiseStd = null)
     {
         using var scope = NewDisposeScope();
         var rng = new Generator((ulong)seed);
+        var start = startNoiseStd is double s ? new SampleStart(mixture.Draw([1, n], rng), s) : null;
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        var x = sampler.Sample(mixture, [1, n], rng).to_type(ScalarType.Float64).flatten();
+        var x = sampler.Sample(mixture, [1, n], new SampleOptions { Generator = rng, Start = start }).to_type(ScalarType.Float64).flatten();
         double seconds = sw.Elapsed.TotalSeconds;
         double mean = x.mean().item<double>();
         double variance = x.var().item<double>();
@@ -61,6 +67,6 @@ public static class SamplerCheck
         var hard = r.argmax(0);
         var weights = Enumerable.Range(0, mixture.Weights.Length)
             .Select(k => (hard == k).to_type(ScalarType.Float64).mean().item<double>()).ToArray();
-        return new SamplerMoments(label, sampler.Evaluations, mean, variance, weights, seconds);
+        return new SamplerMoments(label, sampler.EvaluationsWith(start), mean, variance, weights, seconds);
     }
 }

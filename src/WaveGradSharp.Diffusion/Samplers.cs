@@ -6,6 +6,15 @@ namespace WaveGradSharp.Diffusion;
 /// <summary>Progress of a sampler: model evaluation <see cref="Step"/> (1-based) of <see cref="Total"/>, at noise std <see cref="NoiseStd"/>.</summary>
 public readonly record struct SamplerStep(int Step, int Total, double NoiseStd);
 
+/// <summary>
+/// A start from an estimate of x_0 instead of pure noise (SDEdit, Meng et al. 2022; DiffSinger's shallow diffusion; what
+/// diffusers calls <c>strength</c>): the sampler skips its levels noisier than <see cref="MaxNoiseStd"/>, forms
+/// x = a·x̂ + s·z at the first level it keeps (the forward process applied to the estimate) and runs the rest.
+/// </summary>
+/// <param name="Estimate">x̂, shaped like the sample.</param>
+/// <param name="MaxNoiseStd">The largest noise std s the walk starts at; when every level is noisier it starts at the last.</param>
+public sealed record SampleStart(Tensor Estimate, double MaxNoiseStd);
+
 /// <summary>Where and how a sample is drawn.</summary>
 public sealed record SampleOptions
 {
@@ -15,23 +24,56 @@ public sealed record SampleOptions
     public IProgress<SamplerStep>? Progress { get; init; }
     /// <summary>Checked before every model evaluation.</summary>
     public CancellationToken Cancellation { get; init; }
+    /// <summary>The source of standard normal noise when <see cref="NoiseSource"/> is not set.</summary>
+    public Generator? Generator { get; init; }
     /// <summary>
-    /// Replaces the generator as the source of standard normal noise: called with the shape of each draw, in order
+    /// Replaces <see cref="Generator"/> as the source of standard normal noise: called with the shape of each draw, in order
     /// (x_T first). The vocoder uses it to tie noise to sample positions, so chunks of a stream see the same noise
     /// as a one-shot render.
     /// </summary>
     public Func<long[], Tensor>? NoiseSource { get; init; }
+    /// <summary>Start from an estimate instead of pure noise; null starts at the noisiest level.</summary>
+    public SampleStart? Start { get; init; }
 }
 
-/// <summary>Draws samples from a denoiser: x_T from noise, then the sampler's reverse steps.</summary>
+/// <summary>
+/// Draws samples from a denoiser: x at the noisiest level from noise (or from an estimate, <see cref="SampleStart"/>), then
+/// the sampler's reverse steps through its <see cref="Levels"/>.
+/// </summary>
 public interface ISampler
 {
     /// <summary>Short name ("ddpm", "ddim", ...).</summary>
     string Name { get; }
-    /// <summary>Model evaluations per sample.</summary>
+    /// <summary>Model evaluations per sample from pure noise.</summary>
     int Evaluations { get; }
-    /// <summary>A sample of the given shape (float32). Randomness comes only from <paramref name="rng"/>.</summary>
-    Tensor Sample(IDenoiser model, long[] shape, Generator rng, SampleOptions? options = null);
+    /// <summary>The noise levels the sampler walks, noisiest first.</summary>
+    IReadOnlyList<NoiseLevel> Levels { get; }
+    /// <summary>Model evaluations of a walk that starts at <see cref="Levels"/>[<paramref name="first"/>].</summary>
+    int EvaluationsFrom(int first);
+    /// <summary>A sample of the given shape (float32). Randomness comes only from the options' noise source or generator.</summary>
+    Tensor Sample(IDenoiser model, long[] shape, SampleOptions options);
+}
+
+/// <summary>Helpers over every <see cref="ISampler"/>.</summary>
+public static class Samplers
+{
+    /// <summary>A sample whose noise comes from <paramref name="rng"/>.</summary>
+    public static Tensor Sample(this ISampler sampler, IDenoiser model, long[] shape, Generator rng, SampleOptions? options = null) =>
+        sampler.Sample(model, shape, (options ?? new SampleOptions()) with { Generator = rng });
+
+    /// <summary>The level a start from an estimate begins at: the noisiest whose noise std is at most <paramref name="maxNoiseStd"/>,
+    /// or the last level when every one is noisier.</summary>
+    public static int StartLevel(this ISampler sampler, double maxNoiseStd)
+    {
+        var levels = sampler.Levels;
+        for (int i = 0; i < levels.Count; i++)
+            if (levels[i].NoiseStd <= maxNoiseStd) return i;
+        return levels.Count - 1;
+    }
+
+    /// <summary>Model evaluations of a sample with these options (fewer when it starts from an estimate).</summary>
+    public static int EvaluationsWith(this ISampler sampler, SampleStart? start) =>
+        start is null ? sampler.Evaluations : sampler.EvaluationsFrom(sampler.StartLevel(start.MaxNoiseStd));
 }
 
 /// <summary>Variance of DDPM's reverse step.</summary>
@@ -45,28 +87,52 @@ public enum ReverseVariance
     Learned,
 }
 
-/// <summary>Shared plumbing of the samplers: noise on the CPU from the generator, progress, cancellation, step scopes.</summary>
+/// <summary>
+/// Shared plumbing of the samplers: the first x (pure noise, or an estimate noised by the forward process), noise on the CPU
+/// from the options' source, progress, cancellation, step scopes. A sampler writes only its walk from a given level.
+/// </summary>
 public abstract class SamplerBase : ISampler
 {
     /// <inheritdoc/>
     public abstract string Name { get; }
     /// <inheritdoc/>
-    public abstract int Evaluations { get; }
+    public int Evaluations => EvaluationsFrom(0);
     /// <inheritdoc/>
-    public Tensor Sample(IDenoiser model, long[] shape, Generator rng, SampleOptions? options = null) =>
-        Sample(model, new Run(shape, rng, options ?? new SampleOptions(), Evaluations));
+    public abstract IReadOnlyList<NoiseLevel> Levels { get; }
+    /// <inheritdoc/>
+    public abstract int EvaluationsFrom(int first);
 
-    /// <summary>The sampler's loop.</summary>
-    protected abstract Tensor Sample(IDenoiser model, Run run);
+    /// <inheritdoc/>
+    public Tensor Sample(IDenoiser model, long[] shape, SampleOptions options)
+    {
+        if (options.Generator is null && options.NoiseSource is null)
+            throw new ArgumentException("a sample needs a Generator or a NoiseSource", nameof(options));
+        var start = options.Start;
+        if (start is not null && !start.Estimate.shape.SequenceEqual(shape))
+            throw new ArgumentException($"the estimate is [{string.Join(", ", start.Estimate.shape)}], the sample [{string.Join(", ", shape)}]",
+                nameof(options));
+        int first = start is null ? 0 : this.StartLevel(start.MaxNoiseStd);
+        var run = new Run(shape, options, EvaluationsFrom(first));
+        var l = Levels[first];
+        Tensor x;
+        using (var scope = NewDisposeScope())
+            x = (start is null
+                ? run.Noise() * (l.IsVarianceExploding ? l.NoiseStd : 1.0)   // x_T ~ N(0, 1) (VP) or N(0, σ_max²) (VE)
+                : l.SignalScale * run.OnDevice(start.Estimate) + l.NoiseStd * run.Noise()).MoveToOuterDisposeScope();
+        return Walk(model, run, x, first);
+    }
+
+    /// <summary>The sampler's reverse steps from x at <see cref="Levels"/>[<paramref name="first"/>] (x = a·x_0 + s·ε there).</summary>
+    protected abstract Tensor Walk(IDenoiser model, Run run, Tensor x, int first);
 
     /// <summary>State of one sampling run.</summary>
-    protected sealed class Run(long[] shape, Generator rng, SampleOptions options, int total)
+    protected sealed class Run(long[] shape, SampleOptions options, int total)
     {
         int step;
         /// <summary>Standard normal noise of the sample's shape, drawn on the CPU and moved to the device.</summary>
         public Tensor Noise()
         {
-            var z = options.NoiseSource?.Invoke(shape) ?? randn(shape, generator: rng, dtype: ScalarType.Float32);
+            var z = options.NoiseSource?.Invoke(shape) ?? randn(shape, generator: options.Generator, dtype: ScalarType.Float32);
             return options.Device is null || options.Device.type == DeviceType.CPU ? z : z.to(options.Device);
         }
         /// <summary>A tensor moved to the sample's device as float32.</summary>
@@ -99,6 +165,9 @@ public abstract class SamplerBase : ISampler
             return s;
         }
     }
+
+    /// <summary>The levels of a variance-preserving schedule, noisiest (its last step) first.</summary>
+    protected static NoiseLevel[] LevelsOf(NoiseSchedule s) => Enumerable.Range(0, s.Steps).Reverse().Select(t => NoiseLevel.Of(s, t)).ToArray();
 }
 
 /// <summary>
@@ -109,50 +178,25 @@ public abstract class SamplerBase : ISampler
 public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance = ReverseVariance.BetaTilde,
     double? clampSample = null, string name = "ddpm") : SamplerBase
 {
+    readonly NoiseLevel[] levels = LevelsOf(schedule);
     /// <summary>The schedule walked backwards.</summary>
     public NoiseSchedule Schedule { get; } = schedule;
     /// <inheritdoc/>
     public override string Name => name;
     /// <inheritdoc/>
-    public override int Evaluations => Schedule.Steps;
+    public override IReadOnlyList<NoiseLevel> Levels => levels;
+    /// <inheritdoc/>
+    public override int EvaluationsFrom(int first) => Schedule.Steps - first;
 
     /// <summary>WaveGrad's sampler: the β list as a schedule, σ² = β̃, the waveform clamped to [−1, 1] after each step
     /// (as lmnt-com/wavegrad does).</summary>
     public static DdpmSampler WaveGrad(NoiseSchedule betas) => new(betas, ReverseVariance.BetaTilde, clampSample: 1.0, name: "wavegrad");
 
-    /// <summary>The step a start from a guess begins at: the noisiest step whose noise std √(1−ᾱ_t) is at most
-    /// <paramref name="maxNoiseStd"/>, or step 0 when every step is noisier.</summary>
-    public static int GuessStartStep(NoiseSchedule schedule, double maxNoiseStd)
-    {
-        int t = 0;
-        while (t + 1 < schedule.Steps && schedule.SqrtOneMinusAlphasCumprod[t + 1] <= maxNoiseStd) t++;
-        return t;
-    }
-
-    /// <summary>
-    /// A sample started from a guess of x_0 instead of pure noise (SDEdit, Meng et al. 2022; DiffSinger's shallow
-    /// diffusion): the steps noisier than <paramref name="maxNoiseStd"/> are skipped, and the walk starts at step
-    /// <see cref="GuessStartStep"/> from x_t = √ᾱ_t·guess + √(1−ᾱ_t)·z, the forward process applied to the guess.
-    /// The vocoder gives it the mel's Griffin-Lim waveform.
-    /// </summary>
-    public Tensor SampleFrom(IDenoiser model, Tensor guess, double maxNoiseStd, Generator rng, SampleOptions? options = null)
-    {
-        int top = GuessStartStep(Schedule, maxNoiseStd);
-        var run = new Run(guess.shape, rng, options ?? new SampleOptions(), top + 1);
-        Tensor x;
-        using (var scope = NewDisposeScope())
-            x = (Schedule.SqrtAlphasCumprod[top] * run.OnDevice(guess) + Schedule.SqrtOneMinusAlphasCumprod[top] * run.Noise()).MoveToOuterDisposeScope();
-        return Walk(model, run, x, top);
-    }
-
     /// <inheritdoc/>
-    protected override Tensor Sample(IDenoiser model, Run run) => Walk(model, run, run.Noise(), Schedule.Steps - 1);
-
-    /// <summary>The reverse steps from x at step <paramref name="top"/> down to x_0.</summary>
-    Tensor Walk(IDenoiser model, Run run, Tensor x, int top)
+    protected override Tensor Walk(IDenoiser model, Run run, Tensor x, int first)
     {
         var s = Schedule;
-        for (int t = top; t >= 0; t--)
+        for (int t = s.Steps - 1 - first; t >= 0; t--)
         {
             using var scope = NewDisposeScope();
             var level = NoiseLevel.Of(s, t);
@@ -188,16 +232,18 @@ public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance
 public sealed class DdimSampler(NoiseSchedule schedule, int steps, double eta = 0.0) : SamplerBase
 {
     readonly NoiseSchedule sub = schedule.Respace(steps);
+    NoiseLevel[]? levels;
     /// <inheritdoc/>
     public override string Name => "ddim";
     /// <inheritdoc/>
-    public override int Evaluations => sub.Steps;
+    public override IReadOnlyList<NoiseLevel> Levels => levels ??= LevelsOf(sub);
+    /// <inheritdoc/>
+    public override int EvaluationsFrom(int first) => sub.Steps - first;
 
     /// <inheritdoc/>
-    protected override Tensor Sample(IDenoiser model, Run run)
+    protected override Tensor Walk(IDenoiser model, Run run, Tensor x, int first)
     {
-        var x = run.Noise();
-        for (int i = sub.Steps - 1; i >= 0; i--)
+        for (int i = sub.Steps - 1 - first; i >= 0; i--)
         {
             using var scope = NewDisposeScope();
             var level = NoiseLevel.Of(sub, i);
@@ -231,18 +277,19 @@ public static class Sigmas
 /// </summary>
 public sealed class AnnealedLangevinSampler(double[] sigmas, int stepsPerLevel = 100, double stepSize = 2e-5, bool denoiseLast = true) : SamplerBase
 {
+    readonly NoiseLevel[] levels = sigmas.Select(NoiseLevel.VarianceExploding).ToArray();
     /// <inheritdoc/>
     public override string Name => "langevin";
     /// <inheritdoc/>
-    public override int Evaluations => sigmas.Length * stepsPerLevel + (denoiseLast ? 1 : 0);
+    public override IReadOnlyList<NoiseLevel> Levels => levels;
+    /// <inheritdoc/>
+    public override int EvaluationsFrom(int first) => (sigmas.Length - first) * stepsPerLevel + (denoiseLast ? 1 : 0);
 
     /// <inheritdoc/>
-    protected override Tensor Sample(IDenoiser model, Run run)
+    protected override Tensor Walk(IDenoiser model, Run run, Tensor x, int first)
     {
         double sigmaL = sigmas[^1];
-        Tensor x;
-        using (var s0 = NewDisposeScope()) x = (run.Noise() * sigmas[0]).MoveToOuterDisposeScope();
-        foreach (double sigma in sigmas)
+        foreach (double sigma in sigmas.Skip(first))
         {
             double alpha = stepSize * sigma * sigma / (sigmaL * sigmaL);
             var level = NoiseLevel.VarianceExploding(sigma);
@@ -275,9 +322,12 @@ public sealed class PredictorCorrectorSampler : SamplerBase
     readonly double snr;
     readonly int correctorSteps;
 
+    readonly NoiseLevel[] levels;
+
     PredictorCorrectorSampler(double[]? sigmas, NoiseSchedule? schedule, double snr, int correctorSteps)
     {
         this.sigmas = sigmas; this.schedule = schedule; this.snr = snr; this.correctorSteps = correctorSteps;
+        levels = sigmas?.Select(NoiseLevel.VarianceExploding).ToArray() ?? LevelsOf(schedule!);
     }
 
     /// <summary>Variance-exploding SDE over σ levels from large to small.</summary>
@@ -291,15 +341,15 @@ public sealed class PredictorCorrectorSampler : SamplerBase
     /// <inheritdoc/>
     public override string Name => "pc";
     /// <inheritdoc/>
-    public override int Evaluations => (sigmas?.Length ?? schedule!.Steps) * (1 + correctorSteps);
+    public override IReadOnlyList<NoiseLevel> Levels => levels;
+    /// <inheritdoc/>
+    public override int EvaluationsFrom(int first) => (levels.Length - first) * (1 + correctorSteps);
 
     /// <inheritdoc/>
-    protected override Tensor Sample(IDenoiser model, Run run)
+    protected override Tensor Walk(IDenoiser model, Run run, Tensor x, int first)
     {
-        int n = sigmas?.Length ?? schedule!.Steps;
-        Tensor x;
-        using (var s0 = NewDisposeScope()) x = (run.Noise() * (sigmas?[0] ?? 1.0)).MoveToOuterDisposeScope();
-        for (int i = 0; i < n; i++)
+        int n = levels.Length;
+        for (int i = first; i < n; i++)
         {
             using var scope = NewDisposeScope();
             NoiseLevel level;
@@ -361,7 +411,7 @@ public sealed class ProbabilityFlowSampler : SamplerBase
     public static ProbabilityFlowSampler ForSchedule(NoiseSchedule schedule, int steps)
     {
         var sub = schedule.Respace(steps);
-        return new(Enumerable.Range(0, sub.Steps).Reverse().Select(t => NoiseLevel.Of(sub, t)).ToArray());
+        return new(LevelsOf(sub));
     }
 
     /// <summary>The ODE over variance-exploding σ levels (large to small).</summary>
@@ -370,17 +420,17 @@ public sealed class ProbabilityFlowSampler : SamplerBase
     /// <inheritdoc/>
     public override string Name => "ode";
     /// <inheritdoc/>
-    public override int Evaluations => 2 * levels.Length - 1;
+    public override IReadOnlyList<NoiseLevel> Levels => levels;
+    /// <inheritdoc/>
+    public override int EvaluationsFrom(int first) => 2 * (levels.Length - first) - 1;
 
     /// <inheritdoc/>
-    protected override Tensor Sample(IDenoiser model, Run run)
+    protected override Tensor Walk(IDenoiser model, Run run, Tensor x, int first)
     {
-        // x̃_T = x_T / a_T with x_T ~ N(0, 1) for VP; for VE (a = 1) start at N(0, σ_max²).
-        var first = levels[0];
         Tensor xs;
-        using (var s0 = NewDisposeScope())
-            xs = (run.Noise() * (Math.Abs(first.SignalScale - 1) < 1e-12 ? first.NoiseStd : 1.0 / first.SignalScale)).MoveToOuterDisposeScope();
-        for (int i = 0; i < levels.Length; i++)
+        using (var s0 = NewDisposeScope()) xs = (x / levels[first].SignalScale).MoveToOuterDisposeScope();   // x̃ = x / a
+        x.Dispose();
+        for (int i = first; i < levels.Length; i++)
         {
             using var scope = NewDisposeScope();
             var l = levels[i];

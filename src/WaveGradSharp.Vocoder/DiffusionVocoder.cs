@@ -71,9 +71,11 @@ public sealed record NoisePrior
 
 /// <summary>
 /// A mel-conditioned denoising network as a diffusion vocoder: the network predicts ε for (x_t [B, T], mel [B, n_mels, T/hop],
-/// √ᾱ [B]); a <see cref="NoisePrior"/> shapes the noise; WaveGrad's DDPM sampler walks the schedule, from noise or from a
-/// start waveform (SDEdit). Noise is tied to absolute sample positions, so streamed pieces match a one-shot render.
-/// Calls from several threads take turns on the one network.
+/// √ᾱ [B]); a <see cref="NoisePrior"/> shapes the noise; any engine sampler walks its levels (the voice's default, or the
+/// render's <see cref="SynthesisOptions.Sampler"/>), from noise or from the mel's Griffin-Lim waveform
+/// (<see cref="SampleStart"/>), with optional Griffin-Lim consistency steps (<see cref="GriffinLimConsistency"/>). Noise is tied
+/// to absolute sample positions, so streamed pieces match a one-shot render. Calls from several threads take turns on the one
+/// network.
 /// </summary>
 public sealed class DiffusionVocoderModel : IVocoderModel
 {
@@ -81,15 +83,15 @@ public sealed class DiffusionVocoderModel : IVocoderModel
     readonly nn.Module<Tensor, Tensor, Tensor, Tensor> network;
     readonly MelConfig mel;
     readonly NoisePrior prior;
-    readonly NoiseSchedule defaultSchedule;
+    readonly ISampler defaultSampler;
 
     /// <summary>Wraps a network on <paramref name="device"/> that takes and returns float32 (it may compute in bfloat16: see
     /// <see cref="WaveGradInference"/> on the CPU, <see cref="WaveGradNet.UseBf16UpsamplingPath"/> on CUDA); the sampler's
     /// arithmetic is float32.</summary>
-    public DiffusionVocoderModel(nn.Module<Tensor, Tensor, Tensor, Tensor> network, MelConfig mel, NoisePrior prior, NoiseSchedule defaultSchedule,
+    public DiffusionVocoderModel(nn.Module<Tensor, Tensor, Tensor, Tensor> network, MelConfig mel, NoisePrior prior, ISampler defaultSampler,
         Device device)
     {
-        this.network = network; this.mel = mel; this.prior = prior; this.defaultSchedule = defaultSchedule;
+        this.network = network; this.mel = mel; this.prior = prior; this.defaultSampler = defaultSampler;
         Device = device;
     }
 
@@ -99,20 +101,21 @@ public sealed class DiffusionVocoderModel : IVocoderModel
     public NoisePrior Prior => prior;
 
     /// <inheritdoc/>
-    public bool UsesStart(SynthesisOptions options) => options.Start == SamplerStart.GriffinLim;
+    public bool UsesEstimate(SynthesisOptions options) =>
+        options.Start == SamplerStart.GriffinLim || options.Consistency.Mode == ConsistencyMode.Substitute;
 
     /// <inheritdoc/>
     public int Evaluations(SynthesisOptions options)
     {
-        var s = options.Schedule ?? defaultSchedule;
-        return UsesStart(options) ? DdpmSampler.GuessStartStep(s, options.StartNoise) + 1 : s.Steps;
+        var sampler = options.Sampler ?? defaultSampler;
+        return options.Start == SamplerStart.GriffinLim ? sampler.EvaluationsFrom(sampler.StartLevel(options.StartNoise)) : sampler.Evaluations;
     }
 
     /// <inheritdoc/>
     public float[][] Render(Tensor mels, RenderRequest r)
     {
         var o = r.Options;
-        var sampler = DdpmSampler.WaveGrad(o.Schedule ?? defaultSchedule);
+        var sampler = o.Sampler ?? defaultSampler;
         lock (gate)
         {
             using var scope = NewDisposeScope();
@@ -121,12 +124,18 @@ public sealed class DiffusionVocoderModel : IVocoderModel
             var std = prior.SampleStd(m, mel);
             var positional = new PositionalNoise(o.Seed, r.SampleOffset);
             Func<long[], Tensor> noise = std is null ? positional.Next : shape => positional.Next(shape).to(Device) * std;
-            using var unused = new Generator((ulong)o.Seed);   // all noise comes from the position-tied source
-            var so = new SampleOptions { Device = Device, Progress = o.Progress, Cancellation = r.Cancellation, NoiseSource = noise };
-            var denoiser = new MelConditionedDenoiser(network, m);
-            var audio = (r.Start is null
-                ? sampler.Sample(denoiser, [m.shape[0], m.shape[2] * mel.Hop], unused, so)
-                : sampler.SampleFrom(denoiser, r.Start, o.StartNoise, unused, so)).cpu();
+            var estimate = r.Estimate?.to_type(ScalarType.Float32).to(Device);
+            // A waveform lies in [−1, 1], so x̂₀ is clipped there (improved-diffusion's clip_denoised): the samplers that step
+            // through x̂₀ (DDIM, the ODE) otherwise carry an early overshoot, divided by a small √ᾱ, to the end.
+            IDenoiser denoiser = new ClippedX0(new MelConditionedDenoiser(network, m));
+            if (o.Consistency.Mode != ConsistencyMode.None) denoiser = new GriffinLimConsistency(denoiser, m, mel, estimate, o.Consistency);
+            var so = new SampleOptions
+            {
+                Device = Device, Progress = o.Progress, Cancellation = r.Cancellation, NoiseSource = noise,
+                Start = o.Start == SamplerStart.GriffinLim && estimate is not null ? new SampleStart(estimate, o.StartNoise) : null,
+            };
+            // Every sampler's output is clamped as WaveGrad's is after each step: a waveform lies in [−1, 1].
+            var audio = sampler.Sample(denoiser, [m.shape[0], m.shape[2] * mel.Hop], so).clamp(-1, 1).cpu();
             return Enumerable.Range(0, (int)audio.shape[0]).Select(i => audio[i].data<float>().ToArray()).ToArray();
         }
     }
@@ -144,6 +153,49 @@ public sealed class MelConditionedDenoiser(nn.Module<Tensor, Tensor, Tensor, Ten
     /// <inheritdoc/>
     public Tensor Predict(Tensor xt, NoiseLevel level) =>
         net.call(xt, mels, full([xt.shape[0]], level.SignalScale, ScalarType.Float32, device: xt.device));
+}
+
+/// <summary>
+/// Griffin-Lim consistency steps (<see cref="ConsistencySteps"/>) as a denoiser: at the first <see cref="ConsistencySteps.Levels"/>
+/// distinct noise levels it is asked about, the inner denoiser's x̂₀ is projected onto the mels' magnitude or replaced by the
+/// Griffin-Lim estimate; at later levels it passes x̂₀ through. One instance serves one render (it counts the levels it has seen).
+/// </summary>
+public sealed class GriffinLimConsistency : IDenoiser
+{
+    readonly IDenoiser inner;
+    readonly MelConfig mel;
+    readonly ConsistencySteps steps;
+    readonly Tensor? estimate;
+    readonly Tensor[]? magnitudes;
+    readonly List<double> seen = [];
+
+    /// <summary>Wraps <paramref name="inner"/> for log-mels [B, n_mels, F] of <paramref name="mel"/>'s preset; <paramref name="estimate"/>
+    /// [B, F·hop] is needed to substitute.</summary>
+    public GriffinLimConsistency(IDenoiser inner, Tensor mels, MelConfig mel, Tensor? estimate, ConsistencySteps steps)
+    {
+        this.inner = inner; this.mel = mel; this.steps = steps; this.estimate = estimate;
+        if (steps.Mode == ConsistencyMode.Substitute && estimate is null)
+            throw new ArgumentException("substituting x̂₀ needs the Griffin-Lim estimate", nameof(estimate));
+        // The projection's target needs as many frames as Griffin-Lim inverts; shorter mels keep the network's estimate.
+        if (steps.Mode == ConsistencyMode.Project && mels.shape[2] >= GriffinLim.MinFrames(mel))
+            magnitudes = Enumerable.Range(0, (int)mels.shape[0]).Select(b => GriffinLim.Magnitude(mels[b], mel)).ToArray();
+    }
+
+    /// <inheritdoc/>
+    public Prediction Predicts => Prediction.X0;
+
+    /// <inheritdoc/>
+    public Tensor Predict(Tensor xt, NoiseLevel level)
+    {
+        if (!seen.Contains(level.NoiseStd)) seen.Add(level.NoiseStd);
+        bool applies = seen.IndexOf(level.NoiseStd) < steps.Levels;
+        using var scope = NewDisposeScope();
+        var x0 = inner.PredictX0(xt, level);
+        if (applies && steps.Mode == ConsistencyMode.Substitute) x0 = estimate!.expand_as(x0);
+        else if (applies && magnitudes is not null)
+            x0 = stack(Enumerable.Range(0, (int)x0.shape[0]).Select(b => GriffinLim.Project(x0[b], magnitudes[b], mel, steps.Iterations, steps.Momentum)));
+        return x0.MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>

@@ -44,7 +44,7 @@ public static class ScheduleSearch
         bool sc = metric == ScheduleMetric.SpectralConvergence;
         var options = new SynthesisOptions
         {
-            Schedule = schedule, Seed = seed, Start = SamplerStart.Noise,
+            Sampler = DdpmSampler.WaveGrad(schedule), Seed = seed, Start = SamplerStart.Noise,
             PostFilterPasses = sc ? SynthesisOptions.DefaultPostFilterPasses : 0,
         };
         double total = 0;

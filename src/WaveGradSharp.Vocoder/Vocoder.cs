@@ -19,11 +19,46 @@ public enum SamplerStart
     GriffinLim,
 }
 
+/// <summary>
+/// Griffin-Lim consistency steps in the first reverse steps (a wrapper on the denoiser, so any sampler gets them): the
+/// denoiser's estimate x̂₀ is replaced at the first <see cref="Levels"/> noise levels of the walk. <see cref="ConsistencyMode.Project"/>
+/// projects x̂₀ onto the mel's magnitude by <see cref="Iterations"/> fast Griffin-Lim iterations from x̂₀'s own phase (GLA-Grad,
+/// Liu et al. 2024, which projects the intermediate waveform itself); <see cref="ConsistencyMode.Substitute"/> puts the mel's
+/// Griffin-Lim waveform in its place (GLA-Grad++, Baoueb et al. 2025).
+/// </summary>
+public sealed record ConsistencySteps
+{
+    /// <summary>None (the default), project or substitute.</summary>
+    public ConsistencyMode Mode { get; init; }
+    /// <summary>How many of the walk's first noise levels get the step.</summary>
+    public int Levels { get; init; } = 1;
+    /// <summary>Griffin-Lim iterations of each projection.</summary>
+    public int Iterations { get; init; } = 16;
+    /// <summary>Fast Griffin-Lim's momentum in the projection, in [0, 1).</summary>
+    public double Momentum { get; init; } = 0.99;
+
+    /// <summary>No consistency steps.</summary>
+    public static ConsistencySteps None { get; } = new();
+}
+
+/// <summary>What a consistency step puts in place of the denoiser's x̂₀ (see <see cref="ConsistencySteps"/>).</summary>
+public enum ConsistencyMode
+{
+    /// <summary>Nothing: the denoiser's own estimate.</summary>
+    None,
+    /// <summary>x̂₀ projected onto the mel's magnitude from its own phase (GLA-Grad).</summary>
+    Project,
+    /// <summary>The mel's Griffin-Lim waveform (GLA-Grad++).</summary>
+    Substitute,
+}
+
 /// <summary>How a waveform is rendered.</summary>
 public sealed record SynthesisOptions
 {
-    /// <summary>Noise schedule; null: the voice's default (see <see cref="Voice.ResolveSchedule"/>).</summary>
-    public NoiseSchedule? Schedule { get; init; }
+    /// <summary>The sampler and its noise levels; null: the voice's default (see <see cref="Voice.DefaultSampler"/>, <see cref="Voice.Sampler"/>).</summary>
+    public ISampler? Sampler { get; init; }
+    /// <summary>Griffin-Lim consistency steps in the first reverse steps (none by default).</summary>
+    public ConsistencySteps Consistency { get; init; } = ConsistencySteps.None;
     /// <summary>Seed of the noise. The same seed gives the same bits on the CPU.</summary>
     public long Seed { get; init; } = 1234;
     /// <summary>Told after every network evaluation.</summary>
@@ -60,8 +95,8 @@ public sealed record SynthesisOptions
     /// <summary>Where the sampler starts (see <see cref="SamplerStart"/>); the default voice's card measures both.</summary>
     public SamplerStart Start { get; init; } = SamplerStart.GriffinLim;
     /// <summary>
-    /// With <see cref="SamplerStart.GriffinLim"/>: the largest noise std √(1−ᾱ) the sampler starts at, in (0, 1].
-    /// At the default 0.65, WG-6 runs its last 5 steps and WG-50 its last 33.
+    /// With <see cref="SamplerStart.GriffinLim"/>: the largest noise std √(1−ᾱ) the sampler starts at, in (0, 1] (see
+    /// <see cref="SampleStart"/>). At the default 0.65, WG-6 runs its last 5 steps and WG-50 its last 33.
     /// </summary>
     public double StartNoise { get; init; } = DefaultStartNoise;
     /// <summary>The default <see cref="StartNoise"/> (measured on the default voice: see its card).</summary>
@@ -155,7 +190,7 @@ public sealed class Vocoder : IDisposable
         int piece = PieceFrames(o);
         if (piece > 0 && mel.shape[1] > piece * 3 / 2) return SynthesizeStreaming(mel, o with { ChunkFrames = piece, FirstChunkFrames = null }, ct);
         using var scope = NewDisposeScope();
-        var start = StartWaveforms([mel], o);
+        var start = EstimateWaveforms([mel], o);
         return [PostFilter(Model.Render(mel.unsqueeze(0), new RenderRequest(o, 0, start is null ? null : stack(start.Select(w => tensor(w))), ct))[0], mel, o)];
     }
 
@@ -174,7 +209,7 @@ public sealed class Vocoder : IDisposable
         // Pad with the mel's quietest value so the padding reads as silence.
         var padded = mels.Select(m => nn.functional.pad(m, [0, maxF - m.shape[1]], value: m.min().item<float>())).ToArray();
         // Each mel's own Griffin-Lim waveform, padded with silence: the same start as a single render.
-        var start = StartWaveforms(mels, o)?.Select(w => tensor(w.Concat(new float[maxF * Hop - w.Length]).ToArray())).ToArray();
+        var start = EstimateWaveforms(mels, o)?.Select(w => tensor(w.Concat(new float[maxF * Hop - w.Length]).ToArray())).ToArray();
         var outs = Model.Render(stack(padded), new RenderRequest(o, 0, start is null ? null : stack(start), ct));
         return outs.Select((a, i) => PostFilter(a[..(int)(mels[i].shape[1] * Hop)], mels[i], o)).ToArray();
     }
@@ -198,7 +233,7 @@ public sealed class Vocoder : IDisposable
         // One Griffin-Lim waveform for the whole mel, cut into the pieces (pieces started from separately made Griffin-Lim
         // waveforms disagree in phase where they are cross-faded), made window by window as the pieces reach it.
         ct.ThrowIfCancellationRequested();
-        bool start = Model.UsesStart(o), tooShort = frames < GriffinLim.MinFrames(Voice.Mel);
+        bool start = Model.UsesEstimate(o), tooShort = frames < GriffinLim.MinFrames(Voice.Mel);
         long size = Math.Min(o.FirstChunkFrames ?? o.ChunkFrames, o.ChunkFrames);
         // A short first chunk gets a short first Griffin-Lim window: just long enough that its samples are final.
         int firstWindow = size < o.ChunkFrames ? GriffinLimStream.FirstWindowFor(size + context) : GriffinLimStream.WindowFrames;
@@ -241,6 +276,10 @@ public sealed class Vocoder : IDisposable
         if (!(o.StartNoise > 0 && o.StartNoise <= 1)) throw WaveGradException.About($"StartNoise {o.StartNoise}: must be in (0, 1]", "StartNoise");
         if (o.StartIterations < 1) throw WaveGradException.About($"StartIterations {o.StartIterations}: must be at least 1", "StartIterations");
         if (o.CpuPieceFrames < 16) throw WaveGradException.About($"CpuPieceFrames {o.CpuPieceFrames}: must be at least 16", "CpuPieceFrames");
+        var c = o.Consistency;
+        if (c.Levels < 1 || c.Iterations < 1 || !(c.Momentum >= 0 && c.Momentum < 1))
+            throw WaveGradException.About($"Consistency: Levels {c.Levels} and Iterations {c.Iterations} must be at least 1, Momentum {c.Momentum} in [0, 1)",
+                "Consistency");
         return o;
     }
 
@@ -253,11 +292,11 @@ public sealed class Vocoder : IDisposable
         return y;
     }
 
-    /// <summary>When the model starts from a waveform, each mel's Griffin-Lim waveform, F·hop samples (mels too short for
-    /// Griffin-Lim start from silence); otherwise null.</summary>
-    float[][]? StartWaveforms(IReadOnlyList<Tensor> mels, SynthesisOptions o)
+    /// <summary>When the model uses a waveform estimate (a Griffin-Lim start or consistency target), each mel's Griffin-Lim waveform,
+    /// F·hop samples (mels too short for Griffin-Lim get silence); otherwise null.</summary>
+    float[][]? EstimateWaveforms(IReadOnlyList<Tensor> mels, SynthesisOptions o)
     {
-        if (!Model.UsesStart(o)) return null;
+        if (!Model.UsesEstimate(o)) return null;
         return mels.Select(mel =>
         {
             var w = new float[mel.shape[1] * Hop];

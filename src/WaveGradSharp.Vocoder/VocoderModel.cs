@@ -9,9 +9,10 @@ namespace WaveGradSharp.Vocoder;
 /// <param name="Options">The caller's settings (a model reads what applies to it: a diffusion model its schedule and seed).</param>
 /// <param name="SampleOffset">Absolute sample position of the pieces' first sample, so that noise can be tied to positions
 /// and a streamed piece sees the same noise as a one-shot render.</param>
-/// <param name="Start">A waveform [B, F·hop] to start from (the mel's Griffin-Lim waveform), or null.</param>
+/// <param name="Estimate">The mels' Griffin-Lim waveforms [B, F·hop] when the model asked for them (<see cref="IVocoderModel.UsesEstimate"/>):
+/// a start or a consistency target; else null.</param>
 /// <param name="Cancellation">Checked between network evaluations.</param>
-public sealed record RenderRequest(SynthesisOptions Options, long SampleOffset, Tensor? Start, CancellationToken Cancellation);
+public sealed record RenderRequest(SynthesisOptions Options, long SampleOffset, Tensor? Estimate, CancellationToken Cancellation);
 
 /// <summary>
 /// The vocoder seam, mel in and waveform out: what <see cref="Vocoder"/> runs under its checks, batching, streaming,
@@ -24,8 +25,8 @@ public interface IVocoderModel : IDisposable
     /// <summary>Where the model runs; mels are moved there.</summary>
     Device Device { get; }
 
-    /// <summary>Whether a <see cref="RenderRequest.Start"/> waveform is used with these options (so the caller makes one only then).</summary>
-    bool UsesStart(SynthesisOptions options);
+    /// <summary>Whether a <see cref="RenderRequest.Estimate"/> waveform is used with these options (so the caller makes one only then).</summary>
+    bool UsesEstimate(SynthesisOptions options);
 
     /// <summary>Model evaluations of one render with these options (for progress).</summary>
     int Evaluations(SynthesisOptions options);
@@ -104,7 +105,7 @@ sealed class WaveGradArchitecture : IVocoderArchitecture
             if (device.type != DeviceType.CPU) net.to(device);
             if (dtype == ScalarType.BFloat16) net.UseBf16UpsamplingPath();
         }
-        return new DiffusionVocoderModel(model, voice.Mel, voice.Prior, voice.DefaultSchedule, device);
+        return new DiffusionVocoderModel(model, voice.Mel, voice.Prior, voice.DefaultSampler, device);
     }
 
     /// <summary>The card's network field for a config.</summary>

@@ -312,7 +312,7 @@ public static class VocoderTrainer
         TensorFiles.LoadInto(net, ema.Shadow, "EMA weights");
         if (device.type != DeviceType.CPU) net.to(device);
         net.eval();
-        using var model = new DiffusionVocoderModel(net, mel, prior, NoiseSchedule.Named("wg-6"), device);
+        using var model = new DiffusionVocoderModel(net, mel, prior, DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6")), device);
         using var spec = new MelSpectrogram(mel);
         var options = new SynthesisOptions { Seed = 7, Start = SamplerStart.Noise };
         int n = Math.Min(4, clips.Count);

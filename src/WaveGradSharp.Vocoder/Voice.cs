@@ -42,6 +42,9 @@ public sealed class Voice
     public NoisePrior Prior { get; }
     /// <summary>Schedule used when none is asked for.</summary>
     public NoiseSchedule DefaultSchedule { get; }
+    /// <summary>The sampler used when none is asked for: the card's <c>default_sampler</c> ({"name", "steps", "eta"}, see
+    /// <see cref="Sampler"/>), else WaveGrad's over <see cref="DefaultSchedule"/>.</summary>
+    public ISampler DefaultSampler { get; }
     /// <summary>Schedules found by <c>schedule search</c>, by step count.</summary>
     public IReadOnlyDictionary<int, NoiseSchedule> SearchedSchedules { get; }
     /// <summary>The whole voice.json, including the card fields.</summary>
@@ -83,6 +86,15 @@ public sealed class Voice
             : searched.TryGetValue(6, out var s6) ? s6 : NoiseSchedule.Named("wg-6");
         foreach (var s in SearchedSchedules.Values.Append(DefaultSchedule))
             if (s.Steps > MaxScheduleSteps) throw new WaveGradException($"{src}: a schedule of {s.Steps} steps; a voice's may have at most {MaxScheduleSteps}");
+        if (card["default_sampler"] is JsonNode dsn)
+        {
+            if (dsn is not JsonObject so2 || ModelBundle.String(so2, "name", src) is not string samplerName)
+                throw new WaveGradException($"{src}: default_sampler must be an object with a \"name\"");
+            double eta = so2["eta"] is JsonValue ev && ev.TryGetValue(out double e) ? e : 0;
+            try { DefaultSampler = Sampler(samplerName, so2["steps"]?.ToString(), eta); }
+            catch (WaveGradException ex) { throw new WaveGradException($"{src}: default_sampler: {ex.Message}"); }
+        }
+        else DefaultSampler = DdpmSampler.WaveGrad(DefaultSchedule);
         VocoderArchitectures.Get(Architecture, src).Validate(this);
     }
 
@@ -109,6 +121,38 @@ public sealed class Voice
             };
         }
         return NoiseSchedule.Resolve(spec);
+    }
+
+    /// <summary>The sampler names <see cref="Sampler"/> takes.</summary>
+    public static IReadOnlyList<string> SamplerNames { get; } = ["wavegrad", "respaced", "ddim", "pc", "ode"];
+
+    /// <summary>The schedule the voice's network was trained over, which the samplers other than WaveGrad's respace.</summary>
+    public static NoiseSchedule TrainingSchedule => NoiseSchedule.Named("wavegrad-train");
+
+    /// <summary>
+    /// A sampler for this voice by name. <c>wavegrad</c>: WaveGrad's ancestral sampler over a β list (<paramref name="steps"/> as
+    /// <see cref="ResolveSchedule"/> reads it; default the voice's). The others walk <paramref name="steps"/> (a count, default 6)
+    /// evenly spaced timesteps of the training schedule: <c>respaced</c> (ancestral, σ² = β̃, clamped as WaveGrad's),
+    /// <c>ddim</c> (η = <paramref name="eta"/>), <c>pc</c> (variance-preserving predictor–corrector, one corrector step: two
+    /// evaluations a level) and <c>ode</c> (the probability-flow ODE by Heun: 2·steps − 1 evaluations).
+    /// </summary>
+    public ISampler Sampler(string name, string? steps = null, double eta = 0)
+    {
+        if (name == "wavegrad") return DdpmSampler.WaveGrad(ResolveSchedule(steps));
+        int n = 6;
+        if (steps is not null && (!int.TryParse(steps, out n) || n < 1 || n > MaxScheduleSteps))
+            throw WaveGradException.About($"Steps '{Text.Escape(steps, 40)}': the {Text.Escape(name, 20)} sampler takes a step count from 1 to " +
+                $"{MaxScheduleSteps}", "Steps");
+        if (!(eta >= 0 && eta <= 1)) throw WaveGradException.About($"Eta {eta}: must be in [0, 1]", "Eta");
+        var train = TrainingSchedule;
+        return name switch
+        {
+            "respaced" => new DdpmSampler(train.Respace(n), ReverseVariance.BetaTilde, clampSample: 1.0, name: "respaced"),
+            "ddim" => new DdimSampler(train, n, eta),
+            "pc" => PredictorCorrectorSampler.VariancePreserving(train.Respace(n)),
+            "ode" => ProbabilityFlowSampler.ForSchedule(train, n),
+            _ => throw WaveGradException.About($"Sampler '{Text.Escape(name, 40)}': unknown; use {string.Join(", ", SamplerNames)}", "Sampler"),
+        };
     }
 
     /// <summary>Voice bundles found on the search path.</summary>

@@ -10,20 +10,24 @@ namespace WaveGradSharp.Vocoder;
 /// <param name="Options">Vocoder settings; null renders Griffin-Lim (64 iterations) instead.</param>
 public sealed record EvaluationSetting(string Name, SynthesisOptions? Options)
 {
-    /// <summary>Griffin-Lim, the shipped default (Griffin-Lim start and post-filter), WaveGrad's start with the post-filter, and
-    /// the network alone (from noise, no post-filter), all at the schedule given.</summary>
-    public static IReadOnlyList<EvaluationSetting> Standard(NoiseSchedule schedule, long seed = 1234) =>
-    [
-        new("griffin-lim", null),
-        new("shipped", new SynthesisOptions { Schedule = schedule, Seed = seed }),
-        new("noise", new SynthesisOptions { Schedule = schedule, Seed = seed, Start = SamplerStart.Noise }),
-        new("raw", new SynthesisOptions { Schedule = schedule, Seed = seed, Start = SamplerStart.Noise, PostFilterPasses = 0 }),
-    ];
+    /// <summary>Griffin-Lim; <paramref name="shipped"/> as given (by default the shipped settings: Griffin-Lim start and post-filter);
+    /// the same from noise; and the network alone (from noise, no post-filter, no consistency steps), all with its sampler.</summary>
+    public static IReadOnlyList<EvaluationSetting> Standard(SynthesisOptions shipped)
+    {
+        var o = shipped;
+        return
+        [
+            new("griffin-lim", null),
+            new("shipped", o),
+            new("noise", o with { Start = SamplerStart.Noise }),
+            new("raw", o with { Start = SamplerStart.Noise, PostFilterPasses = 0, Consistency = ConsistencySteps.None }),
+        ];
+    }
 }
 
-/// <summary>The mean scores of one speaker (or of all, "mean") under one setting.</summary>
+/// <summary>The mean scores of one speaker (or of all, "mean") under one setting: spectra, then pitch (<see cref="PitchScores"/>).</summary>
 public sealed record EvaluationRow(string Speaker, string Setting, int Clips, double LogMelL1, double SpectralConvergence,
-    double LogMagnitude, double MrStft, double Mcd);
+    double LogMagnitude, double MrStft, double Mcd, double VoicingF1, double F0RmseCents, double PeriodicityRmse);
 
 /// <summary>
 /// Scores a voice per speaker on clips it resynthesises from their own mels, against the clips: for a folder of speaker
@@ -63,7 +67,7 @@ public static class VoiceEvaluation
                     scores[s.Name].Add(Metrics.Compute(reference, audio, mel.SampleRate, mel));
                 }
                 progress?.Invoke($"{speaker.Key} {clip.Name}: " + string.Join(", ", settings.Select(s => $"{s.Name} SC " +
-                    $"{scores[s.Name][^1].SpectralConvergence:F3}")));
+                    $"{scores[s.Name][^1].SpectralConvergence:F3} F0 {scores[s.Name][^1].Pitch.F0RmseCents:F0}c")));
             }
             foreach (var s in settings) rows.Add(Mean(speaker.Key, s.Name, scores[s.Name]));
         }
@@ -71,12 +75,14 @@ public static class VoiceEvaluation
         {
             var per = rows.Where(r => r.Setting == s.Name).ToList();
             rows.Add(new EvaluationRow("mean", s.Name, per.Sum(r => r.Clips), per.Average(r => r.LogMelL1), per.Average(r => r.SpectralConvergence),
-                per.Average(r => r.LogMagnitude), per.Average(r => r.MrStft), per.Average(r => r.Mcd)));
+                per.Average(r => r.LogMagnitude), per.Average(r => r.MrStft), per.Average(r => r.Mcd), per.Average(r => r.VoicingF1),
+                per.Average(r => r.F0RmseCents), per.Average(r => r.PeriodicityRmse)));
         }
         return rows;
     }
 
     static EvaluationRow Mean(string speaker, string setting, List<AudioMetrics> m) =>
         new(speaker, setting, m.Count, m.Average(x => x.LogMelL1), m.Average(x => x.SpectralConvergence), m.Average(x => x.LogMagnitude),
-            m.Average(x => x.MrStft), m.Average(x => x.Mcd));
+            m.Average(x => x.MrStft), m.Average(x => x.Mcd), m.Average(x => x.Pitch.VoicingF1), m.Average(x => x.Pitch.F0RmseCents),
+            m.Average(x => x.Pitch.PeriodicityRmse));
 }

@@ -92,6 +92,35 @@ public class SamplerTests
                 $"{string.Join("/", m.Weights.Select(w => w.ToString("F3")))}");
     }
 
+    [Theory]
+    [MemberData(nameof(DemoSamplerLabels))]
+    public void EverySamplerStartedFromAnEstimateEndsOnTheMixture(string label)
+    {
+        var sampler = SamplerCheck.DemoSamplers().Single(s => s.Label == label).Sampler;
+        int first = sampler.StartLevel(0.7);
+        Assert.InRange(first, 1, sampler.Levels.Count - 2);   // a start part-way down: some levels skipped, some walked
+        Assert.True(sampler.Levels[first].NoiseStd <= 0.7 && sampler.Levels[first - 1].NoiseStd > 0.7);
+        var m = SamplerCheck.Measure(label, sampler, Mixture, 4000, seed: 2025, startNoiseStd: 0.7);
+        Assert.Equal(sampler.EvaluationsFrom(first), m.Evaluations);
+        Assert.True(m.Evaluations < sampler.Evaluations);
+        Assert.True(m.Within(Mixture, new SamplerCheck.Tolerance()),
+            $"{label} from an estimate: mean {m.Mean:F4} (true {Mixture.Mean:F4}), var {m.Variance:F4} (true {Mixture.Variance:F4}), w " +
+                $"{string.Join("/", m.Weights.Select(w => w.ToString("F3")))}");
+    }
+
+    [Fact]
+    public void AStartFromAWrongEstimateNearTheDataEndsNearTheEstimateNotTheData()
+    {
+        // The start is what the sampler keeps: from a constant estimate at a low level, DDIM ends near that constant (it
+        // can only move it by about the level's noise), whereas from noise it draws the mixture.
+        var ddim = new DdimSampler(NoiseSchedule.Named("ddpm-linear"), 50);
+        var estimate = full(1, 2000, 3.0f);
+        var x = ddim.Sample(Mixture, [1, 2000], new SampleOptions { Generator = new Generator(5), Start = new SampleStart(estimate, 0.1) });
+        Assert.InRange(x.mean().item<float>(), 2.0, 3.1);
+        Assert.Throws<ArgumentException>(() => ddim.Sample(Mixture, [1, 10], new SampleOptions()));   // no noise source at all
+        Assert.Throws<ArgumentException>(() => ddim.Sample(Mixture, [1, 10], new SampleOptions { Generator = new Generator(1), Start = new SampleStart(estimate, 0.1) }));
+    }
+
     [Fact]
     public void DdpmOnASingleGaussianHasItsMeanAndVariance()
     {
@@ -226,16 +255,18 @@ public class SamplerTests
     public void AStartFromAGuessSkipsTheNoisierStepsAndNoisesTheGuessByTheForwardProcess(double maxStd, int top)
     {
         var s = NoiseSchedule.Named("wg-6");
-        Assert.Equal(top, DdpmSampler.GuessStartStep(s, maxStd));
+        var sampler = DdpmSampler.WaveGrad(s);
+        Assert.Equal(top, s.Steps - 1 - sampler.StartLevel(maxStd));
         var x0 = linspace(-0.8, 0.8, 16).reshape(2, 8).to_type(ScalarType.Float32);
         var guess = full(2, 8, 0.25f);
         var z = linspace(-1, 1, 16).reshape(2, 8).to_type(ScalarType.Float32);
         int draws = 0;
         var oracle = new OracleDenoiser(x0);
         var steps = new List<SamplerStep>();
-        var x = DdpmSampler.WaveGrad(s).SampleFrom(oracle, guess, maxStd, new Generator(1), new SampleOptions
+        var x = sampler.Sample(oracle, [2, 8], new SampleOptions
         {
             Progress = new SyncProgress(steps.Add), NoiseSource = shape => draws++ == 0 ? z.clone() : randn(shape),
+            Start = new SampleStart(guess, maxStd),
         });
         Assert.Equal(top + 1, oracle.Seen.Count);
         Assert.Equal(Enumerable.Range(0, top + 1).Reverse().Select(t => s.SqrtAlphasCumprod[t]), oracle.Seen.Select(v => v.Level.SignalScale));

@@ -43,7 +43,7 @@ static class Tiny
 
     /// <summary>A vocoder over a given network (the model owns and disposes it).</summary>
     public static Vocoder Vocoder(Voice voice, WaveGradNet net) => new(voice, new DiffusionVocoderModel(net, voice.Mel, voice.Prior,
-        voice.DefaultSchedule, CPU));
+        voice.DefaultSampler, CPU));
 
     public static Tensor Mel(float[] audio)
     {
@@ -211,16 +211,70 @@ public class InferenceTests
         using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
         var mel = Tiny.Mel(Tiny.Chirp(0.3));
         int seen = 0;
-        v.Synthesize(mel, new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-25"), Start = SamplerStart.Noise, Progress = new Sync(_ => seen++) });
+        v.Synthesize(mel, new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-25")), Start = SamplerStart.Noise, Progress = new Sync(_ => seen++) });
         Assert.Equal(25, seen);
         seen = 0;   // from Griffin-Lim, only the steps at noise std ≤ 0.65 run: 33 of WG-50's
-        v.Synthesize(mel, new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-50"), Progress = new Sync(_ => seen++) });
+        v.Synthesize(mel, new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-50")), Progress = new Sync(_ => seen++) });
         Assert.Equal(33, seen);
         using var cts = new CancellationTokenSource();
         int steps = 0;
         Assert.ThrowsAny<OperationCanceledException>(() => v.Synthesize(mel,
-            new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-50"), Progress = new Sync(_ => { if (++steps == 2) cts.Cancel(); }) }, cts.Token));
+            new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-50")), Progress = new Sync(_ => { if (++steps == 2) cts.Cancel(); }) }, cts.Token));
         Assert.Equal(2, steps);
+    }
+
+    [Theory]
+    [InlineData("wavegrad", null, 6)]
+    [InlineData("respaced", "5", 5)]
+    [InlineData("ddim", "10", 10)]
+    [InlineData("pc", "3", 6)]
+    [InlineData("ode", "4", 7)]
+    public void EverySamplerRendersOneShotAndStreamedAlike(string name, string? steps, int evaluations)
+    {
+        using var tmp = new TempDir();
+        using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
+        var sampler = v.Voice.Sampler(name, steps);
+        Assert.Equal(evaluations, sampler.Evaluations);
+        var mel = Tiny.Mel(Tiny.Chirp(1.2));
+        var opts = new SynthesisOptions { Seed = 11, Sampler = sampler, Start = SamplerStart.Noise, ChunkFrames = 40, ContextFrames = 16 };
+        int seen = 0;
+        var oneShot = v.Synthesize(mel, opts with { Progress = new Sync(_ => seen++) });
+        Assert.Equal(evaluations, seen);
+        Assert.Equal(evaluations, v.Model.Evaluations(opts));
+        Assert.All(oneShot, x => Assert.True(float.IsFinite(x) && Math.Abs(x) <= 1));
+        Assert.Equal(oneShot, v.Synthesize(mel, opts));   // same seed, same bits
+        var streamed = v.SynthesizeStreaming(mel, opts).SelectMany(c => c).ToArray();
+        Assert.Equal(oneShot.Length, streamed.Length);
+        double l1 = (Tiny.Mel(streamed) - Tiny.Mel(oneShot)).abs().mean().item<float>();
+        Assert.True(l1 < 0.05, $"{name}: streamed vs one-shot log-mel L1 {l1}");
+        // From the Griffin-Lim estimate only the levels at noise std ≤ StartNoise run.
+        var fromGl = opts with { Start = SamplerStart.GriffinLim };
+        Assert.Equal(sampler.EvaluationsFrom(sampler.StartLevel(fromGl.StartNoise)), v.Model.Evaluations(fromGl));
+        Assert.Equal(oneShot.Length, v.Synthesize(mel, fromGl).Length);
+    }
+
+    [Fact]
+    public void ConsistencyStepsSubstituteOrProjectTheEstimate()
+    {
+        using var tmp = new TempDir();
+        var voice = Voice.Load(Tiny.SaveVoice(tmp["v"]));
+        var net = WaveGradNet.Load(voice);
+        using var v = Tiny.Vocoder(voice, net);
+        var mel = Tiny.Mel(Tiny.Chirp(0.6));
+        var gl = GriffinLim.FromMel(mel, voice.Mel, SynthesisOptions.DefaultStartIterations);
+        // Deterministic DDIM's last step returns the denoiser's x̂₀: with the Griffin-Lim waveform substituted at every level
+        // the render is that waveform, whatever the network says.
+        var ddim = voice.Sampler("ddim", "4");
+        var all = new SynthesisOptions { Sampler = ddim, Start = SamplerStart.Noise, PostFilterPasses = 0 };
+        var substituted = v.Synthesize(mel, all with { Consistency = new ConsistencySteps { Mode = ConsistencyMode.Substitute, Levels = 4 } });
+        Assert.True(gl.Select((g, i) => Math.Abs(g - substituted[i])).Max() < 1e-5);
+        // Projected at every level onto the mel's magnitude, the random network's render lands far nearer the mel than without.
+        double Off(float[] y) => (Tiny.Mel(y) - mel).abs().mean().item<float>();
+        var plain = v.Synthesize(mel, all);
+        var projected = v.Synthesize(mel, all with { Consistency = new ConsistencySteps { Mode = ConsistencyMode.Project, Levels = 4, Iterations = 32 } });
+        Assert.True(Off(projected) < 0.5 * Off(plain), $"log-mel L1 projected {Off(projected):F3}, plain {Off(plain):F3}");
+        Assert.Contains("Consistency", Assert.Throws<WaveGradException>(() => v.Synthesize(mel,
+            all with { Consistency = new ConsistencySteps { Mode = ConsistencyMode.Project, Levels = 0 } })).Message);
     }
 
     [Fact]

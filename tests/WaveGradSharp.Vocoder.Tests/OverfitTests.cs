@@ -49,7 +49,7 @@ public class OverfitTests(ITestOutputHelper log)
         AudioMetrics Render(Func<WaveGradNet> network, int postFilter)
         {
             using var v = Tiny.Vocoder(Voice.Load(tmp["run"]), network());   // the vocoder owns (and disposes) the network
-            var y = v.Synthesize(mel, new SynthesisOptions { Schedule = NoiseSchedule.Named("wg-6"), PostFilterPasses = postFilter,
+            var y = v.Synthesize(mel, new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6")), PostFilterPasses = postFilter,
                 Start = SamplerStart.Noise });
             return Metrics.Compute(x, y[..x.Length], cfg.SampleRate, cfg);
         }
