@@ -48,14 +48,20 @@ static class ScheduleCommands
     {
         var n = new Option<int>("--samples", "-n") { Description = "Samples per sampler", DefaultValueFactory = _ => 4000 };
         var seed = Cli.Seed();
+        var start = new Option<double?>("--start-noise")
+        {
+            Description = "Start each sample from an exact draw of the mixture noised to this noise std (a start from an estimate), not from noise",
+        };
         var cmd = new Command("demo",
             "Sample a 1-D two-component Gaussian mixture with its exact (closed-form) denoiser through every sampler and compare the moments with the " +
-                "truth") { n, seed };
+                "truth") { n, seed, start };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var mix = SamplerCheck.DemoMixture();
             var tol = new SamplerCheck.Tolerance();
             Console.WriteLine($"data: {string.Join(" + ", mix.Weights.Select((w, k) => $"{G(w)}·N({G(mix.Means[k])}, {G(mix.Stds[k])}²)"))}");
+            if (pr.GetValue(start) is double sn && !(sn > 0)) throw new WaveGradException($"--start-noise {sn}: must be positive");
+            if (pr.GetValue(start) is double s0) Console.WriteLine($"each sample starts from an exact draw noised to the first level at noise std ≤ {s0}");
             Console.WriteLine($"{pr.GetValue(n)} samples per sampler, seed {pr.GetValue(seed)}; tolerance |Δmean| ≤ {tol.Mean}, |Δvar| ≤ " +
                 $"{tol.Variance}, |Δw| ≤ {tol.Weight}");
             Console.WriteLine();
@@ -64,7 +70,7 @@ static class ScheduleCommands
             int failed = 0;
             foreach (var (label, sampler) in SamplerCheck.DemoSamplers())
             {
-                var m = SamplerCheck.Measure(label, sampler, mix, pr.GetValue(n), pr.GetValue(seed));
+                var m = SamplerCheck.Measure(label, sampler, mix, pr.GetValue(n), pr.GetValue(seed), pr.GetValue(start));
                 bool ok = m.Within(mix, tol);
                 if (!ok) failed++;
                 Console.WriteLine($"{label,-20} {m.Evaluations,6} {m.Mean,8:F4} {m.Variance,8:F4} {m.Weights[0],7:F4} {m.Weights[1],7:F4} " +
