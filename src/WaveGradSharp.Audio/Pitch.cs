@@ -18,7 +18,8 @@ public sealed record PitchScores(double VoicingF1, double F0RmseCents, double Pe
 
 /// <summary>
 /// A YIN pitch tracker (de Cheveigné and Kawahara 2002): per frame the cumulative-mean-normalised difference function
-/// d′(τ), the first lag below <see cref="Threshold"/> taken to its local minimum (else the global minimum), refined by a
+/// d′(τ), the first lag below <see cref="Threshold"/> (or within <see cref="SubharmonicMargin"/> of the global minimum) taken to its
+/// local minimum, refined by a
 /// parabola. A frame is voiced when d′ there is below <see cref="VoicingThreshold"/> and it is no more than
 /// <see cref="SilenceDb"/> below the loudest frame.
 /// </summary>
@@ -32,6 +33,8 @@ public static class Pitch
     public const double MaxHz = 800;
     /// <summary>YIN's absolute threshold on d′ for taking the first dip.</summary>
     public const double Threshold = 0.15;
+    /// <summary>Where no dip reaches <see cref="Threshold"/>, the first dip within this of the global minimum is taken.</summary>
+    public const double SubharmonicMargin = 0.05;
     /// <summary>A frame whose best d′ is at or above this is unvoiced.</summary>
     public const double VoicingThreshold = 0.3;
     /// <summary>Frames quieter than the loudest by more than this (dB) are unvoiced.</summary>
@@ -71,19 +74,19 @@ public static class Pitch
                 running += s;
                 d[tau] = running > 0 ? s * tau / running : 1;
             }
-            int best = -1;
+            // The first dip below the threshold, raised to just above the global minimum where no dip reaches it: a rough
+            // periodic frame dips about as low at 2τ, 3τ as at τ, and the first of them is the pitch, not a subharmonic.
+            double floor = double.MaxValue;
+            for (int tau = tauMin; tau <= tauMax; tau++) floor = Math.Min(floor, d[tau]);
+            double accept = Math.Max(Threshold, floor + SubharmonicMargin);
+            int best = tauMin;
             for (int tau = tauMin; tau <= tauMax; tau++)
-                if (d[tau] < Threshold)
+                if (d[tau] < accept)
                 {
                     while (tau + 1 <= tauMax && d[tau + 1] < d[tau]) tau++;
                     best = tau;
                     break;
                 }
-            if (best < 0)
-            {
-                best = tauMin;
-                for (int tau = tauMin; tau <= tauMax; tau++) if (d[tau] < d[best]) best = tau;
-            }
             double lag = best;
             if (best > tauMin && best < tauMax)
             {

@@ -82,7 +82,7 @@ static class Cli
         ["MaxMinutes"] = "--max-minutes", ["Iterations"] = "--iters", ["Momentum"] = "--momentum", ["MaxSeconds"] = "--max-seconds",
         ["Start"] = "--start", ["Framing"] = "--mel-framing", ["NpyPath"] = "-o OUT.npy", ["PngPath"] = "--png OUT.png", ["Reference"] = "--ref",
         ["Test"] = "--test", ["StartIterations"] = "--start-iterations", ["CpuPieceFrames"] = "--piece-frames",
-        ["InitFrom"] = "--init-from", ["Schedule"] = "--schedule", ["Eta"] = "--eta", ["Consistency"] = "--consistency",
+        ["InitFrom"] = "--init-from", ["Schedule"] = "--schedule", ["Eta"] = "--eta", ["Architecture"] = "--architecture", ["Consistency"] = "--consistency",
     };
 
     static bool torchReady;

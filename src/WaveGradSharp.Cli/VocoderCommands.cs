@@ -359,11 +359,16 @@ static class VocoderCommands
         var data = new Option<string>("--data") { Description = "Folder of WAVs (recursive) or LJSpeech layout (metadata.csv + wavs/)", Required = true };
         var output = Cli.Output("Run folder: becomes a voice bundle, with checkpoint/ inside");
         var preset = new Option<string>("--preset") { Description = "Mel preset", DefaultValueFactory = _ => MelConfig.DefaultPreset };
+        var architecture = new Option<string>("--architecture")
+        {
+            Description = "Network kind: wavegrad (audio-rate WaveGrad) or stft (a frame-rate ConvNeXt denoiser over STFT frames)",
+            DefaultValueFactory = _ => VocoderArchitectures.Default,
+        }.AcceptOnlyFromAmong([.. VocoderArchitectures.Names]);
         var size = new Option<string>("--size")
         {
-            Description = "small (CPU), base (15.9 M with 128 mels) or large",
+            Description = "wavegrad: small (CPU), base (15.9 M with 128 mels) or large; stft: tiny, small (4.8 M) or base",
             DefaultValueFactory = _ => "small",
-        }.AcceptOnlyFromAmong("small", "base", "large");
+        };
         var steps = new Option<long>("--steps") { Description = "Train until this step", DefaultValueFactory = _ => 1000 };
         var batch = new Option<int>("--batch") { Description = "Crops per step", DefaultValueFactory = _ => 8 };
         var crop = new Option<int>("--crop-frames") { Description = "Mel frames per crop", DefaultValueFactory = _ => 24 };
@@ -391,8 +396,8 @@ static class VocoderCommands
             .AcceptOnlyFromAmong("standard", "priorgrad");
         var stftLoss = new Option<double>("--stft-loss") { Description = "Weight of the multi-resolution STFT loss on the one-step x0 estimate (0: off)" };
         var seed = Cli.Seed(); var device = Cli.Device();
-        var vocoder = new Command("vocoder", "Train a WaveGrad vocoder on a folder of WAVs")
-            { data, output, preset, size, steps, batch, crop, lr, loss, prior, stftLoss, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes,
+        var vocoder = new Command("vocoder", "Train a diffusion vocoder (WaveGrad or the frame-rate STFT denoiser) on a folder of WAVs")
+            { data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes,
               initFrom, seed, device };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -412,6 +417,7 @@ static class VocoderCommands
             VocoderTrainer.Run(new VocoderTrainingOptions
             {
                 DataDir = pr.GetValue(data)!, OutputDir = pr.GetValue(output)!, Preset = pr.GetValue(preset)!, Size = pr.GetValue(size)!,
+                Architecture = pr.GetValue(architecture)!,
                 Steps = pr.GetValue(steps), BatchSize = pr.GetValue(batch), CropFrames = pr.GetValue(crop), LearningRate = pr.GetValue(lr),
                 Loss = pr.GetValue(loss) == "l2" ? LossNorm.L2 : LossNorm.L1, CheckpointEvery = pr.GetValue(ckpt), ValidateEvery = pr.GetValue(val),
                 LogEvery = pr.GetValue(logEvery), Resume = pr.GetValue(resume), Bf16 = pr.GetValue(bf16), Seed = pr.GetValue(seed), Device = dev,

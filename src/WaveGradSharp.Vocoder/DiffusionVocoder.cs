@@ -84,14 +84,15 @@ public sealed class DiffusionVocoderModel : IVocoderModel
     readonly MelConfig mel;
     readonly NoisePrior prior;
     readonly ISampler defaultSampler;
+    readonly Prediction predicts;
 
     /// <summary>Wraps a network on <paramref name="device"/> that takes and returns float32 (it may compute in bfloat16: see
-    /// <see cref="WaveGradInference"/> on the CPU, <see cref="WaveGradNet.UseBf16UpsamplingPath"/> on CUDA); the sampler's
-    /// arithmetic is float32.</summary>
+    /// <see cref="WaveGradInference"/> on the CPU, <see cref="WaveGradNet.UseBf16UpsamplingPath"/> on CUDA) and predicts
+    /// <paramref name="predicts"/>; the sampler's arithmetic is float32.</summary>
     public DiffusionVocoderModel(nn.Module<Tensor, Tensor, Tensor, Tensor> network, MelConfig mel, NoisePrior prior, ISampler defaultSampler,
-        Device device)
+        Device device, Prediction predicts = Prediction.Epsilon)
     {
-        this.network = network; this.mel = mel; this.prior = prior; this.defaultSampler = defaultSampler;
+        this.network = network; this.mel = mel; this.prior = prior; this.defaultSampler = defaultSampler; this.predicts = predicts;
         Device = device;
     }
 
@@ -127,7 +128,7 @@ public sealed class DiffusionVocoderModel : IVocoderModel
             var estimate = r.Estimate?.to_type(ScalarType.Float32).to(Device);
             // A waveform lies in [−1, 1], so x̂₀ is clipped there (improved-diffusion's clip_denoised): the samplers that step
             // through x̂₀ (DDIM, the ODE) otherwise carry an early overshoot, divided by a small √ᾱ, to the end.
-            IDenoiser denoiser = new ClippedX0(new MelConditionedDenoiser(network, m));
+            IDenoiser denoiser = new ClippedX0(new MelConditionedDenoiser(network, m, predicts));
             if (o.Consistency.Mode != ConsistencyMode.None) denoiser = new GriffinLimConsistency(denoiser, m, mel, estimate, o.Consistency);
             var so = new SampleOptions
             {
@@ -144,11 +145,13 @@ public sealed class DiffusionVocoderModel : IVocoderModel
     public void Dispose() => network.Dispose();
 }
 
-/// <summary>A mel-conditioned network as a denoiser for one batch of mels: predicts ε, conditioned on √ᾱ.</summary>
-public sealed class MelConditionedDenoiser(nn.Module<Tensor, Tensor, Tensor, Tensor> net, Tensor mels) : IDenoiser
+/// <summary>A mel-conditioned network as a denoiser for one batch of mels: predicts ε (or what <paramref name="predicts"/> says),
+/// conditioned on √ᾱ.</summary>
+public sealed class MelConditionedDenoiser(nn.Module<Tensor, Tensor, Tensor, Tensor> net, Tensor mels, Prediction predicts = Prediction.Epsilon)
+    : IDenoiser
 {
     /// <inheritdoc/>
-    public Prediction Predicts => Prediction.Epsilon;
+    public Prediction Predicts => predicts;
 
     /// <inheritdoc/>
     public Tensor Predict(Tensor xt, NoiseLevel level) =>

@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using TorchSharp;
+using WaveGradSharp.Audio;
 using WaveGradSharp.Core;
+using WaveGradSharp.Diffusion;
 using static TorchSharp.torch;
 
 namespace WaveGradSharp.Vocoder;
@@ -49,13 +51,45 @@ public interface IVocoderArchitecture
     IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device, ScalarType dtype);
 }
 
+/// <summary>A fresh or card-described network of a diffusion vocoder kind, ready to train.</summary>
+/// <param name="Network">The module: (x_t [B, T], mel [B, n_mels, T/hop], √ᾱ [B]) → the kind's prediction [B, T].</param>
+/// <param name="Card">Its config as the voice card's <c>network</c> field stores it.</param>
+/// <param name="Parameters">Its parameter count.</param>
+/// <param name="SigmaData">σ_data of its preconditioning, for an x̂₀ loss weighted as <see cref="Preconditioning.LossWeight"/>; null for ε.</param>
+public sealed record TrainableNetwork(nn.Module<Tensor, Tensor, Tensor, Tensor> Network, JsonNode Card, long Parameters, double? SigmaData);
+
+/// <summary>
+/// A vocoder kind whose model is a mel-conditioned denoising network under <see cref="DiffusionVocoderModel"/>: what
+/// <c>wavegrad train vocoder --architecture</c> trains through the one trainer and objective (<see cref="DiffusionVocoderObjective"/>).
+/// </summary>
+public interface IDiffusionVocoderArchitecture : IVocoderArchitecture
+{
+    /// <summary>What the network predicts: ε (trained with WaveGrad's L1/L2 on ε) or x̂₀ (preconditioned, weighted squared error).</summary>
+    Prediction Predicts { get; }
+
+    /// <summary>The sizes <see cref="NewNetwork"/> takes.</summary>
+    IReadOnlyList<string> SizeNames { get; }
+
+    /// <summary>A freshly initialised network of a named size (the options may refine it), its weights drawn from <paramref name="init"/>.</summary>
+    TrainableNetwork NewNetwork(string size, MelConfig mel, VocoderTrainingOptions options, Generator init);
+
+    /// <summary>The network a card's <c>network</c> field describes (weights to be loaded next); <paramref name="source"/> names the card.</summary>
+    TrainableNetwork LoadNetwork(JsonObject card, MelConfig mel, string source);
+}
+
 /// <summary>The vocoder architectures by the name a card gives.</summary>
 public static class VocoderArchitectures
 {
     /// <summary>The architecture of voices whose card names none.</summary>
     public const string Default = WaveGradArchitecture.Name;
 
-    static readonly Dictionary<string, IVocoderArchitecture> known = new() { [Default] = new WaveGradArchitecture() };
+    static readonly Dictionary<string, IVocoderArchitecture> known = new()
+    {
+        [Default] = new WaveGradArchitecture(), [StftArchitecture.Name] = new StftArchitecture(),
+    };
+
+    /// <summary>The names of the registered architectures.</summary>
+    public static IReadOnlyList<string> Names { get { lock (known) return known.Keys.Order(StringComparer.Ordinal).ToList(); } }
 
     /// <summary>Adds an architecture (a plug-in vocoder).</summary>
     public static void Register(IVocoderArchitecture architecture) { lock (known) known[architecture.Name] = architecture; }
@@ -81,7 +115,7 @@ public static class VocoderArchitectures
 }
 
 /// <summary>WaveGrad (Chen et al. 2021): <see cref="WaveGradNet"/> as a <see cref="DiffusionVocoderModel"/>.</summary>
-sealed class WaveGradArchitecture : IVocoderArchitecture
+sealed class WaveGradArchitecture : IDiffusionVocoderArchitecture
 {
     public const string Name = "wavegrad";
     string IVocoderArchitecture.Name => Name;
@@ -106,6 +140,25 @@ sealed class WaveGradArchitecture : IVocoderArchitecture
             if (dtype == ScalarType.BFloat16) net.UseBf16UpsamplingPath();
         }
         return new DiffusionVocoderModel(model, voice.Mel, voice.Prior, voice.DefaultSampler, device);
+    }
+
+    public Prediction Predicts => Prediction.Epsilon;
+
+    public IReadOnlyList<string> SizeNames => WaveGradConfig.SizeNames;
+
+    public TrainableNetwork NewNetwork(string size, MelConfig mel, VocoderTrainingOptions o, Generator init)
+    {
+        var cfg = (o.Network ?? WaveGradConfig.Create(size, mel.Hop, mel.NMels, o.Dilations, o.NoiseScale)).Check(mel, "network");
+        var net = new WaveGradNet(cfg, init);
+        net.ZeroOutputLayer();   // a fresh run starts from ε̂ = 0 (see ZeroOutputLayer)
+        return new TrainableNetwork(net, ToCard(cfg), net.ParameterCount, null);
+    }
+
+    public TrainableNetwork LoadNetwork(JsonObject card, MelConfig mel, string source)
+    {
+        var cfg = WaveGradConfig.FromCard(card, mel, source);
+        var net = new WaveGradNet(cfg);
+        return new TrainableNetwork(net, ToCard(cfg), net.ParameterCount, null);
     }
 
     /// <summary>The card's network field for a config.</summary>

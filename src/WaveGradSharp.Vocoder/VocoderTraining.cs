@@ -147,9 +147,11 @@ public sealed record VocoderTrainingOptions
     public required string OutputDir { get; init; }
     /// <summary>Mel preset.</summary>
     public string Preset { get; init; } = MelConfig.DefaultPreset;
-    /// <summary>Model size (small, base, large).</summary>
+    /// <summary>The network kind (<see cref="VocoderArchitectures"/>: <c>wavegrad</c> or <c>stft</c>).</summary>
+    public string Architecture { get; init; } = VocoderArchitectures.Default;
+    /// <summary>Model size (the kind's names: small, base, large for WaveGrad).</summary>
     public string Size { get; init; } = "small";
-    /// <summary>Overrides <see cref="Size"/> with an explicit network shape (tests use tiny ones).</summary>
+    /// <summary>Overrides <see cref="Size"/> with an explicit WaveGrad network shape (tests use tiny ones).</summary>
     public WaveGradConfig? Network { get; init; }
     /// <summary>Step to stop at (total, counting resumed steps).</summary>
     public long Steps { get; init; } = 1000;
@@ -166,7 +168,7 @@ public sealed record VocoderTrainingOptions
     /// <summary>The noise prior: "standard" (WaveGrad's N(0, I)) or "priorgrad" (see <see cref="NoisePrior"/>).</summary>
     public string Prior { get; init; } = "standard";
     /// <summary>Weight of the auxiliary multi-resolution STFT loss on the network's one-step estimate of the clean
-    /// waveform (0: off; see <see cref="WaveGradObjective"/>).</summary>
+    /// waveform (0: off; see <see cref="DiffusionVocoderObjective"/>).</summary>
     public double StftLossWeight { get; init; }
     /// <summary>Largest EMA decay.</summary>
     public double EmaDecay { get; init; } = 0.9999;
@@ -208,13 +210,16 @@ public sealed record VocoderTrainingOptions
 }
 
 /// <summary>
-/// WaveGrad's training objective, beside its network: a batch of aligned (audio, mel) crops, a continuous noise level √ᾱ
-/// per crop drawn between adjacent levels of the 1000-step training schedule, x_t = √ᾱ·x_0 + √(1−ᾱ)·ε with ε from the
-/// noise prior, and the L1 (or L2) distance of ε̂ to ε (in units of the prior's σ, PriorGrad's weighting). With a
-/// positive STFT weight it adds λ·√ᾱ²·MR-STFT(x̂_0, x_0) on the one-step estimate x̂_0 = (x_t − √(1−ᾱ)·ε̂)/√ᾱ, the weight
-/// √ᾱ² fading the term out where x̂_0 is mostly noise.
+/// The training objective of a diffusion vocoder (<see cref="IDiffusionVocoderArchitecture"/>): a batch of aligned (audio, mel)
+/// crops, a continuous noise level √ᾱ per crop drawn between adjacent levels of the 1000-step training schedule,
+/// x_t = √ᾱ·x_0 + √(1−ᾱ)·ε with ε from the noise prior. An ε-predicting network (WaveGrad) is scored by the L1 (or L2) distance
+/// of ε̂ to ε, in units of the prior's σ (PriorGrad's weighting); with a positive STFT weight it adds λ·√ᾱ²·MR-STFT(x̂_0, x_0) on
+/// the one-step estimate x̂_0 = (x_t − √(1−ᾱ)·ε̂)/√ᾱ, the weight √ᾱ² fading the term out where x̂_0 is mostly noise. An
+/// x̂₀-predicting network is scored by the squared error weighted as its preconditioning's unit-variance regression
+/// (<see cref="Preconditioning.LossWeight"/>), plus λ·MR-STFT(x̂_0, x_0) at every level: its x̂₀ is bounded, and the term
+/// sharpens the high-noise estimate that the first reverse step keeps.
 /// </summary>
-public sealed class WaveGradObjective(nn.Module<Tensor, Tensor, Tensor, Tensor> net, VocoderDataset data, MelConfig mel, NoisePrior prior,
+public sealed class DiffusionVocoderObjective(TrainableNetwork network, Prediction predicts, VocoderDataset data, MelConfig mel, NoisePrior prior,
     int batch, int cropFrames, LossNorm norm, double stftWeight, Device device, bool bf16) : ITrainingObjective
 {
     /// <summary>The training schedule: linspace(1e-6, 0.01, 1000).</summary>
@@ -234,22 +239,32 @@ public sealed class WaveGradObjective(nn.Module<Tensor, Tensor, Tensor, Tensor> 
         var noise = std is null ? z : z * std;
         var noisy = ForwardProcess.SampleContinuous(audio, levels, noise);
         var dt = bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
-        var pred = net.call(noisy.to(device).to_type(dt), m.to(device).to_type(dt), levels.to(device)).to_type(ScalarType.Float32);
+        var pred = network.Network.call(noisy.to(device).to_type(dt), m.to(device).to_type(dt), levels.to(device)).to_type(ScalarType.Float32);
+        var l = levels.to(device).unsqueeze(1);
+        var clean = audio.to(device);
+        if (predicts == Prediction.X0)
+        {
+            var weight = Preconditioning.LossWeight(l, network.SigmaData ?? 1);
+            var squared = (weight * (pred - clean).square()).mean();
+            if (stftWeight <= 0) return squared;
+            var (sc0, lm0) = Metrics.MultiResolutionStft(clean, pred);
+            return squared + stftWeight * (sc0 + lm0).mean();
+        }
         var loss = std is null
             ? Losses.Regression(pred, noise.to(device), norm)
             : Losses.Regression(pred / std.to(device), z.to(device), norm);
         if (stftWeight <= 0) return loss;
-        var l = levels.to(device).unsqueeze(1);
         var x0 = Parameterisation.X0FromEpsilon(noisy.to(device), pred, l, (1 - l * l).sqrt());
-        var (sc, lm) = Metrics.MultiResolutionStft(audio.to(device), x0);
+        var (sc, lm) = Metrics.MultiResolutionStft(clean, x0);
         return loss + stftWeight * (levels.to(device) * levels.to(device) * (sc + lm)).mean();
     }
 }
 
 /// <summary>
-/// Trains a WaveGrad vocoder with the one training loop (<see cref="Trainer"/>) and <see cref="WaveGradObjective"/>:
-/// Adam with gradient clipping, an EMA with warm-up, atomic checkpoints and exact resume. A fresh run starts with the
-/// output layer at zero. The run folder is itself a voice.
+/// Trains a diffusion vocoder of any registered kind (<see cref="IDiffusionVocoderArchitecture"/>) with the one training loop
+/// (<see cref="Trainer"/>) and <see cref="DiffusionVocoderObjective"/>: Adam with gradient clipping, an EMA with warm-up, atomic
+/// checkpoints and exact resume (the kind and its config are part of the checkpoint and checked on resume). The run folder is
+/// itself a voice.
 /// </summary>
 public static class VocoderTrainer
 {
@@ -259,7 +274,10 @@ public static class VocoderTrainer
         if (o.BatchSize < 1 || o.CropFrames < 1) throw WaveGradException.About("BatchSize and CropFrames must be at least 1", "BatchSize", "CropFrames");
         if (!(o.StftLossWeight >= 0)) throw WaveGradException.About($"StftLossWeight {o.StftLossWeight}: must be 0 or more", "StftLossWeight");
         var mel = MelConfig.Preset(o.Preset);
-        var netCfg = (o.Network ?? WaveGradConfig.Create(o.Size, mel.Hop, mel.NMels, o.Dilations, o.NoiseScale)).Check(mel, "network");
+        var kind = VocoderArchitectures.Get(o.Architecture, "Architecture") as IDiffusionVocoderArchitecture
+            ?? throw WaveGradException.About($"Architecture '{Text.Escape(o.Architecture, 40)}': not a diffusion vocoder this trainer can train", "Architecture");
+        if (o.Network is not null && kind is not WaveGradArchitecture)
+            throw WaveGradException.About("Network: an explicit WaveGrad shape needs the wavegrad architecture", "Network", "Architecture");
         var log = o.Log ?? Console.Out;
         var data = VocoderDataset.Load(o.DataDir, mel, o.CropFrames, o.MaxFiles, warnings: log);
         log.WriteLine($"data: {data.Train.Count} training clips ({data.TrainSeconds / 60:F1} min) of {data.Speakers.Count} speaker(s), " +
@@ -270,30 +288,35 @@ public static class VocoderTrainer
             "priorgrad" => new NoisePrior { Kind = "priorgrad", ReferenceLevel = ReferenceLevel(data, mel) },
             _ => throw WaveGradException.About($"Prior '{o.Prior}': expected standard or priorgrad", "Prior"),
         };
-        var net = new WaveGradNet(netCfg, new Generator((ulong)o.Seed + 1));
+        if (o.Network is null && !kind.SizeNames.Contains(o.Size))
+            throw WaveGradException.About($"Size '{Text.Escape(o.Size, 20)}': the {kind.Name} network's sizes are {string.Join(", ", kind.SizeNames)}", "Size");
+        var net = kind.NewNetwork(o.Size, mel, o, new Generator((ulong)o.Seed + 1));
         Dictionary<string, Tensor>? emaStart = null;
         if (o.InitFrom is string init && !o.Resume)
         {
             var from = Voice.Load(init);
+            if (from.Architecture != kind.Name)
+                throw WaveGradException.About($"{from.Directory}: a {from.Architecture} voice cannot start a {kind.Name} run", "InitFrom", "Architecture");
             string raw = Path.Combine(from.Directory, "model-raw.safetensors");
-            TensorFiles.LoadInto(net, TensorFiles.Load(File.Exists(raw) ? raw : from.WeightsPath), File.Exists(raw) ? raw : from.WeightsPath);
+            TensorFiles.LoadInto(net.Network, TensorFiles.Load(File.Exists(raw) ? raw : from.WeightsPath), File.Exists(raw) ? raw : from.WeightsPath);
             emaStart = from.Bundle.LoadWeights();
         }
-        else if (!o.Resume) net.ZeroOutputLayer();   // a fresh run starts from ε̂ = 0 (see ZeroOutputLayer)
         var recipe = new JsonObject { ["loss"] = o.Loss.ToString(), ["prior"] = prior.ToCard(), ["stft_loss_weight"] = o.StftLossWeight };
-        var network = new JsonObject { ["wavegrad"] = WaveGradArchitecture.ToCard(netCfg), ["preset"] = mel.Name, ["recipe"] = recipe };
+        var network = new JsonObject { [kind.Name] = net.Card.DeepClone(), ["preset"] = mel.Name, ["recipe"] = recipe };
         string name = o.VoiceName ?? Path.GetFileName(Path.GetFullPath(o.OutputDir).TrimEnd('/'));
-        var objective = new WaveGradObjective(net, data, mel, prior, o.BatchSize, o.CropFrames, o.Loss, o.StftLossWeight, o.Device, o.Bf16);
-        return Trainer.Run(net, objective, new TrainerOptions
+        var objective = new DiffusionVocoderObjective(net, kind.Predicts, data, mel, prior, o.BatchSize, o.CropFrames, o.Loss, o.StftLossWeight, o.Device,
+            o.Bf16);
+        return Trainer.Run(net.Network, objective, new TrainerOptions
         {
             RunDir = o.OutputDir, Network = network, Steps = o.Steps, LearningRate = o.LearningRate, GradClip = o.GradClip, EmaDecay = o.EmaDecay,
             EmaStart = emaStart, CheckpointEvery = o.CheckpointEvery, LogEvery = o.LogEvery, MaxMinutes = o.MaxMinutes, Resume = o.Resume,
             Device = o.Device, Bf16 = o.Bf16, MaxNonFiniteInARow = o.MaxNonFiniteInARow, Seed = o.Seed, OnStep = o.OnStep, Log = o.Log,
             ValidateEvery = data.Validation.Count > 0 ? o.ValidateEvery : 0,
-            Validate = ("val log-mel L1", ema => Validate(netCfg, ema, mel, prior, data.Validation, o.Device)),
-            SaveBundle = snap => SaveVoice(o, name, mel, netCfg, prior, recipe, data, snap),
-        }, $"network: {net.ParameterCount:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}{(o.Bf16 ? " bf16" : "")}, " +
-           $"batch {o.BatchSize}×{o.CropFrames} frames, prior {prior.Kind}{(o.StftLossWeight > 0 ? $", STFT loss ×{o.StftLossWeight}" : "")}", ct);
+            Validate = ("val log-mel L1", ema => Validate(kind, net.Card, ema, mel, prior, data.Validation, o.Device)),
+            SaveBundle = snap => SaveVoice(o, kind, name, mel, net.Card, prior, recipe, data, snap),
+        }, $"network: {kind.Name}, {net.Parameters:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}" +
+           $"{(o.Bf16 ? " bf16" : "")}, batch {o.BatchSize}×{o.CropFrames} frames, prior {prior.Kind}" +
+           $"{(o.StftLossWeight > 0 ? $", STFT loss ×{o.StftLossWeight}" : "")}", ct);
     }
 
     /// <summary>PriorGrad's reference level: the 99th percentile of the training frames' loudness (<see cref="NoisePrior.FrameLevel"/>).</summary>
@@ -305,14 +328,15 @@ public static class VocoderTrainer
     }
 
     /// <summary>Log-mel L1 of EMA renders (WG-6 from noise, first 2 s of up to 4 validation clips) against their mels.</summary>
-    public static double Validate(WaveGradConfig cfg, Ema ema, MelConfig mel, NoisePrior prior, IReadOnlyList<Utterance> clips, Device device)
+    public static double Validate(IDiffusionVocoderArchitecture kind, JsonNode card, Ema ema, MelConfig mel, NoisePrior prior, IReadOnlyList<Utterance> clips,
+        Device device)
     {
         using var scope = NewDisposeScope();
-        var net = new WaveGradNet(cfg);
+        var net = kind.LoadNetwork((JsonObject)card, mel, "network").Network;
         TensorFiles.LoadInto(net, ema.Shadow, "EMA weights");
         if (device.type != DeviceType.CPU) net.to(device);
         net.eval();
-        using var model = new DiffusionVocoderModel(net, mel, prior, DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6")), device);
+        using var model = new DiffusionVocoderModel(net, mel, prior, DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6")), device, kind.Predicts);
         using var spec = new MelSpectrogram(mel);
         var options = new SynthesisOptions { Seed = 7, Start = SamplerStart.Noise };
         int n = Math.Min(4, clips.Count);
@@ -327,7 +351,8 @@ public static class VocoderTrainer
         return total / n;
     }
 
-    static void SaveVoice(VocoderTrainingOptions o, string name, MelConfig mel, WaveGradConfig cfg, NoisePrior prior, JsonObject recipe,
+    static void SaveVoice(VocoderTrainingOptions o, IDiffusionVocoderArchitecture kind, string name, MelConfig mel, JsonNode network, NoisePrior prior,
+        JsonObject recipe,
         VocoderDataset data, TrainingSnapshot s)
     {
         // Keep what others recorded in the run's voice.json (a searched schedule, notes); refresh the training fields.
@@ -346,7 +371,7 @@ public static class VocoderTrainer
             ["val_logmel_l1_wg6"] = double.IsFinite(s.LastValidation) ? Math.Round(s.LastValidation, 4) : null,
         };
         // The run folder is itself a voice bundle: EMA weights in model.safetensors, raw ones beside them.
-        Voice.Save(o.OutputDir, name, mel, WaveGradArchitecture.Name, WaveGradArchitecture.ToCard(cfg), s.Ema.Shadow, card, half: false);
+        Voice.Save(o.OutputDir, name, mel, kind.Name, network, s.Ema.Shadow, card, half: false);
         TensorFiles.Save(Path.Combine(o.OutputDir, "model-raw.safetensors"), s.Optimizer.Master);
     }
 }

@@ -1,0 +1,261 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using TorchSharp;
+using TorchSharp.Modules;
+using WaveGradSharp.Audio;
+using WaveGradSharp.Core;
+using WaveGradSharp.Diffusion;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+using F = TorchSharp.torch.nn.functional;
+
+namespace WaveGradSharp.Vocoder;
+
+/// <summary>The shape of a <see cref="StftDenoiser"/>, as a voice card's <c>network</c> field stores it.</summary>
+public sealed record StftDenoiserConfig
+{
+    /// <summary>Mel bands of the conditioning.</summary>
+    public int NMels { get; init; } = 80;
+    /// <summary>FFT size of the STFT the network works in (its hop is the mel's).</summary>
+    public int NFft { get; init; } = 1024;
+    /// <summary>Hop of the STFT: the mel's hop, so that one network frame is one mel frame.</summary>
+    public int Hop { get; init; } = 256;
+    /// <summary>Channels of the ConvNeXt blocks.</summary>
+    public int Width { get; init; } = 256;
+    /// <summary>Hidden channels of each block's pointwise layers.</summary>
+    public int Hidden { get; init; } = 768;
+    /// <summary>ConvNeXt blocks.</summary>
+    public int Blocks { get; init; } = 8;
+    /// <summary>Width of the noise-level embedding.</summary>
+    public int Embedding { get; init; } = 128;
+    /// <summary>σ_data of the preconditioning: the waveform's standard deviation (see <see cref="Preconditioning"/>).</summary>
+    public double SigmaData { get; init; } = 0.1;
+
+    /// <summary>Frequency bins of the STFT.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public int Bins => NFft / 2 + 1;
+
+    /// <summary>How the card writes a config.</summary>
+    public static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
+
+    /// <summary>The named sizes.</summary>
+    public static IReadOnlyList<string> SizeNames { get; } = ["tiny", "small", "base"];
+
+    /// <summary>A named size for a mel preset: <c>small</c> (width 256, 8 blocks, about 4.8 M parameters), <c>base</c> (384, 10) or
+    /// <c>tiny</c> (64, 2: for tests).</summary>
+    public static StftDenoiserConfig Create(string size, MelConfig mel)
+    {
+        var c = new StftDenoiserConfig { NMels = mel.NMels, NFft = mel.NFft, Hop = mel.Hop };
+        return size switch
+        {
+            "tiny" => c with { Width = 64, Hidden = 128, Blocks = 2, Embedding = 32 },
+            "small" => c,
+            "base" => c with { Width = 384, Hidden = 1152, Blocks = 10 },
+            _ => throw WaveGradException.About($"Size '{Text.Escape(size, 20)}': the stft network's sizes are {string.Join(", ", SizeNames)}", "Size"),
+        };
+    }
+
+    /// <summary>The most parameters a card may ask for.</summary>
+    public const long MaxParameters = 100_000_000;
+
+    /// <summary>The network's parameter count, from the config alone.</summary>
+    public long ParameterCount()
+    {
+        long w = Width, bins = Bins;
+        long block = w * 7 + w + 2 * w * Hidden + Hidden + w + Embedding * 2 * w + 2 * w + w;
+        return (2 * bins + NMels) * w * 3 + w + 2 * w + 64 * Embedding + Embedding + Embedding * Embedding + Embedding
+            + Blocks * block + w * 2 * bins + 2 * bins;
+    }
+
+    /// <summary>Checks the limits and, given a mel preset, its bands, FFT size and hop; throws naming the field.</summary>
+    public StftDenoiserConfig Check(MelConfig? mel = null, string source = "config")
+    {
+        if (NMels < 1 || NMels > 1024) throw new WaveGradException($"{source}: n_mels {NMels} must be between 1 and 1024");
+        if (NFft < 16 || NFft > 8192 || (NFft & (NFft - 1)) != 0) throw new WaveGradException($"{source}: n_fft {NFft} must be a power of two in [16, 8192]");
+        if (Hop < 1 || Hop > NFft / 2) throw new WaveGradException($"{source}: hop {Hop} must be between 1 and n_fft / 2");
+        if (Width < 1 || Width > 4096 || Hidden < 1 || Hidden > 16384 || Blocks < 1 || Blocks > 64 || Embedding < 1 || Embedding > 4096)
+            throw new WaveGradException($"{source}: width, hidden, blocks and embedding must be positive and at most 4096, 16384, 64 and 4096");
+        if (!(SigmaData > 0 && SigmaData <= 10)) throw new WaveGradException($"{source}: sigma_data {SigmaData} must be in (0, 10]");
+        long p = ParameterCount();
+        if (p > MaxParameters) throw new WaveGradException($"{source}: the network would have {p:N0} parameters, more than the {MaxParameters:N0} supported");
+        if (mel is not null && (NMels != mel.NMels || Hop != mel.Hop))
+            throw new WaveGradException($"{source}: network has {NMels} mel bands and hop {Hop}, preset '{mel.Name}' {mel.NMels} and {mel.Hop}");
+        return this;
+    }
+
+    /// <summary>The config in a card's <c>network</c> field, checked against the voice's mel preset.</summary>
+    public static StftDenoiserConfig FromCard(JsonObject network, MelConfig mel, string source)
+    {
+        StftDenoiserConfig? cfg;
+        try { cfg = network.Deserialize<StftDenoiserConfig>(JsonOptions); }
+        catch (JsonException e) { throw new WaveGradException($"{source}: malformed network ({Text.Escape(Text.FirstLine(e.Message))})"); }
+        return (cfg ?? throw new WaveGradException($"{source}: no network")).Check(mel, source);
+    }
+
+    /// <summary>The card's <c>network</c> field.</summary>
+    public JsonNode ToCard() => JsonSerializer.SerializeToNode(this, JsonOptions)!;
+}
+
+/// <summary>
+/// A denoiser that works at the frame rate, in the STFT domain (after Vocos' ConvNeXt backbone and inverse-STFT head, and
+/// RFWave's diffusion over complex STFT frames), while the diffusion itself stays on the waveform, so every engine sampler, the
+/// Griffin-Lim start, the noise prior and streaming work unchanged. The noisy waveform's STFT (real and imaginary parts) and
+/// the mel go in, one frame per mel frame; ConvNeXt blocks whose layer norms are modulated by the noise level run at the
+/// frame rate; a linear head gives a complex STFT, inverted to a waveform. EDM's preconditioning (<see cref="Preconditioning"/>)
+/// turns that into x̂₀. Shapes: audio [B, T = F·hop], mel [B, n_mels, F], noise level √ᾱ [B]; output x̂₀ [B, T].
+/// </summary>
+public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
+{
+    /// <summary>The network's shape.</summary>
+    public StftDenoiserConfig Config { get; }
+
+    readonly Conv1d input;
+    readonly LayerNorm input_norm;
+    readonly Linear embed_in, embed_out;
+    readonly ModuleList<ConvNextBlock> blocks;
+    readonly LayerNorm output_norm;
+    readonly Linear head;
+    readonly double windowNorm;
+
+    /// <summary>A network with libtorch's default initialisation drawn from <paramref name="init"/>, its head at zero (so a fresh
+    /// network's x̂₀ is the preconditioning's skip term: the posterior mean of Gaussian data).</summary>
+    public StftDenoiser(StftDenoiserConfig config, Generator? init = null) : base("StftDenoiser")
+    {
+        Config = config.Check();
+        if (init is not null) random.manual_seed((long)init.initial_seed());
+        int w = config.Width;
+        input = Conv1d(2 * config.Bins + config.NMels, w, 3, padding: 1);
+        input_norm = LayerNorm([w]);
+        embed_in = Linear(64, config.Embedding);
+        embed_out = Linear(config.Embedding, config.Embedding);
+        blocks = new ModuleList<ConvNextBlock>();
+        for (int i = 0; i < config.Blocks; i++) blocks.Add(new ConvNextBlock(w, config.Hidden, config.Embedding, 1.0 / config.Blocks));
+        output_norm = LayerNorm([w]);
+        head = Linear(w, 2 * config.Bins);
+        using (no_grad())
+        {
+            head.weight!.zero_();
+            head.bias!.zero_();
+        }
+        windowNorm = Math.Sqrt(config.NFft * 3.0 / 8);   // √Σw² of a periodic Hann window: an STFT bin of white noise has unit variance
+        RegisterComponents();
+    }
+
+    /// <summary>What the network outputs.</summary>
+    public static Prediction Predicts => Prediction.X0;
+
+    /// <summary>Parameters.</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
+    /// <inheritdoc/>
+    public override Tensor forward(Tensor audio, Tensor mels, Tensor level)
+    {
+        using var scope = NewDisposeScope();
+        var c = Config;
+        var a = level.to_type(ScalarType.Float32).reshape(-1, 1);
+        var pre = Preconditioning.Edm(a, c.SigmaData);
+        var x = audio / a;                                                           // x̃ = x_t / a
+        var win = hann_window(c.NFft, periodic: true, device: audio.device);   // made per call: a field would be a weight of the bundle
+        var spec = stft(x * pre.In, c.NFft, c.Hop, c.NFft, win, center: true, pad_mode: PaddingModes.Reflect, normalized: false, onesided: true,
+            return_complex: true) / windowNorm;                                      // [B, bins, F + 1]
+        var cond = F.pad(mels, [0, spec.shape[2] - mels.shape[2]], PaddingModes.Replicate);
+        var h = input.call(cat([view_as_real(spec).permute(0, 3, 1, 2).flatten(1, 2), cond], 1));
+        h = input_norm.call(h.transpose(1, 2)).transpose(1, 2);
+        var e = embed_out.call(F.silu(embed_in.call(Sinusoidal(pre.Noise.reshape(-1), 64))));
+        foreach (var b in blocks) h = b.call(h, e);
+        var o = head.call(output_norm.call(h.transpose(1, 2)));                      // [B, F + 1, 2·bins]
+        var s = view_as_complex(o.reshape(o.shape[0], o.shape[1], c.Bins, 2).contiguous()).transpose(1, 2);
+        var f = istft(s * windowNorm, c.NFft, c.Hop, c.NFft, win, center: true, normalized: false, onesided: true, length: audio.shape[1]);
+        return (pre.Skip * x + pre.Out * f).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>[B, 2·half] sines and cosines of t at geometric frequencies 1 … 1000.</summary>
+    static Tensor Sinusoidal(Tensor t, int dims)
+    {
+        int half = dims / 2;
+        var freqs = exp(arange(half, dtype: ScalarType.Float32, device: t.device) * (Math.Log(1000.0) / (half - 1)));
+        var arg = t.unsqueeze(1) * freqs.unsqueeze(0);
+        return cat([arg.sin(), arg.cos()], 1);
+    }
+
+    /// <summary>A voice's network with its weights, on the CPU, in eval mode.</summary>
+    public static StftDenoiser Load(Voice voice, IReadOnlyDictionary<string, Tensor> weights)
+    {
+        var net = new StftDenoiser(StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath));
+        TensorFiles.LoadInto(net, weights, voice.WeightsPath);
+        net.eval();
+        return net;
+    }
+
+    /// <summary>
+    /// A ConvNeXt block (Liu et al. 2022; Vocos' 1-D form) whose layer norm is modulated by the noise-level embedding
+    /// (adaptive layer norm, its scale and shift starting at zero): depthwise conv (kernel 7), norm, pointwise up, GELU,
+    /// pointwise down, a learned per-channel scale, residual. [B, C, F] in and out.
+    /// </summary>
+    sealed class ConvNextBlock : Module<Tensor, Tensor, Tensor>
+    {
+        readonly Conv1d depthwise;
+        readonly LayerNorm norm;
+        readonly Linear modulation, up, down;
+        readonly Parameter scale;
+
+        public ConvNextBlock(int width, int hidden, int embedding, double layerScale) : base("ConvNextBlock")
+        {
+            depthwise = Conv1d(width, width, 7, padding: 3, groups: width);
+            norm = LayerNorm([width], elementwise_affine: false);
+            modulation = Linear(embedding, 2 * width);
+            up = Linear(width, hidden);
+            down = Linear(hidden, width);
+            scale = new Parameter(full(width, (float)layerScale));
+            using (no_grad())
+            {
+                modulation.weight!.zero_();
+                modulation.bias!.zero_();
+            }
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor h, Tensor e)
+        {
+            var x = norm.call(depthwise.call(h).transpose(1, 2));                    // [B, F, C]
+            var mod = modulation.call(F.silu(e)).unsqueeze(1).chunk(2, -1);
+            x = x * (1 + mod[0]) + mod[1];
+            x = down.call(F.gelu(up.call(x))) * scale;
+            return h + x.transpose(1, 2);
+        }
+    }
+}
+
+/// <summary>The frame-rate STFT denoiser (<see cref="StftDenoiser"/>) as a <see cref="DiffusionVocoderModel"/>, computing in float32.</summary>
+sealed class StftArchitecture : IDiffusionVocoderArchitecture
+{
+    public const string Name = "stft";
+    string IVocoderArchitecture.Name => Name;
+
+    public void Validate(Voice voice) => StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath);
+
+    public IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device, ScalarType dtype)
+    {
+        var net = StftDenoiser.Load(voice, weights);
+        if (device.type != DeviceType.CPU) net.to(device);
+        return new DiffusionVocoderModel(net, voice.Mel, voice.Prior, voice.DefaultSampler, device, StftDenoiser.Predicts);
+    }
+
+    public Prediction Predicts => StftDenoiser.Predicts;
+
+    public IReadOnlyList<string> SizeNames => StftDenoiserConfig.SizeNames;
+
+    public TrainableNetwork NewNetwork(string size, MelConfig mel, VocoderTrainingOptions o, Generator init)
+    {
+        var cfg = StftDenoiserConfig.Create(size, mel);
+        var net = new StftDenoiser(cfg, init);
+        return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData);
+    }
+
+    public TrainableNetwork LoadNetwork(JsonObject card, MelConfig mel, string source)
+    {
+        var cfg = StftDenoiserConfig.FromCard(card, mel, source);
+        var net = new StftDenoiser(cfg);
+        return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData);
+    }
+}
