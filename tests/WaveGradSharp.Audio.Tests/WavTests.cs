@@ -163,6 +163,11 @@ public class WavTests
         { "nofmt", "without a fmt chunk" },
         { "nan", "is NaN" },
         { "inf", "is infinite" },
+        { "huge32", "sample 300 (channel 1, at 0.019 s) is 1E+30, beyond ±10000" },
+        { "huge64", "sample 300 (channel 1, at 0.019 s) is 1E+300, beyond ±10000" },
+        { "fmt-twice", "a second 'fmt' chunk at byte 36" },
+        { "fmt-after-data", "a second 'fmt' chunk at byte" },
+        { "data-twice", "a second 'data' chunk at byte" },
     };
 
     static byte[] MakeBad(string kind)
@@ -191,8 +196,41 @@ public class WavTests
                     var f = Encode(2, 32, true, (i, c) => i == 300 && c == 1 ? (kind == "nan" ? double.NaN : double.PositiveInfinity) : 0.1);
                     return BuildWav(3, 2, Rate, 32, f);
                 }
+            case "huge32":
+            case "huge64":
+                {
+                    // Finite but absurd: its STFT power overflows float32 and the whole mel was NaN (issue 28).
+                    int bits = kind == "huge32" ? 32 : 64;
+                    return BuildWav(3, 2, Rate, bits, Encode(2, bits, true, (i, c) => i == 300 && c == 1 ? (bits == 32 ? 1e30 : 1e300) : 0.1));
+                }
+            case "fmt-twice":
+                {
+                    // A second fmt chunk that says 8 kHz stereo: readers that take the first or the last would disagree.
+                    var other = BuildWav(1, 2, 8000, 16, [])[12..36];
+                    return BuildWav(1, 1, Rate, 16, pcm, extraChunkBeforeData: other);
+                }
+            case "fmt-after-data":
+                {
+                    var b = BuildWav(1, 1, Rate, 16, pcm);
+                    byte[] r = [.. b, .. BuildWav(1, 2, 8000, 16, [])[12..36]];
+                    BinaryPrimitives.WriteInt32LittleEndian(r.AsSpan(4), r.Length - 8);
+                    return r;
+                }
+            case "data-twice": return BuildWav(1, 1, Rate, 16, pcm, extraChunkBeforeData: [.. "data"u8, 4, 0, 0, 0, 1, 2, 3, 4]);
             default: throw new ArgumentException(kind);
         }
+    }
+
+    [Fact]
+    public void Loud_float_samples_up_to_the_limit_and_bytes_after_the_audio_are_still_read()
+    {
+        // Float audio may overshoot full scale; a tail after the data chunk that is not a chunk (some writers leave one) is ignored.
+        string dir = TempDir(), path = Path.Combine(dir, "loud.wav");
+        var b = BuildWav(3, 1, Rate, 32, Encode(1, 32, true, (i, c) => i == 10 ? Wav.MaxFloatSample : i == 11 ? -3.5 : 0.1));
+        File.WriteAllBytes(path, [.. b, .. "tail"u8, 0xFF, 0xFF, 0xFF, 0xFF]);
+        var x = Wav.Read(path, out _);
+        Assert.Equal((float)Wav.MaxFloatSample, x[10]);
+        Assert.Equal(-3.5f, x[11]);
     }
 
     [Theory, MemberData(nameof(BadFiles))]
