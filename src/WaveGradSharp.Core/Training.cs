@@ -324,9 +324,10 @@ public static class TrainingCheckpoint
         return d;
     }
 
+    /// <summary>The file's SHA-256, read only once it is known to be a regular file (a pipe in its place would block forever).</summary>
     static string Sha256(string path)
     {
-        using var f = File.OpenRead(path);
+        using var f = InputFile.Open(path, "checkpoint file");
         return Convert.ToHexStringLower(SHA256.HashData(f));
     }
 }

@@ -98,7 +98,7 @@ public sealed class VocoderDataset
             var files = ListFiles(root);
             string valPath = Path.Combine(root, "val.txt");
             var val = File.Exists(valPath)
-                ? File.ReadLines(valPath).Select(l => l.Trim()).Where(l => l.Length > 0).ToHashSet()
+                ? InputFile.ReadLines(valPath, "validation list").Select(l => l.Trim()).Where(l => l.Length > 0).ToHashSet()
                 : files.Where((_, i) => i % 20 == 19).Select(f => Path.GetFileNameWithoutExtension(f)).ToHashSet();
             return (Path.GetFileName(Path.GetFullPath(root).TrimEnd('/', '\\')), files, val);
         }).ToList();
@@ -109,7 +109,7 @@ public sealed class VocoderDataset
     {
         string meta = Path.Combine(dir, "metadata.csv"), wavs = Path.Combine(dir, "wavs");
         if (File.Exists(meta) && Directory.Exists(wavs))
-            return File.ReadLines(meta).Select(l => l.Split('|')[0].Trim()).Where(id => id.Length > 0)
+            return InputFile.ReadLines(meta, "corpus metadata file").Select(l => l.Split('|')[0].Trim()).Where(id => id.Length > 0)
                 .Select(id => new[] { ".wav", OpusAudio.Extension }.Select(e => Path.Combine(wavs, id + e)).FirstOrDefault(File.Exists))
                 .OfType<string>().ToList();
         return Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)

@@ -375,6 +375,25 @@ public class TrainingTests
     }
 
     [Fact]
+    public async Task AResumeWithAPipeInPlaceOfACheckpointFileFailsAtOnceNamingIt()
+    {
+        // The checksums were read before any regular-file check: opening the pipe blocked the resume forever.
+        if (OperatingSystem.IsWindows()) return;
+        using var tmp = new TempDir();
+        var data = MakeData(tmp);
+        VocoderTrainer.Run(Options(data, tmp["run"], 1));
+        string ema = Path.Combine(tmp["run"], "checkpoint", "ema.safetensors");
+        File.Delete(ema);
+        System.Diagnostics.Process.Start("mkfifo", ema)!.WaitForExit();
+        var resume = Task.Run(() => VocoderTrainer.Run(Options(data, tmp["run"], 2, resume: true)));
+        bool done = await Task.WhenAny(resume, Task.Delay(TimeSpan.FromSeconds(60))) == resume;
+        if (!done) using (new FileStream(ema, FileMode.Open, FileAccess.Write)) { }   // unblock the reader before failing
+        Assert.True(done, "the resume blocked on the pipe");
+        var e = await Assert.ThrowsAsync<WaveGradException>(() => resume);
+        Assert.Equal($"{ema}: is empty or not a regular file (a pipe or a device); a checkpoint file is needed", e.Message);
+    }
+
+    [Fact]
     public void AnUnreadableCorpusFileIsSkippedWithAWarningUnlessNoneRemain()
     {
         using var tmp = new TempDir();
