@@ -394,6 +394,24 @@ public class TrainingTests
     }
 
     [Fact]
+    public void ASecondTrainerOnARunFolderIsRefusedNamingTheHolderUntilItsLockIsReleased()
+    {
+        using var tmp = new TempDir();
+        var data = MakeData(tmp);
+        VocoderTrainer.Run(Options(data, tmp["run"], 1));
+        var steps = new List<double>();
+        using (RunLock.Acquire(tmp["run"]))   // what a live trainer holds (the CLI's tests kill one with SIGKILL)
+        {
+            var e = Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(data, tmp["run"], 2, resume: true, losses: steps)));
+            Assert.Equal($"{tmp["run"]}: the run folder is in use by process {Environment.ProcessId}, another trainer; wait for it to finish or " +
+                "stop it", e.Message);
+            Assert.Empty(steps);
+        }
+        VocoderTrainer.Run(Options(data, tmp["run"], 2, resume: true, losses: steps));
+        Assert.Single(steps);
+    }
+
+    [Fact]
     public void AnUnreadableCorpusFileIsSkippedWithAWarningUnlessNoneRemain()
     {
         using var tmp = new TempDir();
