@@ -395,7 +395,8 @@ public sealed class WavStreamWriter : IDisposable
         if (sampleRate <= 0 || sampleRate > Wav.MaxSampleRate) throw new WaveGradException($"{path}: cannot write a sample rate of {sampleRate} Hz");
         this.path = path; this.float32 = float32;
         tmp = AtomicFile.TempPath(path);
-        writer = new WaveFileWriter(tmp, float32 ? WaveFormat.CreateIeeeFloatWaveFormat(sampleRate, 1) : new WaveFormat(sampleRate, 16, 1));
+        try { writer = new WaveFileWriter(tmp, float32 ? WaveFormat.CreateIeeeFloatWaveFormat(sampleRate, 1) : new WaveFormat(sampleRate, 16, 1)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw AtomicFile.Failed(path, tmp, e); }
     }
 
     /// <summary>Appends samples; a NaN or infinite one is an error naming its position.</summary>
@@ -413,7 +414,8 @@ public sealed class WavStreamWriter : IDisposable
             var pcm = MemoryMarshal.Cast<byte, short>(bytes.AsSpan(0, n));
             for (int i = 0; i < samples.Length; i++) pcm[i] = (short)Math.Clamp(Math.Round(samples[i] * 32768.0), -32768, 32767);
         }
-        w.Write(bytes, 0, n);
+        try { w.Write(bytes, 0, n); }
+        catch (IOException e) { throw AtomicFile.Failed(path, tmp, e); }   // a full disk
         Samples += samples.Length;
     }
 
@@ -422,9 +424,13 @@ public sealed class WavStreamWriter : IDisposable
     {
         var w = writer ?? throw new InvalidOperationException("the WAV file is already committed");
         if (Samples == 0) throw new WaveGradException($"{path}: refusing to write a WAV file with zero samples");
-        w.Dispose();
-        writer = null;
-        File.Move(tmp, Path.GetFullPath(path), overwrite: true);
+        try
+        {
+            w.Dispose();
+            writer = null;
+            File.Move(tmp, Path.GetFullPath(path), overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw AtomicFile.Failed(path, tmp, e); }
     }
 
     /// <summary>Removes the temporary file unless committed.</summary>

@@ -91,18 +91,36 @@ public class WavTests
     }
 
     [Fact]
-    public void A_killed_writers_partial_file_goes_when_the_same_output_is_written_again()
+    public void A_killed_writers_temporaries_go_when_any_file_is_written_into_their_folder()
     {
-        // PIDs above the kernel's maximum (2^22) never run; our own process is alive, so its temporary stays.
-        string dir = TempDir(), path = Path.Combine(dir, "out.wav");
-        string dead = Path.Combine(dir, ".out.wav.2147483600.0a1b.tmp"), live = Path.Combine(dir, $".out.wav.{Environment.ProcessId}.0a1b.tmp");
-        string other = Path.Combine(dir, ".other.wav.2147483600.0a1b.tmp");
-        foreach (var f in new[] { dead, live, other }) File.WriteAllBytes(f, new byte[1000]);
-        Wav.Write(path, [0.1f, -0.1f], 22050);
+        // PIDs above the kernel's maximum (2^22) never run; our own process is alive, so its temporary stays; names that
+        // are not exactly the writer's pattern are someone else's and stay too.
+        string dir = TempDir(), path = Path.Combine(dir, "out.wav"), guid = "0123456789abcdef0123456789abcdef";
+        string dead = Path.Combine(dir, $".long.wav.2147483600.{guid}.tmp"), live = Path.Combine(dir, $".out.wav.{Environment.ProcessId}.{guid}.tmp");
+        string deadDir = Path.Combine(dir, $".checkpoint.2147483600.{guid}.tmp");
+        string[] notOurs = [Path.Combine(dir, ".notes.tmp"), Path.Combine(dir, ".x.wav.2147483600.0a1b.tmp"), Path.Combine(dir, $".x.wav.abc.{guid}.tmp")];
+        foreach (var f in new[] { dead, live }.Concat(notOurs)) File.WriteAllBytes(f, new byte[1000]);
+        Directory.CreateDirectory(Path.Combine(deadDir, "inner"));
+        Wav.Write(path, [0.1f, -0.1f], 22050);   // another output than the killed writer's
         Assert.False(File.Exists(dead));
+        Assert.False(Directory.Exists(deadDir));
         Assert.True(File.Exists(live));
-        Assert.True(File.Exists(other));   // another output's: its own next write removes it
+        Assert.All(notOurs, f => Assert.True(File.Exists(f), f));
         Assert.True(File.Exists(path));
+    }
+
+    [Fact]
+    public void A_write_that_the_folder_refuses_names_the_output_not_the_temporary()
+    {
+        // /sys refuses new files even to root (a folder made read-only with chmod does not stop root).
+        if (!OperatingSystem.IsLinux()) return;
+        string path = $"/sys/wg-out-{Guid.NewGuid():N}.wav";
+        var e = Assert.Throws<WaveGradException>(() => Wav.Write(path, [0.1f], 22050));
+        Assert.StartsWith(path + ": cannot write: ", e.Message);
+        Assert.DoesNotContain(".tmp", e.Message);
+        var n = Assert.Throws<WaveGradException>(() => Npy.Write(path + ".npy", [1f], [1]));
+        Assert.StartsWith(path + ".npy: cannot write: ", n.Message);
+        Assert.DoesNotContain(".tmp", n.Message);
     }
 
     [Theory]

@@ -365,8 +365,8 @@ public class TrainingTests
         Assert.Contains("holds NaN or infinite values", Resume().Message);
         // What a killed writer left behind goes on the next run in that folder.
         VocoderTrainer.Run(Options(data, tmp["run2"], 1));
-        string staleFile = Path.Combine(tmp["run2"], ".model.safetensors.2147483600.0a1b.tmp");
-        string staleDir = Path.Combine(tmp["run2"], "checkpoint", ".x.2147483600.0a1b.tmp");
+        string staleFile = Path.Combine(tmp["run2"], ".model.safetensors.2147483600.0123456789abcdef0123456789abcdef.tmp");
+        string staleDir = Path.Combine(tmp["run2"], "checkpoint", ".x.2147483600.0123456789abcdef0123456789abcdef.tmp");
         File.WriteAllBytes(staleFile, new byte[1000]);
         Directory.CreateDirectory(staleDir);
         VocoderTrainer.Run(Options(data, tmp["run2"], 2, resume: true));
