@@ -23,7 +23,19 @@ public sealed class RunLock : IDisposable
 
     /// <summary>Locks <paramref name="dir"/> (created if missing) or throws one error naming the folder and the process that
     /// holds it.</summary>
-    public static RunLock Acquire(string dir)
+    public static RunLock Acquire(string dir) => Acquire(dir, writePid: true);
+
+    /// <summary>
+    /// Throws the error <see cref="Acquire(string)"/> would if another process holds <paramref name="dir"/>, and holds nothing: a
+    /// trainer that loads its data before the loop (minutes for a large corpus) asks first. A folder that does not exist
+    /// is held by no one and is not made.
+    /// </summary>
+    public static void ThrowIfHeld(string dir)
+    {
+        if (Directory.Exists(dir)) Acquire(dir, writePid: false).Dispose();
+    }
+
+    static RunLock Acquire(string dir, bool writePid)
     {
         Directory.CreateDirectory(dir);
         string path = Path.Combine(dir, FileName), pidPath = Path.Combine(dir, PidFileName);
@@ -34,7 +46,7 @@ public sealed class RunLock : IDisposable
             string holder = Holder(pidPath) is int pid ? $"process {pid}" : $"another process ({Text.FirstLine(e.Message)})";
             throw new WaveGradException($"{dir}: the run folder is in use by {holder}, another trainer; wait for it to finish or stop it", e);
         }
-        try { AtomicFile.WriteAllText(pidPath, $"{Environment.ProcessId}\n"); }
+        try { if (writePid) AtomicFile.WriteAllText(pidPath, $"{Environment.ProcessId}\n"); }
         catch { fs.Dispose(); throw; }
         return new RunLock(fs);
     }

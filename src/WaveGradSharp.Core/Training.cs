@@ -82,9 +82,8 @@ public sealed record TrainerOptions
 /// <summary>
 /// The one training loop: the run folder locked against a second trainer (<see cref="RunLock"/>), resume, time limit,
 /// zero-grad → loss → finite check → backward → clip → step → EMA, non-finite steps skipped (too many in a row stop
-/// the run), progress, periodic validation, atomic checkpoints
-/// (also at exit and on cancellation) and exact resume: on the CPU a resumed run reproduces the uninterrupted
-/// loss curve bit for bit.
+/// the run), progress, periodic validation, atomic checkpoints (also at exit and on cancellation) and exact resume: on
+/// the CPU a resumed run reproduces the uninterrupted loss curve bit for bit.
 /// </summary>
 public static class Trainer
 {

@@ -205,6 +205,8 @@ public sealed record VocoderTrainingOptions
     public Action<long, double>? OnStep { get; init; }
     /// <summary>Where progress goes (default: the console).</summary>
     public TextWriter? Log { get; init; }
+    /// <summary>Where warnings about skipped corpus files go (default: standard error, apart from the progress on standard output).</summary>
+    public TextWriter? Warnings { get; init; }
 }
 
 /// <summary>
@@ -260,8 +262,9 @@ public static class VocoderTrainer
         if (!(o.StftLossWeight >= 0)) throw WaveGradException.About($"StftLossWeight {o.StftLossWeight}: must be 0 or more", "StftLossWeight");
         var mel = MelConfig.Preset(o.Preset);
         var netCfg = (o.Network ?? WaveGradConfig.Create(o.Size, mel.Hop, mel.NMels, o.Dilations, o.NoiseScale)).Check(mel, "network");
+        RunLock.ThrowIfHeld(o.OutputDir);   // refused before the corpus loads, not after (the Trainer takes the lock itself)
         var log = o.Log ?? Console.Out;
-        var data = VocoderDataset.Load(o.DataDir, mel, o.CropFrames, o.MaxFiles, warnings: log);
+        var data = VocoderDataset.Load(o.DataDir, mel, o.CropFrames, o.MaxFiles, warnings: o.Warnings);
         log.WriteLine($"data: {data.Train.Count} training clips ({data.TrainSeconds / 60:F1} min) of {data.Speakers.Count} speaker(s), " +
             $"{data.Validation.Count} validation; skipped {data.SkippedShort} shorter than {o.CropFrames} frames, {data.SkippedUnreadable} unreadable");
         var prior = o.Prior switch
