@@ -296,7 +296,8 @@ public class HostileInputTests
 
             // A second trainer on a folder that a live one holds is refused; once that one is killed (SIGKILL: no
             // cleanup runs), the kernel has dropped its lock and the next resume proceeds.
-            using (var holder = CliRunner.Start(Train(data, run, 1_000_000, "--resume", "--checkpoint-every", "1000000")))
+            var holder = CliRunner.Start(Train(data, run, 1_000_000, "--resume", "--checkpoint-every", "1000000"));
+            try
             {
                 string pidFile = Path.Combine(run, RunLock.PidFileName);
                 var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -307,8 +308,12 @@ public class HostileInputTests
                 Assert.Equal(2, second.ExitCode);
                 Assert.Single(second.Stderr.Trim().Split('\n'));
                 Assert.Contains($"{run}: the run folder is in use by process {holder.Id}", second.Stderr);
-                holder.Kill();
+            }
+            finally
+            {
+                holder.Kill();   // SIGKILL, also when an assertion above failed (a million steps would outlive the test)
                 holder.WaitForExit();
+                holder.Dispose();
             }
             var resumed = CliRunner.Run(Train(data, run, 3, "--resume"));
             Assert.True(resumed.ExitCode == 0, resumed.Stderr);
@@ -342,9 +347,10 @@ public class HostileInputTests
             {
                 var clock = System.Diagnostics.Stopwatch.StartNew();
                 while (Directory.GetFiles(outDir, ".long.wav.*.tmp").Length == 0 && !render.HasExited && clock.Elapsed.TotalSeconds < 120) Thread.Sleep(50);
-                Assert.False(render.HasExited, "the render ended before it could be killed");
-                render.Kill();
+                bool ended = render.HasExited;
+                render.Kill();   // SIGKILL
                 render.WaitForExit();
+                Assert.False(ended, "the render ended before it could be killed");
             }
             Assert.Single(Directory.GetFiles(outDir, ".long.wav.*.tmp"));   // what SIGKILL leaves
             var r = CliRunner.Run("mel", Fixture("clip-word-22k.wav"), "-o", Path.Combine(outDir, "other.npy"));
