@@ -104,7 +104,8 @@ public static class Wav
         _ => "unknown",
     };
 
-    /// <summary>Walks the RIFF chunks and checks every size against the file before anything is allocated.</summary>
+    /// <summary>Walks every RIFF chunk and checks every size against the file before anything is allocated; a second fmt
+    /// or data chunk is an error. Bytes after both that are not a chunk end the walk (some writers leave a tail).</summary>
     static (WavInfo Info, long DataOffset, int FormatTag) ParseHeader(FileStream fs, string path)
     {
         long length = fs.Length;
@@ -127,13 +128,15 @@ public static class Wav
             string id = Tag(ch[..4]);
             long size = BinaryPrimitives.ReadUInt32LittleEndian(ch[4..]);
             long body = pos + 8, remain = length - body;
+            // Two fmt (or data) chunks would make two readers see two different files: refuse them instead of picking one.
+            if ((id == "fmt " && fmt != null) || (id == "data" && dataOffset >= 0))
+                throw new WaveGradException($"{path}: corrupt header: a second '{id.TrimEnd()}' chunk at byte {pos} (a WAVE file has one)");
             if (id == "data")
             {
                 if (size > remain)
                     throw new WaveGradException($"{path}: truncated data chunk: the header says {size} bytes of audio but only {remain} bytes follow " +
                         "(the file was cut short or its header is corrupt)");
                 dataOffset = body; dataSize = size;
-                if (fmt != null) break;
             }
             else if (id == "fmt ")
             {
@@ -143,10 +146,12 @@ public static class Wav
                         "the most possible");
                 fmt = new byte[size];
                 fs.ReadExactly(fmt);
-                if (dataOffset >= 0) break;
             }
             else if (size > remain)
+            {
+                if (fmt != null && dataOffset >= 0) break;   // bytes after the audio that are not a chunk (a writer's tail)
                 throw new WaveGradException($"{path}: corrupt header: chunk '{id}' claims {size} bytes but only {remain} bytes remain in the file");
+            }
             pos = body + size + (size & 1);
         }
         if (fmt == null) throw new WaveGradException($"{path}: RIFF/WAVE file without a fmt chunk");
@@ -188,6 +193,9 @@ public static class Wav
     {
         int c = info.Channels;
         long n = info.Frames;
+        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
+        if (info.IsFloat && info.BitsPerSample == 32) CheckFloatSamples(MemoryMarshal.Cast<byte, float>(raw), info, path);
+        else if (info.IsFloat) CheckFloatSamples(MemoryMarshal.Cast<byte, double>(raw), info, path);
         var interleaved = info.BitsPerSample switch
         {
             _ when info.IsFloat && info.BitsPerSample == 32 => MemoryMarshal.Cast<byte, float>(raw).ToArray(),
@@ -197,17 +205,6 @@ public static class Wav
             24 => ToFloat24(raw),
             _ => ToFloat32(MemoryMarshal.Cast<byte, int>(raw)),
         };
-        if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("big-endian hosts are not supported");
-        if (info.IsFloat)
-        {
-            for (long i = 0; i < interleaved.Length; i++)
-                if (!float.IsFinite(interleaved[i]))
-                {
-                    long frame = i / c;
-                    throw new WaveGradException($"{path}: sample {frame} (channel {i % c}, at {(double)frame / info.SampleRate:F3} s) is " +
-                        $"{(float.IsNaN(interleaved[i]) ? "NaN" : "infinite")}; the audio is corrupt");
-                }
-        }
         if (c == 1) return interleaved;
         var mono = new float[n];
         float inv = 1f / c;
@@ -219,6 +216,29 @@ public static class Wav
             mono[f] = s * inv;
         }
         return mono;
+    }
+
+    /// <summary>
+    /// The largest magnitude of a float sample read: 10,000 (80 dB above full scale). Float audio lives in [-1, 1] and may
+    /// overshoot it a little; far larger values are damage, or integers stored as floats, and from about 1e15 on the STFT's
+    /// power overflows float32, so that every mel frame becomes NaN or infinite and every later stage works on it.
+    /// </summary>
+    public const double MaxFloatSample = 1e4;
+
+    /// <summary>Refuses the first NaN, infinite or absurd (beyond ±<see cref="MaxFloatSample"/>) sample of a float WAV,
+    /// in the file's own precision (a float64 1e300 is absurd, not infinite), naming its frame, channel and time.</summary>
+    static void CheckFloatSamples<T>(ReadOnlySpan<T> s, WavInfo info, string path) where T : System.Numerics.IFloatingPointIeee754<T>
+    {
+        T max = T.CreateChecked(MaxFloatSample);
+        for (int i = 0; i < s.Length; i++)
+        {
+            if (T.Abs(s[i]) <= max) continue;   // false for NaN too
+            long frame = i / info.Channels;
+            string what = T.IsNaN(s[i]) ? "NaN" : T.IsInfinity(s[i]) ? "infinite" : $"{double.CreateChecked(s[i]):G4}, beyond ±{MaxFloatSample:G} " +
+                "(float samples belong in [-1, 1])";
+            throw new WaveGradException($"{path}: sample {frame} (channel {i % info.Channels}, at {(double)frame / info.SampleRate:F3} s) is {what}; " +
+                "the audio is corrupt");
+        }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -375,7 +395,8 @@ public sealed class WavStreamWriter : IDisposable
         if (sampleRate <= 0 || sampleRate > Wav.MaxSampleRate) throw new WaveGradException($"{path}: cannot write a sample rate of {sampleRate} Hz");
         this.path = path; this.float32 = float32;
         tmp = AtomicFile.TempPath(path);
-        writer = new WaveFileWriter(tmp, float32 ? WaveFormat.CreateIeeeFloatWaveFormat(sampleRate, 1) : new WaveFormat(sampleRate, 16, 1));
+        try { writer = new WaveFileWriter(tmp, float32 ? WaveFormat.CreateIeeeFloatWaveFormat(sampleRate, 1) : new WaveFormat(sampleRate, 16, 1)); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw AtomicFile.Failed(path, tmp, e); }
     }
 
     /// <summary>Appends samples; a NaN or infinite one is an error naming its position.</summary>
@@ -393,7 +414,8 @@ public sealed class WavStreamWriter : IDisposable
             var pcm = MemoryMarshal.Cast<byte, short>(bytes.AsSpan(0, n));
             for (int i = 0; i < samples.Length; i++) pcm[i] = (short)Math.Clamp(Math.Round(samples[i] * 32768.0), -32768, 32767);
         }
-        w.Write(bytes, 0, n);
+        try { w.Write(bytes, 0, n); }
+        catch (IOException e) { throw AtomicFile.Failed(path, tmp, e); }   // a full disk
         Samples += samples.Length;
     }
 
@@ -402,9 +424,13 @@ public sealed class WavStreamWriter : IDisposable
     {
         var w = writer ?? throw new InvalidOperationException("the WAV file is already committed");
         if (Samples == 0) throw new WaveGradException($"{path}: refusing to write a WAV file with zero samples");
-        w.Dispose();
-        writer = null;
-        File.Move(tmp, Path.GetFullPath(path), overwrite: true);
+        try
+        {
+            w.Dispose();
+            writer = null;
+            File.Move(tmp, Path.GetFullPath(path), overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw AtomicFile.Failed(path, tmp, e); }
     }
 
     /// <summary>Removes the temporary file unless committed.</summary>

@@ -30,6 +30,17 @@ public static class InputFile
         return r.ReadToEnd();
     }
 
+    /// <summary>
+    /// The lines of a list file that may be empty (a corpus's metadata.csv or val.txt): a file of length 0 is an empty
+    /// list and is never opened, so that a pipe or a device in its place (which also reports 0) cannot block the reader.
+    /// </summary>
+    public static string[] ReadLines(string path, string kind, long maxBytes = 256 << 20)
+    {
+        var info = new FileInfo(path);
+        if (info.Exists && info.Length == 0 && !Directory.Exists(path)) return [];
+        return ReadAllText(path, kind, maxBytes).Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+    }
+
     /// <summary>Reads <paramref name="path"/> as one JSON object (see <see cref="ParseJsonObject(string, string)"/>).</summary>
     public static JsonObject ReadJsonObject(string path, string kind, long maxBytes = 1 << 20) =>
         ParseJsonObject(ReadAllText(path, kind, maxBytes), path);

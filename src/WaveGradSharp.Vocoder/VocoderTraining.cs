@@ -98,7 +98,7 @@ public sealed class VocoderDataset
             var files = ListFiles(root);
             string valPath = Path.Combine(root, "val.txt");
             var val = File.Exists(valPath)
-                ? File.ReadLines(valPath).Select(l => l.Trim()).Where(l => l.Length > 0).ToHashSet()
+                ? InputFile.ReadLines(valPath, "validation list").Select(l => l.Trim()).Where(l => l.Length > 0).ToHashSet()
                 : files.Where((_, i) => i % 20 == 19).Select(f => Path.GetFileNameWithoutExtension(f)).ToHashSet();
             return (Path.GetFileName(Path.GetFullPath(root).TrimEnd('/', '\\')), files, val);
         }).ToList();
@@ -109,7 +109,7 @@ public sealed class VocoderDataset
     {
         string meta = Path.Combine(dir, "metadata.csv"), wavs = Path.Combine(dir, "wavs");
         if (File.Exists(meta) && Directory.Exists(wavs))
-            return File.ReadLines(meta).Select(l => l.Split('|')[0].Trim()).Where(id => id.Length > 0)
+            return InputFile.ReadLines(meta, "corpus metadata file").Select(l => l.Split('|')[0].Trim()).Where(id => id.Length > 0)
                 .Select(id => new[] { ".wav", OpusAudio.Extension }.Select(e => Path.Combine(wavs, id + e)).FirstOrDefault(File.Exists))
                 .OfType<string>().ToList();
         return Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
@@ -207,6 +207,8 @@ public sealed record VocoderTrainingOptions
     public Action<long, double>? OnStep { get; init; }
     /// <summary>Where progress goes (default: the console).</summary>
     public TextWriter? Log { get; init; }
+    /// <summary>Where warnings about skipped corpus files go (default: standard error, apart from the progress on standard output).</summary>
+    public TextWriter? Warnings { get; init; }
 }
 
 /// <summary>
@@ -278,8 +280,11 @@ public static class VocoderTrainer
             ?? throw WaveGradException.About($"Architecture '{Text.Escape(o.Architecture, 40)}': not a diffusion vocoder this trainer can train", "Architecture");
         if (o.Network is not null && kind is not WaveGradArchitecture)
             throw WaveGradException.About("Network: an explicit WaveGrad shape needs the wavegrad architecture", "Network", "Architecture");
+        if (o.Network is null && !kind.SizeNames.Contains(o.Size))
+            throw WaveGradException.About($"Size '{Text.Escape(o.Size, 20)}': the {kind.Name} network's sizes are {string.Join(", ", kind.SizeNames)}", "Size");
+        RunLock.ThrowIfHeld(o.OutputDir);   // refused before the corpus loads, not after (the Trainer takes the lock itself)
         var log = o.Log ?? Console.Out;
-        var data = VocoderDataset.Load(o.DataDir, mel, o.CropFrames, o.MaxFiles, warnings: log);
+        var data = VocoderDataset.Load(o.DataDir, mel, o.CropFrames, o.MaxFiles, warnings: o.Warnings);
         log.WriteLine($"data: {data.Train.Count} training clips ({data.TrainSeconds / 60:F1} min) of {data.Speakers.Count} speaker(s), " +
             $"{data.Validation.Count} validation; skipped {data.SkippedShort} shorter than {o.CropFrames} frames, {data.SkippedUnreadable} unreadable");
         var prior = o.Prior switch
@@ -288,8 +293,6 @@ public static class VocoderTrainer
             "priorgrad" => new NoisePrior { Kind = "priorgrad", ReferenceLevel = ReferenceLevel(data, mel) },
             _ => throw WaveGradException.About($"Prior '{o.Prior}': expected standard or priorgrad", "Prior"),
         };
-        if (o.Network is null && !kind.SizeNames.Contains(o.Size))
-            throw WaveGradException.About($"Size '{Text.Escape(o.Size, 20)}': the {kind.Name} network's sizes are {string.Join(", ", kind.SizeNames)}", "Size");
         var net = kind.NewNetwork(o.Size, mel, o, new Generator((ulong)o.Seed + 1));
         Dictionary<string, Tensor>? emaStart = null;
         if (o.InitFrom is string init && !o.Resume)

@@ -12,7 +12,12 @@ public class NpyTests
     static byte[] Raw(string descr, bool fortran, long[] shape, byte[] data, int version = 1)
     {
         string dims = shape.Length == 1 ? $"{shape[0]}," : string.Join(", ", shape);
-        string dict = $"{{'descr': '{descr}', 'fortran_order': {(fortran ? "True" : "False")}, 'shape': ({dims}), }}";
+        return RawDict($"{{'descr': '{descr}', 'fortran_order': {(fortran ? "True" : "False")}, 'shape': ({dims}), }}", data, version);
+    }
+
+    /// <summary>An .npy image with the header dict given as text.</summary>
+    static byte[] RawDict(string dict, byte[] data, int version = 1)
+    {
         int pre = version == 1 ? 10 : 12;
         int pad = (64 - (pre + dict.Length + 1) % 64) % 64;
         var h = Encoding.Latin1.GetBytes(dict + new string(' ', pad) + "\n");
@@ -121,6 +126,8 @@ public class NpyTests
         { "truncated", "truncated .npy data" },
         { "absurd", "truncated .npy data: shape (100000, 100000, 100000)" },
         { "version", "unsupported .npy format version 9" },
+        { "shape-twice", "corrupt .npy header: the key 'shape' appears 2 times" },
+        { "descr-twice", "corrupt .npy header: the key 'descr' appears 2 times" },
     };
 
     [Theory, MemberData(nameof(BadNpy))]
@@ -133,6 +140,9 @@ public class NpyTests
             "bigendian" => Raw(">f4", false, [2, 3], F4(M)),
             "truncated" => Raw("<f4", false, [2, 3], F4(M))[..^4],
             "absurd" => Raw("<f4", false, [100000, 100000, 100000], F4(M)),
+            // numpy takes the last of two equal keys (a (6,) vector here), a regex the first: the two would read two arrays.
+            "shape-twice" => RawDict("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'shape': (6,), }", F4(M)),
+            "descr-twice" => RawDict("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'descr' : '<f2', }", F4(M)),
             _ => Raw("<f4", false, [2, 3], F4(M), version: 9),
         };
         string path = Path.Combine(TempDir(), "bad.npy");

@@ -91,18 +91,36 @@ public class WavTests
     }
 
     [Fact]
-    public void A_killed_writers_partial_file_goes_when_the_same_output_is_written_again()
+    public void A_killed_writers_temporaries_go_when_any_file_is_written_into_their_folder()
     {
-        // PIDs above the kernel's maximum (2^22) never run; our own process is alive, so its temporary stays.
-        string dir = TempDir(), path = Path.Combine(dir, "out.wav");
-        string dead = Path.Combine(dir, ".out.wav.2147483600.0a1b.tmp"), live = Path.Combine(dir, $".out.wav.{Environment.ProcessId}.0a1b.tmp");
-        string other = Path.Combine(dir, ".other.wav.2147483600.0a1b.tmp");
-        foreach (var f in new[] { dead, live, other }) File.WriteAllBytes(f, new byte[1000]);
-        Wav.Write(path, [0.1f, -0.1f], 22050);
+        // PIDs above the kernel's maximum (2^22) never run; our own process is alive, so its temporary stays; names that
+        // are not exactly the writer's pattern are someone else's and stay too.
+        string dir = TempDir(), path = Path.Combine(dir, "out.wav"), guid = "0123456789abcdef0123456789abcdef";
+        string dead = Path.Combine(dir, $".long.wav.2147483600.{guid}.tmp"), live = Path.Combine(dir, $".out.wav.{Environment.ProcessId}.{guid}.tmp");
+        string deadDir = Path.Combine(dir, $".checkpoint.2147483600.{guid}.tmp");
+        string[] notOurs = [Path.Combine(dir, ".notes.tmp"), Path.Combine(dir, ".x.wav.2147483600.0a1b.tmp"), Path.Combine(dir, $".x.wav.abc.{guid}.tmp")];
+        foreach (var f in new[] { dead, live }.Concat(notOurs)) File.WriteAllBytes(f, new byte[1000]);
+        Directory.CreateDirectory(Path.Combine(deadDir, "inner"));
+        Wav.Write(path, [0.1f, -0.1f], 22050);   // another output than the killed writer's
         Assert.False(File.Exists(dead));
+        Assert.False(Directory.Exists(deadDir));
         Assert.True(File.Exists(live));
-        Assert.True(File.Exists(other));   // another output's: its own next write removes it
+        Assert.All(notOurs, f => Assert.True(File.Exists(f), f));
         Assert.True(File.Exists(path));
+    }
+
+    [Fact]
+    public void A_write_that_the_folder_refuses_names_the_output_not_the_temporary()
+    {
+        // /sys refuses new files even to root (a folder made read-only with chmod does not stop root).
+        if (!OperatingSystem.IsLinux()) return;
+        string path = $"/sys/wg-out-{Guid.NewGuid():N}.wav";
+        var e = Assert.Throws<WaveGradException>(() => Wav.Write(path, [0.1f], 22050));
+        Assert.StartsWith(path + ": cannot write: ", e.Message);
+        Assert.DoesNotContain(".tmp", e.Message);
+        var n = Assert.Throws<WaveGradException>(() => Npy.Write(path + ".npy", [1f], [1]));
+        Assert.StartsWith(path + ".npy: cannot write: ", n.Message);
+        Assert.DoesNotContain(".tmp", n.Message);
     }
 
     [Theory]
@@ -163,6 +181,11 @@ public class WavTests
         { "nofmt", "without a fmt chunk" },
         { "nan", "is NaN" },
         { "inf", "is infinite" },
+        { "huge32", "sample 300 (channel 1, at 0.019 s) is 1E+30, beyond ±10000" },
+        { "huge64", "sample 300 (channel 1, at 0.019 s) is 1E+300, beyond ±10000" },
+        { "fmt-twice", "a second 'fmt' chunk at byte 36" },
+        { "fmt-after-data", "a second 'fmt' chunk at byte" },
+        { "data-twice", "a second 'data' chunk at byte" },
     };
 
     static byte[] MakeBad(string kind)
@@ -191,8 +214,41 @@ public class WavTests
                     var f = Encode(2, 32, true, (i, c) => i == 300 && c == 1 ? (kind == "nan" ? double.NaN : double.PositiveInfinity) : 0.1);
                     return BuildWav(3, 2, Rate, 32, f);
                 }
+            case "huge32":
+            case "huge64":
+                {
+                    // Finite but absurd: its STFT power overflows float32 and the whole mel was NaN (issue 28).
+                    int bits = kind == "huge32" ? 32 : 64;
+                    return BuildWav(3, 2, Rate, bits, Encode(2, bits, true, (i, c) => i == 300 && c == 1 ? (bits == 32 ? 1e30 : 1e300) : 0.1));
+                }
+            case "fmt-twice":
+                {
+                    // A second fmt chunk that says 8 kHz stereo: readers that take the first or the last would disagree.
+                    var other = BuildWav(1, 2, 8000, 16, [])[12..36];
+                    return BuildWav(1, 1, Rate, 16, pcm, extraChunkBeforeData: other);
+                }
+            case "fmt-after-data":
+                {
+                    var b = BuildWav(1, 1, Rate, 16, pcm);
+                    byte[] r = [.. b, .. BuildWav(1, 2, 8000, 16, [])[12..36]];
+                    BinaryPrimitives.WriteInt32LittleEndian(r.AsSpan(4), r.Length - 8);
+                    return r;
+                }
+            case "data-twice": return BuildWav(1, 1, Rate, 16, pcm, extraChunkBeforeData: [.. "data"u8, 4, 0, 0, 0, 1, 2, 3, 4]);
             default: throw new ArgumentException(kind);
         }
+    }
+
+    [Fact]
+    public void Loud_float_samples_up_to_the_limit_and_bytes_after_the_audio_are_still_read()
+    {
+        // Float audio may overshoot full scale; a tail after the data chunk that is not a chunk (some writers leave one) is ignored.
+        string dir = TempDir(), path = Path.Combine(dir, "loud.wav");
+        var b = BuildWav(3, 1, Rate, 32, Encode(1, 32, true, (i, c) => i == 10 ? Wav.MaxFloatSample : i == 11 ? -3.5 : 0.1));
+        File.WriteAllBytes(path, [.. b, .. "tail"u8, 0xFF, 0xFF, 0xFF, 0xFF]);
+        var x = Wav.Read(path, out _);
+        Assert.Equal((float)Wav.MaxFloatSample, x[10]);
+        Assert.Equal(-3.5f, x[11]);
     }
 
     [Theory, MemberData(nameof(BadFiles))]

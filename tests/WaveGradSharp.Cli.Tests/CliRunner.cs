@@ -11,6 +11,20 @@ static class CliRunner
 
     public static Result RunIn(string? workingDirectory, params string[] args) => RunWith(workingDirectory, null, args);
 
+    /// <summary>Starts the CLI without waiting (its output is read in the background), for tests that stop it midway.</summary>
+    public static Process Start(params string[] args)
+    {
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "wavegrad.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, _) => { };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
     /// <summary>Runs with environment variables set (a null value removes one).</summary>
     public static Result RunWith(string? workingDirectory, IReadOnlyDictionary<string, string?>? env, params string[] args)
     {

@@ -20,4 +20,29 @@ public class FuzzTests
         }
         finally { work.Delete(true); }
     }
+
+    [Fact]
+    public void TheRunnerPrintsUsageForHelpAndRefusesAnUnknownOptionInOneLine()
+    {
+        // `-- --help` used to start a 100,000-input run.
+        static (int Code, string Out, string Err) Fuzz(params string[] args)
+        {
+            var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "WaveGradSharp.Fuzz.dll"));
+            foreach (var a in args) psi.ArgumentList.Add(a);
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            var stderr = p.StandardError.ReadToEndAsync();
+            if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException("the fuzz runner did not stop in 60 s"); }
+            return (p.ExitCode, stdout.Result, stderr.Result);
+        }
+        var help = Fuzz("--help");
+        Assert.Equal(0, help.Code);
+        Assert.StartsWith("usage: ", help.Out);
+        Assert.Contains("--iterations N", help.Out);
+        var bad = Fuzz("--iterations", "5", "--frobnicate");
+        Assert.Equal(2, bad.Code);
+        Assert.Equal("fuzz: unknown option --frobnicate (see --help)", bad.Err.Trim());
+        Assert.Empty(bad.Out);
+    }
 }

@@ -250,4 +250,125 @@ public class HostileInputTests
         }
         finally { dir.Delete(true); }
     }
+
+    [Fact]
+    public void AFloatWavOfAbsurdSamplesIsRefusedWhereItIsRead()
+    {
+        // Issue 28: samples of 1e30 are finite, but their STFT overflowed and `mel` wrote an all-NaN mel with exit code 0.
+        var dir = Directory.CreateTempSubdirectory("wg-loud-");
+        try
+        {
+            string wav = Path.Combine(dir.FullName, "loud.wav");
+            var data = new byte[22050 * 4];
+            for (int i = 0; i < 22050; i++) BitConverter.TryWriteBytes(data.AsSpan(i * 4), 1e30f);
+            using (var w = new BinaryWriter(File.Create(wav)))
+            {
+                w.Write("RIFF"u8); w.Write(36 + data.Length); w.Write("WAVEfmt "u8); w.Write(16); w.Write((short)3); w.Write((short)1);
+                w.Write(22050); w.Write(22050 * 4); w.Write((short)4); w.Write((short)32); w.Write("data"u8); w.Write(data.Length); w.Write(data);
+            }
+            OneLineError($"{wav}: sample 0 (channel 0, at 0.000 s) is 1E+30, beyond ±10000", "mel", wav, "-o", Path.Combine(dir.FullName, "m.npy"));
+            Assert.False(File.Exists(Path.Combine(dir.FullName, "m.npy")));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    static string[] Train(string data, string run, long steps, params string[] more) =>
+        ["train", "vocoder", "--data", data, "-o", run, "--steps", $"{steps}", "--batch", "2", "--validate-every", "0", "--log-every", "1",
+            "--device", "cpu", .. more];
+
+    [Fact]
+    public void ARunFolderTakesOneTrainerAPipeInItsCheckpointFailsFastAndWarningsGoToStderr()
+    {
+        var dir = Directory.CreateTempSubdirectory("wg-run-");
+        try
+        {
+            string data = Path.Combine(dir.FullName, "data"), run = Path.Combine(dir.FullName, "run");
+            Directory.CreateDirectory(data);
+            File.Copy(Fixture("clip-word-22k.wav"), Path.Combine(data, "a.wav"));
+            File.Copy(Fixture("clip-chirp-22k.wav"), Path.Combine(data, "b.wav"));
+            File.WriteAllBytes(Path.Combine(data, "broken.wav"), "RIFF....WAVEnot really"u8.ToArray());
+            var first = CliRunner.Run(Train(data, run, 2));
+            Assert.True(first.ExitCode == 0, first.Stderr);
+            // The skipped file's warning is a diagnostic: stderr, not the progress on stdout.
+            Assert.Contains("broken.wav", first.Stderr);
+            Assert.DoesNotContain("broken.wav", first.Stdout);
+            File.Delete(Path.Combine(data, "broken.wav"));   // the errors below are then the only stderr lines
+
+            // A second trainer on a folder that a live one holds is refused; once that one is killed (SIGKILL: no
+            // cleanup runs), the kernel has dropped its lock and the next resume proceeds.
+            var holder = CliRunner.Start(Train(data, run, 1_000_000, "--resume", "--checkpoint-every", "1000000"));
+            try
+            {
+                string pidFile = Path.Combine(run, RunLock.PidFileName);
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                while (!(File.Exists(pidFile) && File.ReadAllText(pidFile).Trim() == $"{holder.Id}") && !holder.HasExited && clock.Elapsed.TotalSeconds < 120)
+                    Thread.Sleep(100);
+                Assert.False(holder.HasExited, "the first trainer stopped");
+                var second = CliRunner.Run(Train(data, run, 3, "--resume"));
+                Assert.Equal(2, second.ExitCode);
+                Assert.Single(second.Stderr.Trim().Split('\n'));
+                Assert.Contains($"{run}: the run folder is in use by process {holder.Id}", second.Stderr);
+            }
+            finally
+            {
+                holder.Kill();   // SIGKILL, also when an assertion above failed (a million steps would outlive the test)
+                holder.WaitForExit();
+                holder.Dispose();
+            }
+            var resumed = CliRunner.Run(Train(data, run, 3, "--resume"));
+            Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+            Assert.Contains("resumed at step 2", resumed.Stdout);
+
+            // A pipe in place of a checkpoint file: one line within seconds, not a hang.
+            if (!OperatingSystem.IsWindows())
+            {
+                string ema = Path.Combine(run, "checkpoint", "ema.safetensors");
+                File.Delete(ema);
+                System.Diagnostics.Process.Start("mkfifo", ema)!.WaitForExit();
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                OneLineError($"{ema}: is empty or not a regular file", Train(data, run, 4, "--resume"));
+                Assert.True(clock.Elapsed.TotalSeconds < 60, $"{clock.Elapsed.TotalSeconds:F0} s");
+            }
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void AKilledRendersTemporaryGoesWithTheNextWriteOfAnyFileIntoItsFolder()
+    {
+        var dir = Directory.CreateTempSubdirectory("wg-kill-");
+        try
+        {
+            string voice = TinyVoice(Path.Combine(dir.FullName, "tiny")), outDir = Path.Combine(dir.FullName, "out");
+            Directory.CreateDirectory(outDir);
+            string mel = LongMel(Path.Combine(dir.FullName, "long.npy"), 20_000);
+            using (var render = CliRunner.Start("vocode", mel, "-o", Path.Combine(outDir, "long.wav"), "--voice", voice, "--steps", "50",
+                "--post-filter", "0", "--device", "cpu"))
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                while (Directory.GetFiles(outDir, ".long.wav.*.tmp").Length == 0 && !render.HasExited && clock.Elapsed.TotalSeconds < 120) Thread.Sleep(50);
+                bool ended = render.HasExited;
+                render.Kill();   // SIGKILL
+                render.WaitForExit();
+                Assert.False(ended, "the render ended before it could be killed");
+            }
+            Assert.Single(Directory.GetFiles(outDir, ".long.wav.*.tmp"));   // what SIGKILL leaves
+            var r = CliRunner.Run("mel", Fixture("clip-word-22k.wav"), "-o", Path.Combine(outDir, "other.npy"));
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Equal(["other.npy"], Directory.GetFileSystemEntries(outDir).Select(Path.GetFileName));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void AWriteIntoAFolderThatRefusesItNamesTheOutputNotTheTemporary()
+    {
+        // /sys refuses new files even to root, whom a read-only folder (chmod) does not stop.
+        if (!OperatingSystem.IsLinux()) return;
+        string path = $"/sys/wg-{Guid.NewGuid():N}.npy";
+        var r = CliRunner.Run("mel", Fixture("clip-word-22k.wav"), "-o", path);
+        Assert.Equal(2, r.ExitCode);
+        Assert.StartsWith($"error: {path}: cannot write: ", r.Stderr);
+        Assert.DoesNotContain(".tmp", r.Stderr);
+    }
 }

@@ -147,6 +147,8 @@ public sealed class Fuzzer(string workDir, int seed, TimeSpan timeLimit, long me
             _ => [],
         };
         var seeds = files.Select(f => (Path.GetFileName(f), File.ReadAllBytes(f))).ToList();
+        if (target == "wav") seeds.AddRange(HostileWavs());
+        if (target == "npy") seeds.AddRange(HostileNpys());
         if (target is "safetensors" or "voice")
         {
             string voice = TinyVoice(Path.Combine(scratch, "seed-voice"));
@@ -156,6 +158,46 @@ public sealed class Fuzzer(string workDir, int seed, TimeSpan timeLimit, long me
         if (target == "image")
             seeds.Add(("mnist-judge", Pack(Path.Combine(fx, "mnist-judge", "model.json"), Path.Combine(fx, "mnist-judge", "model.safetensors"))));
         return seeds;
+    }
+
+    /// <summary>Crafted WAVs near the edges issue 28 found (a mutation seldom builds them from a clean file): float32 and float64
+    /// samples of 1e30 (finite, but their STFT overflowed into a NaN mel), samples just inside the limit, and two fmt chunks.</summary>
+    static IEnumerable<(string, byte[])> HostileWavs()
+    {
+        static byte[] Chunk(string id, byte[] body) => [.. Encoding.ASCII.GetBytes(id), .. BitConverter.GetBytes(body.Length), .. body];
+        static byte[] Fmt(int tag, int channels, int rate, int bits) =>
+        [
+            .. BitConverter.GetBytes((ushort)tag), .. BitConverter.GetBytes((ushort)channels), .. BitConverter.GetBytes(rate),
+            .. BitConverter.GetBytes(rate * channels * bits / 8), .. BitConverter.GetBytes((ushort)(channels * bits / 8)),
+            .. BitConverter.GetBytes((ushort)bits),
+        ];
+        static byte[] Riff(params byte[][] chunks)
+        {
+            byte[] body = [.. "WAVE"u8, .. chunks.SelectMany(c => c)];
+            return [.. "RIFF"u8, .. BitConverter.GetBytes(body.Length), .. body];
+        }
+        static byte[] Samples(int n, Func<int, double> f, bool f64) =>
+            [.. Enumerable.Range(0, n).SelectMany(i => f64 ? BitConverter.GetBytes(f(i)) : BitConverter.GetBytes((float)f(i)))];
+        double Sine(int i) => 0.5 * Math.Sin(i * 0.05);
+        yield return ("float32 of 1e30", Riff(Chunk("fmt ", Fmt(3, 1, 22050, 32)), Chunk("data", Samples(2048, i => i % 7 == 3 ? 1e30 : Sine(i), false))));
+        yield return ("float64 of 1e300", Riff(Chunk("fmt ", Fmt(3, 2, 22050, 64)), Chunk("data", Samples(2048, i => i == 900 ? 1e300 : Sine(i), true))));
+        yield return ("float32 at the limit", Riff(Chunk("fmt ", Fmt(3, 1, 22050, 32)),
+            Chunk("data", Samples(2048, i => i % 5 == 0 ? Audio.Wav.MaxFloatSample : Sine(i), false))));
+        yield return ("two fmt chunks", Riff(Chunk("fmt ", Fmt(1, 1, 22050, 16)), Chunk("fmt ", Fmt(3, 2, 8000, 32)),
+            Chunk("data", [.. Enumerable.Range(0, 2048).SelectMany(i => BitConverter.GetBytes((short)(Sine(i) * 32767)))])));
+    }
+
+    /// <summary>Crafted .npy headers that name a key twice (numpy takes the last, a first-match reader the first).</summary>
+    static IEnumerable<(string, byte[])> HostileNpys()
+    {
+        static byte[] Npy(string dict, int values)
+        {
+            string header = dict + new string(' ', 63 - (dict.Length + 10) % 64) + "\n";
+            return [.. Core.Npy.Magic, 1, 0, .. BitConverter.GetBytes((ushort)header.Length), .. Encoding.Latin1.GetBytes(header),
+                .. Enumerable.Range(0, values).SelectMany(i => BitConverter.GetBytes((float)i))];
+        }
+        yield return ("shape twice", Npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), 'shape': (6,), }", 6));
+        yield return ("descr twice", Npy("{'descr': '<f4', 'fortran_order': False, 'descr': '<f2', 'shape': (2, 3), }", 6));
     }
 
     /// <summary>A random-weight voice with HiFi-GAN's framing, small enough to load thousands of times a minute

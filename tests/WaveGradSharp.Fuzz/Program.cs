@@ -1,19 +1,42 @@
 using WaveGradSharp.Fuzz;
 
-// usage: dotnet run -c Release --project tests/WaveGradSharp.Fuzz -- [--target all|wav|npy|safetensors|voice|image|pytorch]
-//        [--iterations 100000] [--seed 1] [--timeout-seconds 20] [--findings fuzz-findings]
+const string Usage = """
+    usage: dotnet run -c Release --project tests/WaveGradSharp.Fuzz -- [options]
+    Mutates seed files and hands each input to one parser; a crash, a hang or an oversized allocation is a finding.
+      --target NAME           all (default), or one of: wav, npy, safetensors, voice, image, pytorch
+      --iterations N          inputs per target (default 100000)
+      --seed N                random seed (default 1)
+      --timeout-seconds N     an input running longer is a hang (default 20)
+      --findings DIR          where findings go (default fuzz-findings)
+      --help                  print this and exit
+    Exit code: 0 without findings, 1 with findings, 2 for a bad command line.
+    """;
 string target = "all", findings = "fuzz-findings";
 int iterations = 100_000, seed = 1, timeout = 20;
-for (int i = 0; i + 1 < args.Length; i += 2)
-    switch (args[i])
+for (int i = 0; i < args.Length; i += 2)
+{
+    if (args[i] is "--help" or "-h") { Console.WriteLine(Usage); return 0; }
+    string? value = i + 1 < args.Length ? args[i + 1] : null;
+    int number = 0;
+    bool ok = value is not null && args[i] switch
     {
-        case "--target": target = args[i + 1]; break;
-        case "--iterations": iterations = int.Parse(args[i + 1]); break;
-        case "--seed": seed = int.Parse(args[i + 1]); break;
-        case "--timeout-seconds": timeout = int.Parse(args[i + 1]); break;
-        case "--findings": findings = args[i + 1]; break;
-        default: Console.Error.WriteLine($"fuzz: unknown option {args[i]}"); return 2;
+        "--target" => (target = value) is "all" || Fuzzer.Targets.Contains(value),
+        "--findings" => (findings = value).Length > 0,
+        "--iterations" or "--seed" or "--timeout-seconds" => int.TryParse(value, out number) && number >= (args[i] == "--seed" ? 0 : 1),
+        _ => false,
+    };
+    if (!ok)
+    {
+        string what = args[i] is "--target" or "--findings" or "--iterations" or "--seed" or "--timeout-seconds"
+            ? value is null ? $"{args[i]} needs a value" : $"{args[i]} {value}: not a valid value"
+            : $"unknown option {args[i]}";
+        Console.Error.WriteLine($"fuzz: {WaveGradSharp.Core.Text.Escape(what, 200)} (see --help)");
+        return 2;
     }
+    if (args[i] == "--iterations") iterations = number;
+    else if (args[i] == "--seed") seed = number;
+    else if (args[i] == "--timeout-seconds") timeout = number;
+}
 var work = Directory.CreateTempSubdirectory("wg-fuzz-");
 var fuzzer = new Fuzzer(work.FullName, seed, TimeSpan.FromSeconds(timeout));
 int total = 0;

@@ -419,13 +419,50 @@ public class TrainingTests
         Assert.Contains("holds NaN or infinite values", Resume().Message);
         // What a killed writer left behind goes on the next run in that folder.
         VocoderTrainer.Run(Options(data, tmp["run2"], 1));
-        string staleFile = Path.Combine(tmp["run2"], ".model.safetensors.2147483600.0a1b.tmp");
-        string staleDir = Path.Combine(tmp["run2"], "checkpoint", ".x.2147483600.0a1b.tmp");
+        string staleFile = Path.Combine(tmp["run2"], ".model.safetensors.2147483600.0123456789abcdef0123456789abcdef.tmp");
+        string staleDir = Path.Combine(tmp["run2"], "checkpoint", ".x.2147483600.0123456789abcdef0123456789abcdef.tmp");
         File.WriteAllBytes(staleFile, new byte[1000]);
         Directory.CreateDirectory(staleDir);
         VocoderTrainer.Run(Options(data, tmp["run2"], 2, resume: true));
         Assert.False(File.Exists(staleFile));
         Assert.False(Directory.Exists(staleDir));
+    }
+
+    [Fact]
+    public async Task AResumeWithAPipeInPlaceOfACheckpointFileFailsAtOnceNamingIt()
+    {
+        // The checksums were read before any regular-file check: opening the pipe blocked the resume forever.
+        if (OperatingSystem.IsWindows()) return;
+        using var tmp = new TempDir();
+        var data = MakeData(tmp);
+        VocoderTrainer.Run(Options(data, tmp["run"], 1));
+        string ema = Path.Combine(tmp["run"], "checkpoint", "ema.safetensors");
+        File.Delete(ema);
+        System.Diagnostics.Process.Start("mkfifo", ema)!.WaitForExit();
+        var resume = Task.Run(() => VocoderTrainer.Run(Options(data, tmp["run"], 2, resume: true)));
+        bool done = await Task.WhenAny(resume, Task.Delay(TimeSpan.FromSeconds(60))) == resume;
+        if (!done) using (new FileStream(ema, FileMode.Open, FileAccess.Write)) { }   // unblock the reader before failing
+        Assert.True(done, "the resume blocked on the pipe");
+        var e = await Assert.ThrowsAsync<WaveGradException>(() => resume);
+        Assert.Equal($"{ema}: is empty or not a regular file (a pipe or a device); a checkpoint file is needed", e.Message);
+    }
+
+    [Fact]
+    public void ASecondTrainerOnARunFolderIsRefusedNamingTheHolderUntilItsLockIsReleased()
+    {
+        using var tmp = new TempDir();
+        var data = MakeData(tmp);
+        VocoderTrainer.Run(Options(data, tmp["run"], 1));
+        var steps = new List<double>();
+        using (RunLock.Acquire(tmp["run"]))   // what a live trainer holds (the CLI's tests kill one with SIGKILL)
+        {
+            var e = Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(Options(data, tmp["run"], 2, resume: true, losses: steps)));
+            Assert.Equal($"{tmp["run"]}: the run folder is in use by process {Environment.ProcessId}, another trainer; wait for it to finish or " +
+                "stop it", e.Message);
+            Assert.Empty(steps);
+        }
+        VocoderTrainer.Run(Options(data, tmp["run"], 2, resume: true, losses: steps));
+        Assert.Single(steps);
     }
 
     [Fact]
