@@ -63,8 +63,8 @@ public sealed record StftDenoiserConfig
     {
         long w = Width, bins = Bins;
         long block = w * 7 + w + 2 * w * Hidden + Hidden + w + Embedding * 2 * w + 2 * w + w;
-        return (2 * bins + NMels) * w * 3 + w + 2 * w + 64 * Embedding + Embedding + Embedding * Embedding + Embedding
-            + Blocks * block + w * 2 * bins + 2 * bins;
+        return (2 * bins + NMels) * w + w + 2 * w + 64 * Embedding + Embedding + Embedding * Embedding + Embedding
+            + Blocks * block + 2 * w + w * 2 * bins + 2 * bins;
     }
 
     /// <summary>Checks the limits and, given a mel preset, its bands, FFT size and hop; throws naming the field.</summary>
@@ -100,7 +100,7 @@ public sealed record StftDenoiserConfig
 /// A denoiser that works at the frame rate, in the STFT domain (after Vocos' ConvNeXt backbone and inverse-STFT head, and
 /// RFWave's diffusion over complex STFT frames), while the diffusion itself stays on the waveform, so every engine sampler, the
 /// Griffin-Lim start, the noise prior and streaming work unchanged. The noisy waveform's STFT (real and imaginary parts) and
-/// the mel go in, one frame per mel frame; ConvNeXt blocks whose layer norms are modulated by the noise level run at the
+/// the mel go in, one frame per mel frame, through a linear layer; ConvNeXt blocks whose layer norms are modulated by the noise level run at the
 /// frame rate; a linear head gives a complex STFT, inverted to a waveform. EDM's preconditioning (<see cref="Preconditioning"/>)
 /// turns that into x̂₀. Shapes: audio [B, T = F·hop], mel [B, n_mels, F], noise level √ᾱ [B]; output x̂₀ [B, T].
 /// </summary>
@@ -109,7 +109,7 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>The network's shape.</summary>
     public StftDenoiserConfig Config { get; }
 
-    readonly Conv1d input;
+    readonly Linear input;
     readonly LayerNorm input_norm;
     readonly Linear embed_in, embed_out;
     readonly ModuleList<ConvNextBlock> blocks;
@@ -124,7 +124,7 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         Config = config.Check();
         if (init is not null) random.manual_seed((long)init.initial_seed());
         int w = config.Width;
-        input = Conv1d(2 * config.Bins + config.NMels, w, 3, padding: 1);
+        input = Linear(2 * config.Bins + config.NMels, w);
         input_norm = LayerNorm([w]);
         embed_in = Linear(64, config.Embedding);
         embed_out = Linear(config.Embedding, config.Embedding);
@@ -159,11 +159,10 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         var spec = stft(x * pre.In, c.NFft, c.Hop, c.NFft, win, center: true, pad_mode: PaddingModes.Reflect, normalized: false, onesided: true,
             return_complex: true) / windowNorm;                                      // [B, bins, F + 1]
         var cond = F.pad(mels, [0, spec.shape[2] - mels.shape[2]], PaddingModes.Replicate);
-        var h = input.call(cat([view_as_real(spec).permute(0, 3, 1, 2).flatten(1, 2), cond], 1));
-        h = input_norm.call(h.transpose(1, 2)).transpose(1, 2);
+        var h = input_norm.call(input.call(cat([view_as_real(spec).permute(0, 3, 1, 2).flatten(1, 2), cond], 1).transpose(1, 2)));   // [B, F + 1, C]
         var e = embed_out.call(F.silu(embed_in.call(Sinusoidal(pre.Noise.reshape(-1), 64))));
         foreach (var b in blocks) h = b.call(h, e);
-        var o = head.call(output_norm.call(h.transpose(1, 2)));                      // [B, F + 1, 2·bins]
+        var o = head.call(output_norm.call(h));                                      // [B, F + 1, 2·bins]
         var s = view_as_complex(o.reshape(o.shape[0], o.shape[1], c.Bins, 2).contiguous()).transpose(1, 2);
         var f = istft(s * windowNorm, c.NFft, c.Hop, c.NFft, win, center: true, normalized: false, onesided: true, length: audio.shape[1]);
         return (pre.Skip * x + pre.Out * f).MoveToOuterDisposeScope();
@@ -190,18 +189,22 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>
     /// A ConvNeXt block (Liu et al. 2022; Vocos' 1-D form) whose layer norm is modulated by the noise-level embedding
     /// (adaptive layer norm, its scale and shift starting at zero): depthwise conv (kernel 7), norm, pointwise up, GELU,
-    /// pointwise down, a learned per-channel scale, residual. [B, C, F] in and out.
+    /// pointwise down, a learned per-channel scale, residual. Frames-last activations [B, F, C] in and out. The depthwise conv
+    /// is seven shifted products summed: libtorch's grouped convolution without oneDNN (off for CPU training) is far slower.
     /// </summary>
     sealed class ConvNextBlock : Module<Tensor, Tensor, Tensor>
     {
-        readonly Conv1d depthwise;
+        const int Kernel = 7;
+        readonly Parameter depthwise_weight, depthwise_bias;
         readonly LayerNorm norm;
         readonly Linear modulation, up, down;
         readonly Parameter scale;
 
         public ConvNextBlock(int width, int hidden, int embedding, double layerScale) : base("ConvNextBlock")
         {
-            depthwise = Conv1d(width, width, 7, padding: 3, groups: width);
+            double bound = 1 / Math.Sqrt(Kernel);   // libtorch's default for a depthwise conv (fan-in = kernel)
+            depthwise_weight = new Parameter((rand(Kernel, width) * 2 - 1) * bound);
+            depthwise_bias = new Parameter((rand(width) * 2 - 1) * bound);
             norm = LayerNorm([width], elementwise_affine: false);
             modulation = Linear(embedding, 2 * width);
             up = Linear(width, hidden);
@@ -217,11 +220,15 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
 
         public override Tensor forward(Tensor h, Tensor e)
         {
-            var x = norm.call(depthwise.call(h).transpose(1, 2));                    // [B, F, C]
+            long frames = h.shape[1];
+            var padded = F.pad(h, [0, 0, Kernel / 2, Kernel / 2]);                   // zero frames at both ends, as padding 3 would
+            var x = depthwise_bias + padded.narrow(1, 0, frames) * depthwise_weight[0];
+            for (int k = 1; k < Kernel; k++) x = x + padded.narrow(1, k, frames) * depthwise_weight[k];
+            x = norm.call(x);
             var mod = modulation.call(F.silu(e)).unsqueeze(1).chunk(2, -1);
             x = x * (1 + mod[0]) + mod[1];
             x = down.call(F.gelu(up.call(x))) * scale;
-            return h + x.transpose(1, 2);
+            return h + x;
         }
     }
 }

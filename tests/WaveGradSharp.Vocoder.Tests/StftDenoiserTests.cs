@@ -1,0 +1,88 @@
+using WaveGradSharp.Audio;
+using WaveGradSharp.Core;
+using WaveGradSharp.Diffusion;
+using WaveGradSharp.Vocoder;
+using static TorchSharp.torch;
+
+namespace WaveGradSharp.Vocoder.Tests;
+
+public class StftDenoiserTests
+{
+    [Fact]
+    public void EdmPreconditioningAloneIsTheExactDenoiserOfGaussianData()
+    {
+        // For x₀ ~ N(0, σ_d²), E[x₀ | x_t] = c_skip·x̃ exactly: a network whose F is zero is already the posterior mean.
+        const double sd = 0.1;
+        var exact = new GaussianMixtureDenoiser([1], [0], [sd]);
+        var schedule = NoiseSchedule.Named("wavegrad-train");
+        foreach (int t in new[] { 0, 10, 200, 999 })
+        {
+            var l = NoiseLevel.Of(schedule, t);
+            var xt = randn(2, 50, generator: new Generator(3)) * 0.3;
+            var a = full(1, 1, (float)l.SignalScale);
+            var pre = Preconditioning.Edm(a, sd);
+            var d = pre.Skip * xt / a;
+            Assert.True(d.allclose(exact.PredictX0(xt, l), 1e-3, 1e-5), $"t {t}");
+            // The loss weight is 1 / c_out²: F's regression target has unit variance.
+            double w = Preconditioning.LossWeight(a, sd).item<float>(), cOut = pre.Out.item<float>();
+            Assert.Equal(1, w * cOut * cOut, 3);
+        }
+    }
+
+    [Fact]
+    public void AFreshNetworkReturnsTheSkipTermAndItsParameterCountIsKnownFromTheConfig()
+    {
+        var cfg = StftDenoiserConfig.Create("tiny", MelConfig.Preset("hifigan-22k"));
+        using var net = new StftDenoiser(cfg, new Generator(1));
+        Assert.Equal(cfg.ParameterCount(), net.ParameterCount);
+        Assert.Equal(StftDenoiserConfig.Create("small", MelConfig.Preset("hifigan-22k")).ParameterCount(),
+            new StftDenoiser(StftDenoiserConfig.Create("small", MelConfig.Preset("hifigan-22k"))).ParameterCount);
+        var x = randn(2, 20 * 256) * 0.2;
+        var level = tensor(new float[] { 0.3f, 0.9f });
+        var y = net.call(x, randn(2, 80, 20), level);
+        Assert.Equal(x.shape, y.shape);
+        var pre = Preconditioning.Edm(level.reshape(-1, 1), cfg.SigmaData);
+        Assert.True(y.allclose(pre.Skip * x / level.reshape(-1, 1), 1e-4, 1e-5));   // the head starts at zero
+    }
+
+    [Fact]
+    public void TrainsThroughTheOneTrainerAndRendersWithEverySamplerAndStreaming()
+    {
+        using var tmp = new TempDir();
+        var data = tmp["data"];
+        Directory.CreateDirectory(data);
+        Wav.Write(Path.Combine(data, "a.wav"), Tiny.Chirp(0.8), 22050);
+        Wav.Write(Path.Combine(data, "b.wav"), Tiny.Chirp(0.7, f0: 220, f1: 180), 22050);
+        var losses = new List<double>();
+        var o = new VocoderTrainingOptions
+        {
+            DataDir = data, OutputDir = tmp["run"], Architecture = "stft", Size = "tiny", Steps = 40, BatchSize = 4, CropFrames = 16,
+            LearningRate = 2e-3, StftLossWeight = 1, ValidateEvery = 0, CheckpointEvery = 1000, LogEvery = 1000, Log = TextWriter.Null,
+            OnStep = (_, l) => losses.Add(l),
+        };
+        VocoderTrainer.Run(o);
+        Assert.Equal(40, losses.Count);
+        Assert.True(losses.TakeLast(5).Average() < 0.7 * losses.Take(5).Average(), $"loss {losses.Take(5).Average():F3} → {losses.TakeLast(5).Average():F3}");
+        // The kind is part of the checkpoint: resuming it as another kind is refused.
+        var wrong = Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(o with { Architecture = "wavegrad", Steps = 41, Resume = true }));
+        Assert.Contains("network", wrong.Message);
+        // The run folder is a voice of the stft kind; every sampler renders it, streamed or not.
+        using var v = Vocoder.Load(tmp["run"]);
+        Assert.Equal("stft", v.Voice.Architecture);
+        var mel = Tiny.Mel(Tiny.Chirp(1.0));
+        foreach (var name in Voice.SamplerNames)
+        {
+            var opts = new SynthesisOptions { Sampler = v.Voice.Sampler(name, name == "wavegrad" ? null : "3"), ChunkFrames = 40 };
+            var oneShot = v.Synthesize(mel, opts);
+            Assert.Equal(mel.shape[1] * 256, oneShot.Length);
+            Assert.All(oneShot, s => Assert.True(float.IsFinite(s)));
+            var streamed = v.SynthesizeStreaming(mel, opts).SelectMany(c => c).ToArray();
+            double l1 = (Tiny.Mel(streamed) - Tiny.Mel(oneShot)).abs().mean().item<float>();
+            Assert.True(l1 < 0.05, $"{name}: streamed vs one-shot log-mel L1 {l1}");
+        }
+        // An fp16 export loads and renders too.
+        v.Voice.Export(tmp["exported"]);
+        using var exported = Vocoder.Load(tmp["exported"]);
+        Assert.Equal(mel.shape[1] * 256, exported.Synthesize(mel).Length);
+    }
+}
