@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using WaveGradSharp.Core;
 using WaveGradSharp.Diffusion;
 
 namespace WaveGradSharp.Cli;
