@@ -59,7 +59,7 @@ public sealed partial class SpeechServer
         string Spectrogram(float[] x)
         {
             using var s = NewDisposeScope();
-            var m = spec.Compute(tensor(x));
+            var m = spec.Compute(tensor(x))[.., ..(int)mel.shape[1]];   // the render's frames: a centred analysis has one more
             var bytes = ((m - lo) / Math.Max(1e-6f, hi - lo) * 255).clamp(0, 255).to_type(ScalarType.Byte).contiguous().data<byte>().ToArray();
             return Convert.ToBase64String(bytes);
         }
@@ -77,7 +77,7 @@ public sealed partial class SpeechServer
             {
                 evaluation = e.Evaluation, noise_std = e.NoiseStd, estimate_pcm = Pcm(e.Estimate), estimate_mel = Spectrogram(e.Estimate),
                 noisy_mel = Spectrogram(e.Noisy),
-            }),
+            }).ToList(),   // now: the tensors are freed when this returns
             final = new { pcm = Pcm(audio), mel = Spectrogram(audio) },
         };
     }

@@ -192,11 +192,19 @@ public sealed partial class SpeechServer : IAsyncDisposable
             408 => "the request body came too slowly",
             _ => $"bad request: {Text.FirstLine(b.Message)}",
         }, ApiError.InvalidRequest, code: b.StatusCode == 413 ? "too_large" : null),
-        WaveGradException w => new ApiError(400, Text.FirstLine(w.Message), ApiError.InvalidRequest,
-            w.Parameters.Count > 0 ? ParamName(w.Parameters[0]) : null, "invalid_value"),
+        WaveGradException w => new ApiError(400, InRequestTerms(w), ApiError.InvalidRequest, w.Parameters.Count > 0 ? ParamName(w.Parameters[0]) : null,
+            "invalid_value"),
         OperationCanceledException => new ApiError(504, "the request ran past its deadline", "timeout", code: "deadline_exceeded"),
         _ => new ApiError(500, "internal error (logged on the server)", "server_error"),
     };
+
+    /// <summary>A library error's first line with its parameter names replaced by the request's fields (as the CLI puts its flags).</summary>
+    static string InRequestTerms(WaveGradException w)
+    {
+        string m = Text.FirstLine(w.Message);
+        foreach (var p in w.Parameters) m = System.Text.RegularExpressions.Regex.Replace(m, $@"\b{p}\b", ParamName(p));
+        return m;
+    }
 
     /// <summary>The request field a library parameter comes from.</summary>
     static string ParamName(string libraryParameter) => libraryParameter switch
