@@ -37,6 +37,8 @@ public sealed class ApiError(int status, string message, string type = ApiError.
         if (RetryAfterSeconds is int s) ctx.Response.Headers.RetryAfter = s.ToString(System.Globalization.CultureInfo.InvariantCulture);
         ctx.Response.ContentType = "application/json";
         var body = new { error = new { message = Core.Text.Escape(Message, 1000), type = Type, param = Param, code = Code } };
-        await ctx.Response.WriteAsync(JsonSerializer.Serialize(body, OneLine) + "\n", ctx.RequestAborted);
+        var bytes = System.Text.Encoding.UTF8.GetBytes(JsonSerializer.Serialize(body, OneLine) + "\n");
+        ctx.Response.ContentLength = bytes.Length;   // not chunked: one line, however the client reads it
+        await ctx.Response.Body.WriteAsync(bytes, ctx.RequestAborted);
     }
 }

@@ -38,8 +38,7 @@ public sealed partial class SpeechServer
         var rendering = Stopwatch.StartNew();
         try
         {
-            var result = await Task.Factory.StartNew(() => DenoiseSteps(v, sentences[0], synthesis, deadline.Token), deadline.Token,
-                TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            var result = await renderThreads.Run(() => DenoiseSteps(v, sentences[0], synthesis, deadline.Token));
             await Results.Json(result).ExecuteAsync(ctx);
         }
         finally { RenderDone(rendering.Elapsed.TotalSeconds); }
@@ -105,7 +104,7 @@ public sealed partial class SpeechServer
         var rendering = Stopwatch.StartNew();
         try
         {
-            var result = await Task.Factory.StartNew(() =>
+            var result = await renderThreads.Run(() =>
             {
                 (ImageModel model, UNet net) = images.Value;
                 RecordingDenoiser? rec = null;
@@ -118,7 +117,7 @@ public sealed partial class SpeechServer
                 var picked = frames.Select(f => new { sigma = f.Sigma, pixels = Grey(f.Image) }).ToList();
                 foreach (var f in frames) f.Image.Dispose();
                 return new { digit, sampler, size = (int)x.shape[^1], channels = (int)x.shape[1], frames = picked, result = Grey(x[0]) };
-            }, deadline.Token, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            });
             await Results.Json(result).ExecuteAsync(ctx);
         }
         catch (WaveGradException e) when (e.Message.Contains(ImageModelName, StringComparison.Ordinal))

@@ -42,3 +42,35 @@ public sealed class RenderGate(int inFlight, int queue)
         }
     }
 }
+
+/// <summary>
+/// The threads renders run on: a fixed set, started once. A thread per render would give each its own native heap arena
+/// (glibc) and libtorch thread state, and the process's memory grew by a gigabyte over a few dozen renders; on the same few
+/// threads it stays flat. The <see cref="RenderGate"/> admits no more renders than there are threads, so work never waits here.
+/// </summary>
+public sealed class RenderThreads : IDisposable
+{
+    readonly System.Collections.Concurrent.BlockingCollection<Action> work = new();
+
+    /// <summary>Starts <paramref name="count"/> background threads.</summary>
+    public RenderThreads(int count)
+    {
+        for (int i = 0; i < Math.Max(1, count); i++)
+            new Thread(() => { foreach (var a in work.GetConsumingEnumerable()) a(); }) { IsBackground = true, Name = $"wavegrad-render-{i}" }.Start();
+    }
+
+    /// <summary>Runs <paramref name="render"/> on one of the threads.</summary>
+    public Task<T> Run<T>(Func<T> render)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        work.Add(() =>
+        {
+            try { done.SetResult(render()); }
+            catch (Exception e) { done.SetException(e); }
+        });
+        return done.Task;
+    }
+
+    /// <summary>Lets the threads finish what they hold and end.</summary>
+    public void Dispose() => work.CompleteAdding();
+}

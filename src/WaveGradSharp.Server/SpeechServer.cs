@@ -41,6 +41,10 @@ public sealed partial class SpeechServer : IAsyncDisposable
     readonly Dictionary<string, ServedVoice> voices;
     readonly ServedVoice firstVoice;
     readonly RenderGate gate;
+    readonly RenderThreads renderThreads;
+    /// <summary>Hands libtorch's freed blocks back after renders once the process has grown 64 MB: without it, glibc keeps them
+    /// and a server's memory creeps up render after render.</summary>
+    readonly NativeHeapWatch heap = new(64L << 20);
     readonly byte[]? keyHash;
     readonly ILogger log;
     readonly bool ownsVoices;
@@ -61,6 +65,7 @@ public sealed partial class SpeechServer : IAsyncDisposable
         voices = served.ToDictionary(v => v.Name, StringComparer.Ordinal);
         firstVoice = served[0];
         gate = new RenderGate(options.MaxInFlight, options.MaxQueue);
+        renderThreads = new RenderThreads(options.MaxInFlight);
         keyHash = string.IsNullOrEmpty(options.ApiKey) ? null : SHA256.HashData(Encoding.UTF8.GetBytes(options.ApiKey));
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -121,6 +126,7 @@ public sealed partial class SpeechServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await App.DisposeAsync();
+        renderThreads.Dispose();
         if (ownsVoices) foreach (var v in voices.Values) v.Vocoder.Dispose();
     }
 
@@ -327,6 +333,7 @@ public sealed partial class SpeechServer : IAsyncDisposable
     {
         Metrics.QueueDepth.Set(gate.Queued);
         Metrics.InFlight.Set(gate.Running);
+        lock (heap) heap.Check();
         double avg = Volatile.Read(ref renderSecondsAverage);
         Volatile.Write(ref renderSecondsAverage, avg * 0.8 + seconds * 0.2);
     }
@@ -404,7 +411,7 @@ public sealed partial class SpeechServer : IAsyncDisposable
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var chunks = System.Threading.Channels.Channel.CreateBounded<float[]>(new System.Threading.Channels.BoundedChannelOptions(2)
         { SingleReader = true, SingleWriter = true });
-        var producer = Task.Factory.StartNew(() =>
+        var producer = renderThreads.Run(() =>
         {
             try
             {
@@ -413,7 +420,8 @@ public sealed partial class SpeechServer : IAsyncDisposable
                 chunks.Writer.Complete();
             }
             catch (Exception e) { chunks.Writer.Complete(e); }
-        }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            return 0;
+        });
         try
         {
             int rate = v.Vocoder.SampleRate;

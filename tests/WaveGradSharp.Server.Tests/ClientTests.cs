@@ -117,31 +117,62 @@ public sealed partial class ClientTests(ServerFixture f, ITestOutputHelper outpu
     [Fact]
     public async Task SigtermDrainsTheRequestInFlightThenExitsZero()
     {
+        await using var server = await ServerProcess.Start("--drain-seconds", "60");
+        var client = server.Client;
+        var request = client.PostAsync("/v1/vocode?steps=50&start=noise", ServerFixture.Npy(ServerFixture.TiledMel(3)));
+        await ServerFixture.WaitForRunning(client, 1);
+        Assert.Equal(0, Run("kill", Path.GetTempPath(), TimeSpan.FromSeconds(10), "-TERM", server.Process.Id.ToString()).Code);
+        using var r = await request;
+        Assert.Equal(HttpStatusCode.OK, r.StatusCode);
+        var (samples, _) = ServerFixture.DecodeStreamedWav(await r.Content.ReadAsByteArrayAsync());
+        Assert.Equal(3 * 68 * 256, samples.Length);   // finished, not cut
+        Assert.True(server.Process.WaitForExit(TimeSpan.FromSeconds(30)), "the server exited after draining");
+        output.WriteLine(await server.Log);
+        Assert.Equal(0, server.Process.ExitCode);
+    }
+}
+
+/// <summary>`wavegrad serve` as a separate process on a free loopback port, as a user runs it.</summary>
+public sealed partial class ServerProcess : IAsyncDisposable
+{
+    public required Process Process { get; init; }
+    public required HttpClient Client { get; init; }
+    /// <summary>Its standard error, once it has exited.</summary>
+    public required Task<string> Log { get; init; }
+
+    public static async Task<ServerProcess> Start(params string[] args)
+    {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetTempPath() };
-        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "wavegrad.dll"), "serve", "--urls", "http://127.0.0.1:0", "--drain-seconds", "60" })
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "wavegrad.dll"), "serve", "--urls", "http://127.0.0.1:0" }.Concat(args))
             psi.ArgumentList.Add(a);
-        using var server = Process.Start(psi)!;
-        var stderr = server.StandardError.ReadToEndAsync();
+        var process = Process.Start(psi)!;
+        var log = process.StandardError.ReadToEndAsync();
         try
         {
-            string? line;
-            string? url = null;
-            while ((line = await server.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(120))) is not null)
+            string? line, url = null;
+            while ((line = await process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(120))) is not null)
                 if (ListeningOn().Match(line) is { Success: true } m) { url = m.Groups[1].Value; break; }
-            Assert.True(url is not null, $"the server did not say where it listens: {(server.HasExited ? await stderr : "")}");
-            using var client = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(120) };
-            var request = client.PostAsync("/v1/vocode?steps=50&start=noise", ServerFixture.Npy(ServerFixture.TiledMel(3)));
-            await ServerFixture.WaitForRunning(client, 1);
-            Assert.Equal(0, Run("kill", Path.GetTempPath(), TimeSpan.FromSeconds(10), "-TERM", server.Id.ToString()).Code);
-            using var r = await request;
-            Assert.Equal(HttpStatusCode.OK, r.StatusCode);
-            var (samples, _) = ServerFixture.DecodeStreamedWav(await r.Content.ReadAsByteArrayAsync());
-            Assert.Equal(3 * 68 * 256, samples.Length);   // finished, not cut
-            Assert.True(server.WaitForExit(TimeSpan.FromSeconds(30)), "the server exited after draining");
-            output.WriteLine(await stderr);
-            Assert.Equal(0, server.ExitCode);
+            if (url is null) throw new InvalidOperationException($"wavegrad serve did not say where it listens: {(process.HasExited ? await log : "")}");
+            _ = process.StandardOutput.ReadToEndAsync();
+            return new ServerProcess
+            {
+                Process = process, Log = log, Client = new HttpClient { BaseAddress = new Uri(url), Timeout = TimeSpan.FromSeconds(120) },
+            };
         }
-        finally { if (!server.HasExited) server.Kill(true); }
+        catch
+        {
+            process.Kill(true);
+            process.Dispose();
+            throw;
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        if (!Process.HasExited) Process.Kill(true);
+        Process.Dispose();
+        return ValueTask.CompletedTask;
     }
 
     [GeneratedRegex(@"^wavegrad serve: (http://[^ ,]+)")]
