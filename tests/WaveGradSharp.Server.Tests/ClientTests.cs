@@ -86,7 +86,7 @@ public sealed partial class ClientTests(ServerFixture f, ITestOutputHelper outpu
         service.HideCommandPromptWindow = true;
         service.SuppressInitialDiagnosticInformation = true;
         var options = new ChromeOptions { BinaryLocation = chromium };
-        options.AddArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,720",
+        options.AddArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,860",
             "--autoplay-policy=no-user-gesture-required", "--disable-gpu", "--no-first-run");
         options.SetLoggingPreference(LogType.Browser, LogLevel.All);
         using var browser = new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
