@@ -23,4 +23,13 @@ mkdir -p "$work/empty" && cd "$work/empty"
 if command -v festival > /dev/null || command -v espeak-ng > /dev/null; then
   "$work/tool/wavegrad" speak "Hello from the installed tool." -o hello.wav
 fi
+# The installed tool serves from the empty folder: a mel vocoded over HTTP is a WAV, and SIGTERM stops it with exit code 0.
+"$work/tool/wavegrad" serve --urls http://127.0.0.1:0 > serve.out 2> serve.err & pid=$!
+url=
+for _ in $(seq 1 240); do url=$(sed -n 's/^wavegrad serve: \(http:[^ ,]*\).*/\1/p' serve.out); [ -n "$url" ] && break; sleep 0.5; done
+[ -n "$url" ] || { cat serve.err; kill "$pid"; exit 1; }
+curl -sf --data-binary @"$mel" "$url/v1/vocode" -o served.wav
+[ "$(head -c 4 served.wav)" = RIFF ] || { echo "wavegrad serve did not answer with a WAV" >&2; kill "$pid"; exit 1; }
+kill -TERM "$pid"; wait "$pid"
+echo "  served $(wc -c < served.wav) bytes of WAV from $url, then stopped on SIGTERM"
 echo "package smoke test: ok"

@@ -11,13 +11,21 @@ public static class MelFile
     /// [frames, n_mels] / [B, frames, n_mels] and transposed.</summary>
     public static Tensor Load(string path, bool framesFirst = false)
     {
-        var (data, shape) = Npy.Read(path);
+        using var fs = InputFile.Open(path, ".npy file");
+        return Load(fs, path, framesFirst);
+    }
+
+    /// <summary>As <see cref="Load(string, bool)"/>, for an .npy image in <paramref name="stream"/> (an upload);
+    /// <paramref name="name"/> names it in errors.</summary>
+    public static Tensor Load(Stream stream, string name, bool framesFirst = false)
+    {
+        var (data, shape) = Npy.Read(stream, name);
         if (shape.Length is not (2 or 3))
-            throw new WaveGradException($"{path}: expected a 2-D [n_mels, frames] or 3-D [batch, n_mels, frames] mel, got shape ({string.Join(", ", shape)})");
+            throw new WaveGradException($"{name}: expected a 2-D [n_mels, frames] or 3-D [batch, n_mels, frames] mel, got shape ({string.Join(", ", shape)})");
         if (shape[^1] == 0 || shape[^2] == 0 || (shape.Length == 3 && shape[0] == 0))
-            throw new WaveGradException($"{path}: mel of shape ({string.Join(", ", shape)}) is empty");
+            throw new WaveGradException($"{name}: mel of shape ({string.Join(", ", shape)}) is empty");
         for (int i = 0; i < data.Length; i++)
-            if (!float.IsFinite(data[i])) throw new WaveGradException($"{path}: mel value {i} is {(float.IsNaN(data[i]) ? "NaN" : "infinite")}");
+            if (!float.IsFinite(data[i])) throw new WaveGradException($"{name}: mel value {i} is {(float.IsNaN(data[i]) ? "NaN" : "infinite")}");
         using var scope = NewDisposeScope();
         var t = tensor(data, shape);
         if (framesFirst) t = t.transpose(-1, -2).contiguous();

@@ -365,6 +365,35 @@ public static class Wav
 
     internal const int SincTaps = 64;
 
+    /// <summary>Mono samples as little-endian 16-bit PCM into <paramref name="bytes"/> (2 per sample): x·32768 rounded and clamped
+    /// to the 16-bit range, the inverse of the reader's s/32768.</summary>
+    public static void ToPcm16(ReadOnlySpan<float> samples, Span<byte> bytes)
+    {
+        var pcm = MemoryMarshal.Cast<byte, short>(bytes[..(samples.Length * 2)]);
+        for (int i = 0; i < samples.Length; i++) pcm[i] = (short)Math.Clamp(Math.Round(samples[i] * 32768.0), -32768, 32767);
+    }
+
+    /// <summary>
+    /// The 44-byte header of a mono 16-bit PCM WAV whose length is unknown when it starts, as a server streaming audio writes
+    /// it: the RIFF and data sizes are 0xFFFFFFFF, so readers that honour them read the data to the end of the stream.
+    /// </summary>
+    public static byte[] StreamingHeader(int sampleRate)
+    {
+        if (sampleRate < MinSampleRate || sampleRate > MaxSampleRate) throw new WaveGradException($"cannot stream a sample rate of {sampleRate} Hz");
+        var h = new byte[44];
+        "RIFF"u8.CopyTo(h); BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(4), uint.MaxValue);
+        "WAVEfmt "u8.CopyTo(h.AsSpan(8));
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(16), 16);
+        BinaryPrimitives.WriteUInt16LittleEndian(h.AsSpan(20), 1);                   // PCM
+        BinaryPrimitives.WriteUInt16LittleEndian(h.AsSpan(22), 1);                   // mono
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(24), (uint)sampleRate);
+        BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(28), (uint)sampleRate * 2);
+        BinaryPrimitives.WriteUInt16LittleEndian(h.AsSpan(32), 2);
+        BinaryPrimitives.WriteUInt16LittleEndian(h.AsSpan(34), 16);
+        "data"u8.CopyTo(h.AsSpan(36)); BinaryPrimitives.WriteUInt32LittleEndian(h.AsSpan(40), uint.MaxValue);
+        return h;
+    }
+
     /// <summary>Writes mono <paramref name="samples"/> to <paramref name="path"/> atomically (see <see cref="WavStreamWriter"/>).</summary>
     public static void Write(string path, ReadOnlySpan<float> samples, int sampleRate, bool float32 = false)
     {
@@ -409,11 +438,7 @@ public sealed class WavStreamWriter : IDisposable
         int n = samples.Length * (float32 ? 4 : 2);
         if (bytes.Length < n) bytes = new byte[n];
         if (float32) MemoryMarshal.AsBytes(samples).CopyTo(bytes);
-        else
-        {
-            var pcm = MemoryMarshal.Cast<byte, short>(bytes.AsSpan(0, n));
-            for (int i = 0; i < samples.Length; i++) pcm[i] = (short)Math.Clamp(Math.Round(samples[i] * 32768.0), -32768, 32767);
-        }
+        else Wav.ToPcm16(samples, bytes);
         try { w.Write(bytes, 0, n); }
         catch (IOException e) { throw AtomicFile.Failed(path, tmp, e); }   // a full disk
         Samples += samples.Length;

@@ -5,6 +5,7 @@ var root = new RootCommand("wavegrad: diffusion-based speech vocoder (WaveGrad) 
 {
     SpeakCommands.Speak(),
     SpeakCommands.Play(),
+    ServeCommands.Serve(),
     ScheduleCommands.Create(),
     AudioCommands.Mel(),
     AudioCommands.GriffinLim(),

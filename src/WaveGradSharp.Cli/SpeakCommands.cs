@@ -39,9 +39,8 @@ static class SpeakCommands
             var mels = SentenceMels.Start(input, frontend, voiceCard.Mel);
             using var vocoder = VocoderCommands.LoadVocoder(voiceCard, pr.GetValue(device)!, precision: flags.Precision(pr));
             var tts = new TextToSpeech(vocoder, frontend);
-            // A short first chunk for the first sound, one more of its length, then chunks doubling to a CPU piece's length.
             var synthesis = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
-            var opts = new SpeechOptions { Synthesis = synthesis with { FirstChunkFrames = 48, ChunkFrames = synthesis.CpuPieceFrames } };
+            var opts = new SpeechOptions { Synthesis = SpeechOptions.ForListening(synthesis) };
             Console.Error.WriteLine($"frontend: {frontend.Name}; {mels.Sentences.Count} sentence(s); voice {vocoder.Voice.Name}, " +
                 $"{VocoderCommands.DescribeSteps(opts.Synthesis)}");
             var started = Process.GetCurrentProcess().StartTime;

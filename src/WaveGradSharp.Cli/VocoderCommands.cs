@@ -155,25 +155,17 @@ static class VocoderCommands
             string inPath = pr.GetValue(input)!, outPath = pr.GetValue(output)!;
             var mel = MelFile.Load(inPath, pr.GetValue(framesFirst));
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, pr.GetValue(weights)!, flags.Precision(pr));
-            var mels = mel.dim() == 3 ? Enumerable.Range(0, (int)mel.shape[0]).Select(i => mel[i]).ToList() : [mel];
-            foreach (var m in mels) { MelFile.CheckNMels(m, vocoder.Voice.Mel.NMels, inPath); vocoder.CheckMel(m, inPath); }
-            var inFraming = InputFraming(pr.GetValue(framing), vocoder.Voice.Mel);
+            var mels = vocoder.CheckInputMels(mel, inPath);
+            var inFraming = vocoder.Voice.InputFraming(pr.GetValue(framing));
             var opts = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
             var sw = Stopwatch.StartNew();
             var written = AudioFiles.BatchPaths(outPath, mels.Count);
             long total = 0;
             for (int i = 0; i < mels.Count; i++)
             {
-                // Written piece by piece, so memory stays flat however long the mel. A reframed mel renders one hop more or
-                // less; the utterance is the input's frames × hop.
-                long left = mels[i].shape[1] * vocoder.Hop;
+                // Written piece by piece, so memory stays flat however long the mel.
                 using var wav = new WavStreamWriter(written[i], vocoder.SampleRate, pr.GetValue(f32));
-                foreach (var piece in vocoder.SynthesizePieces(vocoder.AdaptMel(mels[i], inFraming), opts))
-                {
-                    int n = (int)Math.Min(piece.Length, left);
-                    wav.Write(piece.AsSpan(0, n));
-                    left -= n;
-                }
+                foreach (var piece in vocoder.SynthesizeInput(mels[i], inFraming, opts)) wav.Write(piece);
                 wav.Commit();
                 total += wav.Samples;
             }
@@ -186,16 +178,6 @@ static class VocoderCommands
         }));
         return cmd;
     }
-
-    /// <summary>The framing of an input mel: as given; "voice" is the voice's own; by default HiFi-GAN's for the hifigan-22k
-    /// settings (what acoustic models and <c>wavegrad mel</c> emit), else the voice's.</summary>
-    static MelFraming InputFraming(string? flag, MelConfig voiceMel) => flag switch
-    {
-        "hifigan" => MelFraming.HifiGan,
-        "centered" => MelFraming.Centered,
-        "voice" => voiceMel.Framing,
-        _ => voiceMel.Name.StartsWith("hifigan-22k", StringComparison.Ordinal) ? MelFraming.HifiGan : voiceMel.Framing,
-    };
 
     public static Command Resynth()
     {

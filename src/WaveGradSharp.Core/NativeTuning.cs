@@ -95,7 +95,12 @@ public sealed class NativeHeapWatch
     static extern int MallocTrim(nuint pad);
 
     static bool unavailable = !OperatingSystem.IsLinux();
+    readonly long slack;
     long baseline;
+
+    /// <summary>Trims once the working set has grown <paramref name="slackBytes"/> (a server that renders request after request
+    /// asks for less than a long render's <see cref="SlackBytes"/>).</summary>
+    public NativeHeapWatch(long slackBytes = SlackBytes) => slack = slackBytes;
 
     /// <summary>Call after each piece of work whose temporaries have been freed.</summary>
     public void Check()
@@ -103,7 +108,7 @@ public sealed class NativeHeapWatch
         if (unavailable) return;
         long now = Environment.WorkingSet;
         if (baseline == 0) { baseline = now; return; }
-        if (now <= baseline + SlackBytes) return;
+        if (now <= baseline + slack) return;
         try { MallocTrim(0); }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { unavailable = true; }
         baseline = Math.Max(baseline, Environment.WorkingSet);   // memory that is truly in use: no trim on every piece

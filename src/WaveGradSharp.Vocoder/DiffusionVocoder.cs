@@ -130,6 +130,7 @@ public sealed class DiffusionVocoderModel : IVocoderModel
             // through x̂₀ (DDIM, the ODE) otherwise carry an early overshoot, divided by a small √ᾱ, to the end.
             IDenoiser denoiser = new ClippedX0(new MelConditionedDenoiser(network, m, predicts));
             if (o.Consistency.Mode != ConsistencyMode.None) denoiser = new GriffinLimConsistency(denoiser, m, mel, estimate, o.Consistency);
+            if (o.Estimates is not null) denoiser = new EstimateReporter(denoiser, o.Estimates);
             var so = new SampleOptions
             {
                 Device = Device, Progress = o.Progress, Cancellation = r.Cancellation, NoiseSource = noise,
@@ -198,6 +199,29 @@ public sealed class GriffinLimConsistency : IDenoiser
         else if (applies && magnitudes is not null)
             x0 = stack(Enumerable.Range(0, (int)x0.shape[0]).Select(b => GriffinLim.Project(x0[b], magnitudes[b], mel, steps.Iterations, steps.Momentum)));
         return x0.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>One network evaluation of a render, as <see cref="SynthesisOptions.Estimates"/> reports it.</summary>
+/// <param name="Evaluation">1-based evaluation of the render (a streamed render counts each chunk's anew).</param>
+/// <param name="NoiseStd">The noise std √(1−ᾱ) of the level evaluated.</param>
+/// <param name="Noisy">x_t, the sampler's waveform the network was given.</param>
+/// <param name="Estimate">x̂₀, the clean waveform estimated from it (after clipping and any consistency step).</param>
+public sealed record DenoisingEstimate(int Evaluation, double NoiseStd, float[] Noisy, float[] Estimate);
+
+/// <summary>Passes the inner denoiser's x̂₀ through, telling a callback x_t and x̂₀ of batch item 0 (<see cref="SynthesisOptions.Estimates"/>).</summary>
+sealed class EstimateReporter(IDenoiser inner, Action<DenoisingEstimate> report) : IDenoiser
+{
+    int evaluation;
+
+    public Prediction Predicts => Prediction.X0;
+
+    public Tensor Predict(Tensor xt, NoiseLevel level)
+    {
+        var x0 = inner.PredictX0(xt, level);
+        using (var scope = NewDisposeScope())
+            report(new DenoisingEstimate(++evaluation, level.NoiseStd, xt[0].cpu().data<float>().ToArray(), x0[0].cpu().data<float>().ToArray()));
+        return x0;
     }
 }
 

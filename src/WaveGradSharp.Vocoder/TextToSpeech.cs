@@ -62,6 +62,13 @@ public sealed record SpeechOptions
     public double PauseSeconds { get; init; } = 0.25;
     /// <summary>Told after every chunk.</summary>
     public IProgress<SpeechProgress>? Progress { get; init; }
+
+    /// <summary>
+    /// <paramref name="synthesis"/> chunked for a listener waiting on the first sound (<c>speak --play</c>, <c>wavegrad serve</c>): a short
+    /// first chunk (48 frames), one more of its length, then chunks doubling to a CPU piece's length.
+    /// </summary>
+    public static SynthesisOptions ForListening(SynthesisOptions synthesis) =>
+        synthesis with { FirstChunkFrames = 48, ChunkFrames = synthesis.CpuPieceFrames };
 }
 
 /// <summary>

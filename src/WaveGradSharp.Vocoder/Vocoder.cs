@@ -63,6 +63,12 @@ public sealed record SynthesisOptions
     public long Seed { get; init; } = 1234;
     /// <summary>Told after every network evaluation.</summary>
     public IProgress<SamplerStep>? Progress { get; init; }
+    /// <summary>
+    /// Called on the rendering thread after every network evaluation with the sampler's x_t and the estimate x̂₀ it stepped
+    /// with (the first mel of a batch, raw: before the post-filter): how "watch it denoise" shows noise becoming speech. Each
+    /// call copies both off the device; null (the default) costs nothing.
+    /// </summary>
+    public Action<DenoisingEstimate>? Estimates { get; init; }
     /// <summary>Mel frames each streamed chunk yields.</summary>
     public int ChunkFrames { get; init; } = 64;
     /// <summary>
@@ -169,6 +175,38 @@ public sealed class Vocoder : IDisposable
             throw new WaveGradException($"{source}: mel has {mel.shape[0]} bands but voice '{Voice.Name}' expects {Voice.Mel.NMels} (preset {Voice.Mel.Name})");
         if (mel.shape[1] < 1) throw new WaveGradException($"{source}: mel has no frames");
         Voice.Mel.CheckLogMel(mel, source);
+    }
+
+    /// <summary>
+    /// The mels of a file a user gives (<see cref="MelFile.Load(string, bool)"/>: [n_mels, frames], or [B, n_mels, frames] a
+    /// batch), each checked as <see cref="CheckMel"/> does after the band count (whose message hints at a file stored
+    /// frames-first): what <c>wavegrad vocode</c> and the server's <c>/v1/vocode</c> accept. <paramref name="source"/> names the file.
+    /// </summary>
+    public IReadOnlyList<Tensor> CheckInputMels(Tensor mel, string source)
+    {
+        var mels = mel.dim() == 3 ? Enumerable.Range(0, (int)mel.shape[0]).Select(i => mel[i]).ToList() : [mel];
+        foreach (var m in mels) { MelFile.CheckNMels(m, Voice.Mel.NMels, source); CheckMel(m, source); }
+        return mels;
+    }
+
+    /// <summary>
+    /// Renders a mel a user gave (one of <see cref="CheckInputMels"/>'s), made in <paramref name="framing"/>: moved to the voice's
+    /// framing (<see cref="AdaptMel"/>), rendered in pieces (<see cref="SynthesizePieces"/>: memory stays flat) or, with
+    /// <paramref name="stream"/>, in chunks as soon as each is ready (<see cref="SynthesizeStreaming"/>), and cut to the utterance,
+    /// the input's frames × hop samples (a reframed mel renders a hop more or less).
+    /// </summary>
+    public IEnumerable<float[]> SynthesizeInput(Tensor mel, MelFraming framing, SynthesisOptions? options = null, bool stream = false,
+        CancellationToken ct = default)
+    {
+        long left = mel.shape[1] * Hop;
+        var adapted = AdaptMel(mel, framing);
+        foreach (var piece in stream ? SynthesizeStreaming(adapted, options, ct) : SynthesizePieces(adapted, options, ct))
+        {
+            int n = (int)Math.Min(piece.Length, left);
+            if (n == 0) yield break;
+            left -= n;
+            yield return n == piece.Length ? piece : piece[..n];
+        }
     }
 
     /// <summary>Renders a mel [n_mels, frames] (the voice's preset) to float32 samples at <see cref="SampleRate"/>, frames·hop long.</summary>

@@ -101,6 +101,17 @@ public sealed class Voice
     /// <summary>How a card names a framing: "centered" or "hifigan".</summary>
     public static string FramingName(MelFraming f) => f == MelFraming.HifiGan ? "hifigan" : "centered";
 
+    /// <summary>The framing of a mel given to this voice by name: <c>hifigan</c>, <c>centered</c> or <c>voice</c> (its own); null:
+    /// HiFi-GAN's for the hifigan-22k settings (what acoustic models and <c>wavegrad mel</c> emit), else the voice's.</summary>
+    public MelFraming InputFraming(string? name) => name switch
+    {
+        "hifigan" => MelFraming.HifiGan,
+        "centered" => MelFraming.Centered,
+        "voice" => Mel.Framing,
+        null => Mel.Name.StartsWith("hifigan-22k", StringComparison.Ordinal) ? MelFraming.HifiGan : Mel.Framing,
+        _ => throw WaveGradException.About($"Framing '{Text.Escape(name, 40)}': use hifigan, centered or voice", "Framing"),
+    };
+
     /// <summary>
     /// A schedule for this voice: a step count (a searched schedule of that length, else the named WaveGrad one:
     /// 1000, 50, 25, 6, 3), a schedule name, or a JSON file.

@@ -82,6 +82,43 @@ public class VocoderCliTests
     }
 
     [Fact]
+    public void VocodeRendersWithDdimAndTheOdeAsFilesAndStreamedAndBadSamplerFlagsAreOneLine()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            foreach (var (args, says) in new[]
+            {
+                (new[] { "--sampler", "ddim", "--steps", "10" }, "ddim, 10 levels"),
+                (new[] { "--sampler", "ode" }, "ode, 6 levels"),
+                (new[] { "--sampler", "ode", "--steps", "3", "--stream" }, "ode, 3 levels"),
+                (new[] { "--sampler", "ddim", "--steps", "4", "--stream", "--consistency", "project:2" }, "project consistency on 2"),
+            })
+            {
+                string output = Path.Combine(dir.FullName, "o.wav");
+                var r = CliRunner.Run([.. new[] { "vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o", output, "--device", "cpu" }, .. args]);
+                Assert.True(r.ExitCode == 0, r.Stderr);
+                Assert.Contains(says, r.Stdout);
+                Assert.True(new FileInfo(output).Length > 10_000);
+            }
+            foreach (var (args, says) in new[]
+            {
+                (new[] { "--sampler", "ddim", "--steps", "ten" }, "--steps 'ten': the ddim sampler takes a step count"),
+                (new[] { "--sampler", "ddim", "--eta", "2" }, "--eta 2: must be in [0, 1]"),
+                (new[] { "--consistency", "project:0" }, "--consistency 'project:0'"),
+                (new[] { "--consistency", "sideways" }, "the mode must be none, project or substitute"),
+            })
+            {
+                var e = CliRunner.Run([.. new[] { "vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o", Path.Combine(dir.FullName, "bad.wav") }, .. args]);
+                Assert.Equal(2, e.ExitCode);
+                Assert.Single(e.Stderr.Trim().Split('\n'));
+                Assert.Contains(says, e.Stderr);
+            }
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
     public void TheGriffinLimStartBeatsTheNoiseStartAndABadStartIsOneLine()
     {
         var dir = Directory.CreateTempSubdirectory();
@@ -93,8 +130,8 @@ public class VocoderCliTests
             var noise = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "n.wav"), "--device", "cpu",
                 "--start", "noise");
             Assert.True(shipped.ExitCode == 0 && noise.ExitCode == 0, shipped.Stderr + noise.Stderr);
-            Assert.Contains("6-step schedule, last 5 run from Griffin-Lim", shipped.Stdout);
-            Assert.Contains("6 steps from noise", noise.Stdout);
+            Assert.Contains("wavegrad, 6 levels, last 5 run from Griffin-Lim", shipped.Stdout);
+            Assert.Contains("wavegrad, 6 levels from noise", noise.Stdout);
             // Measured on this word (espeak-ng, a speaker the voice never heard): 0.455 against 0.484.
             Assert.True(Sc(shipped.Stdout) < Sc(noise.Stdout), shipped.Stdout + noise.Stdout);
             var bad = Path.Combine(dir.FullName, "bad.wav");
