@@ -203,13 +203,14 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         public ConvNextBlock(int width, int hidden, int embedding, double layerScale) : base("ConvNextBlock")
         {
             double bound = 1 / Math.Sqrt(Kernel);   // libtorch's default for a depthwise conv (fan-in = kernel)
-            depthwise_weight = new Parameter((rand(Kernel, width) * 2 - 1) * bound);
-            depthwise_bias = new Parameter((rand(width) * 2 - 1) * bound);
+            // Parameters made from tensors must leave any dispose scope the network is built in (a voice loads inside one).
+            depthwise_weight = new Parameter(((rand(Kernel, width) * 2 - 1) * bound).DetachFromDisposeScope());
+            depthwise_bias = new Parameter(((rand(width) * 2 - 1) * bound).DetachFromDisposeScope());
             norm = LayerNorm([width], elementwise_affine: false);
             modulation = Linear(embedding, 2 * width);
             up = Linear(width, hidden);
             down = Linear(hidden, width);
-            scale = new Parameter(full(width, (float)layerScale));
+            scale = new Parameter(full(width, (float)layerScale).DetachFromDisposeScope());
             using (no_grad())
             {
                 modulation.weight!.zero_();
