@@ -37,13 +37,13 @@ static class VocoderCommands
         readonly Option<double> eta = new("--eta") { Description = "DDIM's η in [0, 1] (0: deterministic)" };
         readonly Option<string> start = new Option<string>("--start")
         {
-            Description = "Sampler start: griffin-lim (the mel's Griffin-Lim waveform, noised) or noise",
-            DefaultValueFactory = _ => "griffin-lim",
+            Description = "Sampler start: noise or griffin-lim (the mel's Griffin-Lim waveform, noised)",
+            DefaultValueFactory = _ => StartName(SynthesisOptions.DefaultStart),
         }.AcceptOnlyFromAmong("griffin-lim", "noise");
         readonly Option<string> consistency = new("--consistency")
         {
             Description = "Griffin-Lim consistency in the first steps: none, project[:LEVELS[:ITERATIONS]] (GLA-Grad) or substitute[:LEVELS] (GLA-Grad++)",
-            DefaultValueFactory = _ => "none",
+            DefaultValueFactory = _ => ConsistencyName(ConsistencySteps.Default),
         };
         readonly Option<int> postFilter = new("--post-filter")
         {
@@ -78,6 +78,17 @@ static class VocoderCommands
             };
         }
     }
+
+    /// <summary>How --start names a start.</summary>
+    internal static string StartName(SamplerStart s) => s == SamplerStart.Noise ? "noise" : "griffin-lim";
+
+    /// <summary>How --consistency writes a setting (what <see cref="ParseConsistency"/> reads).</summary>
+    internal static string ConsistencyName(ConsistencySteps c) => c.Mode switch
+    {
+        ConsistencyMode.Project => $"project:{c.Levels}:{c.Iterations}",
+        ConsistencyMode.Substitute => $"substitute:{c.Levels}",
+        _ => "none",
+    };
 
     /// <summary>Reads <c>none</c>, <c>project[:LEVELS[:ITERATIONS]]</c> or <c>substitute[:LEVELS]</c>.</summary>
     internal static ConsistencySteps ParseConsistency(string spec)

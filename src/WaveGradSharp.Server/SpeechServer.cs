@@ -310,7 +310,8 @@ public sealed partial class SpeechServer : IAsyncDisposable
             Seed = seed ?? 1234,
             Start = start switch
             {
-                null or "griffin-lim" => SamplerStart.GriffinLim,
+                null => SynthesisOptions.DefaultStart,
+                "griffin-lim" => SamplerStart.GriffinLim,
                 "noise" => SamplerStart.Noise,
                 _ => throw ApiError.Field("start", "start must be griffin-lim or noise"),
             },

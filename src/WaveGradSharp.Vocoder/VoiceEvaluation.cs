@@ -6,12 +6,13 @@ using static TorchSharp.torch;
 namespace WaveGradSharp.Vocoder;
 
 /// <summary>One way of rendering a mel that an evaluation scores.</summary>
-/// <param name="Name">Label in the table ("griffin-lim", "shipped", "noise", "raw").</param>
+/// <param name="Name">Label in the table ("griffin-lim", "shipped", "plain", "raw").</param>
 /// <param name="Options">Vocoder settings; null renders Griffin-Lim (64 iterations) instead.</param>
 public sealed record EvaluationSetting(string Name, SynthesisOptions? Options)
 {
-    /// <summary>Griffin-Lim; <paramref name="shipped"/> as given (by default the shipped settings: Griffin-Lim start and post-filter);
-    /// the same from noise; and the network alone (from noise, no post-filter, no consistency steps), all with its sampler.</summary>
+    /// <summary>Griffin-Lim; <paramref name="shipped"/> as given (by default the shipped settings); the same without consistency
+    /// steps ("plain": the network from noise and the post-filter); and the network alone (from noise, no post-filter, no
+    /// consistency steps), all with its sampler.</summary>
     public static IReadOnlyList<EvaluationSetting> Standard(SynthesisOptions shipped)
     {
         var o = shipped;
@@ -19,7 +20,7 @@ public sealed record EvaluationSetting(string Name, SynthesisOptions? Options)
         [
             new("griffin-lim", null),
             new("shipped", o),
-            new("noise", o with { Start = SamplerStart.Noise }),
+            new("plain", o with { Start = SamplerStart.Noise, Consistency = ConsistencySteps.None }),
             new("raw", o with { Start = SamplerStart.Noise, PostFilterPasses = 0, Consistency = ConsistencySteps.None }),
         ];
     }
