@@ -157,9 +157,10 @@ static class VocoderCommands
         }
             .AcceptOnlyFromAmong("hifigan", "centered", "voice");
         var play = PlayOpt(); var f32 = Float32Opt();
+        var stream = new Option<bool>("--stream") { Description = "Render with the streaming API (chunk by chunk, as speak and serve do)" };
         var flags = new RenderFlags();
         var cmd = new Command("vocode", "Render a mel spectrogram (.npy) to a " +
-            "waveform") { input, output, voice, steps, seed, device, weights, framesFirst, framing, play, f32 };
+            "waveform") { input, output, voice, steps, seed, device, weights, framesFirst, framing, play, f32, stream };
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -176,7 +177,7 @@ static class VocoderCommands
             {
                 // Written piece by piece, so memory stays flat however long the mel.
                 using var wav = new WavStreamWriter(written[i], vocoder.SampleRate, pr.GetValue(f32));
-                foreach (var piece in vocoder.SynthesizeInput(mels[i], inFraming, opts)) wav.Write(piece);
+                foreach (var piece in vocoder.SynthesizeInput(mels[i], inFraming, opts, pr.GetValue(stream))) wav.Write(piece);
                 wav.Commit();
                 total += wav.Samples;
             }

@@ -145,7 +145,7 @@ public class InferenceTests
         using var tmp = new TempDir();
         using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
         var mel = Tiny.Mel(Tiny.Chirp(2.0));
-        var opts = new SynthesisOptions { Seed = 11, ChunkFrames = 40, ContextFrames = 16 };
+        var opts = new SynthesisOptions { Seed = 11, ChunkFrames = 40, ContextFrames = 16, Start = SamplerStart.GriffinLim, Consistency = ConsistencySteps.None };
         var oneShot = v.Synthesize(mel, opts);
         var chunks = v.SynthesizeStreaming(mel, opts).ToList();
         Assert.True(chunks.Count >= 4);
@@ -166,7 +166,10 @@ public class InferenceTests
         using var tmp = new TempDir();
         using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
         var mel = Tiny.Mel(Tiny.Chirp(2.0));
-        var opts = new SynthesisOptions { Seed = 11, FirstChunkFrames = 10, ChunkFrames = 40, ContextFrames = 16 };
+        var opts = new SynthesisOptions
+        {
+            Seed = 11, FirstChunkFrames = 10, ChunkFrames = 40, ContextFrames = 16, Start = SamplerStart.GriffinLim, Consistency = ConsistencySteps.None,
+        };
         var chunks = v.SynthesizeStreaming(mel, opts).ToList();
         Assert.Equal(new[] { 10, 10, 20, 40, 40 }, chunks.Take(5).Select(c => c.Length / 256));
         var streamed = chunks.SelectMany(c => c).ToArray();
@@ -189,13 +192,16 @@ public class InferenceTests
         var mel = Tiny.Mel(Tiny.Chirp(0.5));
         var gl = GriffinLim.FromMel(mel, voice.Mel, SynthesisOptions.DefaultStartIterations);
         // Started at WG-6's last step: x_0 = (√ᾱ₀·GL + √(1−ᾱ₀)·z)/√α₀ = GL + √(β₀/(1−β₀))·z, an rms distance of 0.002646.
-        var near = v.Synthesize(mel, new SynthesisOptions { StartNoise = 0.001, PostFilterPasses = 0 });
+        var near = v.Synthesize(mel, new SynthesisOptions
+        {
+            Start = SamplerStart.GriffinLim, StartNoise = 0.001, PostFilterPasses = 0, Consistency = ConsistencySteps.None,
+        });
         Assert.Equal(mel.shape[1] * 256, near.Length);
         double rms = Math.Sqrt(gl.Select((g, i) => (double)(g - near[i]) * (g - near[i])).Average());
         double expected = Math.Sqrt(7e-6 / (1 - 7e-6));
         Assert.True(Math.Abs(rms - expected) < 0.1 * expected, $"rms distance from Griffin-Lim {rms:F6}, expected {expected:F6}");
         // From noise the same network's output has nothing of the Griffin-Lim waveform in it.
-        var fromNoise = v.Synthesize(mel, new SynthesisOptions { Start = SamplerStart.Noise, PostFilterPasses = 0 });
+        var fromNoise = v.Synthesize(mel, new SynthesisOptions { Start = SamplerStart.Noise, PostFilterPasses = 0, Consistency = ConsistencySteps.None });
         double dot = 0, gg = 0, yy = 0;
         for (int i = 0; i < gl.Length; i++) { dot += gl[i] * fromNoise[i]; gg += gl[i] * gl[i]; yy += fromNoise[i] * fromNoise[i]; }
         Assert.InRange(dot / Math.Sqrt(gg * yy), -0.05, 0.05);
@@ -214,7 +220,8 @@ public class InferenceTests
         v.Synthesize(mel, new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-25")), Start = SamplerStart.Noise, Progress = new Sync(_ => seen++) });
         Assert.Equal(25, seen);
         seen = 0;   // from Griffin-Lim, only the steps at noise std ≤ 0.65 run: 33 of WG-50's
-        v.Synthesize(mel, new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-50")), Progress = new Sync(_ => seen++) });
+        v.Synthesize(mel, new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-50")), Start = SamplerStart.GriffinLim,
+            Progress = new Sync(_ => seen++) });
         Assert.Equal(33, seen);
         using var cts = new CancellationTokenSource();
         int steps = 0;
@@ -236,7 +243,10 @@ public class InferenceTests
         var sampler = v.Voice.Sampler(name, steps);
         Assert.Equal(evaluations, sampler.Evaluations);
         var mel = Tiny.Mel(Tiny.Chirp(1.2));
-        var opts = new SynthesisOptions { Seed = 11, Sampler = sampler, Start = SamplerStart.Noise, ChunkFrames = 40, ContextFrames = 16 };
+        var opts = new SynthesisOptions
+        {
+            Seed = 11, Sampler = sampler, Start = SamplerStart.Noise, ChunkFrames = 40, ContextFrames = 16, Consistency = ConsistencySteps.None,
+        };
         int seen = 0;
         var oneShot = v.Synthesize(mel, opts with { Progress = new Sync(_ => seen++) });
         Assert.Equal(evaluations, seen);

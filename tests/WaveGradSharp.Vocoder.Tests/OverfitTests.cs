@@ -43,14 +43,14 @@ public class OverfitTests(ITestOutputHelper log)
             OnStep = (_, l) => losses.Add(l),
         });
 
-        // Rendered from noise (WaveGrad's start, so that Griffin-Lim plays no part) through the post-filter and
+        // Rendered from noise without consistency steps (so that Griffin-Lim plays no part) through 4 post-filter passes and
         // without it, from the run's raw weights (after 400 steps its EMA still lags); and an untrained network
         // through the same pipeline. (From the default Griffin-Lim start this network scores MR-STFT 1.57.)
         AudioMetrics Render(Func<WaveGradNet> network, int postFilter)
         {
             using var v = Tiny.Vocoder(Voice.Load(tmp["run"]), network());   // the vocoder owns (and disposes) the network
             var y = v.Synthesize(mel, new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6")), PostFilterPasses = postFilter,
-                Start = SamplerStart.Noise });
+                Start = SamplerStart.Noise, Consistency = ConsistencySteps.None });
             return Metrics.Compute(x, y[..x.Length], cfg.SampleRate, cfg);
         }
         WaveGradNet Trained()
@@ -60,9 +60,9 @@ public class OverfitTests(ITestOutputHelper log)
             return net;
         }
         WaveGradNet Untrained() => new(Net(), new Generator(7));
-        var shipped = Render(Trained, SynthesisOptions.DefaultPostFilterPasses);
+        var shipped = Render(Trained, MelPostFilter.DefaultPasses);
         var raw = Render(Trained, 0);
-        var untrained = Render(Untrained, SynthesisOptions.DefaultPostFilterPasses);
+        var untrained = Render(Untrained, MelPostFilter.DefaultPasses);
         var untrainedRaw = Render(Untrained, 0);
         double first = losses.Take(20).Average(), last = losses.TakeLast(50).Average();
         log.WriteLine($"loss {first:F3} → {last:F3}\nGriffin-Lim {glScore}\ntrained {shipped}\ntrained, raw {raw}\nuntrained {untrained}\nuntrained, " +
