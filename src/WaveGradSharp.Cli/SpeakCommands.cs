@@ -20,7 +20,7 @@ static class SpeakCommands
         var steps = new Option<string?>("--steps") { Description = "wavegrad sampler: a schedule (step count, name or JSON file); other samplers: a count of levels (default: the voice's)" };
         var seed = Cli.Seed(); var device = Cli.Device();
         var play = new Option<bool>("--play") { Description = "Play while rendering (sound starts after the first chunk)" };
-        var flags = new VocoderCommands.RenderFlags();
+        var flags = new VocoderCommands.RenderFlags(SynthesisOptions.LowLatency);   // a listener waits on the first sound
         var cmd = new Command("speak", "Text to speech with a voice, streamed sentence by sentence")
             { text, file, output, voice, steps, seed, device, play };
         flags.AddTo(cmd);

@@ -27,8 +27,9 @@ static class VocoderCommands
         DefaultValueFactory = _ => "ema",
     }.AcceptOnlyFromAmong("ema", "raw");
 
-    /// <summary>The render flags shared by vocode, resynth and speak: the sampler, where it starts, consistency steps and the post-filter.</summary>
-    internal sealed class RenderFlags
+    /// <summary>The render flags shared by vocode, resynth and speak: the sampler, where it starts, consistency steps and the post-filter,
+    /// their defaults taken from <paramref name="defaults"/> (speak: <see cref="SynthesisOptions.LowLatency"/>).</summary>
+    internal sealed class RenderFlags(SynthesisOptions? defaults = null)
     {
         readonly Option<string?> sampler = new Option<string?>("--sampler")
         {
@@ -38,17 +39,17 @@ static class VocoderCommands
         readonly Option<string> start = new Option<string>("--start")
         {
             Description = "Sampler start: noise or griffin-lim (the mel's Griffin-Lim waveform, noised)",
-            DefaultValueFactory = _ => StartName(SynthesisOptions.DefaultStart),
+            DefaultValueFactory = _ => StartName((defaults ?? new()).Start),
         }.AcceptOnlyFromAmong("griffin-lim", "noise");
         readonly Option<string> consistency = new("--consistency")
         {
             Description = "Griffin-Lim consistency in the first steps: none, project[:LEVELS[:ITERATIONS]] (GLA-Grad) or substitute[:LEVELS] (GLA-Grad++)",
-            DefaultValueFactory = _ => ConsistencyName(ConsistencySteps.Default),
+            DefaultValueFactory = _ => ConsistencyName((defaults ?? new()).Consistency),
         };
         readonly Option<int> postFilter = new("--post-filter")
         {
             Description = "Mel post-filter passes (0: the network's raw output)",
-            DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses,
+            DefaultValueFactory = _ => (defaults ?? new()).PostFilterPasses,
         };
 
         readonly Option<string> precision = PrecisionOpt();

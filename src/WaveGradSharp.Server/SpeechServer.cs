@@ -304,13 +304,14 @@ public sealed partial class SpeechServer : IAsyncDisposable
         if (steps is not null && !(steps.Length <= 4 && steps.All(char.IsAsciiDigit) && int.Parse(steps) is >= 1 and var n && n <= options.MaxSteps))
             throw ApiError.Field("steps", $"steps must be a whole number from 1 to {options.MaxSteps}");
         var voice = v.Vocoder.Voice;
-        return new SynthesisOptions
+        // Streamed to a listener: the low-latency defaults (see SynthesisOptions.LowLatency).
+        return SynthesisOptions.LowLatency with
         {
             Sampler = sampler is null && steps is null ? voice.DefaultSampler : voice.Sampler(sampler ?? voice.DefaultSampler.Name, steps),
             Seed = seed ?? 1234,
             Start = start switch
             {
-                null => SynthesisOptions.DefaultStart,
+                null => SynthesisOptions.LowLatency.Start,
                 "griffin-lim" => SamplerStart.GriffinLim,
                 "noise" => SamplerStart.Noise,
                 _ => throw ApiError.Field("start", "start must be griffin-lim or noise"),
