@@ -57,7 +57,8 @@ public static class GriffinLim
         long frames = spec.shape[1];
         var gen = new Generator(20240917);
         var phase = rand(spec.shape, generator: gen).to(spec.device) * (2 * Math.PI);
-        var wave = Iterate(polar(spec, phase), spec, cfg, iters, momentum);
+        using var ms = new MelSpectrogram(cfg);
+        var wave = Iterate(polar(spec, phase), spec, cfg, ms.Buffers(spec.device).Window, iters, momentum);
         var result = new float[Samples(cfg, frames)];
         wave.to(CPU).data<float>().CopyTo(result, cfg.FrameOffset);
         return result;
@@ -109,23 +110,21 @@ public static class GriffinLim
         var y = wave.narrow(0, cfg.FrameOffset, length).to_type(float32);
         var own = stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: PaddingModes.Reflect, normalized: false, onesided: true,
             return_complex: true);
-        var projected = Iterate(own * magnitude.div(own.abs().add(1e-16)), magnitude, cfg, iters, momentum);
+        var projected = Iterate(own * magnitude.div(own.abs().add(1e-16)), magnitude, cfg, win, iters, momentum);
         var result = wave.to_type(float32).clone();
         result.narrow(0, cfg.FrameOffset, length).copy_(projected);
         return result.MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// Fast Griffin-Lim's loop from a spectrogram with the target magnitude (<paramref name="shaped"/>, [bins, frames]), returning the
-    /// waveform of its last iterate, (frames − 1)·hop samples. The loop carries S·e^{iφ} (the next inverse transform's input) rather
+    /// Fast Griffin-Lim's loop (analysis window <paramref name="win"/>) from a spectrogram with the target magnitude
+    /// (<paramref name="shaped"/>, [bins, frames]), returning the waveform of its last iterate, (frames − 1)·hop samples. The loop carries S·e^{iφ} (the next inverse transform's input) rather
     /// than the phases alone. Fast Griffin-Lim's extrapolation t = c_n + m(c_n − c_{n−1}) (m the momentum) is taken divided by
     /// 1 + m, as c_n − m/(1 + m)·c_{n−1}: only its phase is kept.
     /// </summary>
-    static Tensor Iterate(Tensor shaped, Tensor spec, MelConfig cfg, int iters, double momentum)
+    static Tensor Iterate(Tensor shaped, Tensor spec, MelConfig cfg, Tensor win, int iters, double momentum)
     {
         using var scope = NewDisposeScope();
-        using var ms = new MelSpectrogram(cfg);
-        var (win, _) = ms.Buffers(spec.device);
         long frames = spec.shape[1];
         var inverse = new InverseStft(cfg, win, frames, (frames - 1) * cfg.Hop);
         Tensor? prev = null;

@@ -100,7 +100,8 @@ static class AudioCommands
             var cfg = name is null ? null : MelConfig.Preset(name);
             var (rows, unmatched) = AudioFiles.Evaluate(pr.GetValue(reference)!, pr.GetValue(test)!, cfg);
             int w = Math.Max(8, rows.Max(r => r.Name.Length));
-            Console.WriteLine($"{"file".PadRight(w)} {"logmel-L1",10} {"SC",8} {"logmag",8} {"MR-STFT",8} {"MCD dB",8} {"SNR dB",8} {"V/UV F1",8} {"F0 cents",8} {"period.",8} {"seconds",8}");
+            string[] columns = ["SC", "logmag", "MR-STFT", "MCD dB", "SNR dB", "V/UV F1", "F0 cents", "period.", "seconds"];
+            Console.WriteLine($"{"file".PadRight(w)} {"logmel-L1",10} {string.Join(' ', columns.Select(c => c.PadLeft(8)))}");
             string refPath = pr.GetValue(reference)!;
             int sr = cfg?.SampleRate ?? Wav.Probe(Directory.Exists(refPath) ? Path.Combine(refPath, rows[0].Name) : refPath).SampleRate;
             void Row(string label, AudioMetrics m) =>

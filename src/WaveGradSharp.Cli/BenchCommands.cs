@@ -20,7 +20,10 @@ static class BenchCommands
         var steps = new Option<string>("--steps") { Description = "Schedules to time, comma-separated", DefaultValueFactory = _ => "6,50" };
         var precisions = new Option<string>("--precision") { Description = "fp32, bf16 or both", DefaultValueFactory = _ => "both" }
             .AcceptOnlyFromAmong("fp32", "bf16", "both");
-        var start = new Option<string>("--start") { Description = "griffin-lim or noise", DefaultValueFactory = _ => VocoderCommands.StartName(SynthesisOptions.DefaultStart) }
+        var start = new Option<string>("--start")
+        {
+            Description = "griffin-lim or noise", DefaultValueFactory = _ => VocoderCommands.StartName(SynthesisOptions.DefaultStart),
+        }
             .AcceptOnlyFromAmong("griffin-lim", "noise");
         var postFilter = new Option<int>("--post-filter")
         {

@@ -23,8 +23,11 @@ static class ServeCommands
         };
         var device = Cli.Device();
         var precision = VocoderCommands.PrecisionOpt();
-        var inFlight = new Option<int>("--max-in-flight") { Description = "Renders at once (one voice takes turns on its network)", DefaultValueFactory = _ => d.MaxInFlight };
-        var queue = new Option<int>("--max-queue") { Description = "Renders waiting; beyond them: 429 with Retry-After", DefaultValueFactory = _ => d.MaxQueue };
+        var inFlight = new Option<int>("--max-in-flight")
+        {
+            Description = "Renders at once (one voice takes turns on its network)", DefaultValueFactory = _ => d.MaxInFlight,
+        };
+        var queue = new Option<int>("--max-queue") { Description = "Renders waiting; past them: 429 with Retry-After", DefaultValueFactory = _ => d.MaxQueue };
         var body = new Option<long>("--max-body-bytes") { Description = "Largest request body", DefaultValueFactory = _ => d.MaxBodyBytes };
         var text = new Option<int>("--max-text-chars") { Description = "Longest input text", DefaultValueFactory = _ => d.MaxTextChars };
         var frames = new Option<int>("--max-mel-frames") { Description = "Longest mel vocoded", DefaultValueFactory = _ => d.MaxMelFrames };

@@ -17,7 +17,7 @@ static class SpeakCommands
         var file = new Option<string?>("--file", "-f") { Description = "Read the text from a file" };
         var output = Cli.Output("Output WAV", required: false);
         var voice = new Option<string>("--voice") { Description = "Voice name or folder", DefaultValueFactory = _ => VocoderCommands.DefaultVoice };
-        var steps = new Option<string?>("--steps") { Description = "wavegrad sampler: a schedule (step count, name or JSON file); other samplers: a count of levels (default: the voice's)" };
+        var steps = VocoderCommands.StepsOpt();
         var seed = Cli.Seed(); var device = Cli.Device();
         var play = new Option<bool>("--play") { Description = "Play while rendering (sound starts after the first chunk)" };
         var flags = new VocoderCommands.RenderFlags(SynthesisOptions.LowLatency);   // a listener waits on the first sound

@@ -17,7 +17,7 @@ static class VocoderCommands
     public const string DefaultVoice = "slt-22k";
 
     static Option<string> VoiceOpt() => new("--voice") { Description = $"Voice name (under voices/) or folder", DefaultValueFactory = _ => DefaultVoice };
-    static Option<string?> StepsOpt() => new("--steps")
+    internal static Option<string?> StepsOpt() => new("--steps")
     {
         Description = "wavegrad sampler: a schedule (step count, name or JSON file); other samplers: a count of levels (default: the voice's)",
     };
@@ -392,8 +392,10 @@ static class VocoderCommands
         var stftLoss = new Option<double>("--stft-loss") { Description = "Weight of the multi-resolution STFT loss on the one-step x0 estimate (0: off)" };
         var seed = Cli.Seed(); var device = Cli.Device();
         var vocoder = new Command("vocoder", "Train a diffusion vocoder (WaveGrad or the frame-rate STFT denoiser) on a folder of WAVs")
-            { data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes,
-              initFrom, seed, device };
+            {
+                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, ckpt, val, logEvery, resume, bf16, dil, scale,
+                maxFiles, maxMinutes, initFrom, seed, device,
+            };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
         {
             // Ctrl+C stops at the end of the current step and writes a checkpoint (the trainer's finally block).

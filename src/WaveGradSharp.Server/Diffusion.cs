@@ -31,7 +31,8 @@ public sealed partial class SpeechServer
         var sentences = TextToSpeech.Sentences(input);
         if (sentences.Count == 0) throw ApiError.Field("input", "input has no words to speak");
         var v = VoiceNamed(StringField(request, "voice", required: false, max: 200));
-        var synthesis = RenderOptions(v, StringField(request, "sampler", false, 20), Steps(request), Seed(request), StringField(request, "start", false, 20) ?? "noise");
+        string start = StringField(request, "start", false, 20) ?? "noise";
+        var synthesis = RenderOptions(v, StringField(request, "sampler", false, 20), Steps(request), Seed(request), start);
         if (v.Speech.Frontend.Name == "none")
             throw new ApiError(503, "no text frontend on the server: install festival (or espeak-ng)", "server_error", code: "no_frontend");
         using var slot = await EnterGate(deadline.Token);
@@ -89,7 +90,8 @@ public sealed partial class SpeechServer
     {
         using var deadline = Deadline(ctx);
         var q = ctx.Request.Query;
-        int digit = Query(q, "digit") is string d ? int.TryParse(d, out var c) && c is >= 0 and <= 9 ? c : throw ApiError.Field("digit", "digit must be 0 to 9") : 7;
+        int digit = Query(q, "digit") is not string d ? 7
+            : int.TryParse(d, out var c) && c is >= 0 and <= 9 ? c : throw ApiError.Field("digit", "digit must be 0 to 9");
         long seed = Query(q, "seed") is string s ? long.TryParse(s, out var n) ? n : throw ApiError.Field("seed", "seed must be a whole number") : 1;
         int steps = Query(q, "steps") is string st ? int.TryParse(st, out var k) && k >= 2 && k <= 100 ? k
             : throw ApiError.Field("steps", "steps must be a whole number from 2 to 100") : 50;

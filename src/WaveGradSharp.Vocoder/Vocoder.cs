@@ -28,7 +28,7 @@ public enum SamplerStart
 /// </summary>
 public sealed record ConsistencySteps
 {
-    /// <summary>None (the default), project or substitute.</summary>
+    /// <summary>None, project or substitute (none in a new record; a render's default is <see cref="Default"/>).</summary>
     public ConsistencyMode Mode { get; init; }
     /// <summary>How many of the walk's first noise levels get the step.</summary>
     public int Levels { get; init; } = 1;

@@ -277,7 +277,7 @@ public static class VocoderTrainer
         if (!(o.StftLossWeight >= 0)) throw WaveGradException.About($"StftLossWeight {o.StftLossWeight}: must be 0 or more", "StftLossWeight");
         var mel = MelConfig.Preset(o.Preset);
         var kind = VocoderArchitectures.Get(o.Architecture, "Architecture") as IDiffusionVocoderArchitecture
-            ?? throw WaveGradException.About($"Architecture '{Text.Escape(o.Architecture, 40)}': not a diffusion vocoder this trainer can train", "Architecture");
+            ?? throw WaveGradException.About($"Architecture '{Text.Escape(o.Architecture, 40)}': not a diffusion vocoder the trainer knows", "Architecture");
         if (o.Network is not null && kind is not WaveGradArchitecture)
             throw WaveGradException.About("Network: an explicit WaveGrad shape needs the wavegrad architecture", "Network", "Architecture");
         if (o.Network is null && !kind.SizeNames.Contains(o.Size))

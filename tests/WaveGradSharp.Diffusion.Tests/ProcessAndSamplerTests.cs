@@ -118,7 +118,8 @@ public class SamplerTests
         var x = ddim.Sample(Mixture, [1, 2000], new SampleOptions { Generator = new Generator(5), Start = new SampleStart(estimate, 0.1) });
         Assert.InRange(x.mean().item<float>(), 2.0, 3.1);
         Assert.Throws<ArgumentException>(() => ddim.Sample(Mixture, [1, 10], new SampleOptions()));   // no noise source at all
-        Assert.Throws<ArgumentException>(() => ddim.Sample(Mixture, [1, 10], new SampleOptions { Generator = new Generator(1), Start = new SampleStart(estimate, 0.1) }));
+        var misshapen = new SampleOptions { Generator = new Generator(1), Start = new SampleStart(estimate, 0.1) };   // [1, 2000] for [1, 10]
+        Assert.Throws<ArgumentException>(() => ddim.Sample(Mixture, [1, 10], misshapen));
     }
 
     [Fact]

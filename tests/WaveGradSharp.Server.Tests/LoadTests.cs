@@ -38,7 +38,8 @@ public sealed class LoadTests(ITestOutputHelper output)
         for (int i = 0; i < 4; i++)
         {
             (await http.PostAsync("/v1/vocode", ServerFixture.Npy(ServerFixture.WordMel))).EnsureSuccessStatusCode();
-            if (hasFrontend) (await http.PostAsync("/v1/audio/speech", ServerFixture.Json(new { model = "tts-1", input = Sentences[i % Sentences.Length] }))).EnsureSuccessStatusCode();
+            var speech = ServerFixture.Json(new { model = "tts-1", input = Sentences[i % Sentences.Length] });
+            if (hasFrontend) (await http.PostAsync("/v1/audio/speech", speech)).EnsureSuccessStatusCode();
         }
         await Task.Delay(2000);
         var (memory0, threads0) = await ProcessFigures(http);
@@ -77,7 +78,8 @@ public sealed class LoadTests(ITestOutputHelper output)
         var report = new
         {
             clients, seconds = Math.Round(elapsed, 1), requests = all.Count,
-            by_kind = all.GroupBy(o => o.Kind.ToString()).ToDictionary(g => g.Key, g => g.GroupBy(o => o.Status).ToDictionary(h => h.Key.ToString(), h => h.Count())),
+            by_kind = all.GroupBy(o => o.Kind.ToString())
+                .ToDictionary(g => g.Key, g => g.GroupBy(o => o.Status).ToDictionary(h => h.Key.ToString(), h => h.Count())),
             ttfb_p50_s = Math.Round(P(0.5), 3), ttfb_p99_s = Math.Round(P(0.99), 3),
             audio_seconds = Math.Round(rendered.Sum(o => o.AudioSeconds), 1),
             audio_seconds_per_wall_second = Math.Round(rendered.Sum(o => o.AudioSeconds) / elapsed, 3),
@@ -148,7 +150,8 @@ public sealed class LoadTests(ITestOutputHelper output)
                 using var socket = new TcpClient();
                 await socket.ConnectAsync(client.BaseAddress!.Host, client.BaseAddress.Port);
                 var s = socket.GetStream();
-                await s.WriteAsync(Encoding.ASCII.GetBytes($"POST /v1/vocode HTTP/1.1\r\nHost: {client.BaseAddress.Authority}\r\nContent-Length: 50000\r\n\r\n"));
+                string head = $"POST /v1/vocode HTTP/1.1\r\nHost: {client.BaseAddress.Authority}\r\nContent-Length: 50000\r\n\r\n";
+                await s.WriteAsync(Encoding.ASCII.GetBytes(head));
                 var reply = new MemoryStream();
                 var reading = Task.Run(async () =>
                 {

@@ -145,7 +145,10 @@ public class InferenceTests
         using var tmp = new TempDir();
         using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
         var mel = Tiny.Mel(Tiny.Chirp(2.0));
-        var opts = new SynthesisOptions { Seed = 11, ChunkFrames = 40, ContextFrames = 16, Start = SamplerStart.GriffinLim, Consistency = ConsistencySteps.None };
+        var opts = new SynthesisOptions
+        {
+            Seed = 11, ChunkFrames = 40, ContextFrames = 16, Start = SamplerStart.GriffinLim, Consistency = ConsistencySteps.None,
+        };
         var oneShot = v.Synthesize(mel, opts);
         var chunks = v.SynthesizeStreaming(mel, opts).ToList();
         Assert.True(chunks.Count >= 4);
@@ -217,16 +220,17 @@ public class InferenceTests
         using var v = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
         var mel = Tiny.Mel(Tiny.Chirp(0.3));
         int seen = 0;
-        v.Synthesize(mel, new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-25")), Start = SamplerStart.Noise, Progress = new Sync(_ => seen++) });
+        var wg25 = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-25"));
+        v.Synthesize(mel, new SynthesisOptions { Sampler = wg25, Start = SamplerStart.Noise, Progress = new Sync(_ => seen++) });
         Assert.Equal(25, seen);
         seen = 0;   // from Griffin-Lim, only the steps at noise std ≤ 0.65 run: 33 of WG-50's
-        v.Synthesize(mel, new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-50")), Start = SamplerStart.GriffinLim,
-            Progress = new Sync(_ => seen++) });
+        var wg50 = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-50"));
+        v.Synthesize(mel, new SynthesisOptions { Sampler = wg50, Start = SamplerStart.GriffinLim, Progress = new Sync(_ => seen++) });
         Assert.Equal(33, seen);
         using var cts = new CancellationTokenSource();
         int steps = 0;
         Assert.ThrowsAny<OperationCanceledException>(() => v.Synthesize(mel,
-            new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-50")), Progress = new Sync(_ => { if (++steps == 2) cts.Cancel(); }) }, cts.Token));
+            new SynthesisOptions { Sampler = wg50, Progress = new Sync(_ => { if (++steps == 2) cts.Cancel(); }) }, cts.Token));
         Assert.Equal(2, steps);
     }
 

@@ -35,7 +35,8 @@ public class ScheduleSearchTests
         if (metric == ScheduleMetric.SpectralConvergence)
         {
             // Scored from noise (every step runs), with the post-filter on.
-            var filtered = vocoder.Synthesize(clips[0].Mel, new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(best), Seed = 7, Start = SamplerStart.Noise });
+            var options = new SynthesisOptions { Sampler = DdpmSampler.WaveGrad(best), Seed = 7, Start = SamplerStart.Noise };
+            var filtered = vocoder.Synthesize(clips[0].Mel, options);
             var sc = Metrics.Compute(clips[0].Audio.data<float>().ToArray(), filtered, vocoder.SampleRate, vocoder.Voice.Mel).SpectralConvergence;
             Assert.Equal(sc, score, 6);
         }
