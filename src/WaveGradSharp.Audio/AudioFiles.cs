@@ -94,14 +94,22 @@ public static class AudioFiles
         catch (WaveGradException e) { throw new WaveGradException($"{refPath} vs {testPath}: {e.Message}", e); }
     }
 
-    /// <summary>Mean of each metric over rows (SNR averaged in dB over the finite values; each file's F0 RMSE weighs the same).</summary>
+    /// <summary>Mean of each metric over rows (SNR averaged in dB over the finite values; each file's F0 RMSE weighs the same, over the
+    /// files that have one: see <see cref="PitchScores.F0RmseCents"/>).</summary>
     public static AudioMetrics Mean(IReadOnlyList<Scored> rows)
     {
         double M(Func<AudioMetrics, double> f) => rows.Average(r => f(r.Metrics));
         var snrs = rows.Select(r => r.Metrics.Snr).Where(double.IsFinite).ToList();
-        var pitch = new PitchScores(M(m => m.Pitch.VoicingF1), M(m => m.Pitch.F0RmseCents), M(m => m.Pitch.PeriodicityRmse),
+        var pitch = new PitchScores(M(m => m.Pitch.VoicingF1), MeanOfFinite(rows.Select(r => r.Metrics.Pitch.F0RmseCents)), M(m => m.Pitch.PeriodicityRmse),
             rows.Sum(r => r.Metrics.Pitch.BothVoicedFrames));
         return new AudioMetrics(M(m => m.LogMelL1), M(m => m.SpectralConvergence), M(m => m.LogMagnitude), M(m => m.MrStft), M(m => m.Mcd),
             snrs.Count > 0 ? snrs.Average() : double.PositiveInfinity, rows.Sum(r => r.Metrics.Samples), pitch);
+    }
+
+    /// <summary>The mean of the finite values; NaN when there are none.</summary>
+    public static double MeanOfFinite(IEnumerable<double> values)
+    {
+        var finite = values.Where(double.IsFinite).ToList();
+        return finite.Count > 0 ? finite.Average() : double.NaN;
     }
 }

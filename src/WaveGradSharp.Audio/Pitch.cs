@@ -11,7 +11,8 @@ public sealed record PitchTrack(double[] F0, double[] Periodicity, bool[] Voiced
 /// </summary>
 /// <param name="VoicingF1">F1 of the test's voiced/unvoiced decisions against the reference's (voiced is the positive class;
 /// 1 when neither has a voiced frame).</param>
-/// <param name="F0RmseCents">RMS of 1200·log2(f_test / f_ref) over the frames voiced in both (0 when there are none).</param>
+/// <param name="F0RmseCents">RMS of 1200·log2(f_test / f_ref) over the frames voiced in both; NaN when there are none (a test
+/// that voices nothing has no pitch to score, which is not a perfect one).</param>
 /// <param name="PeriodicityRmse">RMS difference of the periodicities over every frame.</param>
 /// <param name="BothVoicedFrames">Frames voiced in both, over which the F0 error is taken.</param>
 public sealed record PitchScores(double VoicingF1, double F0RmseCents, double PeriodicityRmse, int BothVoicedFrames);
@@ -131,6 +132,6 @@ public static class Pitch
             per2 += dp * dp;
         }
         double f1 = tp + fp + fn == 0 ? 1 : 2.0 * tp / (2.0 * tp + fp + fn);
-        return new PitchScores(f1, both == 0 ? 0 : Math.Sqrt(cents2 / both), n == 0 ? 0 : Math.Sqrt(per2 / n), both);
+        return new PitchScores(f1, both == 0 ? double.NaN : Math.Sqrt(cents2 / both), n == 0 ? 0 : Math.Sqrt(per2 / n), both);
     }
 }

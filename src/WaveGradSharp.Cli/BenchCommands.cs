@@ -17,7 +17,11 @@ static class BenchCommands
     {
         var voice = new Option<string>("--voice") { Description = "Voice to time", DefaultValueFactory = _ => VocoderCommands.DefaultVoice };
         var seconds = new Option<double>("--seconds") { Description = "Seconds of audio of the steady-state render", DefaultValueFactory = _ => 30 };
-        var steps = new Option<string>("--steps") { Description = "Schedules to time, comma-separated", DefaultValueFactory = _ => "6,50" };
+        var steps = new Option<string>("--steps")
+        {
+            Description = "What to time, comma-separated: schedules (wavegrad sampler) or counts of levels (others)", DefaultValueFactory = _ => "6,50",
+        };
+        var sampler = new Option<string?>("--sampler") { Description = "Sampler (default: the voice's)" }.AcceptOnlyFromAmong([.. Voice.SamplerNames]);
         var precisions = new Option<string>("--precision") { Description = "fp32, bf16 or both", DefaultValueFactory = _ => "both" }
             .AcceptOnlyFromAmong("fp32", "bf16", "both");
         var start = new Option<string>("--start")
@@ -25,6 +29,11 @@ static class BenchCommands
             Description = "griffin-lim or noise", DefaultValueFactory = _ => VocoderCommands.StartName(SynthesisOptions.DefaultStart),
         }
             .AcceptOnlyFromAmong("griffin-lim", "noise");
+        var consistency = new Option<string>("--consistency")
+        {
+            Description = "Consistency steps: none, project[:LEVELS[:ITERATIONS]] or substitute[:LEVELS]",
+            DefaultValueFactory = _ => VocoderCommands.ConsistencyName(ConsistencySteps.Default),
+        };
         var postFilter = new Option<int>("--post-filter")
         {
             Description = "Post-filter passes", DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses,
@@ -37,37 +46,48 @@ static class BenchCommands
         {
             Description = "Griffin-Lim iterations of the start", DefaultValueFactory = _ => SynthesisOptions.DefaultStartIterations,
         };
-        var profile = new Option<bool>("--profile") { Description = "Also time each layer of one network evaluation" };
+        var profile = new Option<bool>("--profile") { Description = "Also time each layer of one network evaluation (WaveGrad voices)" };
         var device = Cli.Device();
         var cmd = new Command("bench", "Time renders (first chunk, steady real-time factor) against the machine's matmul peak")
-            { voice, seconds, steps, precisions, start, postFilter, piece, iterations, profile, device };
+            { voice, seconds, steps, sampler, precisions, start, consistency, postFilter, piece, iterations, profile, device };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var dev = Devices.Resolve(pr.GetValue(device)!);
             var kinds = pr.GetValue(precisions) == "both" ? ["fp32", "bf16"] : new[] { pr.GetValue(precisions)! };
-            var peaks = kinds.ToDictionary(k => k, k => MatmulPeak(Devices.InferenceType(k, dev), dev));
+            var peaks = new Dictionary<ScalarType, double>();
+            double Peak(ScalarType t) => peaks.TryGetValue(t, out double p) ? p : peaks[t] = MatmulPeak(t, dev);
             Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {torch.get_num_threads()} torch threads; matmul peak " +
-                string.Join(", ", peaks.Select(p => $"{p.Key} {p.Value:F0} GFLOP/s")) +
+                string.Join(", ", kinds.Select(k => $"{k} {Peak(Devices.InferenceType(k, dev)):F0} GFLOP/s")) +
                 $"; --precision auto here: {(Devices.InferenceType("auto", dev) == ScalarType.BFloat16 ? "bf16" : "fp32")}");
-            Console.WriteLine($"{"precision",-9} {"steps",5} {"first chunk s",13} {"5 s best of 3",12} {"steady RTF",10} {"GFLOP/s",8} {"of peak",8}");
             var how = new SynthesisOptions
             {
                 Start = pr.GetValue(start) == "noise" ? SamplerStart.Noise : SamplerStart.GriffinLim, PostFilterPasses = pr.GetValue(postFilter),
                 CpuPieceFrames = pr.GetValue(piece), StartIterations = pr.GetValue(iterations),   // checked by the Vocoder
+                Consistency = VocoderCommands.ParseConsistency(pr.GetValue(consistency)!),
             };
+            bool header = false;
             foreach (var kind in kinds)
             {
                 using var v = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: kind);
-                double flopsPerSecondPerStep;
-                using (var net = WaveGradNet.Load(v.Voice)) flopsPerSecondPerStep = 2 * net.MacsPerSample() * v.SampleRate;
+                var architecture = VocoderArchitectures.Get(v.Voice.Architecture, v.Voice.Bundle.ManifestPath);
+                var computes = architecture.ComputeType(Devices.InferenceType(kind, dev));
+                double peak = Peak(computes);
+                double flopsPerSecondPerStep = 2 * architecture.MultiplyAddsPerSample(v.Voice) * v.SampleRate;
+                string samplerName = pr.GetValue(sampler) ?? v.Voice.DefaultSampler.Name;
+                if (!header)
+                {
+                    Console.WriteLine($"voice {v.Voice.Name} ({v.Voice.Architecture}), sampler {samplerName} from {VocoderCommands.StartName(how.Start)}, " +
+                        $"consistency {VocoderCommands.ConsistencyName(how.Consistency)}, {how.PostFilterPasses} post-filter passes");
+                    Console.WriteLine($"{"precision",-9} {"steps",5} {"first chunk s",13} {"5 s best of 3",12} {"steady RTF",10} {"GFLOP/s",8} {"of peak",8}");
+                    header = true;
+                }
                 double total = pr.GetValue(seconds);
                 var shortMel = Mel(v, 5);
                 var longMel = Mel(v, 5 + total);
-                Render(v, Mel(v, 1), how with { Sampler = v.Voice.Sampler("wavegrad", "6") });   // warm-up: first-call costs are start-up
+                Render(v, Mel(v, 1), how with { Sampler = v.Voice.DefaultSampler });   // warm-up: first-call costs are start-up
                 foreach (var spec in pr.GetValue(steps)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 {
-                    var schedule = v.Voice.ResolveSchedule(spec);
-                    var o = how with { Sampler = DdpmSampler.WaveGrad(schedule) };
+                    var o = how with { Sampler = v.Voice.Sampler(samplerName, spec) };
                     var sw = Stopwatch.StartNew();
                     _ = v.SynthesizeStreaming(shortMel, o).First();
                     double first = sw.Elapsed.TotalSeconds;
@@ -76,30 +96,38 @@ static class BenchCommands
                     double t5Best = Math.Min(t5, Math.Min(Render(v, shortMel, o), Render(v, shortMel, o)));   // as bench-pytorch.py: best of 3
                     int evaluations = v.Model.Evaluations(o);
                     double gflops = flopsPerSecondPerStep * evaluations / rtf / 1e9;
-                    Console.WriteLine($"{kind,-9} {schedule.Steps,5} {first,13:F2} {t5Best,12:F2} {rtf,10:F3} {gflops,8:F0} {gflops / peaks[kind],8:P0}");
+                    string name = computes == ScalarType.BFloat16 ? "bf16" : "fp32";
+                    Console.WriteLine($"{name,-9} {evaluations,5} {first,13:F2} {t5Best,12:F2} {rtf,10:F3} {gflops,8:F0} {gflops / peak,8:P0}");
                 }
-                Breakdown(v, longMel, total + 5, kind, how);
+                Breakdown(v, longMel, total + 5, name: computes == ScalarType.BFloat16 ? "bf16" : "fp32", how with { Sampler = v.Voice.DefaultSampler });
                 // The profile runs on the CPU: compare it with the CPU's peak.
                 if (pr.GetValue(profile))
-                    Profile(v, longMel.cpu(), kind, how, dev.type == DeviceType.CPU ? peaks[kind] : MatmulPeak(Devices.InferenceType(kind, CPU), CPU));
+                    Profile(v, longMel.cpu(), kind, how, dev.type == DeviceType.CPU ? peak : MatmulPeak(Devices.InferenceType(kind, CPU), CPU));
             }
             return 0;
         }));
         return cmd;
     }
 
-    /// <summary>Seconds per second of audio of each part of a 6-step render, timed apart: the network on one CPU piece, the
-    /// Griffin-Lim start, the post-filter.</summary>
-    static void Breakdown(Vocoder.Vocoder v, Tensor mel, double seconds, string kind, SynthesisOptions o)
+    /// <summary>Seconds per second of audio of each part of a render with the voice's sampler, timed apart: the network on one CPU
+    /// piece (per evaluation), the consistency steps on that piece, the Griffin-Lim start, the post-filter.</summary>
+    static void Breakdown(Vocoder.Vocoder v, Tensor mel, double seconds, string name, SynthesisOptions o)
     {
         int piece = o.CpuPieceFrames, context = Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(v.Voice.Mel, o.PostFilterPasses));
         var m = mel[.., ..(piece + 2 * context)].unsqueeze(0);
-        var request = new RenderRequest(o with { Start = SamplerStart.Noise, Sampler = DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6")) }, 0, null, default);
-        v.Model.Render(m, request);
+        double pieceSeconds = piece * v.Hop / (double)v.SampleRate;
+        double Time(SynthesisOptions how)
+        {
+            var request = new RenderRequest(how with { Start = SamplerStart.Noise }, 0, null, default);
+            v.Model.Render(m, request);
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < 3; i++) v.Model.Render(m, request);
+            return sw.Elapsed.TotalSeconds / 3 / pieceSeconds;   // per second of a piece's own audio
+        }
+        int evaluations = v.Model.Evaluations(o);
+        double network = Time(o with { Consistency = ConsistencySteps.None });
+        double consistency = o.Consistency.Mode == ConsistencyMode.None ? 0 : Time(o) - network;
         var sw = Stopwatch.StartNew();
-        for (int i = 0; i < 3; i++) v.Model.Render(m, request);
-        double perEval = sw.Elapsed.TotalSeconds / 3 / 6 / (piece * v.Hop / (double)v.SampleRate);   // per second of a piece's own audio
-        sw.Restart();
         var gl = new GriffinLimStream(mel, v.Voice.Mel, o.StartIterations);
         for (long at = 0; at < gl.Length; at += 1 << 16) gl.Read(at, Math.Min(gl.Length, at + (1 << 16)));
         double glTime = sw.Elapsed.TotalSeconds / seconds;
@@ -107,8 +135,8 @@ static class BenchCommands
         sw.Restart();
         MelPostFilter.Apply(audio, mel, v.Voice.Mel, o.PostFilterPasses);
         double pf = sw.Elapsed.TotalSeconds / seconds;
-        Console.WriteLine($"  {kind}, s per s of audio: network {perEval:F3} per evaluation ({piece}-frame pieces with {context} frames of context), " +
-            $"Griffin-Lim start {glTime:F3}, post-filter {pf:F3}");
+        Console.WriteLine($"  {name}, s per s of audio: network {network / evaluations:F3} per evaluation ({piece}-frame pieces with {context} frames " +
+            $"of context), consistency steps {consistency:F3}, Griffin-Lim start {glTime:F3}, post-filter {pf:F3}");
     }
 
     /// <summary>One network evaluation on one CPU piece (with its context) as the CPU runs it (<see cref="WaveGradInference"/>),
@@ -116,6 +144,11 @@ static class BenchCommands
     static void Profile(Vocoder.Vocoder v, Tensor mel, string kind, SynthesisOptions o, double peak)
     {
         int frames = o.CpuPieceFrames + 2 * Math.Max(o.ContextFrames, MelPostFilter.ReachFrames(v.Voice.Mel, o.PostFilterPasses));
+        if (v.Voice.Architecture != VocoderArchitectures.WaveGrad)
+        {
+            Console.WriteLine($"  {kind} profile: skipped (only WaveGrad voices have a stage-by-stage profile)");
+            return;
+        }
         using var net = WaveGradNet.Load(v.Voice);
         if (!WaveGradInference.Supports(net.Config))
         {

@@ -289,16 +289,22 @@ static class VocoderCommands
         var clips = new Option<int>("--clips") { Description = "Clips per speaker", DefaultValueFactory = _ => 3 };
         var seconds = new Option<double>("--seconds") { Description = "Seconds of each clip", DefaultValueFactory = _ => 4 };
         var output = Cli.Output("Also write the table here (TSV)", required: false);
+        var settings = new Option<string>("--settings")
+        {
+            Description = "Rows to render, comma-separated: griffin-lim, shipped (the render flags), plain (from noise, no consistency steps), " +
+                "raw (the network alone: also no post-filter)",
+            DefaultValueFactory = _ => "griffin-lim,shipped,plain,raw",
+        };
         var flags = new RenderFlags();
         var cmd = new Command("eval", "Score a voice per speaker against Griffin-Lim: spectra (log-mel L1, SC, MR-STFT, MCD) and pitch " +
             "(V/UV F1, F0 RMSE in cents, periodicity RMSE)")
-            { voice, data, heldOut, clips, seconds, steps, seed, device, output };
+            { voice, data, heldOut, clips, seconds, steps, seed, device, output, settings };
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: flags.Precision(pr));
             var how = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
-            var rows = VoiceEvaluation.Run(vocoder, pr.GetValue(data)!, EvaluationSetting.Standard(how),
+            var rows = VoiceEvaluation.Run(vocoder, pr.GetValue(data)!, EvaluationSetting.Select(how, pr.GetValue(settings)!),
                 pr.GetValue(clips), pr.GetValue(seconds), pr.GetValue(heldOut), line => Console.Error.WriteLine(line));
             var lines = new List<string> { "speaker\tsetting\tclips\tlogmel_l1\tsc\tlogmag\tmrstft\tmcd\tvuv_f1\tf0_cents\tperiodicity" };
             lines.AddRange(rows.Select(r => string.Join('\t', r.Speaker, r.Setting, r.Clips, F(r.LogMelL1), F(r.SpectralConvergence), F(r.LogMagnitude),
@@ -390,11 +396,12 @@ static class VocoderCommands
         var prior = new Option<string>("--prior") { Description = "Noise prior: standard or priorgrad", DefaultValueFactory = _ => "standard" }
             .AcceptOnlyFromAmong("standard", "priorgrad");
         var stftLoss = new Option<double>("--stft-loss") { Description = "Weight of the multi-resolution STFT loss on the one-step x0 estimate (0: off)" };
+        var binGains = new Option<bool>("--bin-gains") { Description = "stft: also learn a gain per STFT bin on the noisy input (a Wiener-like mask)" };
         var seed = Cli.Seed(); var device = Cli.Device();
         var vocoder = new Command("vocoder", "Train a diffusion vocoder (WaveGrad or the frame-rate STFT denoiser) on a folder of WAVs")
             {
-                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, ckpt, val, logEvery, resume, bf16, dil, scale,
-                maxFiles, maxMinutes, initFrom, seed, device,
+                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, binGains, ckpt, val, logEvery, resume, bf16,
+                dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
             };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -421,6 +428,7 @@ static class VocoderCommands
                 Dilations = pr.GetValue(dil) == "lmnt" ? DilationOrder.Lmnt : DilationOrder.Paper, NoiseScale = pr.GetValue(scale),
                 MaxFiles = pr.GetValue(maxFiles),
                 MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom), Prior = pr.GetValue(prior)!, StftLossWeight = pr.GetValue(stftLoss),
+                BinGains = pr.GetValue(binGains),
             }, ct);
             return 0;
         }

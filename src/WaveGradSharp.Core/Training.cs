@@ -28,7 +28,10 @@ public interface ITrainingObjective
 /// <param name="WallSeconds">Training wall time over every run of this checkpoint.</param>
 /// <param name="NonFiniteSkipped">Steps skipped for a non-finite loss or gradient.</param>
 /// <param name="LastValidation">The last <see cref="TrainerOptions.Validate"/> score, NaN before the first.</param>
-public sealed record TrainingSnapshot(long Step, Ema Ema, AdamW Optimizer, double WallSeconds, long NonFiniteSkipped, double LastValidation);
+/// <param name="CpuSeconds">The process's CPU time in the training loop over every run of this checkpoint (all its threads;
+/// loading the data is left out): what "CPU minutes" of a run mean.</param>
+public sealed record TrainingSnapshot(long Step, Ema Ema, AdamW Optimizer, double WallSeconds, long NonFiniteSkipped, double LastValidation,
+    double CpuSeconds);
 
 /// <summary>Settings of <see cref="Trainer.Run"/>: the loop's, not the model's.</summary>
 public sealed record TrainerOptions
@@ -123,22 +126,24 @@ public static class Trainer
                 foreach (var (k, v) in fp32) { opt.Master[k].copy_(v); ema.Shadow[k].copy_(v); }
         if (o.EmaStart is not null) ema.Start(o.EmaStart, "EmaStart");
         long step = 0, nonFiniteTotal = 0;
-        double previousWall = 0, lastValidation = double.NaN;
+        double previousWall = 0, previousCpu = 0, lastValidation = double.NaN;
         var log = new TrainingProgress(o.Steps, 0, o.LogEvery, o.Log);
         if (o.Resume)
         {
             var state = TrainingCheckpoint.Load(ckptDir, net, opt, ema, rng, o.Network);
-            step = state.Step; nonFiniteTotal = state.NonFiniteSkipped; previousWall = state.WallSeconds;
+            step = state.Step; nonFiniteTotal = state.NonFiniteSkipped; previousWall = state.WallSeconds; previousCpu = state.CpuSeconds;
             log.Message($"resumed at step {step}");
         }
         if (describe.Length > 0) log.Message(describe);
         log = new TrainingProgress(o.Steps, step, o.LogEvery, o.Log);   // rates from here, not from data loading
         var wall = Stopwatch.StartNew();
+        var cpuAtStart = Process.GetCurrentProcess().TotalProcessorTime;
         int nonFiniteInARow = 0;
         net.train();
         void Save()
         {
-            var snap = new TrainingSnapshot(step, ema, opt, previousWall + wall.Elapsed.TotalSeconds, nonFiniteTotal, lastValidation);
+            double cpu = previousCpu + (Process.GetCurrentProcess().TotalProcessorTime - cpuAtStart).TotalSeconds;
+            var snap = new TrainingSnapshot(step, ema, opt, previousWall + wall.Elapsed.TotalSeconds, nonFiniteTotal, lastValidation, cpu);
             TrainingCheckpoint.Save(ckptDir, snap, rng, o.Network);
             o.SaveBundle?.Invoke(snap);
         }
@@ -235,7 +240,13 @@ public sealed class TrainingProgress(long totalSteps, long firstStep, int every,
         w.WriteLine(text);
     }
 
-    static string Format(double seconds) => double.IsFinite(seconds) ? TimeSpan.FromSeconds(Math.Round(seconds)).ToString(@"h\:mm\:ss") : "?";
+    /// <summary>Hours (any number: a long run's ETA passes a day), minutes and seconds; "?" when unknown.</summary>
+    public static string Format(double seconds)
+    {
+        if (!double.IsFinite(seconds) || seconds < 0 || seconds > 1e9) return "?";
+        var t = TimeSpan.FromSeconds(Math.Round(seconds));
+        return $"{(long)t.TotalHours}:{t.Minutes:00}:{t.Seconds:00}";
+    }
 }
 
 /// <summary>
@@ -251,7 +262,7 @@ public static class TrainingCheckpoint
     static readonly string[] Files = ["model.safetensors", "ema.safetensors", "optimizer.safetensors", "rng.safetensors"];
 
     /// <summary>The counters <see cref="Load"/> restores.</summary>
-    public sealed record State(long Step, long NonFiniteSkipped, double WallSeconds, JsonObject Json);
+    public sealed record State(long Step, long NonFiniteSkipped, double WallSeconds, double CpuSeconds, JsonObject Json);
 
     /// <summary>Writes the checkpoint folder atomically.</summary>
     public static void Save(string dir, TrainingSnapshot s, Generator rng, JsonNode network)
@@ -267,7 +278,8 @@ public static class TrainingCheckpoint
             var state = new JsonObject
             {
                 ["step"] = s.Step, ["optimizer_step"] = s.Optimizer.Step, ["ema_updates"] = s.Ema.Updates,
-                ["non_finite_skipped"] = s.NonFiniteSkipped, ["wall_seconds"] = s.WallSeconds, ["network"] = network.DeepClone(), ["sha256"] = sums,
+                ["non_finite_skipped"] = s.NonFiniteSkipped, ["wall_seconds"] = s.WallSeconds, ["cpu_seconds"] = s.CpuSeconds,
+                ["network"] = network.DeepClone(), ["sha256"] = sums,
             };
             File.WriteAllText(Path.Combine(tmp, "state.json"), state.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         });
@@ -287,7 +299,8 @@ public static class TrainingCheckpoint
         long optStep = Field(st, "optimizer_step", statePath, 0, step);
         long emaUpdates = Field(st, "ema_updates", statePath, 0, step + Ema.WarmStartUpdates);
         long nonFinite = st.ContainsKey("non_finite_skipped") ? Field(st, "non_finite_skipped", statePath, 0, step) : 0;
-        double wallSeconds = st["wall_seconds"] is JsonValue w && w.TryGetValue(out double ws) && ws >= 0 && double.IsFinite(ws) ? ws : 0;
+        double Seconds(string name) => st[name] is JsonValue v && v.TryGetValue(out double x) && x >= 0 && double.IsFinite(x) ? x : 0;
+        double wallSeconds = Seconds("wall_seconds"), cpuSeconds = Seconds("cpu_seconds");   // 0 in checkpoints from before it was kept
         if (st["network"] is JsonNode n && n.ToJsonString() != network.ToJsonString())
             throw WaveGradException.About($"{statePath}: the checkpoint's network differs from the one asked for (its size, preset or " +
                 "objective)", "Size", "Preset");
@@ -307,7 +320,7 @@ public static class TrainingCheckpoint
         ema.Start(emaT, Path.Combine(dir, Files[1]));
         ema.Updates = emaUpdates;
         rng.set_state(rs);
-        return new State(step, nonFinite, wallSeconds, st);
+        return new State(step, nonFinite, wallSeconds, cpuSeconds, st);
     }
 
     static long Field(JsonObject st, string name, string source, long min, long max)

@@ -30,6 +30,14 @@ public sealed record StftDenoiserConfig
     public int Embedding { get; init; } = 128;
     /// <summary>σ_data of the preconditioning: the waveform's standard deviation (see <see cref="Preconditioning"/>).</summary>
     public double SigmaData { get; init; } = 0.1;
+    /// <summary>
+    /// Whether the network also outputs a real gain per STFT bin and frame that scales the noisy input's own STFT (a learned
+    /// Wiener-like mask on top of the preconditioning's one skip factor for all bins). Through the head alone, a denoiser must
+    /// rebuild the noise to remove from a frame's width-sized summary; a gain removes it where it lies and keeps the phase of
+    /// the iterate. Written to the card only when set, so cards and checkpoints from before it read and resume as they were.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool BinGains { get; init; }
 
     /// <summary>Frequency bins of the STFT.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
@@ -64,8 +72,13 @@ public sealed record StftDenoiserConfig
         long w = Width, bins = Bins;
         long block = w * 7 + w + 2 * w * Hidden + Hidden + w + Embedding * 2 * w + 2 * w + w;
         return (2 * bins + NMels) * w + w + 2 * w + 64 * Embedding + Embedding + Embedding * Embedding + Embedding
-            + Blocks * block + 2 * w + w * 2 * bins + 2 * bins;
+            + Blocks * block + 2 * w + w * 2 * bins + 2 * bins + (BinGains ? w * bins + bins : 0);
     }
+
+    /// <summary>Multiply-adds of one evaluation per mel frame in the linear layers and the depthwise convs (the STFT, the inverse
+    /// STFT and the norms are left out: a few per cent).</summary>
+    public long MultiplyAddsPerFrame() =>
+        (2L * Bins + NMels) * Width + Blocks * (7L * Width + 2L * Width * Hidden) + Width * (BinGains ? 3L : 2L) * Bins;
 
     /// <summary>Checks the limits and, given a mel preset, its bands, FFT size and hop; throws naming the field.</summary>
     public StftDenoiserConfig Check(MelConfig? mel = null, string source = "config")
@@ -98,11 +111,13 @@ public sealed record StftDenoiserConfig
 
 /// <summary>
 /// A denoiser that works at the frame rate, in the STFT domain (after Vocos' ConvNeXt backbone and inverse-STFT head, and
-/// RFWave's diffusion over complex STFT frames), while the diffusion itself stays on the waveform, so every engine sampler, the
-/// Griffin-Lim start, the noise prior and streaming work unchanged. The noisy waveform's STFT (real and imaginary parts) and
-/// the mel go in, one frame per mel frame, through a linear layer; ConvNeXt blocks whose layer norms are modulated by the noise level run at the
-/// frame rate; a linear head gives a complex STFT, inverted to a waveform. EDM's preconditioning (<see cref="Preconditioning"/>)
-/// turns that into x̂₀. Shapes: audio [B, T = F·hop], mel [B, n_mels, F], noise level √ᾱ [B]; output x̂₀ [B, T].
+/// RFWave's diffusion over complex STFT frames), while the diffusion itself stays on the waveform, so every engine sampler,
+/// the Griffin-Lim start, the noise prior and streaming work unchanged. The noisy waveform's STFT (real and imaginary parts)
+/// and the mel go in, one frame per mel frame, through a linear layer; ConvNeXt blocks whose layer norms are modulated by
+/// the noise level run at the frame rate; a linear head gives a complex STFT (with <see cref="StftDenoiserConfig.BinGains"/>,
+/// plus a gain per bin times the noisy input's STFT), inverted to a waveform. EDM's preconditioning
+/// (<see cref="Preconditioning"/>) turns that into x̂₀. Shapes: audio [B, T = F·hop], mel [B, n_mels, F], noise level √ᾱ [B];
+/// output x̂₀ [B, T].
 /// </summary>
 public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
 {
@@ -115,6 +130,7 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
     readonly ModuleList<ConvNextBlock> blocks;
     readonly LayerNorm output_norm;
     readonly Linear head;
+    readonly Linear? gains;
     readonly double windowNorm;
 
     /// <summary>A network with libtorch's default initialisation drawn from <paramref name="init"/>, its head at zero (so a fresh
@@ -132,10 +148,14 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         for (int i = 0; i < config.Blocks; i++) blocks.Add(new ConvNextBlock(w, config.Hidden, config.Embedding, 1.0 / config.Blocks));
         output_norm = LayerNorm([w]);
         head = Linear(w, 2 * config.Bins);
+        if (config.BinGains) gains = Linear(w, config.Bins);
         using (no_grad())
         {
-            head.weight!.zero_();
-            head.bias!.zero_();
+            foreach (var layer in new[] { head, gains })
+            {
+                layer?.weight!.zero_();
+                layer?.bias!.zero_();
+            }
         }
         windowNorm = Math.Sqrt(config.NFft * 3.0 / 8);   // √Σw² of a periodic Hann window: an STFT bin of white noise has unit variance
         RegisterComponents();
@@ -162,10 +182,13 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         var h = input_norm.call(input.call(cat([view_as_real(spec).permute(0, 3, 1, 2).flatten(1, 2), cond], 1).transpose(1, 2)));   // [B, F + 1, C]
         var e = embed_out.call(F.silu(embed_in.call(Sinusoidal(pre.Noise.reshape(-1), 64))));
         foreach (var b in blocks) h = b.call(h, e);
-        var o = head.call(output_norm.call(h));                                      // [B, F + 1, 2·bins]
-        var s = view_as_complex(o.reshape(o.shape[0], o.shape[1], c.Bins, 2).contiguous()).transpose(1, 2);
-        var f = istft(s * windowNorm, c.NFft, c.Hop, c.NFft, win, center: true, normalized: false, onesided: true, length: audio.shape[1]);
-        return (pre.Skip * x + pre.Out * f).MoveToOuterDisposeScope();
+        h = output_norm.call(h);
+        var o = head.call(h);                                                        // [B, F + 1, 2·bins]
+        var s = view_as_complex(o.reshape(o.shape[0], o.shape[1], c.Bins, 2).contiguous()).transpose(1, 2) * windowNorm * pre.Out.unsqueeze(2);
+        // With bin gains g, x̂₀ = c_skip·x̃ + iSTFT(g ⊙ STFT(x̃)) + c_out·F: spec is STFT(c_in·x̃)/windowNorm.
+        if (gains is not null) s = s + gains.call(h).transpose(1, 2) * spec * (windowNorm / pre.In.unsqueeze(2));
+        var f = istft(s, c.NFft, c.Hop, c.NFft, win, center: true, normalized: false, onesided: true, length: audio.shape[1]);
+        return (pre.Skip * x + f).MoveToOuterDisposeScope();
     }
 
     /// <summary>[B, 2·half] sines and cosines of t at geometric frequencies 1 … 1000.</summary>
@@ -237,7 +260,7 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
 /// <summary>The frame-rate STFT denoiser (<see cref="StftDenoiser"/>) as a <see cref="DiffusionVocoderModel"/>, computing in float32.</summary>
 sealed class StftArchitecture : IDiffusionVocoderArchitecture
 {
-    public const string Name = "stft";
+    public const string Name = VocoderArchitectures.Stft;
     string IVocoderArchitecture.Name => Name;
 
     public void Validate(Voice voice) => StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath);
@@ -249,13 +272,18 @@ sealed class StftArchitecture : IDiffusionVocoderArchitecture
         return new DiffusionVocoderModel(net, voice.Mel, voice.Prior, voice.DefaultSampler, device, StftDenoiser.Predicts);
     }
 
+    public double MultiplyAddsPerSample(Voice voice) =>
+        StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath).MultiplyAddsPerFrame() / (double)voice.Mel.Hop;
+
+    public ScalarType ComputeType(ScalarType requested) => ScalarType.Float32;
+
     public Prediction Predicts => StftDenoiser.Predicts;
 
     public IReadOnlyList<string> SizeNames => StftDenoiserConfig.SizeNames;
 
     public TrainableNetwork NewNetwork(string size, MelConfig mel, VocoderTrainingOptions o, Generator init)
     {
-        var cfg = StftDenoiserConfig.Create(size, mel);
+        var cfg = StftDenoiserConfig.Create(size, mel) with { BinGains = o.BinGains };
         var net = new StftDenoiser(cfg, init);
         return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData);
     }

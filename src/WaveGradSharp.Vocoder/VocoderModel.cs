@@ -49,6 +49,13 @@ public interface IVocoderArchitecture
 
     /// <summary>The model with the given weights on a device, computing in <paramref name="dtype"/> (float32 or bfloat16).</summary>
     IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device, ScalarType dtype);
+
+    /// <summary>Multiply-adds of one network evaluation per output sample, as the network is written (what <c>wavegrad bench</c>
+    /// sets against the machine's matmul peak); NaN when unknown.</summary>
+    double MultiplyAddsPerSample(Voice voice) => double.NaN;
+
+    /// <summary>The type the network computes in when <paramref name="requested"/> is asked for (a kind may support float32 only).</summary>
+    ScalarType ComputeType(ScalarType requested) => requested;
 }
 
 /// <summary>A fresh or card-described network of a diffusion vocoder kind, ready to train.</summary>
@@ -80,8 +87,12 @@ public interface IDiffusionVocoderArchitecture : IVocoderArchitecture
 /// <summary>The vocoder architectures by the name a card gives.</summary>
 public static class VocoderArchitectures
 {
+    /// <summary>WaveGrad's name (<see cref="WaveGradNet"/>).</summary>
+    public const string WaveGrad = "wavegrad";
+    /// <summary>The frame-rate STFT denoiser's name (<see cref="StftDenoiser"/>).</summary>
+    public const string Stft = "stft";
     /// <summary>The architecture of voices whose card names none.</summary>
-    public const string Default = WaveGradArchitecture.Name;
+    public const string Default = WaveGrad;
 
     static readonly Dictionary<string, IVocoderArchitecture> known = new()
     {
@@ -117,7 +128,7 @@ public static class VocoderArchitectures
 /// <summary>WaveGrad (Chen et al. 2021): <see cref="WaveGradNet"/> as a <see cref="DiffusionVocoderModel"/>.</summary>
 sealed class WaveGradArchitecture : IDiffusionVocoderArchitecture
 {
-    public const string Name = "wavegrad";
+    public const string Name = VocoderArchitectures.WaveGrad;
     string IVocoderArchitecture.Name => Name;
 
     public void Validate(Voice voice) => WaveGradConfig.Of(voice);
@@ -140,6 +151,12 @@ sealed class WaveGradArchitecture : IDiffusionVocoderArchitecture
             if (dtype == ScalarType.BFloat16) net.UseBf16UpsamplingPath();
         }
         return new DiffusionVocoderModel(model, voice.Mel, voice.Prior, voice.DefaultSampler, device);
+    }
+
+    public double MultiplyAddsPerSample(Voice voice)
+    {
+        using var net = new WaveGradNet(WaveGradConfig.Of(voice));
+        return net.MacsPerSample();
     }
 
     public Prediction Predicts => Prediction.Epsilon;

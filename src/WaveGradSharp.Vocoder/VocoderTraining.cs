@@ -190,6 +190,8 @@ public sealed record VocoderTrainingOptions
     public DilationOrder Dilations { get; init; } = DilationOrder.Paper;
     /// <summary>Noise-level encoding scale (paper 5000, lmnt 1).</summary>
     public double NoiseScale { get; init; } = 5000;
+    /// <summary>The stft kind's per-bin gains on the noisy input (<see cref="StftDenoiserConfig.BinGains"/>).</summary>
+    public bool BinGains { get; init; }
     /// <summary>Name written into voice.json.</summary>
     public string? VoiceName { get; init; }
     /// <summary>Stop after this many non-finite losses in a row.</summary>
@@ -280,6 +282,8 @@ public static class VocoderTrainer
             ?? throw WaveGradException.About($"Architecture '{Text.Escape(o.Architecture, 40)}': not a diffusion vocoder the trainer knows", "Architecture");
         if (o.Network is not null && kind is not WaveGradArchitecture)
             throw WaveGradException.About("Network: an explicit WaveGrad shape needs the wavegrad architecture", "Network", "Architecture");
+        if (o.BinGains && kind is not StftArchitecture)
+            throw WaveGradException.About($"BinGains: only the {StftArchitecture.Name} architecture has bin gains", "BinGains", "Architecture");
         if (o.Network is null && !kind.SizeNames.Contains(o.Size))
             throw WaveGradException.About($"Size '{Text.Escape(o.Size, 20)}': the {kind.Name} network's sizes are {string.Join(", ", kind.SizeNames)}", "Size");
         RunLock.ThrowIfHeld(o.OutputDir);   // refused before the corpus loads, not after (the Trainer takes the lock itself)
@@ -295,9 +299,13 @@ public static class VocoderTrainer
         };
         var net = kind.NewNetwork(o.Size, mel, o, new Generator((ulong)o.Seed + 1));
         Dictionary<string, Tensor>? emaStart = null;
+        // CPU minutes of the weights this run starts from: a resumed run's card says; a voice it is initialised from adds its own.
+        string runCard = Path.Combine(o.OutputDir, "voice.json");
+        double cpuMinutesBefore = o.Resume && File.Exists(runCard) ? Minutes(InputFile.ReadJsonObject(runCard, "voice card"), "cpu_minutes_before") : 0;
         if (o.InitFrom is string init && !o.Resume)
         {
             var from = Voice.Load(init);
+            cpuMinutesBefore = CpuMinutesInAll(from.Card);
             if (from.Architecture != kind.Name)
                 throw WaveGradException.About($"{from.Directory}: a {from.Architecture} voice cannot start a {kind.Name} run", "InitFrom", "Architecture");
             string raw = Path.Combine(from.Directory, "model-raw.safetensors");
@@ -316,7 +324,7 @@ public static class VocoderTrainer
             Device = o.Device, Bf16 = o.Bf16, MaxNonFiniteInARow = o.MaxNonFiniteInARow, Seed = o.Seed, OnStep = o.OnStep, Log = o.Log,
             ValidateEvery = data.Validation.Count > 0 ? o.ValidateEvery : 0,
             Validate = ("val log-mel L1", ema => Validate(kind, net.Card, ema, mel, prior, data.Validation, o.Device)),
-            SaveBundle = snap => SaveVoice(o, kind, name, mel, net.Card, prior, recipe, data, snap),
+            SaveBundle = snap => SaveVoice(o, kind, name, mel, net.Card, prior, recipe, data, snap, cpuMinutesBefore),
         }, $"network: {kind.Name}, {net.Parameters:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}" +
            $"{(o.Bf16 ? " bf16" : "")}, batch {o.BatchSize}×{o.CropFrames} frames, prior {prior.Kind}" +
            $"{(o.StftLossWeight > 0 ? $", STFT loss ×{o.StftLossWeight}" : "")}", ct);
@@ -354,9 +362,15 @@ public static class VocoderTrainer
         return total / n;
     }
 
+    /// <summary>The CPU minutes a voice's weights have had in all: its run's own and those of the voices it was initialised from
+    /// (the card's <c>training.cpu_minutes_in_all</c>; 0 when the card does not say).</summary>
+    public static double CpuMinutesInAll(JsonObject card) => Minutes(card, "cpu_minutes_in_all");
+
+    static double Minutes(JsonObject card, string field) =>
+        card["training"]?[field] is JsonValue v && v.TryGetValue(out double m) && m >= 0 && double.IsFinite(m) ? m : 0;
+
     static void SaveVoice(VocoderTrainingOptions o, IDiffusionVocoderArchitecture kind, string name, MelConfig mel, JsonNode network, NoisePrior prior,
-        JsonObject recipe,
-        VocoderDataset data, TrainingSnapshot s)
+        JsonObject recipe, VocoderDataset data, TrainingSnapshot s, double cpuMinutesBefore)
     {
         // Keep what others recorded in the run's voice.json (a searched schedule, notes); refresh the training fields.
         string cardPath = Path.Combine(o.OutputDir, "voice.json");
@@ -370,7 +384,9 @@ public static class VocoderTrainer
             ["steps"] = s.Step, ["batch"] = o.BatchSize, ["crop_frames"] = o.CropFrames, ["learning_rate"] = o.LearningRate,
             ["recipe"] = recipe.DeepClone(), ["device"] = o.Device.type.ToString(), ["bf16"] = o.Bf16,
             ["hardware"] = $"{Environment.ProcessorCount} CPU cores{(o.Device.type == DeviceType.CUDA ? " + CUDA GPU" : "")}",
-            ["wall_minutes"] = Math.Round(s.WallSeconds / 60, 1), ["ema_decay_max"] = o.EmaDecay,
+            ["wall_minutes"] = Math.Round(s.WallSeconds / 60, 1), ["cpu_minutes"] = Math.Round(s.CpuSeconds / 60, 2),
+            ["cpu_minutes_before"] = Math.Round(cpuMinutesBefore, 2), ["cpu_minutes_in_all"] = Math.Round(cpuMinutesBefore + s.CpuSeconds / 60, 2),
+            ["ema_decay_max"] = o.EmaDecay,
             ["val_logmel_l1_wg6"] = double.IsFinite(s.LastValidation) ? Math.Round(s.LastValidation, 4) : null,
         };
         // The run folder is itself a voice bundle: EMA weights in model.safetensors, raw ones beside them.

@@ -24,6 +24,22 @@ public sealed record EvaluationSetting(string Name, SynthesisOptions? Options)
             new("raw", o with { Start = SamplerStart.Noise, PostFilterPasses = 0, Consistency = ConsistencySteps.None }),
         ];
     }
+
+    /// <summary>The <see cref="Standard"/> settings named in a comma-separated list, in the list's order (to score the network
+    /// alone without paying for the others); an unknown or repeated name throws naming <c>--settings</c>.</summary>
+    public static IReadOnlyList<EvaluationSetting> Select(SynthesisOptions shipped, string names)
+    {
+        var all = Standard(shipped).ToDictionary(s => s.Name);
+        var picked = new List<EvaluationSetting>();
+        foreach (var name in names.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (!all.TryGetValue(name, out var s))
+                throw WaveGradException.About($"--settings: unknown row '{Text.Escape(name, 40)}' (known: {string.Join(", ", all.Keys)})", "Settings");
+            if (picked.Contains(s)) throw WaveGradException.About($"--settings: '{name}' is named twice", "Settings");
+            picked.Add(s);
+        }
+        return picked.Count > 0 ? picked : throw WaveGradException.About("--settings: names no row", "Settings");
+    }
 }
 
 /// <summary>The mean scores of one speaker (or of all, "mean") under one setting: spectra, then pitch (<see cref="PitchScores"/>).</summary>
@@ -77,13 +93,13 @@ public static class VoiceEvaluation
             var per = rows.Where(r => r.Setting == s.Name).ToList();
             rows.Add(new EvaluationRow("mean", s.Name, per.Sum(r => r.Clips), per.Average(r => r.LogMelL1), per.Average(r => r.SpectralConvergence),
                 per.Average(r => r.LogMagnitude), per.Average(r => r.MrStft), per.Average(r => r.Mcd), per.Average(r => r.VoicingF1),
-                per.Average(r => r.F0RmseCents), per.Average(r => r.PeriodicityRmse)));
+                AudioFiles.MeanOfFinite(per.Select(r => r.F0RmseCents)), per.Average(r => r.PeriodicityRmse)));
         }
         return rows;
     }
 
     static EvaluationRow Mean(string speaker, string setting, List<AudioMetrics> m) =>
         new(speaker, setting, m.Count, m.Average(x => x.LogMelL1), m.Average(x => x.SpectralConvergence), m.Average(x => x.LogMagnitude),
-            m.Average(x => x.MrStft), m.Average(x => x.Mcd), m.Average(x => x.Pitch.VoicingF1), m.Average(x => x.Pitch.F0RmseCents),
+            m.Average(x => x.MrStft), m.Average(x => x.Mcd), m.Average(x => x.Pitch.VoicingF1), AudioFiles.MeanOfFinite(m.Select(x => x.Pitch.F0RmseCents)),
             m.Average(x => x.Pitch.PeriodicityRmse));
 }

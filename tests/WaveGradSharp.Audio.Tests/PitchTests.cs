@@ -77,6 +77,12 @@ public class PitchTests
         Assert.True(s.PeriodicityRmse > 0.4, $"periodicity RMSE {s.PeriodicityRmse:F3}");
         var same = Pitch.Compare(a, a, Rate);
         Assert.Equal(1.0, same.VoicingF1);
+        // A test that voices nothing has no F0 error to report: NaN, not a perfect 0, and means skip it.
+        var unvoiced = Pitch.Compare(Tone(200), Noise(1.0), Rate);
+        Assert.Equal(0, unvoiced.BothVoicedFrames);
+        Assert.True(double.IsNaN(unvoiced.F0RmseCents));
+        Assert.Equal(50.0, AudioFiles.MeanOfFinite([double.NaN, 40, 60]));
+        Assert.True(double.IsNaN(AudioFiles.MeanOfFinite([double.NaN])));
     }
 
     [Fact]

@@ -1,3 +1,5 @@
+using WaveGradSharp.Vocoder;
+
 namespace WaveGradSharp.Cli.Tests;
 
 /// <summary>The vocoder verbs end to end, on the shipped voice and the committed audio fixtures.</summary>
@@ -259,6 +261,35 @@ public class VocoderCliTests
             Assert.True(peak > 1 && first > 0 && rtf > 0, r.Stdout);
             Assert.True(gflops < peak, $"a tiny network cannot beat the matmul peak: {r.Stdout}");
             Assert.Contains("Griffin-Lim start", r.Stdout);
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void BenchTimesAFrameRateVoiceWithItsSamplerAndCountsItsMultiplyAdds()
+    {
+        var dir = Directory.CreateTempSubdirectory("wg-bench-stft-");
+        try
+        {
+            var mel = WaveGradSharp.Audio.MelConfig.Preset("hifigan-22k");
+            var cfg = StftDenoiserConfig.Create("tiny", mel) with { BinGains = true };
+            string voice = Path.Combine(dir.FullName, "tiny-stft");
+            using (var net = new StftDenoiser(cfg, new TorchSharp.torch.Generator(1)))
+                Voice.Save(voice, "tiny-stft", mel, VocoderArchitectures.Stft, cfg.ToCard(), net.state_dict(), half: false);
+            var r = CliRunner.Run("bench", "--voice", voice, "--seconds", "4", "--steps", "3", "--sampler", "ddim", "--consistency", "none",
+                "--precision", "bf16", "--device", "cpu");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("voice tiny-stft (stft), sampler ddim", r.Stdout);
+            // The kind computes in float32 whatever is asked, and says so; its GFLOP/s come from the config's multiply-adds.
+            var row = r.Stdout.Split('\n').Single(l => l.StartsWith("fp32 ")).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal("3", row[1]);
+            var inv = System.Globalization.CultureInfo.InvariantCulture;
+            double rtf = double.Parse(row[4], inv), gflops = double.Parse(row[5], inv);
+            double expected = 2.0 * cfg.MultiplyAddsPerFrame() / mel.Hop * mel.SampleRate * 3 / rtf / 1e9;
+            Assert.InRange(gflops, Math.Floor(expected) - 1, Math.Ceiling(expected) + 1);
+            Assert.Contains("consistency steps 0.000", r.Stdout);
+            Assert.Contains("profile", CliRunner.Run("bench", "--voice", voice, "--seconds", "1", "--steps", "2", "--sampler", "ddim",
+                "--precision", "fp32", "--consistency", "none", "--profile").Stdout);
         }
         finally { dir.Delete(true); }
     }

@@ -62,6 +62,20 @@ public sealed class TempDir : IDisposable
 public class InferenceTests
 {
     [Fact]
+    public void EvaluationSettingsAreChosenByNameInTheGivenOrder()
+    {
+        var shipped = new SynthesisOptions { PostFilterPasses = 8 };
+        var rows = EvaluationSetting.Select(shipped, "raw, griffin-lim");
+        Assert.Equal(["raw", "griffin-lim"], rows.Select(r => r.Name));
+        Assert.Equal(0, rows[0].Options!.PostFilterPasses);
+        Assert.Equal(ConsistencyMode.None, rows[0].Options!.Consistency.Mode);
+        Assert.Null(rows[1].Options);
+        Assert.Equal(4, EvaluationSetting.Select(shipped, "griffin-lim,shipped,plain,raw").Count);
+        foreach (var bad in new[] { "raw,bogus", "raw,raw", " , " })
+            Assert.Contains("--settings", Assert.Throws<WaveGradException>(() => EvaluationSetting.Select(shipped, bad)).Message);
+    }
+
+    [Fact]
     public void VoiceSaveLoadRoundTripIsBitExact()
     {
         using var tmp = new TempDir();
@@ -327,6 +341,13 @@ public class InferenceTests
 
 public class TrainingTests
 {
+    [Theory]
+    [InlineData(59.4, "0:00:59")]
+    [InlineData(3 * 86400 + 2 * 3600 + 5 * 60 + 7, "74:05:07")]   // a run longer than a day keeps its days as hours
+    [InlineData(double.NaN, "?")]
+    [InlineData(-1, "?")]
+    public void ProgressFormatsTheEtaInHours(double seconds, string expected) => Assert.Equal(expected, TrainingProgress.Format(seconds));
+
     static string MakeData(TempDir tmp)
     {
         var dir = tmp["data"];

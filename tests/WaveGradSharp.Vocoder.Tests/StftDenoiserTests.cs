@@ -46,6 +46,25 @@ public class StftDenoiserTests
     }
 
     [Fact]
+    public void BinGainsScaleTheNoisyInputsOwnStftAndStartAtZero()
+    {
+        var cfg = StftDenoiserConfig.Create("tiny", MelConfig.Preset("hifigan-22k")) with { BinGains = true };
+        using var net = new StftDenoiser(cfg, new Generator(1));
+        Assert.Equal(cfg.ParameterCount(), net.ParameterCount);
+        Assert.True(cfg.ParameterCount() > (cfg with { BinGains = false }).ParameterCount());
+        Assert.DoesNotContain("bin_gains", (cfg with { BinGains = false }).ToCard().ToJsonString());   // old cards stay as they were
+        Assert.True(StftDenoiserConfig.FromCard(cfg.ToCard().AsObject(), MelConfig.Preset("hifigan-22k"), "card").BinGains);
+        var x = randn(2, 20 * 256) * 0.2;
+        var level = tensor(new float[] { 0.3f, 0.9f });
+        var a = level.reshape(-1, 1);
+        var skip = Preconditioning.Edm(a, cfg.SigmaData).Skip * x / a;
+        Assert.True(net.call(x, randn(2, 80, 20), level).allclose(skip, 1e-4, 1e-5));   // fresh: the skip term alone
+        // A gain g in every bin and frame adds g·x̃ (the inverse STFT of the STFT is the identity).
+        using (no_grad()) net.named_parameters().Single(p => p.name == "gains.bias").parameter.fill_(0.25);
+        Assert.True(net.call(x, randn(2, 80, 20), level).allclose(skip + 0.25 * x / a, 1e-3, 1e-4));
+    }
+
+    [Fact]
     public void TrainsThroughTheOneTrainerAndRendersWithEverySamplerAndStreaming()
     {
         using var tmp = new TempDir();
@@ -88,5 +107,13 @@ public class StftDenoiserTests
         v.Voice.Export(tmp["exported"]);
         using var exported = Vocoder.Load(tmp["exported"]);
         Assert.Equal(mel.shape[1] * 256, exported.Synthesize(mel).Length);
+        // The card counts the CPU time the weights have had, and a run started from them adds its own to theirs.
+        double Training(string dir, string field) => Voice.Load(dir).Card["training"]![field]!.GetValue<double>();
+        double own = Training(tmp["run"], "cpu_minutes");
+        Assert.True(own > 0 && own == Training(tmp["run"], "cpu_minutes_in_all"), $"{own} CPU minutes");
+        Assert.Equal(own, Training(tmp["exported"], "cpu_minutes_in_all"));
+        VocoderTrainer.Run(o with { OutputDir = tmp["continued"], Steps = 5, InitFrom = tmp["exported"] });
+        Assert.Equal(own, Training(tmp["continued"], "cpu_minutes_before"));
+        Assert.True(Training(tmp["continued"], "cpu_minutes_in_all") >= own);
     }
 }
