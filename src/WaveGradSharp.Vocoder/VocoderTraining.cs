@@ -192,6 +192,13 @@ public sealed record VocoderTrainingOptions
     public double NoiseScale { get; init; } = 5000;
     /// <summary>The stft kind's per-bin gains on the noisy input (<see cref="StftDenoiserConfig.BinGains"/>).</summary>
     public bool BinGains { get; init; }
+    /// <summary>
+    /// 0: noise levels drawn over the whole training schedule (any sampler can use the network). N: only the N levels that the
+    /// samplers respacing the training schedule to N steps visit (<c>ddim</c>, <c>respaced</c>), each drawn as often: the network
+    /// learns just what an N-step render asks of it, N of them instead of a thousand, and its card names <c>ddim</c> with N steps
+    /// as its default sampler.
+    /// </summary>
+    public int TrainLevels { get; init; }
     /// <summary>Name written into voice.json.</summary>
     public string? VoiceName { get; init; }
     /// <summary>Stop after this many non-finite losses in a row.</summary>
@@ -221,11 +228,14 @@ public sealed record VocoderTrainingOptions
 /// the one-step estimate x̂_0 = (x_t − √(1−ᾱ)·ε̂)/√ᾱ, the weight √ᾱ² fading the term out where x̂_0 is mostly noise. An
 /// x̂₀-predicting network is scored by the squared error weighted as its preconditioning's unit-variance regression
 /// (<see cref="Preconditioning.LossWeight"/>), plus λ·MR-STFT(x̂_0, x_0) at every level: its x̂₀ is bounded, and the term
-/// sharpens the high-noise estimate that the first reverse step keeps.
+/// sharpens the high-noise estimate that the first reverse step keeps. With <paramref name="levels"/>, √ᾱ is one of those levels instead
+/// (<see cref="VocoderTrainingOptions.TrainLevels"/>).
 /// </summary>
 public sealed class DiffusionVocoderObjective(TrainableNetwork network, Prediction predicts, VocoderDataset data, MelConfig mel, NoisePrior prior,
-    int batch, int cropFrames, LossNorm norm, double stftWeight, Device device, bool bf16) : ITrainingObjective
+    int batch, int cropFrames, LossNorm norm, double stftWeight, Device device, bool bf16, IReadOnlyList<double>? levels = null) : ITrainingObjective
 {
+    readonly Tensor? levelTable = levels is null ? null : tensor(levels.Select(l => (float)l).ToArray()).DetachFromDisposeScope();
+
     /// <summary>The training schedule: linspace(1e-6, 0.01, 1000).</summary>
     public static NoiseSchedule TrainingSchedule { get; } = NoiseSchedule.Named("wavegrad-train");
     static readonly ForwardProcess q = new(TrainingSchedule);
@@ -237,7 +247,9 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
     public Tensor Loss(Generator rng)
     {
         var (audio, m) = data.Batch(batch, cropFrames, mel.Hop, rng);
-        var levels = q.SampleContinuousLevels(batch, rng);
+        var levels = levelTable is null
+            ? q.SampleContinuousLevels(batch, rng)
+            : levelTable.index_select(0, randint(0, levelTable.shape[0], [batch], generator: rng, dtype: ScalarType.Int64));
         var z = randn(audio.shape, generator: rng);
         var std = prior.SampleStd(m, mel);
         var noise = std is null ? z : z * std;
@@ -282,6 +294,8 @@ public static class VocoderTrainer
             ?? throw WaveGradException.About($"Architecture '{Text.Escape(o.Architecture, 40)}': not a diffusion vocoder the trainer knows", "Architecture");
         if (o.Network is not null && kind is not WaveGradArchitecture)
             throw WaveGradException.About("Network: an explicit WaveGrad shape needs the wavegrad architecture", "Network", "Architecture");
+        if (o.TrainLevels < 0 || o.TrainLevels > Voice.MaxScheduleSteps)
+            throw WaveGradException.About($"TrainLevels {o.TrainLevels}: must be 0 (all) or a step count up to {Voice.MaxScheduleSteps}", "TrainLevels");
         if (o.BinGains && kind is not StftArchitecture)
             throw WaveGradException.About($"BinGains: only the {StftArchitecture.Name} architecture has bin gains", "BinGains", "Architecture");
         if (o.Network is null && !kind.SizeNames.Contains(o.Size))
@@ -313,17 +327,19 @@ public static class VocoderTrainer
             emaStart = from.Bundle.LoadWeights();
         }
         var recipe = new JsonObject { ["loss"] = o.Loss.ToString(), ["prior"] = prior.ToCard(), ["stft_loss_weight"] = o.StftLossWeight };
+        if (o.TrainLevels > 0) recipe["train_levels"] = o.TrainLevels;   // only then: older checkpoints resume as they were
         var network = new JsonObject { [kind.Name] = net.Card.DeepClone(), ["preset"] = mel.Name, ["recipe"] = recipe };
         string name = o.VoiceName ?? Path.GetFileName(Path.GetFullPath(o.OutputDir).TrimEnd('/'));
+        var trainLevels = o.TrainLevels > 0 ? Voice.TrainingSchedule.Respace(o.TrainLevels).SqrtAlphasCumprod : null;
         var objective = new DiffusionVocoderObjective(net, kind.Predicts, data, mel, prior, o.BatchSize, o.CropFrames, o.Loss, o.StftLossWeight, o.Device,
-            o.Bf16);
+            o.Bf16, trainLevels);
         return Trainer.Run(net.Network, objective, new TrainerOptions
         {
             RunDir = o.OutputDir, Network = network, Steps = o.Steps, LearningRate = o.LearningRate, GradClip = o.GradClip, EmaDecay = o.EmaDecay,
             EmaStart = emaStart, CheckpointEvery = o.CheckpointEvery, LogEvery = o.LogEvery, MaxMinutes = o.MaxMinutes, Resume = o.Resume,
             Device = o.Device, Bf16 = o.Bf16, MaxNonFiniteInARow = o.MaxNonFiniteInARow, Seed = o.Seed, OnStep = o.OnStep, Log = o.Log,
             ValidateEvery = data.Validation.Count > 0 ? o.ValidateEvery : 0,
-            Validate = ("val log-mel L1", ema => Validate(kind, net.Card, ema, mel, prior, data.Validation, o.Device)),
+            Validate = ("val log-mel L1", ema => Validate(kind, net.Card, ema, mel, prior, data.Validation, o.Device, ValidationSampler(o))),
             SaveBundle = snap => SaveVoice(o, kind, name, mel, net.Card, prior, recipe, data, snap, cpuMinutesBefore),
         }, $"network: {kind.Name}, {net.Parameters:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}" +
            $"{(o.Bf16 ? " bf16" : "")}, batch {o.BatchSize}×{o.CropFrames} frames, prior {prior.Kind}" +
@@ -338,16 +354,22 @@ public static class VocoderTrainer
         return levels.sort().Values[(int)(0.99 * (levels.shape[0] - 1))].item<float>();
     }
 
-    /// <summary>Log-mel L1 of EMA renders (WG-6 from noise, first 2 s of up to 4 validation clips) against their mels.</summary>
+    /// <summary>The sampler validation renders with: WG-6, or DDIM over the levels a <see cref="VocoderTrainingOptions.TrainLevels"/> run
+    /// trains.</summary>
+    static ISampler ValidationSampler(VocoderTrainingOptions o) =>
+        o.TrainLevels > 0 ? new DdimSampler(Voice.TrainingSchedule, o.TrainLevels) : DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6"));
+
+    /// <summary>Log-mel L1 of EMA renders (from noise with <paramref name="sampler"/>, first 2 s of up to 4 validation clips) against
+    /// their mels.</summary>
     public static double Validate(IDiffusionVocoderArchitecture kind, JsonNode card, Ema ema, MelConfig mel, NoisePrior prior, IReadOnlyList<Utterance> clips,
-        Device device)
+        Device device, ISampler sampler)
     {
         using var scope = NewDisposeScope();
         var net = kind.LoadNetwork((JsonObject)card, mel, "network").Network;
         TensorFiles.LoadInto(net, ema.Shadow, "EMA weights");
         if (device.type != DeviceType.CPU) net.to(device);
         net.eval();
-        using var model = new DiffusionVocoderModel(net, mel, prior, DdpmSampler.WaveGrad(NoiseSchedule.Named("wg-6")), device, kind.Predicts);
+        using var model = new DiffusionVocoderModel(net, mel, prior, sampler, device, kind.Predicts);
         using var spec = new MelSpectrogram(mel);
         var options = new SynthesisOptions { Seed = 7, Start = SamplerStart.Noise };
         int n = Math.Min(4, clips.Count);
@@ -377,6 +399,7 @@ public static class VocoderTrainer
         var card = File.Exists(cardPath) ? InputFile.ReadJsonObject(cardPath, "voice card") : new JsonObject();
         if (o.Card is not null) foreach (var (k, v) in o.Card) card[k] = v?.DeepClone();
         card["prior"] = prior.ToCard();
+        if (o.TrainLevels > 0) card["default_sampler"] = new JsonObject { ["name"] = "ddim", ["steps"] = o.TrainLevels };
         card["training"] = new JsonObject
         {
             ["data"] = Path.GetFullPath(o.DataDir), ["speakers"] = new JsonArray(data.Speakers.Select(x => (JsonNode)x).ToArray()),
@@ -387,7 +410,8 @@ public static class VocoderTrainer
             ["wall_minutes"] = Math.Round(s.WallSeconds / 60, 1), ["cpu_minutes"] = Math.Round(s.CpuSeconds / 60, 2),
             ["cpu_minutes_before"] = Math.Round(cpuMinutesBefore, 2), ["cpu_minutes_in_all"] = Math.Round(cpuMinutesBefore + s.CpuSeconds / 60, 2),
             ["ema_decay_max"] = o.EmaDecay,
-            ["val_logmel_l1_wg6"] = double.IsFinite(s.LastValidation) ? Math.Round(s.LastValidation, 4) : null,
+            [o.TrainLevels > 0 ? $"val_logmel_l1_ddim{o.TrainLevels}" : "val_logmel_l1_wg6"] =
+                double.IsFinite(s.LastValidation) ? Math.Round(s.LastValidation, 4) : null,
         };
         // The run folder is itself a voice bundle: EMA weights in model.safetensors, raw ones beside them.
         Voice.Save(o.OutputDir, name, mel, kind.Name, network, s.Ema.Shadow, card, half: false);

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using TorchSharp;
 using WaveGradSharp.Audio;
 using WaveGradSharp.Diffusion;
@@ -347,6 +348,43 @@ public class TrainingTests
     [InlineData(double.NaN, "?")]
     [InlineData(-1, "?")]
     public void ProgressFormatsTheEtaInHours(double seconds, string expected) => Assert.Equal(expected, TrainingProgress.Format(seconds));
+
+    /// <summary>Returns its input and remembers the noise levels it was asked at.</summary>
+    sealed class LevelSpy() : nn.Module<Tensor, Tensor, Tensor, Tensor>("LevelSpy")
+    {
+        public readonly List<float> Seen = [];
+        public override Tensor forward(Tensor audio, Tensor mel, Tensor level)
+        {
+            Seen.AddRange(level.data<float>().ToArray());
+            return audio.clone();
+        }
+    }
+
+    [Fact]
+    public void TrainLevelsDrawsOnlyTheLevelsAnNStepDdimRenderVisits()
+    {
+        using var tmp = new TempDir();
+        var mel = MelConfig.Preset("hifigan-22k");
+        var data = VocoderDataset.Load(MakeData(tmp), mel, 8);
+        var ddim = new DdimSampler(Voice.TrainingSchedule, 4);
+        var visited = ddim.Levels.Select(l => (float)l.SignalScale).ToHashSet();
+        Assert.Equal(4, visited.Count);
+        var spy = new LevelSpy();
+        var objective = new DiffusionVocoderObjective(new TrainableNetwork(spy, new JsonObject(), 0, 0.1), Prediction.X0, data, mel,
+            NoisePrior.Standard, 16, 8, LossNorm.L1, 0, CPU, false, Voice.TrainingSchedule.Respace(4).SqrtAlphasCumprod);
+        var rng = new Generator(5);
+        for (int i = 0; i < 20; i++) objective.Loss(rng);
+        Assert.Equal(320, spy.Seen.Count);
+        Assert.All(spy.Seen, l => Assert.Contains(l, visited));
+        Assert.Equal(4, spy.Seen.Distinct().Count());   // every level is drawn
+        // The run's card names DDIM over those levels as its default sampler.
+        var o = Options(MakeData(tmp), tmp["run"], 2) with { Network = null, Architecture = "stft", Size = "tiny", TrainLevels = 4 };
+        VocoderTrainer.Run(o);
+        var voice = Voice.Load(tmp["run"]);
+        Assert.Equal("ddim", voice.DefaultSampler.Name);
+        Assert.Equal(visited, voice.DefaultSampler.Levels.Select(l => (float)l.SignalScale).ToHashSet());
+        Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(o with { OutputDir = tmp["bad"], TrainLevels = -1 }));
+    }
 
     static string MakeData(TempDir tmp)
     {
