@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.CommandLine;
 using TorchSharp;
 using WaveGradSharp.Diffusion;
@@ -21,6 +22,24 @@ static class Cli
     public static Option<string> Device() => new Option<string>("--device")
     { Description = "Where tensors live: auto (CUDA when available), cpu or cuda", DefaultValueFactory = _ => "auto" }
         .AcceptOnlyFromAmong("auto", "cpu", "cuda");
+
+    /// <summary>
+    /// Runs <paramref name="body"/> with a token that SIGINT (Ctrl+C) or SIGTERM cancels instead of killing the process, so that a
+    /// training run ends its step and writes its checkpoint. Both signals count: a job started in the background with
+    /// <c>nohup … &amp;</c> ignores SIGINT, and <c>kill</c>, systemd and <c>docker stop</c> send SIGTERM.
+    /// </summary>
+    public static int UntilStopped(Func<CancellationToken, int> body)
+    {
+        using var cts = new CancellationTokenSource();
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            cts.Cancel();
+        }
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        return body(cts.Token);
+    }
 
     /// <summary>Runs a verb's body: user errors become one line on stderr and exit code 2.</summary>
     public static int Run(ParseResult pr, Func<int> body, bool needsTorch = true)

@@ -39,15 +39,6 @@ static class ImageCommands
         return (ImageFiles.LoadFolder(data, size, channels), null);
     }
 
-    static int WithCancel(Func<CancellationToken, int> body)
-    {
-        using var cts = new CancellationTokenSource();
-        ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-        Console.CancelKeyPress += onCancel;
-        try { return body(cts.Token); }
-        finally { Console.CancelKeyPress -= onCancel; }
-    }
-
     static Command Train()
     {
         var data = DataOpt();
@@ -94,7 +85,7 @@ static class ImageCommands
             data, output, objective, size, imageSize, channels, unconditional, steps, batch, lr, dropout, schedule, ckptEvery, logEvery, resume, initFrom,
             maxMinutes, emaDecay, seed, device,
         };
-        cmd.SetAction(pr => Cli.Run(pr, () => WithCancel(ct =>
+        cmd.SetAction(pr => Cli.Run(pr, () => Cli.UntilStopped(ct =>
         {
             var (train, _) = LoadData(pr.GetValue(data)!, pr.GetValue(imageSize), pr.GetValue(channels));
             var obj = pr.GetValue(objective) switch { "hybrid" => ImageObjective.Hybrid, "score" => ImageObjective.Score, _ => ImageObjective.Epsilon };

@@ -409,12 +409,8 @@ static class VocoderCommands
             };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
         {
-            // Ctrl+C stops at the end of the current step and writes a checkpoint (the trainer's finally block).
-            using var cts = new CancellationTokenSource();
-            ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); };
-            Console.CancelKeyPress += onCancel;
-            try { return TrainVocoder(pr, cts.Token); }
-            finally { Console.CancelKeyPress -= onCancel; }
+            // Ctrl+C or SIGTERM stops at the end of the current step and writes a checkpoint (the trainer's finally block).
+            return Cli.UntilStopped(ct => TrainVocoder(pr, ct));
         }));
         return new Command("train", "Train models") { vocoder };
 

@@ -277,6 +277,40 @@ public class HostileInputTests
             "--device", "cpu", .. more];
 
     [Fact]
+    public void SigtermStopsTrainingWithACheckpoint()
+    {
+        // kill, systemd and docker stop send SIGTERM, and a job started with nohup … & ignores SIGINT: either must end the step
+        // and write the checkpoint, as Ctrl+C does, not lose the run since the last one.
+        if (OperatingSystem.IsWindows()) return;
+        var dir = Directory.CreateTempSubdirectory("wg-term-");
+        try
+        {
+            string data = Path.Combine(dir.FullName, "data"), run = Path.Combine(dir.FullName, "run");
+            Directory.CreateDirectory(data);
+            File.Copy(Fixture("clip-word-22k.wav"), Path.Combine(data, "a.wav"));
+            using var trainer = CliRunner.Start(Train(data, run, 1_000_000, "--architecture", "stft", "--size", "tiny", "--checkpoint-every", "1000000"));
+            try
+            {
+                string pidFile = Path.Combine(run, RunLock.PidFileName);
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                while (!File.Exists(pidFile) && !trainer.HasExited && clock.Elapsed.TotalSeconds < 120) Thread.Sleep(100);
+                Thread.Sleep(3000);   // some steps
+                Assert.False(trainer.HasExited, "the trainer stopped by itself");
+                System.Diagnostics.Process.Start("kill", ["-TERM", $"{trainer.Id}"])!.WaitForExit();
+                Assert.True(trainer.WaitForExit(60_000), "SIGTERM did not stop the trainer within 60 s");
+                Assert.Equal(130, trainer.ExitCode);
+            }
+            finally
+            {
+                if (!trainer.HasExited) trainer.Kill();
+            }
+            var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(run, "checkpoint", "state.json")));
+            Assert.True(state.RootElement.GetProperty("step").GetInt64() >= 1);
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
     public void ARunFolderTakesOneTrainerAPipeInItsCheckpointFailsFastAndWarningsGoToStderr()
     {
         var dir = Directory.CreateTempSubdirectory("wg-run-");
