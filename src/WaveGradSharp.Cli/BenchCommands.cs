@@ -74,11 +74,12 @@ static class BenchCommands
                 double peak = Peak(computes);
                 double flopsPerSecondPerStep = 2 * architecture.MultiplyAddsPerSample(v.Voice) * v.SampleRate;
                 string samplerName = pr.GetValue(sampler) ?? v.Voice.DefaultSampler.Name;
+                string computesName = computes == ScalarType.BFloat16 ? "bf16" : "fp32";
                 if (!header)
                 {
                     Console.WriteLine($"voice {v.Voice.Name} ({v.Voice.Architecture}), sampler {samplerName} from {VocoderCommands.StartName(how.Start)}, " +
                         $"consistency {VocoderCommands.ConsistencyName(how.Consistency)}, {how.PostFilterPasses} post-filter passes");
-                    Console.WriteLine($"{"precision",-9} {"steps",5} {"first chunk s",13} {"5 s best of 3",12} {"steady RTF",10} {"GFLOP/s",8} {"of peak",8}");
+                    Console.WriteLine($"{"precision",-9} {"evals",5} {"first chunk s",13} {"5 s best of 3",12} {"steady RTF",10} {"GFLOP/s",8} {"of peak",8}");
                     header = true;
                 }
                 double total = pr.GetValue(seconds);
@@ -96,10 +97,10 @@ static class BenchCommands
                     double t5Best = Math.Min(t5, Math.Min(Render(v, shortMel, o), Render(v, shortMel, o)));   // as bench-pytorch.py: best of 3
                     int evaluations = v.Model.Evaluations(o);
                     double gflops = flopsPerSecondPerStep * evaluations / rtf / 1e9;
-                    string name = computes == ScalarType.BFloat16 ? "bf16" : "fp32";
-                    Console.WriteLine($"{name,-9} {evaluations,5} {first,13:F2} {t5Best,12:F2} {rtf,10:F3} {gflops,8:F0} {gflops / peak,8:P0}");
+                    Console.WriteLine($"{computesName,-9} {evaluations,5} {first,13:F2} {t5Best,12:F2} {rtf,10:F3} {gflops,8:F0} {gflops / peak,8:P0}");
                 }
-                Breakdown(v, longMel, total + 5, name: computes == ScalarType.BFloat16 ? "bf16" : "fp32", how with { Sampler = v.Voice.DefaultSampler });
+                var sampled = how with { Sampler = pr.GetValue(sampler) is null ? v.Voice.DefaultSampler : v.Voice.Sampler(samplerName) };
+                Breakdown(v, longMel, total + 5, computesName, sampled);
                 // The profile runs on the CPU: compare it with the CPU's peak.
                 if (pr.GetValue(profile))
                     Profile(v, longMel.cpu(), kind, how, dev.type == DeviceType.CPU ? peak : MatmulPeak(Devices.InferenceType(kind, CPU), CPU));
@@ -109,7 +110,7 @@ static class BenchCommands
         return cmd;
     }
 
-    /// <summary>Seconds per second of audio of each part of a render with the voice's sampler, timed apart: the network on one CPU
+    /// <summary>Seconds per second of audio of each part of a render with <paramref name="o"/>'s sampler, timed apart: the network on one CPU
     /// piece (per evaluation), the consistency steps on that piece, the Griffin-Lim start, the post-filter.</summary>
     static void Breakdown(Vocoder.Vocoder v, Tensor mel, double seconds, string name, SynthesisOptions o)
     {

@@ -367,7 +367,7 @@ static class VocoderCommands
         }.AcceptOnlyFromAmong([.. VocoderArchitectures.Names]);
         var size = new Option<string>("--size")
         {
-            Description = "wavegrad: small (CPU), base (15.9 M with 128 mels) or large; stft: tiny, small (4.8 M) or base",
+            Description = "wavegrad: small (CPU), base (15.9 M with 128 mels) or large; stft: tiny, small (4.3 M) or base",
             DefaultValueFactory = _ => "small",
         };
         var steps = new Option<long>("--steps") { Description = "Train until this step", DefaultValueFactory = _ => 1000 };

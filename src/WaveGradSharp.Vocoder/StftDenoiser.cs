@@ -49,7 +49,7 @@ public sealed record StftDenoiserConfig
     /// <summary>The named sizes.</summary>
     public static IReadOnlyList<string> SizeNames { get; } = ["tiny", "small", "base"];
 
-    /// <summary>A named size for a mel preset: <c>small</c> (width 256, 8 blocks, about 4.8 M parameters), <c>base</c> (384, 10) or
+    /// <summary>A named size for a mel preset: <c>small</c> (width 256, 8 blocks, 4.27 M parameters), <c>base</c> (384, 10) or
     /// <c>tiny</c> (64, 2: for tests).</summary>
     public static StftDenoiserConfig Create(string size, MelConfig mel)
     {
