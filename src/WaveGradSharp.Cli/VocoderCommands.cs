@@ -240,8 +240,9 @@ static class VocoderCommands
                     var v = Voice.Load(d);
                     double mb = Directory.GetFiles(d).Sum(f => new FileInfo(f).Length) / 1048576.0;
                     var t = v.Card["training"] as JsonObject;
+                    string spent = t?["cpu_minutes_in_all"] is JsonNode cpu ? $"{cpu} CPU min" : $"{t?["wall_minutes"]} min";
                     string card = t is null ? ""
-                        : $"{t["steps"]} steps, {t["train_minutes"]} min of {t["corpus"] ?? "speech"}, {t["wall_minutes"]} min on {t["hardware"]}";
+                        : $"{t["steps"]} steps, {t["train_minutes"]} min of {t["corpus"] ?? "speech"}, {spent} on {t["hardware"]}";
                     Console.WriteLine($"{v.Name,-16} {v.SampleRate,6} {v.Mel.Name,-13} {v.Card["parameters"],10} {mb,6:F1}  {card}");
                 }
                 catch (Exception e) { Console.WriteLine($"{Path.GetFileName(d),-16} unreadable: {e.Message.Split('\n')[0]}"); }
