@@ -118,9 +118,10 @@ public static class GriffinLim
 
     /// <summary>
     /// Fast Griffin-Lim's loop (analysis window <paramref name="win"/>) from a spectrogram with the target magnitude
-    /// (<paramref name="shaped"/>, [bins, frames]), returning the waveform of its last iterate, (frames − 1)·hop samples. The loop carries S·e^{iφ} (the next inverse transform's input) rather
-    /// than the phases alone. Fast Griffin-Lim's extrapolation t = c_n + m(c_n − c_{n−1}) (m the momentum) is taken divided by
-    /// 1 + m, as c_n − m/(1 + m)·c_{n−1}: only its phase is kept.
+    /// (<paramref name="shaped"/>, [bins, frames]), returning the waveform of its last iterate, (frames − 1)·hop samples.
+    /// The loop carries S·e^{iφ} (the next inverse transform's input) rather than the phases alone. Fast Griffin-Lim's
+    /// extrapolation t = c_n + m(c_n − c_{n−1}) (m the momentum) is taken divided by 1 + m, as c_n − m/(1 + m)·c_{n−1}: only
+    /// its phase is kept.
     /// </summary>
     static Tensor Iterate(Tensor shaped, Tensor spec, MelConfig cfg, Tensor win, int iters, double momentum)
     {
