@@ -330,7 +330,9 @@ public static class VocoderTrainer
         if (o.TrainLevels > 0) recipe["train_levels"] = o.TrainLevels;   // only then: older checkpoints resume as they were
         var network = new JsonObject { [kind.Name] = net.Card.DeepClone(), ["preset"] = mel.Name, ["recipe"] = recipe };
         string name = o.VoiceName ?? Path.GetFileName(Path.GetFullPath(o.OutputDir).TrimEnd('/'));
-        var trainLevels = o.TrainLevels > 0 ? Voice.TrainingSchedule.Respace(o.TrainLevels).SqrtAlphasCumprod : null;
+        // One sampler is the source of both: the levels a --train-levels run trains on are those its validation renders visit.
+        var validation = ValidationSampler(o);
+        var trainLevels = o.TrainLevels > 0 ? validation.Levels.Select(l => l.SignalScale).ToList() : null;
         var objective = new DiffusionVocoderObjective(net, kind.Predicts, data, mel, prior, o.BatchSize, o.CropFrames, o.Loss, o.StftLossWeight, o.Device,
             o.Bf16, trainLevels);
         return Trainer.Run(net.Network, objective, new TrainerOptions
@@ -339,7 +341,7 @@ public static class VocoderTrainer
             EmaStart = emaStart, CheckpointEvery = o.CheckpointEvery, LogEvery = o.LogEvery, MaxMinutes = o.MaxMinutes, Resume = o.Resume,
             Device = o.Device, Bf16 = o.Bf16, MaxNonFiniteInARow = o.MaxNonFiniteInARow, Seed = o.Seed, OnStep = o.OnStep, Log = o.Log,
             ValidateEvery = data.Validation.Count > 0 ? o.ValidateEvery : 0,
-            Validate = ("val log-mel L1", ema => Validate(kind, net.Card, ema, mel, prior, data.Validation, o.Device, ValidationSampler(o))),
+            Validate = ("val log-mel L1", ema => Validate(kind, net.Card, ema, mel, prior, data.Validation, o.Device, validation)),
             SaveBundle = snap => SaveVoice(o, kind, name, mel, net.Card, prior, recipe, data, snap, cpuMinutesBefore),
         }, $"network: {kind.Name}, {net.Parameters:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}" +
            $"{(o.Bf16 ? " bf16" : "")}, batch {o.BatchSize}×{o.CropFrames} frames, prior {prior.Kind}" +
