@@ -68,7 +68,9 @@ public static class GriffinLim
     /// The linear STFT magnitude [bins, frames] a log-mel [n_mels, frames] asks for, on the mel's device: non-negative least squares
     /// for |S| in mel = Fᵀ·|S|, started from the clipped pseudo-inverse and refined by multiplicative (Lee–Seung) updates, which keep
     /// |S| ≥ 0 and lower ‖mel − Fᵀ|S|‖ at every step (they halve the log-mel error of the pseudo-inverse alone on hifigan-22k's 80
-    /// bands). Scaled as the preset's STFT is (power, window normalisation).
+    /// bands). Scaled as the preset's STFT is (power, window normalisation). The updates multiply by F and Fᵀ through F's nonzero
+    /// entries alone: each bin lies under at most two triangular filters, so that is about 40 times fewer multiply-adds than
+    /// dense products, which made these updates cost more than a Griffin-Lim start's 16 iterations.
     /// </summary>
     public static Tensor Magnitude(Tensor mel, MelConfig cfg)
     {
@@ -79,15 +81,31 @@ public static class GriffinLim
         var lin = ms.Decompress(mel.to_type(float32)); // [M, N] mel magnitude (or power)
         var fb = cfg.FilterBank();
         var fbRows = new double[cfg.NMels * cfg.NFreqs];
+        List<long> bands = [], bins = [];
+        List<float> weights = [];
         for (int k = 0; k < cfg.NFreqs; k++)
-            for (int m = 0; m < cfg.NMels; m++) fbRows[m * cfg.NFreqs + k] = fb[k, m];
-        var fbT = tensor(fbRows, new long[] { cfg.NMels, cfg.NFreqs });
-        var pinv = linalg.pinv(fbT).to_type(float32).to(dev); // [F, M]
-        var fbt = fbT.to_type(float32).to(dev); // [M, F]
-        var at = fbt.t();
-        var num = matmul(at, lin);
+            for (int m = 0; m < cfg.NMels; m++)
+            {
+                fbRows[m * cfg.NFreqs + k] = fb[k, m];
+                if (fb[k, m] != 0) { bands.Add(m); bins.Add(k); weights.Add((float)fb[k, m]); }
+            }
+        var band = tensor(bands.ToArray(), device: dev);
+        var bin = tensor(bins.ToArray(), device: dev);
+        var weight = tensor(weights.ToArray(), device: dev).unsqueeze(1);
+        long n = lin.shape[1];
+        // Fᵀ·x [M, N] and F·y [F, N] from the nonzero entries (band, bin, weight).
+        Tensor ToMel(Tensor x) => zeros([cfg.NMels, n], float32, dev).index_add_(0, band, x.index_select(0, bin).mul_(weight), 1);
+        Tensor FromMel(Tensor y) => zeros([cfg.NFreqs, n], float32, dev).index_add_(0, bin, y.index_select(0, band).mul_(weight), 1);
+        var pinv = linalg.pinv(tensor(fbRows, new long[] { cfg.NMels, cfg.NFreqs })).to_type(float32).to(dev); // [F, M]
+        var num = FromMel(lin);
         var spec = matmul(pinv, lin).clamp_min(0) + 1e-6;
-        for (int i = 0; i < NnlsIterations; i++) spec = spec * num / (matmul(at, matmul(fbt, spec)) + 1e-12);
+        for (int i = 0; i < NnlsIterations; i++)
+        {
+            using var step = NewDisposeScope();
+            var next = spec * num / FromMel(ToMel(spec)).add_(1e-12);
+            spec.Dispose();
+            spec = next.MoveToOuterDisposeScope();
+        }
         if (cfg.Power == 2) spec = spec.sqrt();
         if (cfg.NormalizedWindow) spec = spec * (win * win).sum().sqrt();
         return spec.MoveToOuterDisposeScope();
