@@ -24,28 +24,18 @@ static class BenchCommands
         var sampler = new Option<string?>("--sampler") { Description = "Sampler (default: the voice's)" }.AcceptOnlyFromAmong([.. Voice.SamplerNames]);
         var precisions = new Option<string>("--precision") { Description = "fp32, bf16 or both", DefaultValueFactory = _ => "both" }
             .AcceptOnlyFromAmong("fp32", "bf16", "both");
-        var start = new Option<string>("--start")
-        {
-            Description = "griffin-lim or noise", DefaultValueFactory = _ => VocoderCommands.StartName(SynthesisOptions.DefaultStart),
-        }
+        var start = new Option<string?>("--start") { Description = "griffin-lim or noise; default: the voice's" }
             .AcceptOnlyFromAmong("griffin-lim", "noise");
-        var consistency = new Option<string>("--consistency")
+        var consistency = new Option<string?>("--consistency")
         {
-            Description = "Consistency steps: none, project[:LEVELS[:ITERATIONS]] or substitute[:LEVELS]",
-            DefaultValueFactory = _ => VocoderCommands.ConsistencyName(ConsistencySteps.Default),
+            Description = "Consistency steps: none, project[:LEVELS[:ITERATIONS]] or substitute[:LEVELS]; default: the voice's",
         };
-        var postFilter = new Option<int>("--post-filter")
-        {
-            Description = "Post-filter passes", DefaultValueFactory = _ => SynthesisOptions.DefaultPostFilterPasses,
-        };
+        var postFilter = new Option<int?>("--post-filter") { Description = "Post-filter passes; default: the voice's" };
         var piece = new Option<int>("--piece-frames")
         {
             Description = "Frames per CPU piece", DefaultValueFactory = _ => new SynthesisOptions().CpuPieceFrames,
         };
-        var iterations = new Option<int>("--start-iterations")
-        {
-            Description = "Griffin-Lim iterations of the start", DefaultValueFactory = _ => SynthesisOptions.DefaultStartIterations,
-        };
+        var iterations = new Option<int?>("--start-iterations") { Description = "Griffin-Lim iterations of the start; default: the voice's" };
         var profile = new Option<bool>("--profile") { Description = "Also time each layer of one network evaluation (WaveGrad voices)" };
         var device = Cli.Device();
         var cmd = new Command("bench", "Time renders (first chunk, steady real-time factor) against the machine's matmul peak")
@@ -59,16 +49,18 @@ static class BenchCommands
             Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {torch.get_num_threads()} torch threads; matmul peak " +
                 string.Join(", ", kinds.Select(k => $"{k} {Peak(Devices.InferenceType(k, dev)):F0} GFLOP/s")) +
                 $"; --precision auto here: {(Devices.InferenceType("auto", dev) == ScalarType.BFloat16 ? "bf16" : "fp32")}");
-            var how = new SynthesisOptions
-            {
-                Start = pr.GetValue(start) == "noise" ? SamplerStart.Noise : SamplerStart.GriffinLim, PostFilterPasses = pr.GetValue(postFilter),
-                CpuPieceFrames = pr.GetValue(piece), StartIterations = pr.GetValue(iterations),   // checked by the Vocoder
-                Consistency = VocoderCommands.ParseConsistency(pr.GetValue(consistency)!),
-            };
             bool header = false;
             foreach (var kind in kinds)
             {
                 using var v = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: kind);
+                var d = v.Voice.RenderDefaults();   // what the voice renders with, but for the flags given (checked by the Vocoder)
+                var how = d with
+                {
+                    Start = pr.GetValue(start) switch { null => d.Start, "noise" => SamplerStart.Noise, _ => SamplerStart.GriffinLim },
+                    PostFilterPasses = pr.GetValue(postFilter) ?? d.PostFilterPasses, CpuPieceFrames = pr.GetValue(piece),
+                    StartIterations = pr.GetValue(iterations) ?? d.StartIterations,
+                    Consistency = pr.GetValue(consistency) is string c ? ConsistencySteps.Parse(c, "--consistency") : d.Consistency,
+                };
                 var architecture = VocoderArchitectures.Get(v.Voice.Architecture, v.Voice.Bundle.ManifestPath);
                 var computes = architecture.ComputeType(Devices.InferenceType(kind, dev));
                 double peak = Peak(computes);
@@ -78,7 +70,7 @@ static class BenchCommands
                 if (!header)
                 {
                     Console.WriteLine($"voice {v.Voice.Name} ({v.Voice.Architecture}), sampler {samplerName} from {VocoderCommands.StartName(how.Start)}, " +
-                        $"consistency {VocoderCommands.ConsistencyName(how.Consistency)}, {how.PostFilterPasses} post-filter passes");
+                        $"consistency {how.Consistency}, {how.PostFilterPasses} post-filter passes");
                     Console.WriteLine($"{"precision",-9} {"evals",5} {"first chunk s",13} {"5 s best of 3",12} {"steady RTF",10} {"GFLOP/s",8} {"of peak",8}");
                     header = true;
                 }
@@ -125,7 +117,7 @@ static class BenchCommands
             for (int i = 0; i < 3; i++) v.Model.Render(m, request);
             return sw.Elapsed.TotalSeconds / 3 / pieceSeconds;   // per second of a piece's own audio
         }
-        int evaluations = v.Model.Evaluations(o);
+        int evaluations = v.Model.Evaluations(o with { Start = SamplerStart.Noise });   // what Time runs
         double network = Time(o with { Consistency = ConsistencySteps.None });
         double consistency = o.Consistency.Mode == ConsistencyMode.None ? 0 : Time(o) - network;
         var sw = Stopwatch.StartNew();

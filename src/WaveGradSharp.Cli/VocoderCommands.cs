@@ -27,8 +27,9 @@ static class VocoderCommands
         DefaultValueFactory = _ => "ema",
     }.AcceptOnlyFromAmong("ema", "raw");
 
-    /// <summary>The render flags shared by vocode, resynth and speak: the sampler, where it starts, consistency steps and the post-filter,
-    /// their defaults taken from <paramref name="defaults"/> (speak: <see cref="SynthesisOptions.LowLatency"/>).</summary>
+    /// <summary>The render flags shared by vocode, resynth, speak and voice eval: the sampler, where it starts, consistency steps and
+    /// the post-filter. A flag not given takes the voice's default (<see cref="Voice.RenderDefaults"/>) over
+    /// <paramref name="defaults"/> (speak: <see cref="SynthesisOptions.LowLatency"/>).</summary>
     internal sealed class RenderFlags(SynthesisOptions? defaults = null)
     {
         readonly Option<string?> sampler = new Option<string?>("--sampler")
@@ -36,27 +37,30 @@ static class VocoderCommands
             Description = "Sampler: wavegrad (--steps: a schedule), respaced, ddim, pc or ode (--steps: a count of levels); default: the voice's",
         }.AcceptOnlyFromAmong([.. Voice.SamplerNames]);
         readonly Option<double> eta = new("--eta") { Description = "DDIM's η in [0, 1] (0: deterministic)" };
-        readonly Option<string> start = new Option<string>("--start")
+        readonly Option<string?> start = new Option<string?>("--start")
         {
-            Description = "Sampler start: noise or griffin-lim (the mel's Griffin-Lim waveform, noised)",
-            DefaultValueFactory = _ => StartName((defaults ?? new()).Start),
+            Description = "Sampler start: noise or griffin-lim (the mel's Griffin-Lim waveform, noised); default: the voice's, else " +
+                StartName((defaults ?? new()).Start),
         }.AcceptOnlyFromAmong("griffin-lim", "noise");
-        readonly Option<string> consistency = new("--consistency")
+        readonly Option<int?> startIterations = new("--start-iterations")
         {
-            Description = "Griffin-Lim consistency in the first steps: none, project[:LEVELS[:ITERATIONS]] (GLA-Grad) or substitute[:LEVELS] (GLA-Grad++)",
-            DefaultValueFactory = _ => ConsistencyName((defaults ?? new()).Consistency),
+            Description = $"Griffin-Lim iterations of the start; default: the voice's, else {(defaults ?? new()).StartIterations}",
         };
-        readonly Option<int> postFilter = new("--post-filter")
+        readonly Option<string?> consistency = new("--consistency")
         {
-            Description = "Mel post-filter passes (0: the network's raw output)",
-            DefaultValueFactory = _ => (defaults ?? new()).PostFilterPasses,
+            Description = "Griffin-Lim consistency in the first steps: none, project[:LEVELS[:ITERATIONS]] (GLA-Grad) or substitute[:LEVELS] " +
+                $"(GLA-Grad++); default: the voice's, else {(defaults ?? new()).Consistency}",
+        };
+        readonly Option<int?> postFilter = new("--post-filter")
+        {
+            Description = $"Mel post-filter passes (0: the network's raw output); default: the voice's, else {(defaults ?? new()).PostFilterPasses}",
         };
 
         readonly Option<string> precision = PrecisionOpt();
 
         public void AddTo(Command cmd)
         {
-            foreach (var o in new Option[] { sampler, eta, start, consistency, postFilter, precision }) cmd.Options.Add(o);
+            foreach (var o in new Option[] { sampler, eta, start, startIterations, consistency, postFilter, precision }) cmd.Options.Add(o);
         }
 
         /// <summary>The --precision given.</summary>
@@ -65,51 +69,27 @@ static class VocoderCommands
         /// <summary>The render settings these flags, a schedule or step count and a seed make (the sampler always resolved).</summary>
         public SynthesisOptions Options(ParseResult pr, Vocoder.Vocoder vocoder, string? steps, long seed)
         {
-            int passes = pr.GetValue(postFilter);
-            if (passes < 0) throw new WaveGradException($"--post-filter {passes}: must be 0 or more");
             var voice = vocoder.Voice;
+            var d = voice.RenderDefaults(defaults);
+            int passes = pr.GetValue(postFilter) ?? d.PostFilterPasses;
+            if (passes < 0) throw new WaveGradException($"--post-filter {passes}: must be 0 or more");
+            int iterations = pr.GetValue(startIterations) ?? d.StartIterations;
+            if (iterations < 1) throw new WaveGradException($"--start-iterations {iterations}: must be at least 1");
             string? name = pr.GetValue(sampler);
             var chosen = name is null && steps is null && pr.GetResult(eta) is null
                 ? voice.DefaultSampler
                 : voice.Sampler(name ?? voice.DefaultSampler.Name, steps, pr.GetValue(eta));
-            return new()
+            return d with
             {
-                Sampler = chosen, Seed = seed, PostFilterPasses = passes, Consistency = ParseConsistency(pr.GetValue(consistency)!),
-                Start = pr.GetValue(start) == "noise" ? SamplerStart.Noise : SamplerStart.GriffinLim,
+                Sampler = chosen, Seed = seed, PostFilterPasses = passes, StartIterations = iterations,
+                Consistency = pr.GetValue(consistency) is string c ? ConsistencySteps.Parse(c, "--consistency") : d.Consistency,
+                Start = pr.GetValue(start) switch { null => d.Start, "noise" => SamplerStart.Noise, _ => SamplerStart.GriffinLim },
             };
         }
     }
 
     /// <summary>How --start names a start.</summary>
     internal static string StartName(SamplerStart s) => s == SamplerStart.Noise ? "noise" : "griffin-lim";
-
-    /// <summary>How --consistency writes a setting (what <see cref="ParseConsistency"/> reads).</summary>
-    internal static string ConsistencyName(ConsistencySteps c) => c.Mode switch
-    {
-        ConsistencyMode.Project => $"project:{c.Levels}:{c.Iterations}",
-        ConsistencyMode.Substitute => $"substitute:{c.Levels}",
-        _ => "none",
-    };
-
-    /// <summary>Reads <c>none</c>, <c>project[:LEVELS[:ITERATIONS]]</c> or <c>substitute[:LEVELS]</c>.</summary>
-    internal static ConsistencySteps ParseConsistency(string spec)
-    {
-        var parts = spec.Split(':');
-        ConsistencyMode mode = parts[0] switch
-        {
-            "none" => ConsistencyMode.None,
-            "project" => ConsistencyMode.Project,
-            "substitute" => ConsistencyMode.Substitute,
-            _ => throw new WaveGradException($"--consistency '{Text.Escape(spec, 40)}': the mode must be none, project or substitute"),
-        };
-        int Part(int i, int fallback) => parts.Length <= i ? fallback
-            : int.TryParse(parts[i], out int v) && v >= 1 ? v
-            : throw new WaveGradException($"--consistency '{Text.Escape(spec, 40)}': '{Text.Escape(parts[i], 20)}' is not a whole number of at least 1");
-        if (parts.Length > (mode == ConsistencyMode.Project ? 3 : mode == ConsistencyMode.Substitute ? 2 : 1))
-            throw new WaveGradException($"--consistency '{Text.Escape(spec, 40)}': too many fields");
-        var d = new ConsistencySteps();
-        return d with { Mode = mode, Levels = Part(1, d.Levels), Iterations = Part(2, d.Iterations) };
-    }
 
     /// <summary>"wavegrad, 6 levels from noise" or "ddim, 10 levels, last 7 run from Griffin-Lim": what a render ran.</summary>
     internal static string DescribeSteps(SynthesisOptions o)

@@ -304,14 +304,15 @@ public sealed partial class SpeechServer : IAsyncDisposable
         if (steps is not null && !(steps.Length <= 4 && steps.All(char.IsAsciiDigit) && int.Parse(steps) is >= 1 and var n && n <= options.MaxSteps))
             throw ApiError.Field("steps", $"steps must be a whole number from 1 to {options.MaxSteps}");
         var voice = v.Vocoder.Voice;
-        // Streamed to a listener: the low-latency defaults (see SynthesisOptions.LowLatency).
-        return SynthesisOptions.LowLatency with
+        // Streamed to a listener: the voice's defaults over the low-latency ones (see SynthesisOptions.LowLatency).
+        var defaults = voice.RenderDefaults(SynthesisOptions.LowLatency);
+        return defaults with
         {
             Sampler = sampler is null && steps is null ? voice.DefaultSampler : voice.Sampler(sampler ?? voice.DefaultSampler.Name, steps),
             Seed = seed ?? 1234,
             Start = start switch
             {
-                null => SynthesisOptions.LowLatency.Start,
+                null => defaults.Start,
                 "griffin-lim" => SamplerStart.GriffinLim,
                 "noise" => SamplerStart.Noise,
                 _ => throw ApiError.Field("start", "start must be griffin-lim or noise"),

@@ -46,6 +46,37 @@ public sealed record ConsistencySteps
     /// was the one setting tried whose spectral convergence, voicing, F0 and periodicity all beat Griffin-Lim's.
     /// </summary>
     public static ConsistencySteps Default { get; } = new() { Mode = ConsistencyMode.Project, Levels = 3, Iterations = 64 };
+
+    /// <summary>How a setting is written (what <see cref="Parse"/> reads): <c>none</c>, <c>project:LEVELS:ITERATIONS</c> or
+    /// <c>substitute:LEVELS</c>.</summary>
+    public override string ToString() => Mode switch
+    {
+        ConsistencyMode.Project => $"project:{Levels}:{Iterations}",
+        ConsistencyMode.Substitute => $"substitute:{Levels}",
+        _ => "none",
+    };
+
+    /// <summary>Reads <c>none</c>, <c>project[:LEVELS[:ITERATIONS]]</c> or <c>substitute[:LEVELS]</c>; an error names
+    /// <paramref name="what"/> (a flag or a card field).</summary>
+    public static ConsistencySteps Parse(string spec, string what)
+    {
+        var parts = spec.Split(':');
+        string said = $"{what} '{Text.Escape(spec, 40)}'";
+        ConsistencyMode mode = parts[0] switch
+        {
+            "none" => ConsistencyMode.None,
+            "project" => ConsistencyMode.Project,
+            "substitute" => ConsistencyMode.Substitute,
+            _ => throw new WaveGradException($"{said}: the mode must be none, project or substitute"),
+        };
+        int Part(int i, int fallback) => parts.Length <= i ? fallback
+            : int.TryParse(parts[i], out int v) && v >= 1 ? v
+            : throw new WaveGradException($"{said}: '{Text.Escape(parts[i], 20)}' is not a whole number of at least 1");
+        if (parts.Length > (mode == ConsistencyMode.Project ? 3 : mode == ConsistencyMode.Substitute ? 2 : 1))
+            throw new WaveGradException($"{said}: too many fields");
+        var d = new ConsistencySteps();
+        return d with { Mode = mode, Levels = Part(1, d.Levels), Iterations = Part(2, d.Iterations) };
+    }
 }
 
 /// <summary>What a consistency step puts in place of the denoiser's x̂₀ (see <see cref="ConsistencySteps"/>).</summary>
@@ -230,7 +261,9 @@ public sealed class Vocoder : IDisposable
         }
     }
 
-    /// <summary>Renders a mel [n_mels, frames] (the voice's preset) to float32 samples at <see cref="SampleRate"/>, frames·hop long.</summary>
+    /// <summary>Renders a mel [n_mels, frames] (the voice's preset) to float32 samples at <see cref="SampleRate"/>, frames·hop long.
+    /// Null <paramref name="options"/> (here and in the other renders) are the voice's defaults, <see cref="Voice.RenderDefaults"/>:
+    /// change one with <c>voice.RenderDefaults() with { Seed = 7 }</c>.</summary>
     public float[] Synthesize(Tensor mel, SynthesisOptions? options = null, CancellationToken ct = default)
     {
         var pieces = SynthesizePieces(mel, options, ct).ToList();
@@ -328,9 +361,10 @@ public sealed class Vocoder : IDisposable
         }
     }
 
-    static SynthesisOptions Checked(SynthesisOptions? options)
+    /// <summary>The options checked; null: the voice's defaults (<see cref="Voice.RenderDefaults"/>).</summary>
+    SynthesisOptions Checked(SynthesisOptions? options)
     {
-        var o = options ?? new();
+        var o = options ?? Voice.RenderDefaults();
         if (o.PostFilterPasses < 0) throw WaveGradException.About($"PostFilterPasses {o.PostFilterPasses}: must be 0 or more", "PostFilterPasses");
         if (!(o.StartNoise > 0 && o.StartNoise <= 1)) throw WaveGradException.About($"StartNoise {o.StartNoise}: must be in (0, 1]", "StartNoise");
         if (o.StartIterations < 1) throw WaveGradException.About($"StartIterations {o.StartIterations}: must be at least 1", "StartIterations");

@@ -45,6 +45,32 @@ public sealed class Voice
     /// <summary>The sampler used when none is asked for: the card's <c>default_sampler</c> ({"name", "steps", "eta"}, see
     /// <see cref="Sampler"/>), else WaveGrad's over <see cref="DefaultSchedule"/>.</summary>
     public ISampler DefaultSampler { get; }
+    /// <summary>
+    /// The render settings for this voice: <paramref name="context"/>'s (default: <c>new SynthesisOptions()</c>; <c>speak</c> and
+    /// <c>serve</c> pass <see cref="SynthesisOptions.LowLatency"/>) with the voice's <see cref="DefaultSampler"/> and what the card's
+    /// <c>default_render</c> sets: <c>start</c> (noise or griffin-lim), <c>start_iterations</c>, <c>consistency</c> (as
+    /// <see cref="ConsistencySteps.Parse"/> reads it) and <c>post_filter</c>. A network kind whose best render differs from
+    /// WaveGrad's (the <c>stft</c> kind needs no consistency steps after a Griffin-Lim start) says so once, in its card.
+    /// </summary>
+    public SynthesisOptions RenderDefaults(SynthesisOptions? context = null)
+    {
+        var o = (context ?? new SynthesisOptions()) with { Sampler = DefaultSampler };
+        return o with
+        {
+            Start = defaultStart ?? o.Start,
+            StartIterations = defaultStartIterations ?? o.StartIterations,
+            Consistency = defaultConsistency ?? o.Consistency,
+            PostFilterPasses = defaultPostFilter ?? o.PostFilterPasses,
+        };
+    }
+
+    /// <summary>The fields a card's <c>default_render</c> may set.</summary>
+    public static IReadOnlyList<string> DefaultRenderFields { get; } = ["start", "start_iterations", "consistency", "post_filter"];
+
+    readonly SamplerStart? defaultStart;
+    readonly int? defaultStartIterations, defaultPostFilter;
+    readonly ConsistencySteps? defaultConsistency;
+
     /// <summary>Schedules found by <c>schedule search</c>, by step count.</summary>
     public IReadOnlyDictionary<int, NoiseSchedule> SearchedSchedules { get; }
     /// <summary>The whole voice.json, including the card fields.</summary>
@@ -95,6 +121,27 @@ public sealed class Voice
             catch (WaveGradException ex) { throw new WaveGradException($"{src}: default_sampler: {ex.Message}"); }
         }
         else DefaultSampler = DdpmSampler.WaveGrad(DefaultSchedule);
+        if (card["default_render"] is JsonNode drn)
+        {
+            if (drn is not JsonObject dr) throw new WaveGradException($"{src}: default_render must be an object");
+            foreach (var (k, _) in dr)
+                if (!DefaultRenderFields.Contains(k))
+                    throw new WaveGradException($"{src}: default_render.{Text.Escape(k, 40)} is unknown; use {string.Join(", ", DefaultRenderFields)}");
+            int? Count(string field, int min, int max) => dr[field] is not JsonNode n ? null
+                : n is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out int i) && i >= min && i <= max ? i
+                : throw new WaveGradException($"{src}: default_render.{field} must be a whole number from {min} to {max}");
+            defaultStart = ModelBundle.String(dr, "start", $"{src}: default_render") switch
+            {
+                null => null,
+                "noise" => SamplerStart.Noise,
+                "griffin-lim" => SamplerStart.GriffinLim,
+                var other => throw new WaveGradException($"{src}: default_render.start '{Text.Escape(other, 40)}' must be noise or griffin-lim"),
+            };
+            defaultStartIterations = Count("start_iterations", 1, 10_000);
+            defaultPostFilter = Count("post_filter", 0, 64);
+            if (ModelBundle.String(dr, "consistency", $"{src}: default_render") is string cs)
+                defaultConsistency = ConsistencySteps.Parse(cs, $"{src}: default_render.consistency");
+        }
         VocoderArchitectures.Get(Architecture, src).Validate(this);
     }
 

@@ -113,6 +113,44 @@ public class InferenceTests
     }
 
     [Fact]
+    public void ACardsDefaultRenderSetsTheRenderAFlagOrContextLeavesAndBadFieldsAreNamed()
+    {
+        using var tmp = new TempDir();
+        var card = Path.Combine(Tiny.SaveVoice(tmp["v"]), "voice.json");
+        var json = File.ReadAllText(card);
+        // Without default_render: the context's settings, the voice's sampler.
+        var plain = Voice.Load(tmp["v"]);
+        Assert.Equal(new SynthesisOptions() with { Sampler = plain.DefaultSampler }, plain.RenderDefaults());
+        Assert.Equal(SynthesisOptions.LowLatency with { Sampler = plain.DefaultSampler }, plain.RenderDefaults(SynthesisOptions.LowLatency));
+        void Write(string render) => File.WriteAllText(card, json.Replace("\"name\": \"tiny\",", $"\"name\": \"tiny\", \"default_render\": {render},"));
+        Write("""{"start": "griffin-lim", "start_iterations": 32, "consistency": "project:2:8", "post_filter": 3}""");
+        var v = Voice.Load(tmp["v"]);
+        foreach (var context in new[] { new SynthesisOptions { Seed = 9 }, SynthesisOptions.LowLatency with { Seed = 9 } })
+        {
+            var o = v.RenderDefaults(context);
+            Assert.Equal((SamplerStart.GriffinLim, 32, 3, 9L), (o.Start, o.StartIterations, o.PostFilterPasses, o.Seed));
+            Assert.Equal(new ConsistencySteps { Mode = ConsistencyMode.Project, Levels = 2, Iterations = 8 }, o.Consistency);
+        }
+        Write("""{"post_filter": 0}""");   // only what it names
+        var one = Voice.Load(tmp["v"]);
+        Assert.Equal(SynthesisOptions.LowLatency with { Sampler = one.DefaultSampler, PostFilterPasses = 0 }, one.RenderDefaults(SynthesisOptions.LowLatency));
+        foreach (var (render, says) in new[]
+        {
+            ("""{"post_filter": -1}""", "default_render.post_filter must be a whole number from 0 to 64"),
+            ("""{"start": "sideways"}""", "default_render.start 'sideways' must be noise or griffin-lim"),
+            ("""{"consistency": "project:0"}""", "default_render.consistency 'project:0': '0' is not a whole number"),
+            ("""{"steps": 4}""", "default_render.steps is unknown"),
+            ("""[1]""", "default_render must be an object"),
+        })
+        {
+            Write(render);
+            var e = Assert.Throws<WaveGradException>(() => Voice.Load(tmp["v"]));
+            Assert.Contains("voice.json: ", e.Message);
+            Assert.Contains(says, e.Message);
+        }
+    }
+
+    [Fact]
     public void VoicesSayWhichFramingTheyExpectAndOldCardsMeanCentred()
     {
         using var tmp = new TempDir();
