@@ -14,7 +14,8 @@ ls "$feed" | sed 's/^/  packed /'
 export NUGET_PACKAGES="$work/packages"
 dotnet build samples/PackageConsumer -c Release -o "$work/consumer" -p:RestoreAdditionalProjectSources="$feed" > "$work/build.log" 2>&1 \
   || { cat "$work/build.log"; exit 1; }
-[ -f "$work/consumer/voices/slt-22k/voice.json" ] || { echo "the voice package did not put voices/slt-22k beside the program" >&2; exit 1; }
+voice=$(sed -n 's|.*<DefaultVoice>\(.*\)</DefaultVoice>.*|\1|p' src/Directory.Build.props)
+[ -f "$work/consumer/voices/$voice/voice.json" ] || { echo "the voice package did not put voices/$voice beside the program" >&2; exit 1; }
 (cd "$work" && dotnet consumer/PackageConsumer.dll "$mel" consumer.wav)
 dotnet tool install wavegrad --tool-path "$work/tool" --add-source "$feed" --version 0.5.0 > /dev/null
 mkdir -p "$work/empty" && cd "$work/empty"

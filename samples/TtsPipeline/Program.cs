@@ -2,7 +2,7 @@
 // sentence, [n_mels, frames] in the voice's preset) and are vocoded with the streaming API, audio written as it
 // comes. Prints the time to first audio and the real-time factor.
 //
-//   dotnet run --project samples/TtsPipeline -- [--voice slt-22k] [--steps 6] [-o out.wav] MEL.npy [MEL2.npy ...]
+//   dotnet run --project samples/TtsPipeline -- [--voice NAME] [--steps N] [-o out.wav] MEL.npy [MEL2.npy ...]
 //   (with no .npy given it makes one from a festival rendering, if festival or espeak-ng is installed)
 using WaveGradSharp.Core;
 using System.Diagnostics;
@@ -10,7 +10,7 @@ using WaveGradSharp.Audio;
 using WaveGradSharp.Vocoder;
 using static TorchSharp.torch;
 
-string voiceName = "slt-22k", output = "pipeline.wav";
+string voiceName = Voice.DefaultName, output = "pipeline.wav";
 string? steps = null;
 var inputs = new List<string>();
 for (int i = 0; i < args.Length; i++)
@@ -26,8 +26,9 @@ for (int i = 0; i < args.Length; i++)
 
 var clock = Stopwatch.StartNew();
 using var vocoder = Vocoder.Load(voiceName);                       // name under voices/ or a folder
-var options = new SynthesisOptions { Sampler = vocoder.Voice.Sampler("wavegrad", steps), ChunkFrames = 48 };
-Console.WriteLine($"voice {vocoder.Voice.Name}: {vocoder.SampleRate} Hz, preset {vocoder.Voice.Mel.Name}, {options.Sampler.Levels.Count} steps; loaded in " +
+var defaults = vocoder.Voice.RenderDefaults(SynthesisOptions.LowLatency);   // the card's render, tuned for a listener
+var options = defaults with { Sampler = steps is null ? defaults.Sampler : vocoder.Voice.Sampler(defaults.Sampler!.Name, steps), ChunkFrames = 48 };
+Console.WriteLine($"voice {vocoder.Voice.Name}: {vocoder.SampleRate} Hz, preset {vocoder.Voice.Mel.Name}, {options.Sampler!.Levels.Count} levels ({options.Sampler.Name}); loaded in " +
     $"{clock.Elapsed.TotalSeconds:F2} s");
 
 if (inputs.Count == 0)

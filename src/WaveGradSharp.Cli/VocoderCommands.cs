@@ -14,7 +14,7 @@ namespace WaveGradSharp.Cli;
 /// <summary><c>wavegrad vocode|resynth|voices|voice import|train vocoder|schedule search</c>.</summary>
 static class VocoderCommands
 {
-    public const string DefaultVoice = "slt-22k";
+    public static string DefaultVoice => Voice.DefaultName;
 
     static Option<string> VoiceOpt() => new("--voice") { Description = $"Voice name (under voices/) or folder", DefaultValueFactory = _ => DefaultVoice };
     internal static Option<string?> StepsOpt() => new("--steps")

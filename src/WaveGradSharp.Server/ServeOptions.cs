@@ -16,7 +16,7 @@ public sealed record ServeOptions
     /// <summary>When set, every <c>/v1/</c> request must carry <c>Authorization: Bearer KEY</c> (compared in constant time).</summary>
     public string? ApiKey { get; init; }
     /// <summary>Voices loaded at start (names or folders); the first answers OpenAI's voice names (alloy, nova, …).</summary>
-    public IReadOnlyList<string> Voices { get; init; } = ["slt-22k"];
+    public IReadOnlyList<string> Voices { get; init; } = [Vocoder.Voice.DefaultName];
     /// <summary>auto, cpu or cuda.</summary>
     public string Device { get; init; } = "auto";
     /// <summary>auto, fp32 or bf16.</summary>

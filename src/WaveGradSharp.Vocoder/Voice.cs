@@ -18,6 +18,11 @@ public sealed class Voice
     /// <c>voices/</c> beside the program (the NuGet voice package's content), then a source checkout's <c>voices/</c>.</summary>
     public static BundleLibrary Library { get; } = new("voice", "voice.json", "WAVEGRAD_VOICES", "voices", "voices");
 
+    /// <summary>The voice loaded when none is named, and carried by the package and the tool: <c>DefaultVoice</c> in
+    /// src/Directory.Build.props, read from this assembly's metadata.</summary>
+    public static string DefaultName { get; } = typeof(Voice).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
+        .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "DefaultVoice").Value!;
+
     /// <summary>The longest schedule a card may name (the training schedule's length).</summary>
     public const int MaxScheduleSteps = 1000;
 

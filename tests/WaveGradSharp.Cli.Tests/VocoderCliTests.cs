@@ -13,6 +13,7 @@ public class VocoderCliTests
         var r = CliRunner.Run("voices");
         Assert.Equal(0, r.ExitCode);
         Assert.Contains("slt-22k", r.Stdout);
+        Assert.Contains(Voice.DefaultName, r.Stdout);
         Assert.Contains("hifigan-22k", r.Stdout);
     }
 
@@ -38,15 +39,16 @@ public class VocoderCliTests
     [Fact]
     public void AHifiGanFramedMelIsMovedOntoACentredVoicesFrames()
     {
-        // The fixture mel has HiFi-GAN's framing (68 frames for 17,640 samples); the shipped voice was trained on centred
-        // frames (69). Moved (the default), it scores closer to the clip it came from than read as if it were centred.
+        // The fixture mel has HiFi-GAN's framing (68 frames for 17,640 samples); slt-22k was trained on centred frames (69).
+        // Moved (the default), it scores closer to the clip it came from than read as if it were centred.
         var dir = Directory.CreateTempSubdirectory();
         try
         {
             double LogMelL1(string framing)
             {
                 string wav = Path.Combine(dir.FullName, framing + ".wav");
-                var r = CliRunner.Run("vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o", wav, "--device", "cpu", "--mel-framing", framing);
+                var r = CliRunner.Run("vocode", Fixture("mel-hifigan-22k-word-22k.npy"), "-o", wav, "--device", "cpu", "--mel-framing", framing,
+                    "--voice", "slt-22k");
                 Assert.True(r.ExitCode == 0, r.Stderr);
                 Assert.Equal(44 + 68 * 256 * 2, new FileInfo(wav).Length);
                 var e = CliRunner.Run("eval", "--ref", Fixture("clip-word-22k.wav"), "--test", wav);
@@ -128,11 +130,11 @@ public class VocoderCliTests
         {
             static double Sc(string stdout) => double.Parse(stdout.Split("spectral convergence ")[1].Split(',')[0],
                 System.Globalization.CultureInfo.InvariantCulture);
-            // Without consistency steps and with 4 post-filter passes: the settings this was measured with.
+            // slt-22k without consistency steps and with 4 post-filter passes: the settings this was measured with.
             var shipped = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "g.wav"), "--device", "cpu",
-                "--start", "griffin-lim", "--consistency", "none", "--post-filter", "4");
+                "--voice", "slt-22k", "--start", "griffin-lim", "--consistency", "none", "--post-filter", "4");
             var noise = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "n.wav"), "--device", "cpu",
-                "--start", "noise", "--consistency", "none", "--post-filter", "4");
+                "--voice", "slt-22k", "--start", "noise", "--consistency", "none", "--post-filter", "4");
             Assert.True(shipped.ExitCode == 0 && noise.ExitCode == 0, shipped.Stderr + noise.Stderr);
             Assert.Contains("wavegrad, 6 levels, last 5 run from Griffin-Lim", shipped.Stdout);
             Assert.Contains("wavegrad, 6 levels from noise", noise.Stdout);
@@ -145,6 +147,25 @@ public class VocoderCliTests
             Assert.Contains("'sideways' not recognized", e.Stderr);
             Assert.Contains("(see wavegrad resynth --help)", e.Stderr);
             Assert.False(File.Exists(bad));
+        }
+        finally { dir.Delete(true); }
+    }
+
+    [Fact]
+    public void TheDefaultVoiceRendersWithItsCardsSettingsAndAFlagOverridesOne()
+    {
+        var dir = Directory.CreateTempSubdirectory();
+        try
+        {
+            // The card: DDIM over 4 levels, the last from the Griffin-Lim start, no consistency steps.
+            var r = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "d.wav"), "--device", "cpu");
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            Assert.Contains("ddim, 4 levels, last 1 run from Griffin-Lim", r.Stdout);
+            Assert.DoesNotContain("consistency on", r.Stdout);
+            var p = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "p.wav"), "--device", "cpu",
+                "--consistency", "project:1:8", "--start", "noise");
+            Assert.True(p.ExitCode == 0, p.Stderr);
+            Assert.Contains("ddim, 4 levels from noise, project consistency on 1", p.Stdout);
         }
         finally { dir.Delete(true); }
     }

@@ -148,6 +148,9 @@ public class InferenceTests
             Assert.Contains("voice.json: ", e.Message);
             Assert.Contains(says, e.Message);
         }
+        // The shipped default voice's card sets its render: what "as shipped" means for it.
+        var shipped = Voice.Load(Voice.DefaultName).RenderDefaults();
+        Assert.Equal((SamplerStart.GriffinLim, ConsistencySteps.None, "ddim"), (shipped.Start, shipped.Consistency, shipped.Sampler!.Name));
     }
 
     [Fact]
