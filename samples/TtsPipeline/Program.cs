@@ -27,7 +27,8 @@ for (int i = 0; i < args.Length; i++)
 var clock = Stopwatch.StartNew();
 using var vocoder = Vocoder.Load(voiceName);                       // name under voices/ or a folder
 var defaults = vocoder.Voice.RenderDefaults(SynthesisOptions.LowLatency);   // the card's render, tuned for a listener
-var options = defaults with { Sampler = steps is null ? defaults.Sampler : vocoder.Voice.Sampler(defaults.Sampler!.Name, steps), ChunkFrames = 48 };
+var sampler = steps is null ? defaults.Sampler : vocoder.Voice.Sampler(defaults.Sampler!.Name, steps);
+var options = defaults with { Sampler = sampler, ChunkFrames = 48 };
 Console.WriteLine($"voice {vocoder.Voice.Name}: {vocoder.SampleRate} Hz, preset {vocoder.Voice.Mel.Name}, {options.Sampler!.Levels.Count} levels ({options.Sampler.Name}); loaded in " +
     $"{clock.Elapsed.TotalSeconds:F2} s");
 
