@@ -42,7 +42,7 @@ static class SpeakCommands
             var synthesis = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
             var opts = new SpeechOptions { Synthesis = SpeechOptions.ForListening(synthesis) };
             Console.Error.WriteLine($"frontend: {frontend.Name}; {mels.Sentences.Count} sentence(s); voice {vocoder.Voice.Name}, " +
-                $"{VocoderCommands.DescribeSteps(opts.Synthesis)}");
+                $"{VocoderCommands.DescribeSteps(opts.Synthesis!)}");
             var started = Process.GetCurrentProcess().StartTime;
             var sw = Stopwatch.StartNew();
             double firstAudio = double.NaN;

@@ -56,8 +56,9 @@ public readonly record struct SpeechProgress(int Sentence, int Sentences, double
 /// <summary>How <see cref="TextToSpeech"/> speaks.</summary>
 public sealed record SpeechOptions
 {
-    /// <summary>How each sentence's mel is rendered (schedule, seed, start, post-filter, chunk size).</summary>
-    public SynthesisOptions Synthesis { get; init; } = new();
+    /// <summary>How each sentence's mel is rendered (schedule, seed, start, post-filter, chunk size); null: the voice's render for a
+    /// listener, <c>ForListening(voice.RenderDefaults(SynthesisOptions.LowLatency))</c>, as <c>speak</c> and <c>serve</c> render.</summary>
+    public SynthesisOptions? Synthesis { get; init; }
     /// <summary>Silence between sentences, in seconds.</summary>
     public double PauseSeconds { get; init; } = 0.25;
     /// <summary>Told after every chunk.</summary>
@@ -188,10 +189,11 @@ public sealed class TextToSpeech(Vocoder vocoder, ITextFrontend? frontend = null
         var pause = new float[(int)(o.PauseSeconds * Vocoder.SampleRate)];
         double seconds = 0;
         int count = mels.Sentences.Count;
+        var synthesis = o.Synthesis ?? SpeechOptions.ForListening(Vocoder.Voice.RenderDefaults(SynthesisOptions.LowLatency));
         for (int i = 0; i < count; i++)
         {
             using (var mel = mels.Take(i))
-                foreach (var chunk in Vocoder.SynthesizeStreaming(mel, o.Synthesis, ct))
+                foreach (var chunk in Vocoder.SynthesizeStreaming(mel, synthesis, ct))
                 {
                     seconds += chunk.Length / (double)Vocoder.SampleRate;
                     o.Progress?.Report(new SpeechProgress(i, count, seconds));

@@ -154,6 +154,29 @@ public class InferenceTests
     }
 
     [Fact]
+    public void TextToSpeechWithoutOptionsRendersWithTheVoicesListeningDefaults()
+    {
+        using var tmp = new TempDir();
+        var card = Path.Combine(Tiny.SaveVoice(tmp["v"]), "voice.json");
+        File.WriteAllText(card, File.ReadAllText(card).Replace("\"name\": \"tiny\",",
+            "\"name\": \"tiny\", \"default_render\": {\"start\": \"noise\", \"consistency\": \"none\", \"post_filter\": 0},"));
+        using var v = Vocoder.Load(tmp["v"]);
+        using var mel = Tiny.Mel(Tiny.Chirp(0.6));
+        var tts = new TextToSpeech(v, new OneMel(mel));
+        float[] spoken = tts.Speak("One sentence.").SelectMany(c => c).ToArray();
+        var listening = SpeechOptions.ForListening(v.Voice.RenderDefaults(SynthesisOptions.LowLatency));
+        Assert.Equal(v.SynthesizeStreaming(mel, listening).SelectMany(c => c).ToArray(), spoken);
+        // Not the low-latency settings without the card (a Griffin-Lim start and 4 post-filter passes).
+        Assert.NotEqual(v.SynthesizeStreaming(mel, SpeechOptions.ForListening(SynthesisOptions.LowLatency)).SelectMany(c => c).ToArray(), spoken);
+    }
+
+    sealed class OneMel(Tensor mel) : ITextFrontend
+    {
+        public string Name => "one mel";
+        public Tensor Mel(string sentence, MelConfig config, CancellationToken ct) => mel.clone();
+    }
+
+    [Fact]
     public void VoicesSayWhichFramingTheyExpectAndOldCardsMeanCentred()
     {
         using var tmp = new TempDir();
