@@ -17,25 +17,31 @@ static class BenchCommands
     {
         var voice = new Option<string>("--voice") { Description = "Voice to time", DefaultValueFactory = _ => VocoderCommands.DefaultVoice };
         var seconds = new Option<double>("--seconds") { Description = "Seconds of audio of the steady-state render", DefaultValueFactory = _ => 30 };
-        var steps = new Option<string>("--steps")
+        var steps = new Option<string?>("--steps")
         {
-            Description = "What to time, comma-separated: schedules (wavegrad sampler) or counts of levels (others)", DefaultValueFactory = _ => "6,50",
+            Description = "What to time, comma-separated: schedules (wavegrad sampler) or counts of levels (others); default: the voice's sampler",
         };
         var sampler = new Option<string?>("--sampler") { Description = "Sampler (default: the voice's)" }.AcceptOnlyFromAmong([.. Voice.SamplerNames]);
         var precisions = new Option<string>("--precision") { Description = "fp32, bf16 or both", DefaultValueFactory = _ => "both" }
             .AcceptOnlyFromAmong("fp32", "bf16", "both");
-        var start = new Option<string?>("--start") { Description = "griffin-lim or noise; default: the voice's" }
+        var start = new Option<string?>("--start") { Description = "griffin-lim or noise; default: the voice's, else noise" }
             .AcceptOnlyFromAmong("griffin-lim", "noise");
         var consistency = new Option<string?>("--consistency")
         {
-            Description = "Consistency steps: none, project[:LEVELS[:ITERATIONS]] or substitute[:LEVELS]; default: the voice's",
+            Description = $"Consistency steps: none, project[:K[:ITERATIONS]] or substitute[:K]; default: the voice's, else {ConsistencySteps.Default}",
         };
-        var postFilter = new Option<int?>("--post-filter") { Description = "Post-filter passes; default: the voice's" };
+        var postFilter = new Option<int?>("--post-filter")
+        {
+            Description = $"Post-filter passes; default: the voice's, else {SynthesisOptions.DefaultPostFilterPasses}",
+        };
         var piece = new Option<int>("--piece-frames")
         {
             Description = "Frames per CPU piece", DefaultValueFactory = _ => new SynthesisOptions().CpuPieceFrames,
         };
-        var iterations = new Option<int?>("--start-iterations") { Description = "Griffin-Lim iterations of the start; default: the voice's" };
+        var iterations = new Option<int?>("--start-iterations")
+        {
+            Description = $"Iterations of the Griffin-Lim start (--start griffin-lim); default: the voice's, else {SynthesisOptions.DefaultStartIterations}",
+        };
         var profile = new Option<bool>("--profile") { Description = "Also time each layer of one network evaluation (WaveGrad voices)" };
         var device = Cli.Device();
         var cmd = new Command("bench", "Time renders (first chunk, steady real-time factor) against the machine's matmul peak")
@@ -78,9 +84,12 @@ static class BenchCommands
                 var shortMel = Mel(v, 5);
                 var longMel = Mel(v, 5 + total);
                 Render(v, Mel(v, 1), how with { Sampler = v.Voice.DefaultSampler });   // warm-up: first-call costs are start-up
-                foreach (var spec in pr.GetValue(steps)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                var timed = pr.GetValue(steps) is string list
+                    ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(spec => v.Voice.Sampler(samplerName, spec))
+                    : [pr.GetValue(sampler) is null ? v.Voice.DefaultSampler : v.Voice.Sampler(samplerName)];
+                foreach (var timedSampler in timed)
                 {
-                    var o = how with { Sampler = v.Voice.Sampler(samplerName, spec) };
+                    var o = how with { Sampler = timedSampler };
                     var sw = Stopwatch.StartNew();
                     _ = v.SynthesizeStreaming(shortMel, o).First();
                     double first = sw.Elapsed.TotalSeconds;

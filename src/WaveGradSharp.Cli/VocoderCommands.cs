@@ -44,7 +44,7 @@ static class VocoderCommands
         }.AcceptOnlyFromAmong("griffin-lim", "noise");
         readonly Option<int?> startIterations = new("--start-iterations")
         {
-            Description = $"Griffin-Lim iterations of the start; default: the voice's, else {(defaults ?? new()).StartIterations}",
+            Description = $"Iterations of the Griffin-Lim start (--start griffin-lim); default: the voice's, else {(defaults ?? new()).StartIterations}",
         };
         readonly Option<string?> consistency = new("--consistency")
         {
