@@ -70,7 +70,7 @@ public static class GriffinLim
     /// |S| ≥ 0 and lower ‖mel − Fᵀ|S|‖ at every step (they halve the log-mel error of the pseudo-inverse alone on hifigan-22k's 80
     /// bands). Scaled as the preset's STFT is (power, window normalisation). The updates multiply by F and Fᵀ through F's nonzero
     /// entries alone: each bin lies under at most two triangular filters, so that is about 40 times fewer multiply-adds than
-    /// dense products, which made these updates cost more than a Griffin-Lim start's 16 iterations.
+    /// dense products (which cost about as much as 20 Griffin-Lim iterations).
     /// </summary>
     public static Tensor Magnitude(Tensor mel, MelConfig cfg)
     {

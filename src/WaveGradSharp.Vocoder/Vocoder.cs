@@ -41,8 +41,8 @@ public sealed record ConsistencySteps
     public static ConsistencySteps None { get; } = new();
 
     /// <summary>
-    /// The default: x̂₀ projected at the walk's first 3 levels, 64 iterations each. Chosen on the held-out speakers with the
-    /// default voice (README, "Samplers, starts and consistency steps"): with the start from noise and 8 post-filter passes it
+    /// The default: x̂₀ projected at the walk's first 3 levels, 64 iterations each. Chosen on the held-out speakers with
+    /// <c>slt-22k</c> (README, "Samplers, starts and consistency steps"): with the start from noise and 8 post-filter passes it
     /// was the one setting tried whose spectral convergence, voicing, F0 and periodicity all beat Griffin-Lim's.
     /// </summary>
     public static ConsistencySteps Default { get; } = new() { Mode = ConsistencyMode.Project, Levels = 3, Iterations = 64 };
@@ -147,7 +147,7 @@ public sealed record SynthesisOptions
     /// <see cref="SampleStart"/>). At the default 0.65, WG-6 runs its last 5 steps and WG-50 its last 33.
     /// </summary>
     public double StartNoise { get; init; } = DefaultStartNoise;
-    /// <summary>The default <see cref="StartNoise"/> (measured on the default voice: see its card).</summary>
+    /// <summary>The default <see cref="StartNoise"/> (measured on <c>slt-22k</c>: see its card).</summary>
     public const double DefaultStartNoise = 0.65;
     /// <summary>Griffin-Lim iterations of the start waveform (the waveform is noised before the sampler sees it).</summary>
     public int StartIterations { get; init; } = DefaultStartIterations;

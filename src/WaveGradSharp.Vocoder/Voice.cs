@@ -21,7 +21,8 @@ public sealed class Voice
     /// <summary>The voice loaded when none is named, and carried by the package and the tool: <c>DefaultVoice</c> in
     /// src/Directory.Build.props, read from this assembly's metadata.</summary>
     public static string DefaultName { get; } = typeof(Voice).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyMetadataAttribute), false)
-        .Cast<System.Reflection.AssemblyMetadataAttribute>().Single(a => a.Key == "DefaultVoice").Value!;
+        .Cast<System.Reflection.AssemblyMetadataAttribute>().FirstOrDefault(a => a.Key == "DefaultVoice")?.Value
+        ?? throw new InvalidOperationException("WaveGradSharp.Vocoder was built without DefaultVoice (src/Directory.Build.props)");
 
     /// <summary>The longest schedule a card may name (the training schedule's length).</summary>
     public const int MaxScheduleSteps = 1000;
