@@ -157,15 +157,15 @@ public class VocoderCliTests
         var dir = Directory.CreateTempSubdirectory();
         try
         {
-            // The card: DDIM over 4 levels, the last from the Griffin-Lim start, no consistency steps.
+            // The card: DDIM over 6 levels, the last 2 (noise std 0.42 and 0.001) from the Griffin-Lim start, no consistency steps.
             var r = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "d.wav"), "--device", "cpu");
             Assert.True(r.ExitCode == 0, r.Stderr);
-            Assert.Contains("ddim, 4 levels, last 1 run from Griffin-Lim", r.Stdout);
+            Assert.Contains("ddim, 6 levels, last 2 run from Griffin-Lim", r.Stdout);
             Assert.DoesNotContain("consistency on", r.Stdout);
             var p = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "p.wav"), "--device", "cpu",
                 "--consistency", "project:1:8", "--start", "noise");
             Assert.True(p.ExitCode == 0, p.Stderr);
-            Assert.Contains("ddim, 4 levels from noise, project consistency on 1", p.Stdout);
+            Assert.Contains("ddim, 6 levels from noise, project consistency on 1", p.Stdout);
         }
         finally { dir.Delete(true); }
     }
