@@ -2,7 +2,7 @@
 # Render speed on this machine, as ratios: to the machine's own matmul peak (`wavegrad bench`) and to PyTorch running
 # the same network on the same CPU threads in the same run. Run it on a quiet machine: a parallel load doubles every
 # timing. Results: artifacts/bench/{dotnet,pytorch,base,speak}.txt.
-#   1. `wavegrad bench` on the default voice at 6 and 50 steps, fp32 and bf16: first chunk, a 5 s render, the steady
+#   1. `wavegrad bench` on the default voice with its own sampler, fp32 and bf16: first chunk, a 5 s render, the steady
 #      real-time factor, achieved GFLOP/s and its share of the matmul peak, and a per-part breakdown.
 #   2. lmnt-com/wavegrad's `base` network in PyTorch (scripts/bench-pytorch.py: whole mel in one pass, 6 steps, 5 s of
 #      audio), its random weights imported as a voice, and the same 5 s render through `wavegrad bench` from noise
