@@ -29,8 +29,8 @@ using var vocoder = Vocoder.Load(voiceName);                       // name under
 var defaults = vocoder.Voice.RenderDefaults(SynthesisOptions.LowLatency);   // the card's render, tuned for a listener
 var sampler = steps is null ? defaults.Sampler : vocoder.Voice.Sampler(defaults.Sampler!.Name, steps);
 var options = defaults with { Sampler = sampler, ChunkFrames = 48 };
-Console.WriteLine($"voice {vocoder.Voice.Name}: {vocoder.SampleRate} Hz, preset {vocoder.Voice.Mel.Name}, {options.Sampler!.Levels.Count} levels ({options.Sampler.Name}); loaded in " +
-    $"{clock.Elapsed.TotalSeconds:F2} s");
+Console.WriteLine($"voice {vocoder.Voice.Name}: {vocoder.SampleRate} Hz, preset {vocoder.Voice.Mel.Name}, " +
+    $"{options.Sampler!.Name} over {options.Sampler.Levels.Count} levels; loaded in {clock.Elapsed.TotalSeconds:F2} s");
 
 if (inputs.Count == 0)
 {
