@@ -59,14 +59,9 @@ static class BenchCommands
             foreach (var kind in kinds)
             {
                 using var v = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: kind);
-                var d = v.Voice.RenderDefaults();   // what the voice renders with, but for the flags given (checked by the Vocoder)
-                var how = d with
-                {
-                    Start = pr.GetValue(start) switch { null => d.Start, "noise" => SamplerStart.Noise, _ => SamplerStart.GriffinLim },
-                    PostFilterPasses = pr.GetValue(postFilter) ?? d.PostFilterPasses, CpuPieceFrames = pr.GetValue(piece),
-                    StartIterations = pr.GetValue(iterations) ?? d.StartIterations,
-                    Consistency = pr.GetValue(consistency) is string c ? ConsistencySteps.Parse(c, "--consistency") : d.Consistency,
-                };
+                // What the voice renders with, but for the flags given (checked by the Vocoder).
+                var how = VocoderCommands.Overlay(v.Voice.RenderDefaults(), pr.GetValue(start), pr.GetValue(iterations), pr.GetValue(consistency),
+                    pr.GetValue(postFilter)) with { CpuPieceFrames = pr.GetValue(piece) };
                 var architecture = VocoderArchitectures.Get(v.Voice.Architecture, v.Voice.Bundle.ManifestPath);
                 var computes = architecture.ComputeType(Devices.InferenceType(kind, dev));
                 double peak = Peak(computes);

@@ -70,23 +70,28 @@ static class VocoderCommands
         public SynthesisOptions Options(ParseResult pr, Vocoder.Vocoder vocoder, string? steps, long seed)
         {
             var voice = vocoder.Voice;
-            var d = voice.RenderDefaults(defaults);
-            int passes = pr.GetValue(postFilter) ?? d.PostFilterPasses;
-            if (passes < 0) throw new WaveGradException($"--post-filter {passes}: must be 0 or more");
-            int iterations = pr.GetValue(startIterations) ?? d.StartIterations;
-            if (iterations < 1) throw new WaveGradException($"--start-iterations {iterations}: must be at least 1");
+            var o = Overlay(voice.RenderDefaults(defaults), pr.GetValue(start), pr.GetValue(startIterations), pr.GetValue(consistency),
+                pr.GetValue(postFilter));
+            if (o.PostFilterPasses < 0) throw new WaveGradException($"--post-filter {o.PostFilterPasses}: must be 0 or more");
+            if (o.StartIterations < 1) throw new WaveGradException($"--start-iterations {o.StartIterations}: must be at least 1");
             string? name = pr.GetValue(sampler);
             var chosen = name is null && steps is null && pr.GetResult(eta) is null
                 ? voice.DefaultSampler
                 : voice.Sampler(name ?? voice.DefaultSampler.Name, steps, pr.GetValue(eta));
-            return d with
-            {
-                Sampler = chosen, Seed = seed, PostFilterPasses = passes, StartIterations = iterations,
-                Consistency = pr.GetValue(consistency) is string c ? ConsistencySteps.Parse(c, "--consistency") : d.Consistency,
-                Start = pr.GetValue(start) switch { null => d.Start, "noise" => SamplerStart.Noise, _ => SamplerStart.GriffinLim },
-            };
+            return o with { Sampler = chosen, Seed = seed };
         }
     }
+
+    /// <summary><paramref name="defaults"/> with what --start, --start-iterations, --consistency and --post-filter gave (null: not
+    /// given); the values are checked by the caller or the Vocoder.</summary>
+    internal static SynthesisOptions Overlay(SynthesisOptions defaults, string? start, int? startIterations, string? consistency, int? postFilter) =>
+        defaults with
+        {
+            Start = start switch { null => defaults.Start, "noise" => SamplerStart.Noise, _ => SamplerStart.GriffinLim },
+            StartIterations = startIterations ?? defaults.StartIterations,
+            Consistency = consistency is null ? defaults.Consistency : ConsistencySteps.Parse(consistency, "--consistency"),
+            PostFilterPasses = postFilter ?? defaults.PostFilterPasses,
+        };
 
     /// <summary>How --start names a start.</summary>
     internal static string StartName(SamplerStart s) => s == SamplerStart.Noise ? "noise" : "griffin-lim";
