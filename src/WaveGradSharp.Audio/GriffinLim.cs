@@ -38,8 +38,7 @@ public static class GriffinLim
     /// <summary>The mel as [n_mels, frames] after every check a Griffin-Lim input gets.</summary>
     internal static Tensor Checked(Tensor logMel, MelConfig cfg, int iters, double momentum)
     {
-        if (iters < 0) throw WaveGradException.About($"Iterations {iters}: must be 0 or more", "Iterations");
-        if (!(momentum >= 0 && momentum < 1)) throw WaveGradException.About($"Momentum {momentum}: must be in [0, 1)", "Momentum");
+        CheckIterations(iters, momentum);
         var mel = logMel.dim() == 3 && logMel.shape[0] == 1 ? logMel[0] : logMel;
         MelFile.CheckNMels(mel, cfg.NMels, "griffin-lim input");
         if (mel.dim() != 2) throw new ArgumentException("Griffin-Lim takes one mel at a time", nameof(logMel));
@@ -49,11 +48,32 @@ public static class GriffinLim
         return mel;
     }
 
+    static void CheckIterations(int iters, double momentum)
+    {
+        if (iters < 0) throw WaveGradException.About($"Iterations {iters}: must be 0 or more", "Iterations");
+        if (!(momentum >= 0 && momentum < 1)) throw WaveGradException.About($"Momentum {momentum}: must be in [0, 1)", "Momentum");
+    }
+
     /// <summary>Griffin-Lim over a whole (checked) mel at once.</summary>
     internal static float[] Invert(Tensor mel, MelConfig cfg, int iters, double momentum)
     {
         using var scope = NewDisposeScope();
-        var spec = Magnitude(mel, cfg);
+        return FromMagnitude(Magnitude(mel, cfg), cfg, iters, momentum);
+    }
+
+    /// <summary>
+    /// Griffin-Lim from a linear STFT magnitude [bins, frames] in the scale <see cref="Magnitude"/> gives, from the same random
+    /// phase as <see cref="FromMel"/>: <see cref="Samples"/> samples. Given a recording's own magnitude (<see cref="Analyse"/>) it
+    /// measures what phase retrieval alone costs, apart from what the mel loses.
+    /// </summary>
+    public static float[] FromMagnitude(Tensor magnitude, MelConfig cfg, int iters = 64, double momentum = 0.99)
+    {
+        using var scope = NewDisposeScope();
+        if (magnitude.dim() != 2 || magnitude.shape[0] != cfg.NFreqs || magnitude.shape[1] < MinFrames(cfg))
+            throw new ArgumentException($"a magnitude must be [{cfg.NFreqs}, at least {MinFrames(cfg)}], got [{string.Join(", ", magnitude.shape)}]",
+                nameof(magnitude));
+        CheckIterations(iters, momentum);
+        var spec = magnitude.to_type(float32);
         long frames = spec.shape[1];
         var gen = new Generator(20240917);
         var phase = rand(spec.shape, generator: gen).to(spec.device) * (2 * Math.PI);
@@ -61,6 +81,43 @@ public static class GriffinLim
         var wave = Iterate(polar(spec, phase), spec, cfg, ms.Buffers(spec.device).Window, iters, momentum);
         var result = new float[Samples(cfg, frames)];
         wave.to(CPU).data<float>().CopyTo(result, cfg.FrameOffset);
+        return result;
+    }
+
+    /// <summary>
+    /// The complex STFT [bins, frames] of <paramref name="waveform"/> laid out as <paramref name="frames"/> frames of a mel in
+    /// <paramref name="cfg"/> and as <see cref="FromMagnitude"/> inverts them: the centred STFT of samples [offset, offset + (frames − 1)·hop)
+    /// (offset: <see cref="MelConfig.FrameOffset"/>), unnormalised, with the preset's window.
+    /// </summary>
+    public static Tensor Analyse(ReadOnlySpan<float> waveform, long frames, MelConfig cfg)
+    {
+        long length = (frames - 1) * cfg.Hop;
+        if (frames < MinFrames(cfg) || waveform.Length < cfg.FrameOffset + length)
+            throw new ArgumentException($"{waveform.Length} samples do not hold {frames} frames of {cfg.Name}", nameof(waveform));
+        using var scope = NewDisposeScope();
+        using var ms = new MelSpectrogram(cfg);
+        var y = tensor(waveform.Slice(cfg.FrameOffset, (int)length).ToArray());
+        return stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, ms.Buffers(CPU).Window, center: true, pad_mode: PaddingModes.Reflect, normalized: false,
+            onesided: true, return_complex: true).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The waveform of a magnitude [bins, frames] (as <see cref="Magnitude"/> gives) with the phase of <paramref name="waveform"/>'s own
+    /// STFT (<see cref="Analyse"/>): <see cref="Samples"/> samples. Given a mel's <see cref="Magnitude"/> it measures what the mel's
+    /// magnitude alone costs, with no phase to retrieve.
+    /// </summary>
+    public static float[] WithPhaseOf(Tensor magnitude, ReadOnlySpan<float> waveform, MelConfig cfg)
+    {
+        using var scope = NewDisposeScope();
+        long frames = magnitude.shape[^1];
+        var own = Analyse(waveform, frames, cfg);
+        if (!own.shape.SequenceEqual(magnitude.shape))
+            throw new ArgumentException($"a magnitude must be [{cfg.NFreqs}, {frames}], got [{string.Join(", ", magnitude.shape)}]", nameof(magnitude));
+        using var ms = new MelSpectrogram(cfg);
+        var inverse = new InverseStft(cfg, ms.Buffers(CPU).Window, frames, (frames - 1) * cfg.Hop);
+        var wave = inverse.Apply(own * magnitude.to(CPU).to_type(float32).div(own.abs().add(1e-16)));
+        var result = new float[Samples(cfg, frames)];
+        wave.data<float>().CopyTo(result, cfg.FrameOffset);
         return result;
     }
 

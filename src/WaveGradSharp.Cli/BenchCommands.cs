@@ -42,10 +42,14 @@ static class BenchCommands
         {
             Description = $"Iterations of the Griffin-Lim start (--start griffin-lim); default: the voice's, else {SynthesisOptions.DefaultStartIterations}",
         };
+        var startNoise = new Option<double?>("--start-noise")
+        {
+            Description = $"Largest noise std the sampler starts at from Griffin-Lim; default: the voice's, else {SynthesisOptions.DefaultStartNoise}",
+        };
         var profile = new Option<bool>("--profile") { Description = "Also time each layer of one network evaluation (WaveGrad voices)" };
         var device = Cli.Device();
         var cmd = new Command("bench", "Time renders (first chunk, steady real-time factor) against the machine's matmul peak")
-            { voice, seconds, steps, sampler, precisions, start, consistency, postFilter, piece, iterations, profile, device };
+            { voice, seconds, steps, sampler, precisions, start, consistency, postFilter, piece, iterations, startNoise, profile, device };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var dev = Devices.Resolve(pr.GetValue(device)!);
@@ -60,8 +64,8 @@ static class BenchCommands
             {
                 using var v = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: kind);
                 // What the voice renders with, but for the flags given (checked by the Vocoder).
-                var how = VocoderCommands.Overlay(v.Voice.RenderDefaults(), pr.GetValue(start), pr.GetValue(iterations), pr.GetValue(consistency),
-                    pr.GetValue(postFilter)) with { CpuPieceFrames = pr.GetValue(piece) };
+                var how = VocoderCommands.Overlay(v.Voice.RenderDefaults(), pr.GetValue(start), pr.GetValue(iterations), pr.GetValue(startNoise),
+                    pr.GetValue(consistency), pr.GetValue(postFilter)) with { CpuPieceFrames = pr.GetValue(piece) };
                 var architecture = VocoderArchitectures.Get(v.Voice.Architecture, v.Voice.Bundle.ManifestPath);
                 var computes = architecture.ComputeType(Devices.InferenceType(kind, dev));
                 double peak = Peak(computes);

@@ -100,7 +100,7 @@ static class Cli
         ["Class"] = "--class", ["Classifier"] = "--classifier", ["Sampler"] = "--sampler", ["FramesFirst"] = "--frames-first",
         ["MaxMinutes"] = "--max-minutes", ["Iterations"] = "--iters", ["Momentum"] = "--momentum", ["MaxSeconds"] = "--max-seconds",
         ["Start"] = "--start", ["Framing"] = "--mel-framing", ["NpyPath"] = "-o OUT.npy", ["PngPath"] = "--png OUT.png", ["Reference"] = "--ref",
-        ["Test"] = "--test", ["StartIterations"] = "--start-iterations", ["CpuPieceFrames"] = "--piece-frames",
+        ["Test"] = "--test", ["StartIterations"] = "--start-iterations", ["StartNoise"] = "--start-noise", ["CpuPieceFrames"] = "--piece-frames",
         ["InitFrom"] = "--init-from", ["Schedule"] = "--schedule", ["Eta"] = "--eta", ["Architecture"] = "--architecture", ["Consistency"] = "--consistency",
     };
 

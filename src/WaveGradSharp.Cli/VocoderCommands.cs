@@ -46,6 +46,11 @@ static class VocoderCommands
         {
             Description = $"Iterations of the Griffin-Lim start (--start griffin-lim); default: the voice's, else {(defaults ?? new()).StartIterations}",
         };
+        readonly Option<double?> startNoise = new("--start-noise")
+        {
+            Description = "Largest noise std in (0, 1] the sampler starts at from Griffin-Lim (levels noisier are skipped); default: the voice's, " +
+                $"else {(defaults ?? new()).StartNoise}",
+        };
         readonly Option<string?> consistency = new("--consistency")
         {
             Description = "Griffin-Lim consistency in the first steps: none, project[:LEVELS[:ITERATIONS]] (GLA-Grad) or substitute[:LEVELS] " +
@@ -60,7 +65,7 @@ static class VocoderCommands
 
         public void AddTo(Command cmd)
         {
-            foreach (var o in new Option[] { sampler, eta, start, startIterations, consistency, postFilter, precision }) cmd.Options.Add(o);
+            foreach (var o in new Option[] { sampler, eta, start, startIterations, startNoise, consistency, postFilter, precision }) cmd.Options.Add(o);
         }
 
         /// <summary>The --precision given.</summary>
@@ -70,10 +75,11 @@ static class VocoderCommands
         public SynthesisOptions Options(ParseResult pr, Vocoder.Vocoder vocoder, string? steps, long seed)
         {
             var voice = vocoder.Voice;
-            var o = Overlay(voice.RenderDefaults(defaults), pr.GetValue(start), pr.GetValue(startIterations), pr.GetValue(consistency),
-                pr.GetValue(postFilter));
+            var o = Overlay(voice.RenderDefaults(defaults), pr.GetValue(start), pr.GetValue(startIterations), pr.GetValue(startNoise),
+                pr.GetValue(consistency), pr.GetValue(postFilter));
             if (o.PostFilterPasses < 0) throw new WaveGradException($"--post-filter {o.PostFilterPasses}: must be 0 or more");
             if (o.StartIterations < 1) throw new WaveGradException($"--start-iterations {o.StartIterations}: must be at least 1");
+            if (!(o.StartNoise > 0 && o.StartNoise <= 1)) throw new WaveGradException($"--start-noise {o.StartNoise}: must be in (0, 1]");
             string? name = pr.GetValue(sampler);
             var chosen = name is null && steps is null && pr.GetResult(eta) is null
                 ? voice.DefaultSampler
@@ -82,13 +88,15 @@ static class VocoderCommands
         }
     }
 
-    /// <summary><paramref name="defaults"/> with what --start, --start-iterations, --consistency and --post-filter gave (null: not
-    /// given); the values are checked by the caller or the Vocoder.</summary>
-    internal static SynthesisOptions Overlay(SynthesisOptions defaults, string? start, int? startIterations, string? consistency, int? postFilter) =>
+    /// <summary><paramref name="defaults"/> with what --start, --start-iterations, --start-noise, --consistency and --post-filter gave
+    /// (null: not given); the values are checked by the caller or the Vocoder.</summary>
+    internal static SynthesisOptions Overlay(SynthesisOptions defaults, string? start, int? startIterations, double? startNoise, string? consistency,
+        int? postFilter) =>
         defaults with
         {
             Start = start switch { null => defaults.Start, "noise" => SamplerStart.Noise, _ => SamplerStart.GriffinLim },
             StartIterations = startIterations ?? defaults.StartIterations,
+            StartNoise = startNoise ?? defaults.StartNoise,
             Consistency = consistency is null ? defaults.Consistency : ConsistencySteps.Parse(consistency, "--consistency"),
             PostFilterPasses = postFilter ?? defaults.PostFilterPasses,
         };
@@ -278,7 +286,8 @@ static class VocoderCommands
         var settings = new Option<string>("--settings")
         {
             Description = "Rows to render, comma-separated: griffin-lim, shipped (the render flags), plain (from noise, no consistency steps), " +
-                "raw (the network alone: also no post-filter)",
+                "raw (the network alone: also no post-filter); bounds: true-magnitude (the clip's own magnitude, Griffin-Lim's phase), " +
+                "true-phase (Griffin-Lim's magnitude from the mel, the clip's own phase)",
             DefaultValueFactory = _ => "griffin-lim,shipped,plain,raw",
         };
         var flags = new RenderFlags();
@@ -297,7 +306,7 @@ static class VocoderCommands
                 F(r.MrStft), F(r.Mcd), F(r.VoicingF1), r.F0RmseCents.ToString("F1", CultureInfo.InvariantCulture), F(r.PeriodicityRmse))));
             Console.WriteLine($"voice {vocoder.Voice.Name}, shipped and noise rows: {DescribeSteps(how)}, " +
                 $"{(pr.GetValue(heldOut) ? "held-out speakers" : "validation clips")}");
-            foreach (var l in lines) Console.WriteLine(string.Join("  ", l.Split('\t').Select((c, i) => i < 2 ? c.PadRight(12) : c.PadLeft(9))));
+            foreach (var l in lines) Console.WriteLine(string.Join("  ", l.Split('\t').Select((c, i) => i < 2 ? c.PadRight(14) : c.PadLeft(9))));
             if (pr.GetValue(output) is string path) AtomicFile.WriteAllText(path, string.Join('\n', lines) + "\n");
             return 0;
         }));

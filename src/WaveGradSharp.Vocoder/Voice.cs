@@ -54,7 +54,8 @@ public sealed class Voice
     /// <summary>
     /// The render settings for this voice: <paramref name="context"/>'s (default: <c>new SynthesisOptions()</c>; <c>speak</c> and
     /// <c>serve</c> pass <see cref="SynthesisOptions.LowLatency"/>) with the voice's <see cref="DefaultSampler"/> and what the card's
-    /// <c>default_render</c> sets: <c>start</c> (noise or griffin-lim), <c>start_iterations</c>, <c>consistency</c> (as
+    /// <c>default_render</c> sets: <c>start</c> (noise or griffin-lim), <c>start_iterations</c>, <c>start_noise</c> (the largest
+    /// noise std a Griffin-Lim start enters the sampler at, in (0, 1]), <c>consistency</c> (as
     /// <see cref="ConsistencySteps.Parse"/> reads it) and <c>post_filter</c>. A network kind whose best render differs from
     /// WaveGrad's (the <c>stft</c> kind needs no consistency steps after a Griffin-Lim start) says so once, in its card.
     /// </summary>
@@ -65,16 +66,18 @@ public sealed class Voice
         {
             Start = defaultStart ?? o.Start,
             StartIterations = defaultStartIterations ?? o.StartIterations,
+            StartNoise = defaultStartNoise ?? o.StartNoise,
             Consistency = defaultConsistency ?? o.Consistency,
             PostFilterPasses = defaultPostFilter ?? o.PostFilterPasses,
         };
     }
 
     /// <summary>The fields a card's <c>default_render</c> may set.</summary>
-    public static IReadOnlyList<string> DefaultRenderFields { get; } = ["start", "start_iterations", "consistency", "post_filter"];
+    public static IReadOnlyList<string> DefaultRenderFields { get; } = ["start", "start_iterations", "start_noise", "consistency", "post_filter"];
 
     readonly SamplerStart? defaultStart;
     readonly int? defaultStartIterations, defaultPostFilter;
+    readonly double? defaultStartNoise;
     readonly ConsistencySteps? defaultConsistency;
 
     /// <summary>Schedules found by <c>schedule search</c>, by step count.</summary>
@@ -145,6 +148,9 @@ public sealed class Voice
             };
             defaultStartIterations = Count("start_iterations", 1, 10_000);
             defaultPostFilter = Count("post_filter", 0, 64);
+            defaultStartNoise = dr["start_noise"] is not JsonNode sn ? null
+                : sn is JsonValue snv && snv.GetValueKind() == JsonValueKind.Number && snv.TryGetValue(out double d) && d > 0 && d <= 1 ? d
+                : throw new WaveGradException($"{src}: default_render.start_noise must be a number in (0, 1]");
             if (ModelBundle.String(dr, "consistency", $"{src}: default_render") is string cs)
                 defaultConsistency = ConsistencySteps.Parse(cs, $"{src}: default_render.consistency");
         }

@@ -6,22 +6,29 @@ using static TorchSharp.torch;
 namespace WaveGradSharp.Vocoder;
 
 /// <summary>One way of rendering a mel that an evaluation scores.</summary>
-/// <param name="Name">Label in the table ("griffin-lim", "shipped", "plain", "raw").</param>
-/// <param name="Options">Vocoder settings; null renders Griffin-Lim (64 iterations) instead.</param>
-public sealed record EvaluationSetting(string Name, SynthesisOptions? Options)
+/// <param name="Name">Label in the table ("griffin-lim", "shipped", "plain", "raw", "true-magnitude", "true-phase").</param>
+/// <param name="Options">Vocoder settings; null renders with <paramref name="Baseline"/> instead.</param>
+/// <param name="Baseline">A render without the network, from the clip's log-mel [n_mels, frames] and its waveform (the bounds
+/// read the waveform; Griffin-Lim does not).</param>
+public sealed record EvaluationSetting(string Name, SynthesisOptions? Options, Func<Tensor, float[], MelConfig, float[]>? Baseline = null)
 {
-    /// <summary>Griffin-Lim; <paramref name="shipped"/> as given (by default the shipped settings); the same without consistency
-    /// steps ("plain": the network from noise and the post-filter); and the network alone (from noise, no post-filter, no
-    /// consistency steps), all with its sampler.</summary>
+    /// <summary>Griffin-Lim (64 iterations); <paramref name="shipped"/> as given (by default the shipped settings); the same without
+    /// consistency steps ("plain": the network from noise and the post-filter); the network alone (from noise, no post-filter, no
+    /// consistency steps), all with its sampler; then two bounds that no vocoder is asked to beat, which split Griffin-Lim's error
+    /// in two: "true-magnitude", the clip's own STFT magnitude with Griffin-Lim's phase (what phase retrieval alone costs), and
+    /// "true-phase", Griffin-Lim's magnitude from the mel with the clip's own phase (what the mel's magnitude alone costs).</summary>
     public static IReadOnlyList<EvaluationSetting> Standard(SynthesisOptions shipped)
     {
         var o = shipped;
+        const int iterations = SynthesisOptions.BaselineGriffinLimIterations;
         return
         [
-            new("griffin-lim", null),
+            new("griffin-lim", null, (m, _, mel) => GriffinLim.FromMel(m, mel, iterations)),
             new("shipped", o),
             new("plain", o with { Start = SamplerStart.Noise, Consistency = ConsistencySteps.None }),
             new("raw", o with { Start = SamplerStart.Noise, PostFilterPasses = 0, Consistency = ConsistencySteps.None }),
+            new("true-magnitude", null, (m, wave, mel) => GriffinLim.FromMagnitude(GriffinLim.Analyse(wave, m.shape[1], mel).abs(), mel, iterations)),
+            new("true-phase", null, (m, wave, mel) => GriffinLim.WithPhaseOf(GriffinLim.Magnitude(m, mel), wave, mel)),
         ];
     }
 
@@ -78,9 +85,7 @@ public static class VoiceEvaluation
                 var reference = clip.Audio[..(int)(frames * mel.Hop)].data<float>().ToArray();
                 foreach (var s in settings)
                 {
-                    var audio = s.Options is null
-                        ? GriffinLim.FromMel(m, mel, SynthesisOptions.BaselineGriffinLimIterations)
-                        : vocoder.Synthesize(m, s.Options, ct);
+                    var audio = s.Options is null ? s.Baseline!(m, reference, mel) : vocoder.Synthesize(m, s.Options, ct);
                     scores[s.Name].Add(Metrics.Compute(reference, audio, mel.SampleRate, mel));
                 }
                 progress?.Invoke($"{speaker.Key} {clip.Name}: " + string.Join(", ", settings.Select(s => $"{s.Name} SC " +

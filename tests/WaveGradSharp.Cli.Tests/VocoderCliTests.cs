@@ -166,6 +166,15 @@ public class VocoderCliTests
                 "--consistency", "project:1:8", "--start", "noise");
             Assert.True(p.ExitCode == 0, p.Stderr);
             Assert.Contains("ddim, 6 levels from noise, project consistency on 1", p.Stdout);
+            // --start-noise 0.8 lets the level at std 0.74 run too.
+            var n = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "n.wav"), "--device", "cpu",
+                "--start-noise", "0.8");
+            Assert.True(n.ExitCode == 0, n.Stderr);
+            Assert.Contains("ddim, 6 levels, last 3 run from Griffin-Lim", n.Stdout);
+            var bad = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "b.wav"), "--start-noise", "1.5");
+            Assert.Equal(2, bad.ExitCode);
+            Assert.Equal("error: --start-noise 1.5: must be in (0, 1]", bad.Stderr.Trim());
+            Assert.False(File.Exists(Path.Combine(dir.FullName, "b.wav")));
         }
         finally { dir.Delete(true); }
     }

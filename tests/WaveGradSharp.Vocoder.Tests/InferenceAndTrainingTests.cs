@@ -72,6 +72,8 @@ public class InferenceTests
         Assert.Equal(ConsistencyMode.None, rows[0].Options!.Consistency.Mode);
         Assert.Null(rows[1].Options);
         Assert.Equal(4, EvaluationSetting.Select(shipped, "griffin-lim,shipped,plain,raw").Count);
+        // The bounds render without the network, from the clip itself.
+        Assert.All(EvaluationSetting.Select(shipped, "true-magnitude,true-phase"), b => Assert.True(b.Options is null && b.Baseline is not null, b.Name));
         foreach (var bad in new[] { "raw,bogus", "raw,raw", " , " })
             Assert.Contains("--settings", Assert.Throws<WaveGradException>(() => EvaluationSetting.Select(shipped, bad)).Message);
     }
@@ -123,12 +125,12 @@ public class InferenceTests
         Assert.Equal(new SynthesisOptions() with { Sampler = plain.DefaultSampler }, plain.RenderDefaults());
         Assert.Equal(SynthesisOptions.LowLatency with { Sampler = plain.DefaultSampler }, plain.RenderDefaults(SynthesisOptions.LowLatency));
         void Write(string render) => File.WriteAllText(card, json.Replace("\"name\": \"tiny\",", $"\"name\": \"tiny\", \"default_render\": {render},"));
-        Write("""{"start": "griffin-lim", "start_iterations": 32, "consistency": "project:2:8", "post_filter": 3}""");
+        Write("""{"start": "griffin-lim", "start_iterations": 32, "start_noise": 0.8, "consistency": "project:2:8", "post_filter": 3}""");
         var v = Voice.Load(tmp["v"]);
         foreach (var context in new[] { new SynthesisOptions { Seed = 9 }, SynthesisOptions.LowLatency with { Seed = 9 } })
         {
             var o = v.RenderDefaults(context);
-            Assert.Equal((SamplerStart.GriffinLim, 32, 3, 9L), (o.Start, o.StartIterations, o.PostFilterPasses, o.Seed));
+            Assert.Equal((SamplerStart.GriffinLim, 32, 0.8, 3, 9L), (o.Start, o.StartIterations, o.StartNoise, o.PostFilterPasses, o.Seed));
             Assert.Equal(new ConsistencySteps { Mode = ConsistencyMode.Project, Levels = 2, Iterations = 8 }, o.Consistency);
         }
         Write("""{"post_filter": 0}""");   // only what it names
@@ -138,6 +140,8 @@ public class InferenceTests
         {
             ("""{"post_filter": -1}""", "default_render.post_filter must be a whole number from 0 to 64"),
             ("""{"start": "sideways"}""", "default_render.start 'sideways' must be noise or griffin-lim"),
+            ("""{"start_noise": 0}""", "default_render.start_noise must be a number in (0, 1]"),
+            ("""{"start_noise": "high"}""", "default_render.start_noise must be a number in (0, 1]"),
             ("""{"consistency": "project:0"}""", "default_render.consistency 'project:0': '0' is not a whole number"),
             ("""{"steps": 4}""", "default_render.steps is unknown"),
             ("""[1]""", "default_render must be an object"),
