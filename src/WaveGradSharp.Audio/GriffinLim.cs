@@ -114,8 +114,8 @@ public static class GriffinLim
         if (!own.shape.SequenceEqual(magnitude.shape))
             throw new ArgumentException($"a magnitude must be [{cfg.NFreqs}, {frames}], got [{string.Join(", ", magnitude.shape)}]", nameof(magnitude));
         using var ms = new MelSpectrogram(cfg);
-        var inverse = new InverseStft(cfg, ms.Buffers(CPU).Window, frames, (frames - 1) * cfg.Hop);
-        var wave = inverse.Apply(own * magnitude.to(CPU).to_type(float32).div(own.abs().add(1e-16)));
+        var transform = new FrameStft(cfg, ms.Buffers(CPU).Window, frames, (frames - 1) * cfg.Hop);
+        var wave = transform.Inverse((own * magnitude.to(CPU).to_type(float32).div(own.abs().add(1e-16))).t());
         var result = new float[Samples(cfg, frames)];
         wave.data<float>().CopyTo(result, cfg.FrameOffset);
         return result;
@@ -202,40 +202,43 @@ public static class GriffinLim
     {
         using var scope = NewDisposeScope();
         long frames = spec.shape[1];
-        var inverse = new InverseStft(cfg, win, frames, (frames - 1) * cfg.Hop);
+        var transform = new FrameStft(cfg, win, frames, (frames - 1) * cfg.Hop);
+        var target = spec.t().contiguous();   // [frames, bins], as the FFTs lay spectrograms out
+        var current = shaped.t().contiguous();
         Tensor? prev = null;
         double prevWeight = -momentum / (1 + momentum);
         for (int i = 0; i < iters; i++)
         {
             using var step = NewDisposeScope();
-            var y = inverse.Apply(shaped);
-            var rebuilt = stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: PaddingModes.Reflect,
-                normalized: false, onesided: true, return_complex: true);
+            var rebuilt = transform.Forward(transform.Inverse(current));
             var next = prev is null || momentum == 0 ? rebuilt : rebuilt.add(prev, prevWeight);
-            var s = next * spec.div(next.abs().add_(1e-16));
+            var s = next * target.div(next.abs().add_(1e-16));
             prev?.Dispose();
             prev = rebuilt.MoveToOuterDisposeScope();
-            if (i > 0) shaped.Dispose();   // the first is the caller's
-            shaped = s.MoveToOuterDisposeScope();
+            current.Dispose();
+            current = s.MoveToOuterDisposeScope();
         }
-        return inverse.Apply(shaped).MoveToOuterDisposeScope();
+        return transform.Inverse(current).MoveToOuterDisposeScope();
     }
 }
 
 /// <summary>
-/// torch.istft(center: true, onesided, not normalized, with a length) of a spectrogram [bins, frames] by overlap-add, with the
-/// window's envelope Σ w²[n − j·hop] computed once: libtorch's istft recomputes and checks it on every call, which cost
-/// Griffin-Lim's loop more than its inverse FFTs. Frames are zero-padded to k = ⌈n_fft / hop⌉ hops, so that the overlap-add is
-/// k shifted sums of [frames, hop] blocks.
+/// The STFT pair of Griffin-Lim's loop: torch.stft and torch.istft (centred with reflect padding, onesided, not normalized,
+/// the inverse with a length), frame-major. Spectrograms are [frames, bins], the layout the FFTs make and take, so each
+/// magnitude and product in the loop is one pass over contiguous memory; torch.stft's [bins, frames] is a transposed view,
+/// over which those passes were strided. The inverse overlap-adds with the window's envelope
+/// Σ w²[n − j·hop] computed once: libtorch's istft recomputes and checks it on every call, which cost the loop more than
+/// its inverse FFTs. Frames are zero-padded to k = ⌈n_fft / hop⌉ hops, so that the overlap-add is k shifted sums of
+/// [frames, hop] blocks.
 /// </summary>
-sealed class InverseStft
+sealed class FrameStft
 {
     readonly Tensor window;   // [n_fft]: the analysis window, centred in n_fft as torch pads it
     readonly Tensor scale;    // [length]: 1 / envelope
     readonly int nFft, hop, k;
     readonly long frames, length;
 
-    public InverseStft(MelConfig cfg, Tensor win, long frames, long length)
+    public FrameStft(MelConfig cfg, Tensor win, long frames, long length)
     {
         nFft = cfg.NFft; hop = cfg.Hop; k = (nFft + hop - 1) / hop;
         this.frames = frames; this.length = length;
@@ -246,8 +249,15 @@ sealed class InverseStft
         scale = envelope.reciprocal();
     }
 
-    /// <summary>The waveform [length] of a complex spectrogram [bins, frames].</summary>
-    public Tensor Apply(Tensor spec) => OverlapAdd(fft.irfft(spec.t(), nFft, 1).mul_(window)).mul_(scale);
+    /// <summary>The complex spectrogram [frames, bins] of a waveform [length]: torch.stft's, transposed.</summary>
+    public Tensor Forward(Tensor y)
+    {
+        var padded = nn.functional.pad(y.view(1, 1, -1), [nFft / 2, nFft / 2], PaddingModes.Reflect).view(-1);
+        return fft.rfft(padded.unfold(0, nFft, hop).mul(window), nFft, 1);
+    }
+
+    /// <summary>The waveform [length] of a complex spectrogram [frames, bins].</summary>
+    public Tensor Inverse(Tensor spec) => OverlapAdd(fft.irfft(spec, nFft, 1).mul_(window)).mul_(scale);
 
     /// <summary>Frames [frames, n_fft] laid hop apart and summed, the centre padding of n_fft / 2 dropped: [length].</summary>
     Tensor OverlapAdd(Tensor f)

@@ -9,19 +9,27 @@ public class GriffinLimTests(ITestOutputHelper log)
     [Theory]
     [InlineData("hifigan-22k")]   // n_fft 1024 = 4 hops
     [InlineData("lmnt-22k")]      // n_fft 2048, window 1200, hop 300: frames padded to 7 hops
-    public void Inverse_stft_matches_torch_istft(string preset)
+    public void The_loops_stft_pair_matches_torch_stft_and_istft(string preset)
     {
         var cfg = MelConfig.Preset(preset);
         using var ms = new MelSpectrogram(cfg);
         var (win, _) = ms.Buffers(CPU);
         long frames = 37, length = (frames - 1) * cfg.Hop;
         var g = new Generator(3);
+        var transform = new FrameStft(cfg, win, frames, length);
         var spec = complex(randn([cfg.NFreqs, frames], generator: g), randn([cfg.NFreqs, frames], generator: g));
         var expected = istft(spec, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true, length: length);
-        var y = new InverseStft(cfg, win, frames, length).Apply(spec);
+        var y = transform.Inverse(spec.t().contiguous());
         Assert.Equal(expected.shape, y.shape);
         double err = (y - expected).abs().max().item<float>(), scale = expected.abs().max().item<float>();
-        Assert.True(err < 1e-5 * scale, $"max |Δ| {err} of {scale}");
+        Assert.True(err < 1e-5 * scale, $"inverse: max |Δ| {err} of {scale}");
+        var wave = randn([length], generator: g);
+        var forward = stft(wave, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: TorchSharp.PaddingModes.Reflect, normalized: false,
+            onesided: true, return_complex: true);
+        var got = transform.Forward(wave);
+        Assert.Equal(new long[] { frames, cfg.NFreqs }, got.shape);
+        err = (got.t() - forward).abs().max().item<float>(); scale = forward.abs().max().item<float>();
+        Assert.True(err < 1e-5 * scale, $"forward: max |Δ| {err} of {scale}");
     }
 
     [Theory]
