@@ -164,6 +164,17 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>What the network outputs.</summary>
     public static Prediction Predicts => Prediction.X0;
 
+    /// <summary>The type the trunk (the layers between the STFT and the inverse STFT) computes in.</summary>
+    public ScalarType TrunkType { get; private set; } = ScalarType.Float32;
+
+    /// <summary>Casts the trunk's weights to bfloat16 for inference, where the CPU multiplies bf16 matrices natively; the STFT,
+    /// the preconditioning and the inverse STFT stay float32, so the waveform in and out keeps its precision.</summary>
+    public void UseBf16Trunk()
+    {
+        foreach (var (_, m) in named_children()) m.to(ScalarType.BFloat16);
+        TrunkType = ScalarType.BFloat16;
+    }
+
     /// <summary>Parameters.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 
@@ -179,14 +190,15 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         var spec = stft(x * pre.In, c.NFft, c.Hop, c.NFft, win, center: true, pad_mode: PaddingModes.Reflect, normalized: false, onesided: true,
             return_complex: true) / windowNorm;                                      // [B, bins, F + 1]
         var cond = F.pad(mels, [0, spec.shape[2] - mels.shape[2]], PaddingModes.Replicate);
-        var h = input_norm.call(input.call(cat([view_as_real(spec).permute(0, 3, 1, 2).flatten(1, 2), cond], 1).transpose(1, 2)));   // [B, F + 1, C]
-        var e = embed_out.call(F.silu(embed_in.call(Sinusoidal(pre.Noise.reshape(-1), 64))));
+        var features = cat([view_as_real(spec).permute(0, 3, 1, 2).flatten(1, 2), cond], 1).transpose(1, 2).to_type(TrunkType);
+        var h = input_norm.call(input.call(features));                             // [B, F + 1, C]
+        var e = embed_out.call(F.silu(embed_in.call(Sinusoidal(pre.Noise.reshape(-1), 64).to_type(TrunkType))));
         foreach (var b in blocks) h = b.call(h, e);
         h = output_norm.call(h);
-        var o = head.call(h);                                                        // [B, F + 1, 2·bins]
+        var o = head.call(h).to_type(ScalarType.Float32);                           // [B, F + 1, 2·bins]
         var s = view_as_complex(o.reshape(o.shape[0], o.shape[1], c.Bins, 2).contiguous()).transpose(1, 2) * windowNorm * pre.Out.unsqueeze(2);
         // With bin gains g, x̂₀ = c_skip·x̃ + iSTFT(g ⊙ STFT(x̃)) + c_out·F: spec is STFT(c_in·x̃)/windowNorm.
-        if (gains is not null) s = s + gains.call(h).transpose(1, 2) * spec * (windowNorm / pre.In.unsqueeze(2));
+        if (gains is not null) s = s + gains.call(h).to_type(ScalarType.Float32).transpose(1, 2) * spec * (windowNorm / pre.In.unsqueeze(2));
         var f = istft(s, c.NFft, c.Hop, c.NFft, win, center: true, normalized: false, onesided: true, length: audio.shape[1]);
         return (pre.Skip * x + f).MoveToOuterDisposeScope();
     }
@@ -257,7 +269,8 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
     }
 }
 
-/// <summary>The frame-rate STFT denoiser (<see cref="StftDenoiser"/>) as a <see cref="DiffusionVocoderModel"/>, computing in float32.</summary>
+/// <summary>The frame-rate STFT denoiser (<see cref="StftDenoiser"/>) as a <see cref="DiffusionVocoderModel"/>: its trunk computes in
+/// the precision asked for (bf16 where the CPU has bf16 instructions, by default), its transforms in float32.</summary>
 sealed class StftArchitecture : IDiffusionVocoderArchitecture
 {
     public const string Name = VocoderArchitectures.Stft;
@@ -269,13 +282,14 @@ sealed class StftArchitecture : IDiffusionVocoderArchitecture
     {
         var net = StftDenoiser.Load(voice, weights);
         if (device.type != DeviceType.CPU) net.to(device);
+        if (dtype == ScalarType.BFloat16) net.UseBf16Trunk();
         return new DiffusionVocoderModel(net, voice.Mel, voice.Prior, voice.DefaultSampler, device, StftDenoiser.Predicts);
     }
 
     public double MultiplyAddsPerSample(Voice voice) =>
         StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath).MultiplyAddsPerFrame() / (double)voice.Mel.Hop;
 
-    public ScalarType ComputeType(ScalarType requested) => ScalarType.Float32;
+    public ScalarType ComputeType(ScalarType requested) => requested == ScalarType.BFloat16 ? requested : ScalarType.Float32;
 
     public Prediction Predicts => StftDenoiser.Predicts;
 

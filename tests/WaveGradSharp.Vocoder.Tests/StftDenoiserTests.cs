@@ -65,6 +65,31 @@ public class StftDenoiserTests
     }
 
     [Fact]
+    public void ABf16TrunkKeepsTheTransformsInFloat32AndStaysCloseToTheFloat32Network()
+    {
+        var cfg = StftDenoiserConfig.Create("tiny", MelConfig.Preset("hifigan-22k")) with { BinGains = true };
+        using var fp32 = new StftDenoiser(cfg, new Generator(1));
+        using var bf16 = new StftDenoiser(cfg, new Generator(1));
+        using (no_grad())
+        {
+            // Non-zero heads, so the trunk reaches the output; the same weights in both.
+            foreach (var (name, p) in fp32.named_parameters().Where(p => p.name.StartsWith("head.") || p.name.StartsWith("gains.")))
+                p.copy_(randn(p.shape, generator: new Generator((ulong)name.Length)) * 0.05);
+            bf16.load_state_dict(fp32.state_dict());
+        }
+        bf16.UseBf16Trunk();
+        Assert.Equal((ScalarType.Float32, ScalarType.BFloat16), (fp32.TrunkType, bf16.TrunkType));
+        var x = randn(2, 20 * 256, generator: new Generator(2)) * 0.2;
+        var mel = randn(2, 80, 20, generator: new Generator(3));
+        var level = tensor(new float[] { 0.3f, 0.9f });
+        using var want = fp32.call(x, mel, level);
+        using var got = bf16.call(x, mel, level);
+        Assert.Equal(ScalarType.Float32, got.dtype);
+        double rel = (got - want).norm().item<float>() / want.norm().item<float>();
+        Assert.True(rel > 0 && rel < 0.01, $"relative difference {rel}");
+    }
+
+    [Fact]
     public void TrainsThroughTheOneTrainerAndRendersWithEverySamplerAndStreaming()
     {
         using var tmp = new TempDir();
