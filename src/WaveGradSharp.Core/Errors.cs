@@ -28,8 +28,8 @@ public static class Devices
         return cudaReady.Value;
     }
 
-    /// <summary>The element type inference runs in: float32, bfloat16, or (auto) bfloat16 on CUDA and on CPUs with bf16 dot products
-    /// (<see cref="CpuBf16Wins"/>), else float32.</summary>
+    /// <summary>The element type inference runs in: float32, bfloat16, or (auto) bfloat16 on CUDA and on CPUs whose bf16 matrix products
+    /// beat float32's (<see cref="CpuBf16Wins"/>), else float32.</summary>
     public static torch.ScalarType InferenceType(string? precision, torch.Device device) => (precision ?? "auto").ToLowerInvariant() switch
     {
         "fp32" or "float32" => torch.ScalarType.Float32,
@@ -44,8 +44,9 @@ public static class Devices
     static readonly Lazy<bool> cpuBf16Wins = new(Bf16Probe);
 
     /// <summary>
-    /// Whether this CPU multiplies bfloat16 matrices natively (AVX512_BF16 or AMX), so that bf16 inference is faster than
-    /// float32 (without them libtorch emulates bf16, slower than float32). Read from /proc/cpuinfo's x86 flags where there are
+    /// Whether this CPU multiplies bfloat16 matrices faster than float32 ones: with AMX tiles (amx_bf16) they run about 3× float32's
+    /// peak. AVX512_BF16's dot products alone are not enough: on such a CPU (no AMX; measured for #26) bf16 products peaked at 161 GFLOP/s against
+    /// float32's 297, and without either libtorch emulates bf16, slower still. Read from /proc/cpuinfo's x86 flags where there are
     /// some: a timing would be at the mercy of whatever else runs at start-up (a TTS frontend does). Elsewhere timed once: the
     /// best of five alternating [8192, 128] × [128, 128] products in each type, bf16 chosen if <see cref="Bf16Margin"/> times as fast.
     /// </summary>
@@ -56,7 +57,7 @@ public static class Devices
         const string cpuinfo = "/proc/cpuinfo";
         var flags = OperatingSystem.IsLinux() && File.Exists(cpuinfo)
             ? File.ReadLines(cpuinfo).FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ') : null;
-        if (flags is not null) return flags.Contains("avx512_bf16") || flags.Contains("amx_bf16");
+        if (flags is not null) return flags.Contains("amx_bf16");
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         using var g = new torch.Generator(0);
