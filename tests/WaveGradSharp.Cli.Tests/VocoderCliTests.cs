@@ -310,8 +310,9 @@ public class VocoderCliTests
                 "--precision", "bf16", "--device", "cpu");
             Assert.True(r.ExitCode == 0, r.Stderr);
             Assert.Contains("voice tiny-stft (stft), sampler ddim", r.Stdout);
-            // The kind computes in float32 whatever is asked, and says so; its GFLOP/s come from the config's multiply-adds.
-            var row = r.Stdout.Split('\n').Single(l => l.StartsWith("fp32 ")).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            // The kind's trunk computes in the precision asked for, and the row says which; its GFLOP/s come from the config's
+            // multiply-adds.
+            var row = r.Stdout.Split('\n').Single(l => l.StartsWith("bf16 ")).Split(' ', StringSplitOptions.RemoveEmptyEntries);
             Assert.Equal("3", row[1]);
             var inv = System.Globalization.CultureInfo.InvariantCulture;
             double rtf = double.Parse(row[4], inv), gflops = double.Parse(row[5], inv);
