@@ -270,7 +270,7 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
 }
 
 /// <summary>The frame-rate STFT denoiser (<see cref="StftDenoiser"/>) as a <see cref="DiffusionVocoderModel"/>: its trunk computes in
-/// the precision asked for (bf16 where the CPU has bf16 instructions, by default), its transforms in float32.</summary>
+/// the precision asked for (by default bf16 where auto picks it: CUDA, or a CPU with AMX), its transforms in float32.</summary>
 sealed class StftArchitecture : IDiffusionVocoderArchitecture
 {
     public const string Name = VocoderArchitectures.Stft;
