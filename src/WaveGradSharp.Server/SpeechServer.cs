@@ -79,7 +79,7 @@ public sealed partial class SpeechServer : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
-            k.Limits.MaxRequestBodySize = options.MaxBodyBytes;
+            k.Limits.MaxRequestBodySize = DrainLimit(options);
             k.Limits.MaxConcurrentConnections = 256;
             k.Limits.MaxRequestHeadersTotalSize = 16 << 10;
             k.Limits.RequestHeadersTimeout = TimeSpan.FromSeconds(10);
@@ -167,6 +167,8 @@ public sealed partial class SpeechServer : IAsyncDisposable
             else
             {
                 ctx.Response.Clear();
+                // A body refused unread leaves bytes on the connection: close it, so that no later request is sent down it.
+                if (error.Status == 413) ctx.Response.Headers.Connection = "close";
                 try { await error.WriteAsync(ctx); } catch (Exception) when (ctx.RequestAborted.IsCancellationRequested) { }
             }
         }
@@ -270,21 +272,27 @@ public sealed partial class SpeechServer : IAsyncDisposable
     }
 
     /// <summary>The body, at most <see cref="ServeOptions.MaxBodyBytes"/> (413 beyond), read before any render slot is taken so that
-    /// a slow upload holds none.</summary>
+    /// a slow upload holds none. A body over the limit is read to its end and discarded, up to <see cref="DrainLimit"/>, before the
+    /// 413: a client still sending then reads the answer instead of a reset connection.</summary>
     async Task<MemoryStream> ReadBody(HttpContext ctx, CancellationToken ct)
     {
-        if (ctx.Request.ContentLength > options.MaxBodyBytes) throw TooLarge();
+        if (ctx.Request.ContentLength > DrainLimit(options)) throw TooLarge();
         var body = new MemoryStream();
         var buffer = new byte[16384];
+        bool tooLarge = ctx.Request.ContentLength > options.MaxBodyBytes;
         int n;
         while ((n = await ctx.Request.Body.ReadAsync(buffer, ct)) > 0)
         {
-            if (body.Length + n > options.MaxBodyBytes) throw TooLarge();
-            body.Write(buffer, 0, n);
+            tooLarge |= body.Length + n > options.MaxBodyBytes;
+            if (!tooLarge) body.Write(buffer, 0, n);
         }
+        if (tooLarge) throw TooLarge();
         body.Position = 0;
         return body;
     }
+
+    /// <summary>Kestrel's own cap: the most bytes read from one request, counting those discarded after a 413.</summary>
+    static long DrainLimit(ServeOptions options) => 4 * options.MaxBodyBytes;
 
     ApiError TooLarge() => new(413, $"the request body is larger than {options.MaxBodyBytes} bytes", ApiError.InvalidRequest, code: "too_large");
 

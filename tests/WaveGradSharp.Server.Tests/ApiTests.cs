@@ -115,6 +115,21 @@ public sealed class ApiTests(ServerFixture f, ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task ABodyOverTheLimitIsAnswered413AndTheClientGoesOn()
+    {
+        // The server reads an oversized body to its end before answering, so a client still sending sees the 413, not a reset,
+        // and its next request (on a fresh connection: the 413 closes this one) is answered.
+        for (int i = 0; i < 5; i++)
+        {
+            using var big = await f.Client.PostAsync("/v1/vocode", ServerFixture.Npy(new byte[(300 << 10) + i * 65536]));
+            Assert.Equal("too_large", (await ServerFixture.OneLineError(big, 413)).GetProperty("code").GetString());
+            Assert.True(big.Headers.ConnectionClose);
+            using var next = await f.Client.GetAsync("/v1/voices");
+            Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+        }
+    }
+
+    [Fact]
     public async Task AFullQueueAnswers429WithRetryAfter()
     {
         var (server, client) = await f.Start(ServerFixture.Small with { MaxQueue = 0 });
