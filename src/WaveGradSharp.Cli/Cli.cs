@@ -71,8 +71,21 @@ static class Cli
         for (var r = pr.CommandResult; r is { Command: not RootCommand }; r = r.Parent as System.CommandLine.Parsing.CommandResult)
             verbs.Insert(0, r.Command.Name);
         string help = string.Join(' ', ["wavegrad", .. verbs, "--help"]);
-        Console.Error.WriteLine($"error: {Text.Escape(string.Join("; ", pr.Errors.Select(e => OneLine(e.Message))), 2000)} (see {help})");
+        Console.Error.WriteLine($"error: {Text.Escape(string.Join("; ", pr.Errors.Select(Named)), 2000)} (see {help})");
         return 2;
+    }
+
+    /// <summary>A parse error on one line, led by the option it is about ("--start-phase: Argument 'zero' not recognized…").</summary>
+    static string Named(System.CommandLine.Parsing.ParseError e)
+    {
+        var option = e.SymbolResult switch
+        {
+            System.CommandLine.Parsing.OptionResult o => o.Option,
+            System.CommandLine.Parsing.ArgumentResult { Parent: System.CommandLine.Parsing.OptionResult o } => o.Option,
+            _ => null,
+        };
+        string message = OneLine(e.Message);
+        return option is null || message.Contains(option.Name, StringComparison.Ordinal) ? message : $"{option.Name}: {message}";
     }
 
     static string OneLine(string s) => string.Join(' ', s.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
