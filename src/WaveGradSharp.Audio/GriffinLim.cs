@@ -1,8 +1,18 @@
+using System.Numerics;
 using TorchSharp;
 using static TorchSharp.torch;
 using WaveGradSharp.Core;
 
 namespace WaveGradSharp.Audio;
+
+/// <summary>Where Griffin-Lim's phase starts: random (the classic algorithm) or <see cref="GriffinLim.PhaseFromGradients"/>.</summary>
+public enum PhaseStart
+{
+    /// <summary>Uniform phases from a fixed seed.</summary>
+    Random,
+    /// <summary>The phase the magnitude's own gradients imply (phase gradient heap integration).</summary>
+    PhaseGradient,
+}
 
 /// <summary>The non-neural baseline: mel → linear magnitude (non-negative least squares against the filter bank) → phase by fast
 /// Griffin-Lim (Perraudin, Balazs and Søndergaard 2013: each iterate is pushed by <c>momentum</c> × its last change).</summary>
@@ -27,11 +37,12 @@ public static class GriffinLim
     /// <param name="cfg">The mel settings the log-mel was made with.</param>
     /// <param name="iters">Griffin-Lim iterations (each one ISTFT + STFT).</param>
     /// <param name="momentum">0 gives classic Griffin-Lim; 0.99 is the 'fast' variant.</param>
-    public static float[] FromMel(Tensor logMel, MelConfig cfg, int iters = 64, double momentum = 0.99)
+    /// <param name="start">The phase the iterations start from: random, or the magnitude's phase gradients.</param>
+    public static float[] FromMel(Tensor logMel, MelConfig cfg, int iters = 64, double momentum = 0.99, PhaseStart start = PhaseStart.Random)
     {
         var mel = Checked(logMel, cfg, iters, momentum);
-        if (mel.shape[1] <= GriffinLimStream.WindowFrames) return Invert(mel, cfg, iters, momentum);
-        var stream = new GriffinLimStream(mel, cfg, iters, momentum);
+        if (mel.shape[1] <= GriffinLimStream.WindowFrames) return Invert(mel, cfg, iters, momentum, start);
+        var stream = new GriffinLimStream(mel, cfg, iters, momentum, start: start);
         return stream.Read(0, stream.Length);
     }
 
@@ -55,18 +66,21 @@ public static class GriffinLim
     }
 
     /// <summary>Griffin-Lim over a whole (checked) mel at once.</summary>
-    internal static float[] Invert(Tensor mel, MelConfig cfg, int iters, double momentum)
+    internal static float[] Invert(Tensor mel, MelConfig cfg, int iters, double momentum, PhaseStart start, Tensor? leadingPhase = null)
     {
         using var scope = NewDisposeScope();
-        return FromMagnitude(Magnitude(mel, cfg), cfg, iters, momentum);
+        return FromMagnitude(Magnitude(mel, cfg), cfg, iters, momentum, start, leadingPhase);
     }
 
     /// <summary>
     /// Griffin-Lim from a linear STFT magnitude [bins, frames] in the scale <see cref="Magnitude"/> gives, from the same random
     /// phase as <see cref="FromMel"/>: <see cref="Samples"/> samples. Given a recording's own magnitude (<see cref="Analyse"/>) it
-    /// measures what phase retrieval alone costs, apart from what the mel loses.
+    /// measures what phase retrieval alone costs, apart from what the mel loses. With <see cref="PhaseStart.PhaseGradient"/>, a
+    /// <paramref name="leadingPhase"/> [bins, K] fixes the first K frames' phase and the rest is integrated from it (a window
+    /// continuing the waveform before it, see <see cref="GriffinLimStream"/>).
     /// </summary>
-    public static float[] FromMagnitude(Tensor magnitude, MelConfig cfg, int iters = 64, double momentum = 0.99)
+    public static float[] FromMagnitude(Tensor magnitude, MelConfig cfg, int iters = 64, double momentum = 0.99, PhaseStart start = PhaseStart.Random,
+        Tensor? leadingPhase = null)
     {
         using var scope = NewDisposeScope();
         if (magnitude.dim() != 2 || magnitude.shape[0] != cfg.NFreqs || magnitude.shape[1] < MinFrames(cfg))
@@ -75,13 +89,141 @@ public static class GriffinLim
         CheckIterations(iters, momentum);
         var spec = magnitude.to_type(float32);
         long frames = spec.shape[1];
-        var gen = new Generator(20240917);
-        var phase = rand(spec.shape, generator: gen).to(spec.device) * (2 * Math.PI);
+        var phase = start == PhaseStart.PhaseGradient ? PhaseFromGradients(spec, cfg, leadingPhase)
+            : rand(spec.shape, generator: new Generator(RandomPhaseSeed)).to(spec.device) * (2 * Math.PI);
         using var ms = new MelSpectrogram(cfg);
         var wave = Iterate(polar(spec, phase), spec, cfg, ms.Buffers(spec.device).Window, iters, momentum);
         var result = new float[Samples(cfg, frames)];
         wave.to(CPU).data<float>().CopyTo(result, cfg.FrameOffset);
         return result;
+    }
+
+    const int RandomPhaseSeed = 20240917;
+
+    /// <summary>
+    /// A phase for a magnitude [bins, frames] (as <see cref="Magnitude"/> gives) from the magnitude alone, by phase gradient heap
+    /// integration (Průša, Balazs and Søndergaard 2017). For a Gaussian window exp(−πt²/γ) the STFT's log-magnitude s fixes the
+    /// phase's gradient: per hop a the phase advances by 2πam/M + (aM/γ)·∂s/∂m (the bin's frequency plus the deviation the
+    /// magnitude's slope across bins tells), and per bin by −(γ/(aM))·∂s/∂n (the group delay). Integrated outward from the
+    /// largest coefficients first, where the gradients are most reliable. A Hann window of length L is taken as the Gaussian of
+    /// γ = 0.25645·L². Coefficients more than 100 dB under the largest keep a fixed pseudo-random phase. The result follows
+    /// torch.stft's convention (phase relative to each frame's first sample), hence a final π per bin. A
+    /// <paramref name="leading"/> phase [bins, K] (same convention) is kept for the first K frames and integrated onward from.
+    /// </summary>
+    public static Tensor PhaseFromGradients(Tensor magnitude, MelConfig cfg, Tensor? leading = null)
+    {
+        int bins = (int)magnitude.shape[0], frames = (int)magnitude.shape[1];
+        int known = leading is null ? 0 : (int)leading.shape[1];
+        if (leading is not null && (leading.dim() != 2 || leading.shape[0] != bins || known > frames))
+            throw new ArgumentException($"a leading phase must be [{bins}, at most {frames}], got [{string.Join(", ", leading.shape)}]", nameof(leading));
+        var given = new float[bins * known];
+        if (leading is not null) using (var l = leading.to(CPU).to_type(float32).contiguous()) l.data<float>().CopyTo(given, 0);
+        var log = new float[bins * frames];   // [bins, frames]
+        using (var l = magnitude.to(CPU).to_type(float32).clamp_min(1e-30f).log().contiguous()) l.data<float>().CopyTo(log, 0);
+        double a = cfg.Hop, m = cfg.NFft, gamma = 0.25645 * cfg.WinLength * (double)cfg.WinLength;
+        float max = log.Max(), floor = max + MathF.Log(1e-5f);
+        // The plane with a border of one blocked coefficient all round, so that a step to a neighbour needs no bounds check:
+        // coefficient (k, n) is at (k + 1)·w + n + 1.
+        int w = frames + 2, size = (bins + 2) * w;
+        var s = new float[size];
+        var state = new byte[size];   // Open, Set or Blocked (the border and everything under the floor)
+        const byte Open = 0, Set = 1, Blocked = 2;
+        Array.Fill(state, Blocked);
+        for (int k = 0; k < bins; k++)
+            for (int n = 0; n < frames; n++)
+            {
+                float v = log[k * frames + n];
+                int i = (k + 1) * w + n + 1;
+                s[i] = v;
+                if (v > floor) state[i] = Open;
+            }
+        // Per coefficient: the phase's advance to the next frame (time direction) and to the next bin (frequency direction).
+        var perHop = new float[size];
+        var perBin = new float[size];
+        for (int k = 0; k < bins; k++)
+            for (int n = 0; n < frames; n++)
+            {
+                int i = (k + 1) * w + n + 1;
+                float dk = k == 0 ? s[i + w] - s[i] : k == bins - 1 ? s[i] - s[i - w] : (s[i + w] - s[i - w]) / 2;
+                float dn = n == 0 ? s[i + 1] - s[i] : n == frames - 1 ? s[i] - s[i - 1] : (s[i + 1] - s[i - 1]) / 2;
+                perHop[i] = (float)(2 * Math.PI * a * k / m + a * m / gamma * dk);
+                perBin[i] = (float)(-gamma / (a * m) * dn);
+            }
+        // Largest first, through bucket queues of 1/32 neper (a quarter of a dB) per bucket: a heap's order to within that, at
+        // constant cost per coefficient. The seeds are every open coefficient, largest first; the frontier holds those whose phase
+        // is set and whose neighbours are not yet reached.
+        const int bucketsPerNeper = 32;
+        int buckets = (int)((max - floor) * bucketsPerNeper) + 1;
+        int Bucket(int i) => Math.Min(buckets - 1, (int)((s[i] - floor) * bucketsPerNeper));
+        var count = new int[buckets + 1];
+        for (int i = 0; i < size; i++) if (state[i] == Open) count[Bucket(i)]++;
+        for (int b = buckets - 1; b >= 0; b--) count[b] += count[b + 1];   // count[b]: coefficients in buckets b and above
+        var seeds = new int[count[0]];
+        for (int i = size - 1; i >= 0; i--) if (state[i] == Open) seeds[--count[Bucket(i)]] = i;
+        var frontier = new int[buckets];
+        Array.Fill(frontier, -1);
+        var link = new int[size];
+        var phase = new double[size];   // double: the sums reach 10⁵ rad over a window
+        int top = -1;
+        void Push(int i)
+        {
+            state[i] = Set;
+            int b = Bucket(i);
+            link[i] = frontier[b];
+            frontier[b] = i;
+            top = Math.Max(top, b);
+        }
+        void Reach(int from, int to, double step)
+        {
+            if (state[to] != Open) return;
+            phase[to] = phase[from] + step;
+            Push(to);
+        }
+        // The leading frames' phases, in the centred convention, are where the integration begins.
+        for (int k = 0; k < bins; k++)
+            for (int n = 0; n < known; n++)
+            {
+                int i = (k + 1) * w + n + 1;
+                phase[i] = given[k * known + n] - Math.PI * k;
+                if (state[i] == Open) Push(i);
+            }
+        foreach (int seed in seeds.Prepend(-1))
+        {
+            if (seed >= 0)
+            {
+                if (state[seed] != Open) continue;
+                phase[seed] = Unreached(seed);   // an island's largest coefficient: the rest follow from it
+                Push(seed);
+            }
+            while (true)
+            {
+                while (top >= 0 && frontier[top] < 0) top--;
+                if (top < 0) break;
+                int i = frontier[top];
+                frontier[top] = link[i];
+                Reach(i, i + 1, 0.5 * (perHop[i] + perHop[i + 1]));
+                Reach(i, i - 1, -0.5 * (perHop[i] + perHop[i - 1]));
+                Reach(i, i + w, 0.5 * (perBin[i] + perBin[i + w]));
+                Reach(i, i - w, -0.5 * (perBin[i] + perBin[i - w]));
+            }
+        }
+        var result = new float[bins * frames];
+        for (int k = 0; k < bins; k++)
+            for (int n = 0; n < frames; n++)
+            {
+                int i = (k + 1) * w + n + 1;
+                double p = state[i] == Set || n < known ? phase[i] + Math.PI * k : Unreached(i);
+                result[k * frames + n] = (float)(p - 2 * Math.PI * Math.Floor(p * (0.5 / Math.PI)));
+            }
+        return tensor(result, [bins, frames]).to(magnitude.device);
+    }
+
+    /// <summary>The phase of a coefficient no gradient reaches (an island's first, those under the floor): a fixed
+    /// pseudo-random phase from the golden-ratio sequence, uniform over the circle.</summary>
+    static double Unreached(int i)
+    {
+        double t = i * 0.6180339887498949;
+        return 2 * Math.PI * (t - Math.Floor(t));
     }
 
     /// <summary>
@@ -126,8 +268,9 @@ public static class GriffinLim
     /// for |S| in mel = Fᵀ·|S|, started from the clipped pseudo-inverse and refined by multiplicative (Lee–Seung) updates, which keep
     /// |S| ≥ 0 and lower ‖mel − Fᵀ|S|‖ at every step (they halve the log-mel error of the pseudo-inverse alone on hifigan-22k's 80
     /// bands). Scaled as the preset's STFT is (power, window normalisation). The updates multiply by F and Fᵀ through F's nonzero
-    /// entries alone: each bin lies under at most two triangular filters, so that is about 40 times fewer multiply-adds than
-    /// dense products (which cost about as much as 20 Griffin-Lim iterations).
+    /// entries alone (each bin lies under at most two triangular filters: about 40 times fewer multiply-adds than dense
+    /// products), on the CPU's cores and vector units, one frame per lane; as tensor operations over the whole mel they were
+    /// memory-bound and cost 2–3 times as much.
     /// </summary>
     public static Tensor Magnitude(Tensor mel, MelConfig cfg)
     {
@@ -136,36 +279,122 @@ public static class GriffinLim
         var dev = mel.device;
         var (win, _) = ms.Buffers(dev);
         var lin = ms.Decompress(mel.to_type(float32)); // [M, N] mel magnitude (or power)
-        var fb = cfg.FilterBank();
-        var fbRows = new double[cfg.NMels * cfg.NFreqs];
-        List<long> bands = [], bins = [];
-        List<float> weights = [];
-        for (int k = 0; k < cfg.NFreqs; k++)
-            for (int m = 0; m < cfg.NMels; m++)
-            {
-                fbRows[m * cfg.NFreqs + k] = fb[k, m];
-                if (fb[k, m] != 0) { bands.Add(m); bins.Add(k); weights.Add((float)fb[k, m]); }
-            }
-        var band = tensor(bands.ToArray(), device: dev);
-        var bin = tensor(bins.ToArray(), device: dev);
-        var weight = tensor(weights.ToArray(), device: dev).unsqueeze(1);
-        long n = lin.shape[1];
-        // Fᵀ·x [M, N] and F·y [F, N] from the nonzero entries (band, bin, weight).
-        Tensor ToMel(Tensor x) => zeros([cfg.NMels, n], float32, dev).index_add_(0, band, x.index_select(0, bin).mul_(weight), 1);
-        Tensor FromMel(Tensor y) => zeros([cfg.NFreqs, n], float32, dev).index_add_(0, bin, y.index_select(0, band).mul_(weight), 1);
-        var pinv = linalg.pinv(tensor(fbRows, new long[] { cfg.NMels, cfg.NFreqs })).to_type(float32).to(dev); // [F, M]
-        var num = FromMel(lin);
-        var spec = matmul(pinv, lin).clamp_min(0) + 1e-6;
-        for (int i = 0; i < NnlsIterations; i++)
+        var bank = SparseFilterBank.Of(cfg);
+        // On the CPU, a block of frames at a time, one frame per vector lane: the layout [bins, frames] with the frames padded to
+        // whole vectors puts a block's value of one bin in one vector, and a block's few tens of kB stay in cache.
+        int n = (int)lin.shape[1], lanes = Vector<float>.Count, width = (n + lanes - 1) / lanes * lanes;
+        var padded = nn.functional.pad(lin, [0, width - n]);
+        var y = new float[cfg.NMels * width];
+        var x = new float[cfg.NFreqs * width];
+        using (var t = padded.contiguous().to(CPU)) t.data<float>().CopyTo(y, 0);
+        using (var t = matmul(bank.PseudoInverse.to(dev), padded).clamp_min(0).add(1e-6).contiguous().to(CPU)) t.data<float>().CopyTo(x, 0);
+        Parallel.For(0, width / lanes, () => new SparseFilterBank.Scratch(cfg), (b, _, scratch) =>
         {
-            using var step = NewDisposeScope();
-            var next = spec * num / FromMel(ToMel(spec)).add_(1e-12);
-            spec.Dispose();
-            spec = next.MoveToOuterDisposeScope();
-        }
+            bank.Refine(y, x, width, b * lanes, scratch);
+            return scratch;
+        }, _ => { });
+        var spec = tensor(x, [cfg.NFreqs, width]).narrow(1, 0, n).to(dev);
         if (cfg.Power == 2) spec = spec.sqrt();
         if (cfg.NormalizedWindow) spec = spec * (win * win).sum().sqrt();
         return spec.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// A filter bank by its bands, each a run of contiguous bins with its weights (a triangular filter is nonzero over a few
+    /// bins), with its pseudo-inverse: what <see cref="Magnitude"/> needs, made once per mel configuration.
+    /// </summary>
+    sealed class SparseFilterBank
+    {
+        static readonly System.Collections.Concurrent.ConcurrentDictionary<MelConfig, SparseFilterBank> Made = new();
+        readonly int[] start, offset;   // band m covers bins [start[m], start[m] + length) with weights [offset[m], offset[m + 1])
+        readonly float[] weights;
+
+        /// <summary>The pseudo-inverse of the filter bank, [bins, n_mels], on the CPU.</summary>
+        public Tensor PseudoInverse { get; }
+
+        SparseFilterBank(MelConfig cfg)
+        {
+            var fb = cfg.FilterBank();
+            var rows = new double[cfg.NMels * cfg.NFreqs];
+            start = new int[cfg.NMels];
+            offset = new int[cfg.NMels + 1];
+            List<float> all = [];
+            for (int m = 0; m < cfg.NMels; m++)
+            {
+                int lo = 0, hi = -1;
+                for (int k = 0; k < cfg.NFreqs; k++)
+                {
+                    rows[m * cfg.NFreqs + k] = fb[k, m];
+                    if (fb[k, m] == 0) continue;
+                    if (hi < 0) lo = k;
+                    hi = k;
+                }
+                start[m] = lo;
+                for (int k = lo; k <= hi; k++) all.Add((float)fb[k, m]);
+                offset[m + 1] = all.Count;
+            }
+            weights = [.. all];
+            PseudoInverse = linalg.pinv(tensor(rows, [cfg.NMels, cfg.NFreqs])).to_type(float32).DetachFromDisposeScope();
+        }
+
+        public static SparseFilterBank Of(MelConfig cfg) => Made.GetOrAdd(cfg, c => new SparseFilterBank(c));
+
+        /// <summary>Working memory for <see cref="Refine"/>: one vector per bin or band.</summary>
+        public sealed class Scratch(MelConfig cfg)
+        {
+            public readonly Vector<float>[] X = new Vector<float>[cfg.NFreqs], Num = new Vector<float>[cfg.NFreqs],
+                Back = new Vector<float>[cfg.NFreqs], MelOfX = new Vector<float>[cfg.NMels];
+        }
+
+        /// <summary><see cref="NnlsIterations"/> multiplicative updates x ← x ⊙ F·y / F·Fᵀ·x of the magnitudes x [bins, width]
+        /// toward their mels y [n_mels, width], for the frames [<paramref name="from"/>, from + vector width): one per lane.</summary>
+        public void Refine(float[] y, float[] x, int width, int from, Scratch s)
+        {
+            int bands = start.Length, bins = s.X.Length;
+            var eps = new Vector<float>(1e-12f);
+            Array.Clear(s.Num);
+            for (int k = 0; k < bins; k++) s.X[k] = new Vector<float>(x, k * width + from);
+            for (int m = 0; m < bands; m++)
+            {
+                var ym = new Vector<float>(y, m * width + from);
+                for (int j = 0, k = start[m]; j < offset[m + 1] - offset[m]; j++, k++) s.Num[k] += ym * weights[offset[m] + j];
+            }
+            for (int i = 0; i < NnlsIterations; i++)
+            {
+                for (int m = 0; m < bands; m++)
+                {
+                    var sum = Vector<float>.Zero;
+                    for (int j = 0, k = start[m]; j < offset[m + 1] - offset[m]; j++, k++) sum += s.X[k] * weights[offset[m] + j];
+                    s.MelOfX[m] = sum;
+                }
+                Array.Clear(s.Back);
+                for (int m = 0; m < bands; m++)
+                    for (int j = 0, k = start[m]; j < offset[m + 1] - offset[m]; j++, k++) s.Back[k] += s.MelOfX[m] * weights[offset[m] + j];
+                for (int k = 0; k < bins; k++) s.X[k] *= s.Num[k] / (s.Back[k] + eps);
+            }
+            for (int k = 0; k < bins; k++) s.X[k].CopyTo(x, k * width + from);
+        }
+    }
+
+    /// <summary>
+    /// The STFT phase [bins, K] (torch.stft's convention) of frames <paramref name="firstFrame"/> onward of a waveform held from
+    /// absolute sample <paramref name="from"/> on, as many of <paramref name="count"/> frames as lie whole in it (frame f centred
+    /// at f·hop plus the framing's offset); null when not even the first does.
+    /// </summary>
+    internal static Tensor? PhaseOfFrames(float[] samples, long from, long firstFrame, int count, MelConfig cfg)
+    {
+        long Begin(long f) => f * cfg.Hop + cfg.FrameOffset - cfg.NFft / 2;
+        int k = 0;
+        while (k < count && Begin(firstFrame + k) >= from && Begin(firstFrame + k) + cfg.NFft <= from + samples.Length) k++;
+        if (k == 0) return null;
+        using var scope = NewDisposeScope();
+        using var ms = new MelSpectrogram(cfg);
+        var win = ms.Buffers(CPU).Window;
+        long left = (cfg.NFft - win.shape[0]) / 2;
+        var window = nn.functional.pad(win, [left, cfg.NFft - win.shape[0] - left]);
+        var segment = tensor(samples.AsSpan((int)(Begin(firstFrame) - from), (k - 1) * cfg.Hop + cfg.NFft).ToArray());
+        var frames = segment.unfold(0, cfg.NFft, cfg.Hop).mul(window);   // [k, n_fft]
+        return fft.rfft(frames, cfg.NFft, 1).angle().t().contiguous().MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -288,6 +517,7 @@ public sealed class GriffinLimStream
     readonly MelConfig cfg;
     readonly int iters;
     readonly double momentum;
+    readonly PhaseStart start;
     readonly long frames;
     readonly int first;
     readonly NativeHeapWatch heap = new();
@@ -298,13 +528,14 @@ public sealed class GriffinLimStream
     /// <summary>Prepares the stream over a log-mel [n_mels, frames]; nothing is inverted yet. A <paramref name="firstWindowFrames"/>
     /// shorter than <see cref="WindowFrames"/> (at least twice <see cref="OverlapFrames"/>) makes the first samples sooner, for a
     /// quick first sound: the first window is that long, and the later ones double up to <see cref="WindowFrames"/>.</summary>
-    public GriffinLimStream(Tensor logMel, MelConfig cfg, int iters = 64, double momentum = 0.99, int firstWindowFrames = WindowFrames)
+    public GriffinLimStream(Tensor logMel, MelConfig cfg, int iters = 64, double momentum = 0.99, int firstWindowFrames = WindowFrames,
+        PhaseStart start = PhaseStart.Random)
     {
         mel = GriffinLim.Checked(logMel, cfg, iters, momentum);
         if (firstWindowFrames < 2 * OverlapFrames || firstWindowFrames > WindowFrames)
             throw new ArgumentOutOfRangeException(nameof(firstWindowFrames), $"{firstWindowFrames}: must be in [{2 * OverlapFrames}, {WindowFrames}]");
         first = firstWindowFrames;
-        this.cfg = cfg; this.iters = iters; this.momentum = momentum;
+        this.cfg = cfg; this.iters = iters; this.momentum = momentum; this.start = start;
         frames = mel.shape[1];
         Length = GriffinLim.Samples(cfg, frames);
     }
@@ -362,7 +593,14 @@ public sealed class GriffinLimStream
     {
         long start = WindowStart(window), end = Nominal(window).End;
         float[] w;
-        using (var scope = NewDisposeScope()) w = GriffinLim.Invert(mel[.., (int)start..(int)end], cfg, iters, momentum);
+        using (var scope = NewDisposeScope())
+        {
+            // From the phase gradients, a window continues the phase of the waveform before it over its first frames, so
+            // that the two agree where they are cross-faded (each window's integration otherwise starts at its own phase).
+            bool continues = window > 0 && this.start == PhaseStart.PhaseGradient;
+            var leading = continues ? GriffinLim.PhaseOfFrames(buffer, bufferStart, start, OverlapFrames / 2, cfg) : null;
+            w = GriffinLim.Invert(mel[.., (int)start..(int)end], cfg, iters, momentum, this.start, leading);
+        }
         heap.Check();
         long at = start * cfg.Hop;   // absolute sample of w[0], for either framing
         if (window == 0) { buffer = w; bufferStart = 0; }

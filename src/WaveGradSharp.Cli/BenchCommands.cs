@@ -46,10 +46,11 @@ static class BenchCommands
         {
             Description = $"Largest noise std the sampler starts at from Griffin-Lim; default: the voice's, else {SynthesisOptions.DefaultStartNoise}",
         };
+        var startPhase = VocoderCommands.StartPhaseOption(null);
         var profile = new Option<bool>("--profile") { Description = "Also time each layer of one network evaluation (WaveGrad voices)" };
         var device = Cli.Device();
         var cmd = new Command("bench", "Time renders (first chunk, steady real-time factor) against the machine's matmul peak")
-            { voice, seconds, steps, sampler, precisions, start, consistency, postFilter, piece, iterations, startNoise, profile, device };
+            { voice, seconds, steps, sampler, precisions, start, consistency, postFilter, piece, iterations, startNoise, startPhase, profile, device };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var dev = Devices.Resolve(pr.GetValue(device)!);
@@ -65,7 +66,7 @@ static class BenchCommands
                 using var v = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: kind);
                 // What the voice renders with, but for the flags given (checked by the Vocoder).
                 var how = VocoderCommands.Overlay(v.Voice.RenderDefaults(), pr.GetValue(start), pr.GetValue(iterations), pr.GetValue(startNoise),
-                    pr.GetValue(consistency), pr.GetValue(postFilter)) with { CpuPieceFrames = pr.GetValue(piece) };
+                    pr.GetValue(startPhase), pr.GetValue(consistency), pr.GetValue(postFilter)) with { CpuPieceFrames = pr.GetValue(piece) };
                 var architecture = VocoderArchitectures.Get(v.Voice.Architecture, v.Voice.Bundle.ManifestPath);
                 var computes = architecture.ComputeType(Devices.InferenceType(kind, dev));
                 double peak = Peak(computes);
@@ -129,7 +130,7 @@ static class BenchCommands
         double network = Time(o with { Consistency = ConsistencySteps.None });
         double consistency = o.Consistency.Mode == ConsistencyMode.None ? 0 : Time(o) - network;
         var sw = Stopwatch.StartNew();
-        var gl = new GriffinLimStream(mel, v.Voice.Mel, o.StartIterations);
+        var gl = new GriffinLimStream(mel, v.Voice.Mel, o.StartIterations, start: o.StartPhase);
         for (long at = 0; at < gl.Length; at += 1 << 16) gl.Read(at, Math.Min(gl.Length, at + (1 << 16)));
         double glTime = sw.Elapsed.TotalSeconds / seconds;
         var audio = new float[(int)(mel.shape[1] * v.Hop)];

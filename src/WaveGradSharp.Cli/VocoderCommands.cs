@@ -51,6 +51,7 @@ static class VocoderCommands
             Description = "Largest noise std in (0, 1] the sampler starts at from Griffin-Lim (levels noisier are skipped); default: the voice's, " +
                 $"else {(defaults ?? new()).StartNoise}",
         };
+        readonly Option<string?> startPhase = StartPhaseOption(defaults);
         readonly Option<string?> consistency = new("--consistency")
         {
             Description = "Griffin-Lim consistency in the first steps: none, project[:LEVELS[:ITERATIONS]] (GLA-Grad) or substitute[:LEVELS] " +
@@ -65,7 +66,8 @@ static class VocoderCommands
 
         public void AddTo(Command cmd)
         {
-            foreach (var o in new Option[] { sampler, eta, start, startIterations, startNoise, consistency, postFilter, precision }) cmd.Options.Add(o);
+            Option[] all = [sampler, eta, start, startIterations, startNoise, startPhase, consistency, postFilter, precision];
+            foreach (var o in all) cmd.Options.Add(o);
         }
 
         /// <summary>The --precision given.</summary>
@@ -76,7 +78,7 @@ static class VocoderCommands
         {
             var voice = vocoder.Voice;
             var o = Overlay(voice.RenderDefaults(defaults), pr.GetValue(start), pr.GetValue(startIterations), pr.GetValue(startNoise),
-                pr.GetValue(consistency), pr.GetValue(postFilter));
+                pr.GetValue(startPhase), pr.GetValue(consistency), pr.GetValue(postFilter));
             if (o.PostFilterPasses < 0) throw new WaveGradException($"--post-filter {o.PostFilterPasses}: must be 0 or more");
             if (o.StartIterations < 1) throw new WaveGradException($"--start-iterations {o.StartIterations}: must be at least 1");
             if (!(o.StartNoise > 0 && o.StartNoise <= 1)) throw new WaveGradException($"--start-noise {o.StartNoise}: must be in (0, 1]");
@@ -88,18 +90,26 @@ static class VocoderCommands
         }
     }
 
-    /// <summary><paramref name="defaults"/> with what --start, --start-iterations, --start-noise, --consistency and --post-filter gave
-    /// (null: not given); the values are checked by the caller or the Vocoder.</summary>
-    internal static SynthesisOptions Overlay(SynthesisOptions defaults, string? start, int? startIterations, double? startNoise, string? consistency,
-        int? postFilter) =>
+    /// <summary><paramref name="defaults"/> with what --start, --start-iterations, --start-noise, --start-phase, --consistency and
+    /// --post-filter gave (null: not given); the values are checked by the caller or the Vocoder.</summary>
+    internal static SynthesisOptions Overlay(SynthesisOptions defaults, string? start, int? startIterations, double? startNoise, string? startPhase,
+        string? consistency, int? postFilter) =>
         defaults with
         {
             Start = start switch { null => defaults.Start, "noise" => SamplerStart.Noise, _ => SamplerStart.GriffinLim },
             StartIterations = startIterations ?? defaults.StartIterations,
             StartNoise = startNoise ?? defaults.StartNoise,
+            StartPhase = startPhase is null ? defaults.StartPhase : SynthesisOptions.ParseStartPhase(startPhase)!.Value,
             Consistency = consistency is null ? defaults.Consistency : ConsistencySteps.Parse(consistency, "--consistency"),
             PostFilterPasses = postFilter ?? defaults.PostFilterPasses,
         };
+
+    /// <summary>--start-phase: where the Griffin-Lim start's iterations begin.</summary>
+    internal static Option<string?> StartPhaseOption(SynthesisOptions? defaults) => new Option<string?>("--start-phase")
+    {
+        Description = "Phase the Griffin-Lim start's iterations begin from: gradient (integrated from the magnitude's phase gradients) or " +
+            $"random; default: the voice's, else {SynthesisOptions.StartPhaseName((defaults ?? new()).StartPhase)}",
+    }.AcceptOnlyFromAmong("gradient", "random");
 
     /// <summary>How --start names a start.</summary>
     internal static string StartName(SamplerStart s) => s == SamplerStart.Noise ? "noise" : "griffin-lim";
@@ -285,9 +295,8 @@ static class VocoderCommands
         var output = Cli.Output("Also write the table here (TSV)", required: false);
         var settings = new Option<string>("--settings")
         {
-            Description = "Rows to render, comma-separated: griffin-lim, shipped (the render flags), plain (from noise, no consistency steps), " +
-                "raw (the network alone: also no post-filter); bounds: true-magnitude (the clip's own magnitude, Griffin-Lim's phase), " +
-                "true-phase (Griffin-Lim's magnitude from the mel, the clip's own phase)",
+            Description = "Rows to render, comma-separated: " +
+                string.Join("; ", EvaluationSetting.Standard(new SynthesisOptions()).Select(s => $"{s.Name} ({s.Description})")),
             DefaultValueFactory = _ => "griffin-lim,shipped,plain,raw",
         };
         var flags = new RenderFlags();

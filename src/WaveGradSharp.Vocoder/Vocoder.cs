@@ -153,6 +153,10 @@ public sealed record SynthesisOptions
     public int StartIterations { get; init; } = DefaultStartIterations;
     /// <summary>The default <see cref="StartIterations"/>.</summary>
     public const int DefaultStartIterations = 64;
+    /// <summary>The phase the Griffin-Lim start's iterations begin from. The magnitude's own phase gradients
+    /// (<see cref="GriffinLim.PhaseFromGradients"/>) leave less for the iterations to do than a random phase, so far fewer serve
+    /// (README, "The Griffin-Lim start").</summary>
+    public PhaseStart StartPhase { get; init; } = PhaseStart.PhaseGradient;
     /// <summary>
     /// The defaults for a listener waiting on the first sound (<c>speak</c>, <c>wavegrad serve</c>): the Griffin-Lim start, no
     /// consistency steps, 4 post-filter passes (the defaults before the consistency steps). A streamed chunk is short, and the
@@ -163,6 +167,15 @@ public sealed record SynthesisOptions
     {
         Start = SamplerStart.GriffinLim, Consistency = ConsistencySteps.None, PostFilterPasses = MelPostFilter.DefaultPasses,
     };
+    /// <summary>A <see cref="StartPhase"/> by the name the CLI and cards use ("gradient" or "random"); null for any other.</summary>
+    public static PhaseStart? ParseStartPhase(string name) => name switch
+    {
+        "gradient" => PhaseStart.PhaseGradient,
+        "random" => PhaseStart.Random,
+        _ => null,
+    };
+    /// <summary>The name <see cref="ParseStartPhase"/> reads.</summary>
+    public static string StartPhaseName(PhaseStart p) => p == PhaseStart.PhaseGradient ? "gradient" : "random";
     /// <summary>Griffin-Lim iterations of the baseline (<c>wavegrad griffinlim</c>'s default and the evaluations' reference).</summary>
     public const int BaselineGriffinLimIterations = 64;
 }
@@ -329,7 +342,9 @@ public sealed class Vocoder : IDisposable
         long size = Math.Min(o.FirstChunkFrames ?? o.ChunkFrames, o.ChunkFrames);
         // A short first chunk gets a short first Griffin-Lim window: just long enough that its samples are final.
         int firstWindow = size < o.ChunkFrames ? GriffinLimStream.FirstWindowFor(size + context) : GriffinLimStream.WindowFrames;
-        var gl = start && !tooShort ? new GriffinLimStream(mel.to(Device), Voice.Mel, o.StartIterations, firstWindowFrames: firstWindow) : null;
+        var gl = start && !tooShort
+            ? new GriffinLimStream(mel.to(Device), Voice.Mel, o.StartIterations, firstWindowFrames: firstWindow, start: o.StartPhase)
+            : null;
         float[]? tail = null;
         var heap = new NativeHeapWatch();
         // A short first chunk is followed by one more of its size, then chunks double (see FirstChunkFrames).
@@ -396,7 +411,7 @@ public sealed class Vocoder : IDisposable
             if (mel.shape[1] >= GriffinLim.MinFrames(Voice.Mel))
             {
                 using var scope = NewDisposeScope();
-                var g = GriffinLim.FromMel(mel.to(Device), Voice.Mel, o.StartIterations);
+                var g = GriffinLim.FromMel(mel.to(Device), Voice.Mel, o.StartIterations, start: o.StartPhase);
                 g.AsSpan(0, Math.Min(g.Length, w.Length)).CopyTo(w);
             }
             return w;

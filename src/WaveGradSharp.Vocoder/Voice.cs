@@ -55,7 +55,7 @@ public sealed class Voice
     /// The render settings for this voice: <paramref name="context"/>'s (default: <c>new SynthesisOptions()</c>; <c>speak</c> and
     /// <c>serve</c> pass <see cref="SynthesisOptions.LowLatency"/>) with the voice's <see cref="DefaultSampler"/> and what the card's
     /// <c>default_render</c> sets: <c>start</c> (noise or griffin-lim), <c>start_iterations</c>, <c>start_noise</c> (the largest
-    /// noise std a Griffin-Lim start enters the sampler at, in (0, 1]), <c>consistency</c> (as
+    /// noise std a Griffin-Lim start enters the sampler at, in (0, 1]), <c>start_phase</c> (gradient or random), <c>consistency</c> (as
     /// <see cref="ConsistencySteps.Parse"/> reads it) and <c>post_filter</c>. A network kind whose best render differs from
     /// WaveGrad's (the <c>stft</c> kind needs no consistency steps after a Griffin-Lim start) says so once, in its card.
     /// </summary>
@@ -67,17 +67,20 @@ public sealed class Voice
             Start = defaultStart ?? o.Start,
             StartIterations = defaultStartIterations ?? o.StartIterations,
             StartNoise = defaultStartNoise ?? o.StartNoise,
+            StartPhase = defaultStartPhase ?? o.StartPhase,
             Consistency = defaultConsistency ?? o.Consistency,
             PostFilterPasses = defaultPostFilter ?? o.PostFilterPasses,
         };
     }
 
     /// <summary>The fields a card's <c>default_render</c> may set.</summary>
-    public static IReadOnlyList<string> DefaultRenderFields { get; } = ["start", "start_iterations", "start_noise", "consistency", "post_filter"];
+    public static IReadOnlyList<string> DefaultRenderFields { get; } =
+        ["start", "start_iterations", "start_noise", "start_phase", "consistency", "post_filter"];
 
     readonly SamplerStart? defaultStart;
     readonly int? defaultStartIterations, defaultPostFilter;
     readonly double? defaultStartNoise;
+    readonly PhaseStart? defaultStartPhase;
     readonly ConsistencySteps? defaultConsistency;
 
     /// <summary>Schedules found by <c>schedule search</c>, by step count.</summary>
@@ -145,6 +148,12 @@ public sealed class Voice
                 "noise" => SamplerStart.Noise,
                 "griffin-lim" => SamplerStart.GriffinLim,
                 var other => throw new WaveGradException($"{src}: default_render.start '{Text.Escape(other, 40)}' must be noise or griffin-lim"),
+            };
+            defaultStartPhase = ModelBundle.String(dr, "start_phase", $"{src}: default_render") switch
+            {
+                null => null,
+                var name => SynthesisOptions.ParseStartPhase(name) ?? throw new WaveGradException(
+                    $"{src}: default_render.start_phase '{Text.Escape(name, 40)}' must be gradient or random"),
             };
             defaultStartIterations = Count("start_iterations", 1, 10_000);
             defaultPostFilter = Count("post_filter", 0, 64);

@@ -6,29 +6,37 @@ using static TorchSharp.torch;
 namespace WaveGradSharp.Vocoder;
 
 /// <summary>One way of rendering a mel that an evaluation scores.</summary>
-/// <param name="Name">Label in the table ("griffin-lim", "shipped", "plain", "raw", "true-magnitude", "true-phase").</param>
+/// <param name="Name">Label in the table ("griffin-lim", "pghi", "shipped", "plain", "raw", "true-magnitude", "true-phase").</param>
+/// <param name="Description">What the row renders, in a few words (the CLI's help lists them).</param>
 /// <param name="Options">Vocoder settings; null renders with <paramref name="Baseline"/> instead.</param>
 /// <param name="Baseline">A render without the network, from the clip's log-mel [n_mels, frames] and its waveform (the bounds
 /// read the waveform; Griffin-Lim does not).</param>
-public sealed record EvaluationSetting(string Name, SynthesisOptions? Options, Func<Tensor, float[], MelConfig, float[]>? Baseline = null)
+public sealed record EvaluationSetting(string Name, string Description, SynthesisOptions? Options,
+    Func<Tensor, float[], MelConfig, float[]>? Baseline = null)
 {
-    /// <summary>Griffin-Lim (64 iterations); <paramref name="shipped"/> as given (by default the shipped settings); the same without
-    /// consistency steps ("plain": the network from noise and the post-filter); the network alone (from noise, no post-filter, no
-    /// consistency steps), all with its sampler; then two bounds that no vocoder is asked to beat, which split Griffin-Lim's error
-    /// in two: "true-magnitude", the clip's own STFT magnitude with Griffin-Lim's phase (what phase retrieval alone costs), and
-    /// "true-phase", Griffin-Lim's magnitude from the mel with the clip's own phase (what the mel's magnitude alone costs).</summary>
+    /// <summary>Griffin-Lim (64 iterations) from a random phase and from the magnitude's phase gradients; <paramref name="shipped"/>
+    /// as given (by default the shipped settings); the same without consistency steps ("plain": the network from noise and the
+    /// post-filter); the network alone (from noise, no post-filter, no consistency steps), all with its sampler; then two bounds
+    /// that no vocoder is asked to beat, which split Griffin-Lim's error in two: "true-magnitude", the clip's own STFT magnitude
+    /// with Griffin-Lim's phase (what phase retrieval alone costs), and "true-phase", Griffin-Lim's magnitude from the mel with
+    /// the clip's own phase (what the mel's magnitude alone costs).</summary>
     public static IReadOnlyList<EvaluationSetting> Standard(SynthesisOptions shipped)
     {
         var o = shipped;
         const int iterations = SynthesisOptions.BaselineGriffinLimIterations;
+        float[] Own(Tensor mel, float[] wave, MelConfig cfg) => GriffinLim.FromMagnitude(GriffinLim.Analyse(wave, mel.shape[1], cfg).abs(), cfg, iterations);
         return
         [
-            new("griffin-lim", null, (m, _, mel) => GriffinLim.FromMel(m, mel, iterations)),
-            new("shipped", o),
-            new("plain", o with { Start = SamplerStart.Noise, Consistency = ConsistencySteps.None }),
-            new("raw", o with { Start = SamplerStart.Noise, PostFilterPasses = 0, Consistency = ConsistencySteps.None }),
-            new("true-magnitude", null, (m, wave, mel) => GriffinLim.FromMagnitude(GriffinLim.Analyse(wave, m.shape[1], mel).abs(), mel, iterations)),
-            new("true-phase", null, (m, wave, mel) => GriffinLim.WithPhaseOf(GriffinLim.Magnitude(m, mel), wave, mel)),
+            new("griffin-lim", "Griffin-Lim from a random phase", null, (m, _, mel) => GriffinLim.FromMel(m, mel, iterations)),
+            new("pghi", "Griffin-Lim from the phase gradients", null,
+                (m, _, mel) => GriffinLim.FromMel(m, mel, iterations, start: PhaseStart.PhaseGradient)),
+            new("shipped", "the render flags", o),
+            new("plain", "from noise, no consistency steps", o with { Start = SamplerStart.Noise, Consistency = ConsistencySteps.None }),
+            new("raw", "the network alone: also no post-filter",
+                o with { Start = SamplerStart.Noise, PostFilterPasses = 0, Consistency = ConsistencySteps.None }),
+            new("true-magnitude", "bound: the clip's own magnitude, Griffin-Lim's phase", null, Own),
+            new("true-phase", "bound: the mel's magnitude, the clip's own phase", null,
+                (m, wave, mel) => GriffinLim.WithPhaseOf(GriffinLim.Magnitude(m, mel), wave, mel)),
         ];
     }
 

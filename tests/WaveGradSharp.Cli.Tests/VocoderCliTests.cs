@@ -175,6 +175,14 @@ public class VocoderCliTests
             Assert.Equal(2, bad.ExitCode);
             Assert.Equal("error: --start-noise 1.5: must be in (0, 1]", bad.Stderr.Trim());
             Assert.False(File.Exists(Path.Combine(dir.FullName, "b.wav")));
+            // The start's phase: random renders too; anything else is one line naming the flag.
+            var random = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "r.wav"), "--device", "cpu",
+                "--start-phase", "random");
+            Assert.True(random.ExitCode == 0, random.Stderr);
+            var zero = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "z.wav"), "--start-phase", "zero");
+            Assert.Equal(2, zero.ExitCode);
+            Assert.StartsWith("error: --start-phase: Argument 'zero' not recognized", zero.Stderr.Trim());
+            Assert.Single(zero.Stderr.Trim().Split('\n'));
         }
         finally { dir.Delete(true); }
     }

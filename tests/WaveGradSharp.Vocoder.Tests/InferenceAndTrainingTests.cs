@@ -72,8 +72,9 @@ public class InferenceTests
         Assert.Equal(ConsistencyMode.None, rows[0].Options!.Consistency.Mode);
         Assert.Null(rows[1].Options);
         Assert.Equal(4, EvaluationSetting.Select(shipped, "griffin-lim,shipped,plain,raw").Count);
-        // The bounds render without the network, from the clip itself.
-        Assert.All(EvaluationSetting.Select(shipped, "true-magnitude,true-phase"), b => Assert.True(b.Options is null && b.Baseline is not null, b.Name));
+        // The bounds (from the clip itself) and Griffin-Lim from the phase gradients render without the network.
+        var baselines = EvaluationSetting.Select(shipped, "true-magnitude,true-phase,pghi");
+        Assert.All(baselines, b => Assert.True(b.Options is null && b.Baseline is not null, b.Name));
         foreach (var bad in new[] { "raw,bogus", "raw,raw", " , " })
             Assert.Contains("--settings", Assert.Throws<WaveGradException>(() => EvaluationSetting.Select(shipped, bad)).Message);
     }
@@ -125,12 +126,13 @@ public class InferenceTests
         Assert.Equal(new SynthesisOptions() with { Sampler = plain.DefaultSampler }, plain.RenderDefaults());
         Assert.Equal(SynthesisOptions.LowLatency with { Sampler = plain.DefaultSampler }, plain.RenderDefaults(SynthesisOptions.LowLatency));
         void Write(string render) => File.WriteAllText(card, json.Replace("\"name\": \"tiny\",", $"\"name\": \"tiny\", \"default_render\": {render},"));
-        Write("""{"start": "griffin-lim", "start_iterations": 32, "start_noise": 0.8, "consistency": "project:2:8", "post_filter": 3}""");
+        Write("""{"start":"griffin-lim","start_iterations":32,"start_noise":0.8,"start_phase":"random","consistency":"project:2:8","post_filter":3}""");
         var v = Voice.Load(tmp["v"]);
         foreach (var context in new[] { new SynthesisOptions { Seed = 9 }, SynthesisOptions.LowLatency with { Seed = 9 } })
         {
             var o = v.RenderDefaults(context);
             Assert.Equal((SamplerStart.GriffinLim, 32, 0.8, 3, 9L), (o.Start, o.StartIterations, o.StartNoise, o.PostFilterPasses, o.Seed));
+            Assert.Equal(PhaseStart.Random, o.StartPhase);
             Assert.Equal(new ConsistencySteps { Mode = ConsistencyMode.Project, Levels = 2, Iterations = 8 }, o.Consistency);
         }
         Write("""{"post_filter": 0}""");   // only what it names
@@ -142,6 +144,7 @@ public class InferenceTests
             ("""{"start": "sideways"}""", "default_render.start 'sideways' must be noise or griffin-lim"),
             ("""{"start_noise": 0}""", "default_render.start_noise must be a number in (0, 1]"),
             ("""{"start_noise": "high"}""", "default_render.start_noise must be a number in (0, 1]"),
+            ("""{"start_phase": "zero"}""", "default_render.start_phase 'zero' must be gradient or random"),
             ("""{"consistency": "project:0"}""", "default_render.consistency 'project:0': '0' is not a whole number"),
             ("""{"steps": 4}""", "default_render.steps is unknown"),
             ("""[1]""", "default_render must be an object"),
@@ -155,6 +158,7 @@ public class InferenceTests
         // The shipped default voice's card sets its render: what "as shipped" means for it.
         var shipped = Voice.Load(Voice.DefaultName).RenderDefaults();
         Assert.Equal((SamplerStart.GriffinLim, ConsistencySteps.None, "ddim"), (shipped.Start, shipped.Consistency, shipped.Sampler!.Name));
+        Assert.Equal((PhaseStart.PhaseGradient, 8), (shipped.StartPhase, shipped.StartIterations));
     }
 
     [Fact]
@@ -261,7 +265,14 @@ public class InferenceTests
         var streamed = chunks.SelectMany(c => c).ToArray();
         var oneShot = v.Synthesize(mel, opts);
         Assert.Equal(oneShot.Length, streamed.Length);
-        double l1 = (Tiny.Mel(streamed) - Tiny.Mel(oneShot)).abs().mean().item<float>();
+        // From the phase gradients each Griffin-Lim window's phase depends on the frames it holds, so the streamed render is
+        // another render of the mel, not the one-shot one: it must be as close to the mel.
+        double Off(float[] y) => (Tiny.Mel(y) - mel).abs().mean().item<float>();
+        Assert.True(Off(streamed) < 1.02 * Off(oneShot), $"log-mel L1 to the mel: streamed {Off(streamed)}, one-shot {Off(oneShot)}");
+        // From a random phase the streamed render stays near the one-shot one.
+        var random = opts with { StartPhase = PhaseStart.Random };
+        var randomStreamed = v.SynthesizeStreaming(mel, random).SelectMany(c => c).ToArray();
+        double l1 = (Tiny.Mel(randomStreamed) - Tiny.Mel(v.Synthesize(mel, random))).abs().mean().item<float>();
         Assert.True(l1 < 0.05, $"streamed vs one-shot log-mel L1 {l1}");
         var e = Assert.Throws<WaveGradException>(() => v.SynthesizeStreaming(mel, opts with { FirstChunkFrames = 0 }).First());
         Assert.Contains("FirstChunkFrames", e.Message);
@@ -276,7 +287,7 @@ public class InferenceTests
         net.ZeroOutputLayer();   // ε̂ = 0: every step only rescales x and adds the sampler's noise
         using var v = Tiny.Vocoder(voice, net);
         var mel = Tiny.Mel(Tiny.Chirp(0.5));
-        var gl = GriffinLim.FromMel(mel, voice.Mel, SynthesisOptions.DefaultStartIterations);
+        var gl = GriffinLim.FromMel(mel, voice.Mel, SynthesisOptions.DefaultStartIterations, start: new SynthesisOptions().StartPhase);
         // Started at WG-6's last step: x_0 = (√ᾱ₀·GL + √(1−ᾱ₀)·z)/√α₀ = GL + √(β₀/(1−β₀))·z, an rms distance of 0.002646.
         var near = v.Synthesize(mel, new SynthesisOptions
         {
@@ -358,7 +369,7 @@ public class InferenceTests
         var net = WaveGradNet.Load(voice);
         using var v = Tiny.Vocoder(voice, net);
         var mel = Tiny.Mel(Tiny.Chirp(0.6));
-        var gl = GriffinLim.FromMel(mel, voice.Mel, SynthesisOptions.DefaultStartIterations);
+        var gl = GriffinLim.FromMel(mel, voice.Mel, SynthesisOptions.DefaultStartIterations, start: new SynthesisOptions().StartPhase);
         // Deterministic DDIM's last step returns the denoiser's x̂₀: with the Griffin-Lim waveform substituted at every level
         // the render is that waveform, whatever the network says.
         var ddim = voice.Sampler("ddim", "4");
