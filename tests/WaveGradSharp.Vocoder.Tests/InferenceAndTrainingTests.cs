@@ -159,6 +159,8 @@ public class InferenceTests
         var shipped = Voice.Load(Voice.DefaultName).RenderDefaults();
         Assert.Equal((SamplerStart.GriffinLim, ConsistencySteps.None, "ddim"), (shipped.Start, shipped.Consistency, shipped.Sampler!.Name));
         Assert.Equal((PhaseStart.PhaseGradient, 8), (shipped.StartPhase, shipped.StartIterations));
+        // speak and serve render it as vocode does: 8 post-filter passes, not the low-latency context's 4.
+        Assert.Equal(8, Voice.Load(Voice.DefaultName).RenderDefaults(SynthesisOptions.LowLatency).PostFilterPasses);
     }
 
     [Fact]
