@@ -31,7 +31,8 @@ public static class GriffinLim
     public static long Samples(MelConfig cfg, long frames) => cfg.Framing == MelFraming.HifiGan ? frames * cfg.Hop : (frames - 1) * cfg.Hop;
 
     /// <summary>Renders a waveform from a log-mel [n_mels, frames] (or [1, n_mels, frames]) made with <paramref name="cfg"/>.
-    /// Returns <see cref="Samples"/> samples at cfg.SampleRate. Deterministic: the initial phase comes from a fixed seed.
+    /// Returns <see cref="Samples"/> samples at cfg.SampleRate. Deterministic: a random start's phase comes from a fixed seed,
+    /// and a start from the phase gradients is a function of the mel.
     /// Mels longer than <see cref="GriffinLimStream.WindowFrames"/> are inverted window by window (see <see cref="GriffinLimStream"/>).</summary>
     /// <param name="logMel">Log-mel in the config's compression, on any device.</param>
     /// <param name="cfg">The mel settings the log-mel was made with.</param>
@@ -112,15 +113,19 @@ public static class GriffinLim
     /// </summary>
     public static Tensor PhaseFromGradients(Tensor magnitude, MelConfig cfg, Tensor? leading = null)
     {
+        using var scope = NewDisposeScope();
+        if (magnitude.dim() != 2 || magnitude.shape[0] != cfg.NFreqs || magnitude.shape[1] < 1)
+            throw new ArgumentException($"a magnitude must be [{cfg.NFreqs}, frames], got [{string.Join(", ", magnitude.shape)}]", nameof(magnitude));
         int bins = (int)magnitude.shape[0], frames = (int)magnitude.shape[1];
-        int known = leading is null ? 0 : (int)leading.shape[1];
-        if (leading is not null && (leading.dim() != 2 || leading.shape[0] != bins || known > frames))
+        if (leading is not null && (leading.dim() != 2 || leading.shape[0] != bins || leading.shape[1] > frames))
             throw new ArgumentException($"a leading phase must be [{bins}, at most {frames}], got [{string.Join(", ", leading.shape)}]", nameof(leading));
+        int known = leading is null ? 0 : (int)leading.shape[1];
         var given = new float[bins * known];
-        if (leading is not null) using (var l = leading.to(CPU).to_type(float32).contiguous()) l.data<float>().CopyTo(given, 0);
+        if (leading is not null) leading.to(CPU).to_type(float32).contiguous().data<float>().CopyTo(given, 0);
         var log = new float[bins * frames];   // [bins, frames]
-        using (var l = magnitude.to(CPU).to_type(float32).clamp_min(1e-30f).log().contiguous()) l.data<float>().CopyTo(log, 0);
-        double a = cfg.Hop, m = cfg.NFft, gamma = 0.25645 * cfg.WinLength * (double)cfg.WinLength;
+        magnitude.to(CPU).to_type(float32).clamp_min(1e-30f).log().contiguous().data<float>().CopyTo(log, 0);
+        // M (channels) is n_fft; the bin index is k.
+        double a = cfg.Hop, channels = cfg.NFft, gamma = 0.25645 * cfg.WinLength * (double)cfg.WinLength;
         float max = log.Max(), floor = max + MathF.Log(1e-5f);
         // The plane with a border of one blocked coefficient all round, so that a step to a neighbour needs no bounds check:
         // coefficient (k, n) is at (k + 1)·w + n + 1.
@@ -132,6 +137,9 @@ public static class GriffinLim
         for (int k = 0; k < bins; k++)
             for (int n = 0; n < frames; n++)
             {
+                // The log is not clamped at the floor: next to an exact zero (bins past f_max, gaps the least-squares
+                // magnitude empties) the slope is steep and the phase integrated there as good as random, which scored better
+                // on the training speakers than clamping did (README, "The Griffin-Lim start").
                 float v = log[k * frames + n];
                 int i = (k + 1) * w + n + 1;
                 s[i] = v;
@@ -146,8 +154,8 @@ public static class GriffinLim
                 int i = (k + 1) * w + n + 1;
                 float dk = k == 0 ? s[i + w] - s[i] : k == bins - 1 ? s[i] - s[i - w] : (s[i + w] - s[i - w]) / 2;
                 float dn = n == 0 ? s[i + 1] - s[i] : n == frames - 1 ? s[i] - s[i - 1] : (s[i + 1] - s[i - 1]) / 2;
-                perHop[i] = (float)(2 * Math.PI * a * k / m + a * m / gamma * dk);
-                perBin[i] = (float)(-gamma / (a * m) * dn);
+                perHop[i] = (float)(2 * Math.PI * a * k / channels + a * channels / gamma * dk);
+                perBin[i] = (float)(-gamma / (a * channels) * dn);
             }
         // Largest first, through bucket queues of 1/32 neper (a quarter of a dB) per bucket: a heap's order to within that, at
         // constant cost per coefficient. The seeds are every open coefficient, largest first; the frontier holds those whose phase
@@ -215,7 +223,7 @@ public static class GriffinLim
                 double p = state[i] == Set || n < known ? phase[i] + Math.PI * k : Unreached(i);
                 result[k * frames + n] = (float)(p - 2 * Math.PI * Math.Floor(p * (0.5 / Math.PI)));
             }
-        return tensor(result, [bins, frames]).to(magnitude.device);
+        return tensor(result, [bins, frames]).to(magnitude.device).MoveToOuterDisposeScope();
     }
 
     /// <summary>The phase of a coefficient no gradient reaches (an island's first, those under the floor): a fixed
@@ -269,8 +277,8 @@ public static class GriffinLim
     /// |S| ≥ 0 and lower ‖mel − Fᵀ|S|‖ at every step (they halve the log-mel error of the pseudo-inverse alone on hifigan-22k's 80
     /// bands). Scaled as the preset's STFT is (power, window normalisation). The updates multiply by F and Fᵀ through F's nonzero
     /// entries alone (each bin lies under at most two triangular filters: about 40 times fewer multiply-adds than dense
-    /// products), on the CPU's cores and vector units, one frame per lane; as tensor operations over the whole mel they were
-    /// memory-bound and cost 2–3 times as much.
+    /// products). They run on the CPU whatever the mel's device, on all its cores and vector units with one frame per lane:
+    /// frames are independent, and a block of them stays in cache through all the updates.
     /// </summary>
     public static Tensor Magnitude(Tensor mel, MelConfig cfg)
     {
@@ -517,7 +525,7 @@ public sealed class GriffinLimStream
     readonly MelConfig cfg;
     readonly int iters;
     readonly double momentum;
-    readonly PhaseStart start;
+    readonly PhaseStart phaseStart;
     readonly long frames;
     readonly int first;
     readonly NativeHeapWatch heap = new();
@@ -535,7 +543,7 @@ public sealed class GriffinLimStream
         if (firstWindowFrames < 2 * OverlapFrames || firstWindowFrames > WindowFrames)
             throw new ArgumentOutOfRangeException(nameof(firstWindowFrames), $"{firstWindowFrames}: must be in [{2 * OverlapFrames}, {WindowFrames}]");
         first = firstWindowFrames;
-        this.cfg = cfg; this.iters = iters; this.momentum = momentum; this.start = start;
+        this.cfg = cfg; this.iters = iters; this.momentum = momentum; phaseStart = start;
         frames = mel.shape[1];
         Length = GriffinLim.Samples(cfg, frames);
     }
@@ -560,8 +568,10 @@ public sealed class GriffinLimStream
         var r = new float[to - from];
         long have = Math.Min(to, bufferStart + buffer.Length) - from;
         if (have > 0) Array.Copy(buffer, from - bufferStart, r, 0, have);
-        // Drop what no later read can ask for: everything before this read's start.
-        long drop = Math.Min(from - bufferStart, buffer.Length);
+        // Drop what no later read can ask for: everything before this read's start, but for what the next window's leading
+        // phase is measured on (from the phase gradients: see Append).
+        long keep = phaseStart == PhaseStart.PhaseGradient && next < frames ? Math.Min(from, LeadingFrom(window)) : from;
+        long drop = Math.Clamp(keep - bufferStart, 0, buffer.Length);
         if (drop > 0) { buffer = buffer[(int)drop..]; bufferStart += drop; }
         return r;
     }
@@ -589,20 +599,23 @@ public sealed class GriffinLimStream
 
     long FadeFrom(int k) => (WindowStart(k) + OverlapFrames / 4) * cfg.Hop;
 
+    /// <summary>The first sample of window <paramref name="k"/>'s first frame (its n_fft samples about the frame's centre).</summary>
+    long LeadingFrom(int k) => WindowStart(k) * cfg.Hop + cfg.FrameOffset - cfg.NFft / 2;
+
     void Append()
     {
-        long start = WindowStart(window), end = Nominal(window).End;
+        long first = WindowStart(window), end = Nominal(window).End;
         float[] w;
         using (var scope = NewDisposeScope())
         {
             // From the phase gradients, a window continues the phase of the waveform before it over its first frames, so
             // that the two agree where they are cross-faded (each window's integration otherwise starts at its own phase).
-            bool continues = window > 0 && this.start == PhaseStart.PhaseGradient;
-            var leading = continues ? GriffinLim.PhaseOfFrames(buffer, bufferStart, start, OverlapFrames / 2, cfg) : null;
-            w = GriffinLim.Invert(mel[.., (int)start..(int)end], cfg, iters, momentum, this.start, leading);
+            bool continues = window > 0 && phaseStart == PhaseStart.PhaseGradient;
+            var leading = continues ? GriffinLim.PhaseOfFrames(buffer, bufferStart, first, OverlapFrames / 2, cfg) : null;
+            w = GriffinLim.Invert(mel[.., (int)first..(int)end], cfg, iters, momentum, phaseStart, leading);
         }
         heap.Check();
-        long at = start * cfg.Hop;   // absolute sample of w[0], for either framing
+        long at = first * cfg.Hop;   // absolute sample of w[0], for either framing
         if (window == 0) { buffer = w; bufferStart = 0; }
         else
         {

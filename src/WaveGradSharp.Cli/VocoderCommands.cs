@@ -99,7 +99,8 @@ static class VocoderCommands
             Start = start switch { null => defaults.Start, "noise" => SamplerStart.Noise, _ => SamplerStart.GriffinLim },
             StartIterations = startIterations ?? defaults.StartIterations,
             StartNoise = startNoise ?? defaults.StartNoise,
-            StartPhase = startPhase is null ? defaults.StartPhase : SynthesisOptions.ParseStartPhase(startPhase)!.Value,
+            StartPhase = startPhase is null ? defaults.StartPhase
+                : SynthesisOptions.ParseStartPhase(startPhase) ?? throw new WaveGradException($"--start-phase {startPhase}: use gradient or random"),
             Consistency = consistency is null ? defaults.Consistency : ConsistencySteps.Parse(consistency, "--consistency"),
             PostFilterPasses = postFilter ?? defaults.PostFilterPasses,
         };
@@ -451,11 +452,16 @@ static class VocoderCommands
         var save = new Option<bool>("--save-to-voice") { Description = "Also record the schedule in the voice's voice.json (schedules.N)" };
         var metric = new Option<string>("--metric")
         {
-            Description = "logmel (raw render's log-mel L1) or sc (spectral convergence with the post-filter)",
+            Description = "logmel (raw render's log-mel L1), sc (spectral convergence with the post-filter) or sc-raw (without it)",
             DefaultValueFactory = _ => "logmel",
-        }.AcceptOnlyFromAmong("logmel", "sc");
+        }.AcceptOnlyFromAmong("logmel", "sc", "sc-raw");
+        var sampler = new Option<string>("--sampler")
+        {
+            Description = "wavegrad (a β list for WaveGrad's sampler) or ddim (which timesteps of the training schedule DDIM visits)",
+            DefaultValueFactory = _ => "wavegrad",
+        }.AcceptOnlyFromAmong("wavegrad", "ddim");
         var cmd = new Command("search", "Search a few-step noise schedule for a voice on validation clips")
-            { voice, data, steps, output, clips, seconds, sweeps, metric, device, save };
+            { voice, data, steps, output, clips, seconds, sweeps, metric, sampler, device, save };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!);
@@ -465,15 +471,35 @@ static class VocoderCommands
             var ds = VocoderDataset.Load(pr.GetValue(data)!, mel, 1, validationOnly: true);
             var pool = ds.Validation.Count > 0 ? ds.Validation : VocoderDataset.Load(pr.GetValue(data)!, mel, 1, maxFiles: pr.GetValue(clips)).Train;
             long maxF = (long)(pr.GetValue(seconds) * mel.SampleRate / mel.Hop);
-            var picked = pool.Take(pr.GetValue(clips)).Select(u =>
+            // Clips spread evenly over the pool, so that a multi-speaker corpus's validation list gives several speakers.
+            int want = Math.Min(pr.GetValue(clips), pool.Count);
+            var picked = Enumerable.Range(0, want).Select(i => pool[(int)((long)i * pool.Count / want)]).Select(u =>
             {
                 long f = Math.Min(u.Frames, maxF);
                 return new Utterance(u.Name, u.Audio[..(int)(f * mel.Hop)], u.Mel[.., ..(int)f]);
             }).ToList();
-            var how = pr.GetValue(metric) == "sc" ? ScheduleMetric.SpectralConvergence : ScheduleMetric.LogMelL1;
-            string label = how == ScheduleMetric.SpectralConvergence ? "spectral convergence (renders from noise, post-filter " +
-                "on)" : "log-mel L1 (raw renders from noise)";
+            var (how, label) = pr.GetValue(metric) switch
+            {
+                "sc" => (ScheduleMetric.SpectralConvergence, "spectral convergence (renders from noise, post-filter on)"),
+                "sc-raw" => (ScheduleMetric.RawSpectralConvergence, "spectral convergence (raw renders from noise)"),
+                _ => (ScheduleMetric.LogMelL1, "log-mel L1 (raw renders from noise)"),
+            };
             int n = pr.GetValue(steps);
+            if (pr.GetValue(sampler) == "ddim")
+            {
+                if (pr.GetValue(save)) throw new WaveGradException("--save-to-voice: a DDIM level list goes in a card's default_sampler; " +
+                    "copy it from the file -o writes");
+                Console.WriteLine($"searching DDIM's {n} levels from evenly spaced ones, scored by {label} on {picked.Count} clip(s)");
+                var clock = Stopwatch.StartNew();
+                var (levels, levelScore) = ScheduleSearch.SearchLevels(vocoder, picked, n, pr.GetValue(sweeps), new SyncProgress<LevelSearchStep>(s =>
+                    Console.WriteLine($"[{clock.Elapsed:mm\\:ss}] candidate {s.Evaluated,3}: [{string.Join(",", s.Timesteps)}] {label} {s.Score:F4} " +
+                        $"(best {s.BestScore:F4})")), metric: how);
+                var card = new JsonObject { ["name"] = "ddim", ["steps"] = string.Join(",", levels) };
+                AtomicFile.WriteAllText(pr.GetValue(output)!, card.ToJsonString(new() { WriteIndented = true }) + "\n");
+                Console.WriteLine($"best {n} levels: --sampler ddim --steps {string.Join(",", levels)}, {label} {levelScore:F4}; " +
+                    $"wrote {pr.GetValue(output)} (a card's default_sampler)");
+                return 0;
+            }
             var start = vocoder.Voice.DefaultSchedule;
             Console.WriteLine(start.Steps == n
                 ? $"searching from the voice's default schedule ({start.Name}), scored by {label} on {picked.Count} clip(s)"

@@ -171,7 +171,20 @@ public sealed class NoiseSchedule
         if (count < 1 || count > Steps) throw new ScheduleException($"schedule '{Name}': cannot respace {Steps} steps to {count}");
         var kept = new int[count];
         for (int i = 0; i < count; i++) kept[i] = count == 1 ? Steps - 1 : (int)Math.Round((double)i * (Steps - 1) / (count - 1));
-        return FromAlphasCumprod(kept.Select(k => AlphasCumprod[k]).ToArray(), $"{Name}-respaced-{count}",
+        return Respace(kept, $"{Name}-respaced-{count}");
+    }
+
+    /// <summary>
+    /// Keeps the given steps of this schedule (increasing indices in [0, <see cref="Steps"/>)), β recomputed so that ᾱ at
+    /// each is unchanged: a schedule searched level by level rather than spaced evenly.
+    /// </summary>
+    public NoiseSchedule Respace(IReadOnlyList<int> kept, string? name = null)
+    {
+        if (kept.Count == 0) throw new ScheduleException($"schedule '{Name}': keep at least one step");
+        for (int i = 0; i < kept.Count; i++)
+            if (kept[i] < 0 || kept[i] >= Steps || (i > 0 && kept[i] <= kept[i - 1]))
+                throw new ScheduleException($"schedule '{Name}': kept steps must increase within [0, {Steps - 1}]; got {string.Join(",", kept)}");
+        return FromAlphasCumprod(kept.Select(k => AlphasCumprod[k]).ToArray(), name ?? $"{Name}-kept-{string.Join("-", kept)}",
             kept.Select(k => Timesteps[k]).ToArray());
     }
 

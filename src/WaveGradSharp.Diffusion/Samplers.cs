@@ -226,13 +226,26 @@ public sealed class DdpmSampler(NoiseSchedule schedule, ReverseVariance variance
 }
 
 /// <summary>
-/// DDIM (Song et al. 2021) over <c>steps</c> evenly spaced timesteps of a schedule; η = 0 is deterministic,
-/// η = 1 matches DDPM's posterior variance.
+/// DDIM (Song et al. 2021) over <c>steps</c> evenly spaced timesteps of a schedule, or over chosen ones (a searched few-step
+/// schedule: <see cref="NoiseSchedule.Respace(IReadOnlyList{int}, string?)"/>); η = 0 is deterministic, η = 1 matches DDPM's
+/// posterior variance.
 /// </summary>
-public sealed class DdimSampler(NoiseSchedule schedule, int steps, double eta = 0.0) : SamplerBase
+public sealed class DdimSampler : SamplerBase
 {
-    readonly NoiseSchedule sub = schedule.Respace(steps);
+    readonly NoiseSchedule sub;
+    readonly double eta;
     NoiseLevel[]? levels;
+
+    /// <summary>DDIM over <paramref name="steps"/> evenly spaced timesteps of <paramref name="schedule"/>.</summary>
+    public DdimSampler(NoiseSchedule schedule, int steps, double eta = 0.0) : this(schedule.Respace(steps), eta, true) { }
+
+    /// <summary>DDIM over the given <paramref name="timesteps"/> (increasing indices) of <paramref name="schedule"/>.</summary>
+    public DdimSampler(NoiseSchedule schedule, IReadOnlyList<int> timesteps, double eta = 0.0) : this(schedule.Respace(timesteps), eta, true) { }
+
+    DdimSampler(NoiseSchedule sub, double eta, bool _) { this.sub = sub; this.eta = eta; }
+
+    /// <summary>The indices of the training schedule's steps this sampler visits, increasing.</summary>
+    public IReadOnlyList<int> Timesteps => sub.Timesteps;
     /// <inheritdoc/>
     public override string Name => "ddim";
     /// <inheritdoc/>

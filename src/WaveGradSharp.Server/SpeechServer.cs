@@ -167,7 +167,8 @@ public sealed partial class SpeechServer : IAsyncDisposable
             else
             {
                 ctx.Response.Clear();
-                // A body refused unread leaves bytes on the connection: close it, so that no later request is sent down it.
+                // A body refused before its end was read (over the drain limit) leaves bytes on the connection: close it, so
+                // that no later request is sent down it.
                 if (error.Status == 413) ctx.Response.Headers.Connection = "close";
                 try { await error.WriteAsync(ctx); } catch (Exception) when (ctx.RequestAborted.IsCancellationRequested) { }
             }
@@ -292,7 +293,7 @@ public sealed partial class SpeechServer : IAsyncDisposable
     }
 
     /// <summary>Kestrel's own cap: the most bytes read from one request, counting those discarded after a 413.</summary>
-    static long DrainLimit(ServeOptions options) => 4 * options.MaxBodyBytes;
+    static long DrainLimit(ServeOptions options) => options.MaxBodyBytes > long.MaxValue / 4 ? long.MaxValue : 4 * options.MaxBodyBytes;
 
     ApiError TooLarge() => new(413, $"the request body is larger than {options.MaxBodyBytes} bytes", ApiError.InvalidRequest, code: "too_large");
 

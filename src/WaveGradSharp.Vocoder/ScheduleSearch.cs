@@ -14,10 +14,16 @@ public enum ScheduleMetric
     /// <summary>Multi-resolution spectral convergence of the render from noise with the post-filter on against the
     /// clip's waveform (dominated by the loud, voiced parts).</summary>
     SpectralConvergence,
+    /// <summary>Multi-resolution spectral convergence of the network's raw render from noise (no post-filter): the network
+    /// alone, as the held-out tables score it.</summary>
+    RawSpectralConvergence,
 }
 
 /// <summary>One scored candidate of a schedule search.</summary>
 public readonly record struct SearchStep(int Evaluated, double[] Betas, double Score, double BestScore);
+
+/// <summary>One scored candidate of a DDIM level search: the training schedule's timesteps it visits.</summary>
+public readonly record struct LevelSearchStep(int Evaluated, int[] Timesteps, double Score, double BestScore);
 
 /// <summary>
 /// The paper's few-step schedule search: each β_i is a mantissa 1–9 times a fixed power of ten (the start
@@ -38,14 +44,19 @@ public static class ScheduleSearch
     /// Log-mel L1 is taken on the network's raw output (the post-filter would pull every candidate onto the mel and
     /// hide the differences); spectral convergence with the post-filter on.</summary>
     public static double Score(Vocoder vocoder, IReadOnlyList<Utterance> clips, NoiseSchedule schedule,
+        ScheduleMetric metric = ScheduleMetric.LogMelL1, long seed = 7) =>
+        Score(vocoder, clips, DdpmSampler.WaveGrad(schedule), metric, seed);
+
+    /// <summary>The same score for any sampler, from noise.</summary>
+    public static double Score(Vocoder vocoder, IReadOnlyList<Utterance> clips, ISampler sampler,
         ScheduleMetric metric = ScheduleMetric.LogMelL1, long seed = 7)
     {
         using var spec = new MelSpectrogram(vocoder.Voice.Mel);
-        bool sc = metric == ScheduleMetric.SpectralConvergence;
+        bool sc = metric != ScheduleMetric.LogMelL1;
         var options = new SynthesisOptions
         {
-            Sampler = DdpmSampler.WaveGrad(schedule), Seed = seed, Start = SamplerStart.Noise,
-            PostFilterPasses = sc ? SynthesisOptions.DefaultPostFilterPasses : 0,
+            Sampler = sampler, Seed = seed, Start = SamplerStart.Noise,
+            PostFilterPasses = metric == ScheduleMetric.SpectralConvergence ? SynthesisOptions.DefaultPostFilterPasses : 0,
         };
         double total = 0;
         foreach (var clip in clips)
@@ -132,5 +143,53 @@ public static class ScheduleSearch
         }
         if (startScore <= current) return (new NoiseSchedule(start!.Betas, $"searched-{steps}"), startScore);
         return (new NoiseSchedule(Betas(mant), $"searched-{steps}"), current);
+    }
+
+    /// <summary>
+    /// The same search for DDIM's levels: which <paramref name="steps"/> timesteps of the voice's training schedule DDIM visits,
+    /// from evenly spaced ones. Coordinate descent, from the noisiest level down: each level but the last (timestep 0 stays, so
+    /// that the walk ends on the data) tries 8 places evenly spread between its neighbours, the others fixed.
+    /// </summary>
+    public static (int[] Timesteps, double Score) SearchLevels(Vocoder vocoder, IReadOnlyList<Utterance> clips, int steps, int sweeps = 2,
+        IProgress<LevelSearchStep>? progress = null, CancellationToken ct = default, ScheduleMetric metric = ScheduleMetric.LogMelL1)
+    {
+        if (steps < 2 || steps > 12) throw WaveGradException.About($"Steps {steps}: the search handles 2 to 12 steps", "Steps");
+        if (clips.Count == 0) throw new WaveGradException("schedule search needs at least one validation clip");
+        var train = Voice.TrainingSchedule;
+        if (train.Steps < 2 * steps) throw new WaveGradException($"the training schedule's {train.Steps} steps leave no room to search {steps} levels");
+        var kept = new DdimSampler(train, steps).Timesteps.ToArray();
+        var cache = new Dictionary<string, double>();
+        int evaluated = 0;
+        double best = double.PositiveInfinity;
+        double Eval(int[] k)
+        {
+            string key = string.Join(",", k);
+            if (cache.TryGetValue(key, out var s)) return s;
+            ct.ThrowIfCancellationRequested();
+            s = Score(vocoder, clips, new DdimSampler(train, k), metric);
+            cache[key] = s;
+            best = Math.Min(best, s);
+            progress?.Report(new LevelSearchStep(++evaluated, k, s, best));
+            return s;
+        }
+        double current = Eval(kept);
+        for (int sweep = 0; sweep < sweeps; sweep++)
+        {
+            bool changed = false;
+            for (int i = steps - 1; i >= 1; i--)
+            {
+                int lo = kept[i - 1] + 1, hi = i == steps - 1 ? train.Steps - 1 : kept[i + 1] - 1;
+                foreach (int t in Enumerable.Range(0, 8).Select(j => lo + (int)Math.Round((hi - lo) * j / 7.0)).Distinct())
+                {
+                    if (t == kept[i]) continue;
+                    var trial = (int[])kept.Clone();
+                    trial[i] = t;
+                    double s = Eval(trial);
+                    if (s < current) { current = s; kept = trial; changed = true; }
+                }
+            }
+            if (!changed) break;
+        }
+        return (kept, current);
     }
 }

@@ -212,12 +212,23 @@ public sealed class Voice
     /// A sampler for this voice by name. <c>wavegrad</c>: WaveGrad's ancestral sampler over a β list (<paramref name="steps"/> as
     /// <see cref="ResolveSchedule"/> reads it; default the voice's). The others walk <paramref name="steps"/> (a count, default 6)
     /// evenly spaced timesteps of the training schedule: <c>respaced</c> (ancestral, σ² = β̃, clamped as WaveGrad's),
-    /// <c>ddim</c> (η = <paramref name="eta"/>), <c>pc</c> (variance-preserving predictor–corrector, one corrector step: two
+    /// <c>ddim</c> (η = <paramref name="eta"/>; <paramref name="steps"/> may instead list the training schedule's timesteps, comma-separated,
+    /// as <c>schedule search --sampler ddim</c> finds them), <c>pc</c> (variance-preserving predictor–corrector, one corrector step: two
     /// evaluations a level) and <c>ode</c> (the probability-flow ODE by Heun: 2·steps − 1 evaluations).
     /// </summary>
     public ISampler Sampler(string name, string? steps = null, double eta = 0)
     {
         if (name == "wavegrad") return DdpmSampler.WaveGrad(ResolveSchedule(steps));
+        if (name == "ddim" && steps is not null && steps.Contains(','))
+        {
+            if (!(eta >= 0 && eta <= 1)) throw WaveGradException.About($"Eta {eta}: must be in [0, 1]", "Eta");
+            var kept = steps.Split(',', StringSplitOptions.TrimEntries).Select(t => int.TryParse(t, out int k) ? k : -1).ToArray();
+            if (kept.Length > MaxScheduleSteps || kept.Any(k => k < 0))
+                throw WaveGradException.About($"Steps '{Text.Escape(steps, 60)}': ddim takes a count, or up to {MaxScheduleSteps} comma-separated " +
+                    "timesteps of the training schedule", "Steps");
+            try { return new DdimSampler(TrainingSchedule, kept, eta); }
+            catch (ScheduleException e) { throw WaveGradException.About($"Steps '{Text.Escape(steps, 60)}': {e.Message}", "Steps"); }
+        }
         int n = 6;
         if (steps is not null && (!int.TryParse(steps, out n) || n < 1 || n > MaxScheduleSteps))
             throw WaveGradException.About($"Steps '{Text.Escape(steps, 40)}': the {Text.Escape(name, 20)} sampler takes a step count from 1 to " +

@@ -107,6 +107,24 @@ public class ScheduleTests
     }
 
     [Fact]
+    public void RespacingToChosenStepsKeepsTheirAlphaBarAndEvenOnesMatchTheCount()
+    {
+        var s = NoiseSchedule.Named("wavegrad-train");
+        var even = s.Respace(6);
+        var chosen = s.Respace(even.Timesteps);
+        Assert.Equal(even.AlphasCumprod, chosen.AlphasCumprod);
+        Assert.Equal(even.Timesteps, chosen.Timesteps);
+        var picked = s.Respace([0, 115, 201, 668, 714, 999]);
+        Assert.Equal([0, 115, 201, 668, 714, 999], picked.Timesteps);
+        for (int i = 0; i < picked.Steps; i++) Assert.Equal(s.AlphasCumprod[picked.Timesteps[i]], picked.AlphasCumprod[i], 12);
+        foreach (var bad in new[] { new int[0], [0, 5, 5], [10, 3], [-1, 4], [0, 1000] })
+            Assert.Throws<ScheduleException>(() => s.Respace(bad));
+        // DDIM over the even steps given by index is DDIM over the count.
+        Assert.Equal(new DdimSampler(s, 6).Levels, new DdimSampler(s, even.Timesteps).Levels);
+        Assert.Equal(even.Timesteps, new DdimSampler(s, 6).Timesteps);
+    }
+
+    [Fact]
     public void PosteriorCoefficientsFollowBayesRule()
     {
         // q(x_{t-1}|x_t,x_0) ∝ N(x_t; √α_t x_{t-1}, β_t) · N(x_{t-1}; √ᾱ_{t-1} x_0, 1-ᾱ_{t-1}):

@@ -60,5 +60,28 @@ public class ScheduleSearchTests
         Assert.Equal(score, ScheduleSearch.Score(vocoder, clips, best), 6);
     }
 
+    [Fact]
+    public void DdimsLevelSearchStartsEvenKeepsTimestepZeroAndNeverEndsWorse()
+    {
+        using var tmp = new TempDir();
+        using var vocoder = Vocoder.Load(Tiny.SaveVoice(tmp["v"]));
+        var clips = Clips();
+        var steps = new List<LevelSearchStep>();
+        var (best, score) = ScheduleSearch.SearchLevels(vocoder, clips, 3, sweeps: 1, new SyncLevels(steps.Add),
+            metric: ScheduleMetric.RawSpectralConvergence);
+        Assert.Equal([0, 500, 999], steps[0].Timesteps);   // evenly spaced over the 1,000 training steps
+        Assert.True(steps.Count <= 1 + 2 * 8, $"{steps.Count} candidates");
+        Assert.All(steps, s => Assert.Equal(0, s.Timesteps[0]));
+        Assert.All(steps, s => Assert.True(s.Timesteps.Zip(s.Timesteps.Skip(1)).All(p => p.First < p.Second), string.Join(",", s.Timesteps)));
+        Assert.True(score <= steps[0].Score);
+        Assert.Equal(steps.Min(s => s.Score), score, 12);
+        // The result renders through the voice's sampler by name, as a card's default_sampler would give it.
+        var sampler = vocoder.Voice.Sampler("ddim", string.Join(",", best));
+        Assert.Equal(score, ScheduleSearch.Score(vocoder, clips, sampler, ScheduleMetric.RawSpectralConvergence), 6);
+        foreach (var bad in new[] { "0,abc", "0,500,400", "0,1000" })
+            Assert.Contains("Steps", Assert.Throws<WaveGradSharp.Core.WaveGradException>(() => vocoder.Voice.Sampler("ddim", bad)).Message);
+    }
+
     sealed class Sync(Action<SearchStep> a) : IProgress<SearchStep> { public void Report(SearchStep s) => a(s); }
+    sealed class SyncLevels(Action<LevelSearchStep> a) : IProgress<LevelSearchStep> { public void Report(LevelSearchStep s) => a(s); }
 }
