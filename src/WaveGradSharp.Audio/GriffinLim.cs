@@ -397,9 +397,7 @@ public static class GriffinLim
         if (k == 0) return null;
         using var scope = NewDisposeScope();
         using var ms = new MelSpectrogram(cfg);
-        var win = ms.Buffers(CPU).Window;
-        long left = (cfg.NFft - win.shape[0]) / 2;
-        var window = nn.functional.pad(win, [left, cfg.NFft - win.shape[0] - left]);
+        var window = FrameStft.Centred(ms.Buffers(CPU).Window, cfg.NFft);
         var segment = tensor(samples.AsSpan((int)(Begin(firstFrame) - from), (k - 1) * cfg.Hop + cfg.NFft).ToArray());
         var frames = segment.unfold(0, cfg.NFft, cfg.Hop).mul(window);   // [k, n_fft]
         return fft.rfft(frames, cfg.NFft, 1).angle().t().contiguous().MoveToOuterDisposeScope();
@@ -479,11 +477,17 @@ sealed class FrameStft
     {
         nFft = cfg.NFft; hop = cfg.Hop; k = (nFft + hop - 1) / hop;
         this.frames = frames; this.length = length;
-        long left = (nFft - win.shape[0]) / 2;
-        window = nn.functional.pad(win, [left, nFft - win.shape[0] - left]);
+        window = Centred(win, nFft);
         var envelope = OverlapAdd((window * window).expand(frames, nFft));
         if (envelope.min().item<float>() < 1e-11) throw new WaveGradException($"{cfg.Name}: the window does not overlap-add to a nonzero envelope");
         scale = envelope.reciprocal();
+    }
+
+    /// <summary>The analysis window zero-padded to <paramref name="nFft"/> in the middle, as torch.stft pads it.</summary>
+    public static Tensor Centred(Tensor win, int nFft)
+    {
+        long left = (nFft - win.shape[0]) / 2;
+        return nn.functional.pad(win, [left, nFft - win.shape[0] - left]);
     }
 
     /// <summary>The complex spectrogram [frames, bins] of a waveform [length]: torch.stft's, transposed.</summary>

@@ -98,20 +98,12 @@ public static class ScheduleSearch
                 mant[i] = Math.Max(1, m);
             }
         double[] Betas(int[] m) => m.Select((v, i) => v * exps[i]).ToArray();
-        var cache = new Dictionary<string, double>();
-        int evaluated = 0;
-        double best = double.PositiveInfinity;
+        var scored = new ScoredCandidates(ct);
         double Eval(int[] m)
         {
-            string key = string.Join(",", m);
-            if (cache.TryGetValue(key, out var s)) return s;
-            ct.ThrowIfCancellationRequested();
             var betas = Betas(m);
-            s = Score(vocoder, clips, new NoiseSchedule(betas, "candidate"), metric);
-            cache[key] = s;
-            best = Math.Min(best, s);
-            progress?.Report(new SearchStep(++evaluated, betas, s, best));
-            return s;
+            return scored.Of(m, () => Score(vocoder, clips, new NoiseSchedule(betas, "candidate"), metric),
+                s => progress?.Report(new SearchStep(scored.Evaluated, betas, s, scored.Best)));
         }
         // A start that is not on the grid is scored as it is too, and kept if nothing on the grid beats it.
         bool offGrid = fromStart && !Betas(mant).Zip(start!.Betas, (g, b) => Math.Abs(g - b) <= 1e-12 * b).All(x => x);
@@ -119,8 +111,8 @@ public static class ScheduleSearch
         if (offGrid)
         {
             startScore = Score(vocoder, clips, start!, metric);
-            best = startScore;
-            progress?.Report(new SearchStep(++evaluated, start!.Betas, startScore, best));
+            scored.Add(startScore);
+            progress?.Report(new SearchStep(scored.Evaluated, start!.Betas, startScore, scored.Best));
         }
         double current = Eval(mant);
         for (int sweep = 0; sweep < sweeps; sweep++)
@@ -158,20 +150,9 @@ public static class ScheduleSearch
         var train = Voice.TrainingSchedule;
         if (train.Steps < 2 * steps) throw new WaveGradException($"the training schedule's {train.Steps} steps leave no room to search {steps} levels");
         var kept = new DdimSampler(train, steps).Timesteps.ToArray();
-        var cache = new Dictionary<string, double>();
-        int evaluated = 0;
-        double best = double.PositiveInfinity;
-        double Eval(int[] k)
-        {
-            string key = string.Join(",", k);
-            if (cache.TryGetValue(key, out var s)) return s;
-            ct.ThrowIfCancellationRequested();
-            s = Score(vocoder, clips, new DdimSampler(train, k), metric);
-            cache[key] = s;
-            best = Math.Min(best, s);
-            progress?.Report(new LevelSearchStep(++evaluated, k, s, best));
-            return s;
-        }
+        var scored = new ScoredCandidates(ct);
+        double Eval(int[] k) => scored.Of(k, () => Score(vocoder, clips, new DdimSampler(train, k), metric),
+            s => progress?.Report(new LevelSearchStep(scored.Evaluated, k, s, scored.Best)));
         double current = Eval(kept);
         for (int sweep = 0; sweep < sweeps; sweep++)
         {
@@ -191,5 +172,34 @@ public static class ScheduleSearch
             if (!changed) break;
         }
         return (kept, current);
+    }
+
+    /// <summary>What a coordinate descent has scored: each candidate once (a sweep comes back to the current one), counted,
+    /// with the best score so far.</summary>
+    sealed class ScoredCandidates(CancellationToken ct)
+    {
+        readonly Dictionary<string, double> cache = [];
+        public int Evaluated { get; private set; }
+        public double Best { get; private set; } = double.PositiveInfinity;
+
+        /// <summary>The score of the candidate <paramref name="key"/>: <paramref name="score"/>'s the first time, when
+        /// <paramref name="reported"/> hears of it; the remembered one after.</summary>
+        public double Of(int[] key, Func<double> score, Action<double> reported)
+        {
+            string k = string.Join(",", key);
+            if (cache.TryGetValue(k, out var s)) return s;
+            ct.ThrowIfCancellationRequested();
+            s = cache[k] = score();
+            Add(s);
+            reported(s);
+            return s;
+        }
+
+        /// <summary>Counts a candidate scored outside the cache (a start off the grid).</summary>
+        public void Add(double s)
+        {
+            Evaluated++;
+            Best = Math.Min(Best, s);
+        }
     }
 }

@@ -219,9 +219,9 @@ public sealed class Voice
     public ISampler Sampler(string name, string? steps = null, double eta = 0)
     {
         if (name == "wavegrad") return DdpmSampler.WaveGrad(ResolveSchedule(steps));
+        if (!(eta >= 0 && eta <= 1)) throw WaveGradException.About($"Eta {eta}: must be in [0, 1]", "Eta");
         if (name == "ddim" && steps is not null && steps.Contains(','))
         {
-            if (!(eta >= 0 && eta <= 1)) throw WaveGradException.About($"Eta {eta}: must be in [0, 1]", "Eta");
             var kept = steps.Split(',', StringSplitOptions.TrimEntries).Select(t => int.TryParse(t, out int k) ? k : -1).ToArray();
             if (kept.Length > MaxScheduleSteps || kept.Any(k => k < 0))
                 throw WaveGradException.About($"Steps '{Text.Escape(steps, 60)}': ddim takes a count, or up to {MaxScheduleSteps} comma-separated " +
@@ -233,7 +233,6 @@ public sealed class Voice
         if (steps is not null && (!int.TryParse(steps, out n) || n < 1 || n > MaxScheduleSteps))
             throw WaveGradException.About($"Steps '{Text.Escape(steps, 40)}': the {Text.Escape(name, 20)} sampler takes a step count from 1 to " +
                 $"{MaxScheduleSteps}", "Steps");
-        if (!(eta >= 0 && eta <= 1)) throw WaveGradException.About($"Eta {eta}: must be in [0, 1]", "Eta");
         var train = TrainingSchedule;
         return name switch
         {
