@@ -402,6 +402,10 @@ static class VocoderCommands
             .AcceptOnlyFromAmong("standard", "priorgrad");
         var stftLoss = new Option<double>("--stft-loss") { Description = "Weight of the multi-resolution STFT loss on the one-step x0 estimate (0: off)" };
         var binGains = new Option<bool>("--bin-gains") { Description = "stft: also learn a gain per STFT bin on the noisy input (a Wiener-like mask)" };
+        var phasePrior = new Option<bool>("--phase-prior")
+        {
+            Description = "stft: also condition on the mel's least-squares magnitude with a phase from its gradients, and learn a complex gain on it",
+        };
         var trainLevels = new Option<int>("--train-levels")
         {
             Description = "0: noise levels over the whole training schedule; N: only the N levels an N-step ddim render visits (its default sampler)",
@@ -409,7 +413,7 @@ static class VocoderCommands
         var seed = Cli.Seed(); var device = Cli.Device();
         var vocoder = new Command("vocoder", "Train a diffusion vocoder (WaveGrad or the frame-rate STFT denoiser) on a folder of WAVs")
             {
-                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, binGains, trainLevels, ckpt, val, logEvery,
+                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, binGains, phasePrior, trainLevels, ckpt, val, logEvery,
                 resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
             };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
@@ -433,7 +437,7 @@ static class VocoderCommands
                 Dilations = pr.GetValue(dil) == "lmnt" ? DilationOrder.Lmnt : DilationOrder.Paper, NoiseScale = pr.GetValue(scale),
                 MaxFiles = pr.GetValue(maxFiles),
                 MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom), Prior = pr.GetValue(prior)!, StftLossWeight = pr.GetValue(stftLoss),
-                BinGains = pr.GetValue(binGains), TrainLevels = pr.GetValue(trainLevels),
+                BinGains = pr.GetValue(binGains), PhasePrior = pr.GetValue(phasePrior), TrainLevels = pr.GetValue(trainLevels),
             }, ct);
             return 0;
         }

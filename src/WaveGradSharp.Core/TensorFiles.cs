@@ -101,6 +101,33 @@ public static class TensorFiles
     public static Dictionary<string, Tensor> StateOf(nn.Module module) => module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value);
 
     /// <summary>
+    /// Named tensors laid out for a module that has grown since they were saved: a tensor of the module's shape is kept; a
+    /// matrix with the module's rows and fewer columns (a layer that takes more inputs now, added at the end) gets zero columns
+    /// after its own; a tensor the module has and <paramref name="tensors"/> lack takes the module's present value (a new layer);
+    /// anything else is an error naming <paramref name="source"/>. With new inputs weighted zero and new layers initialised to
+    /// add nothing, the grown module computes what the saved one did.
+    /// </summary>
+    public static Dictionary<string, Tensor> Grown(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, string source)
+    {
+        var grown = new Dictionary<string, Tensor>();
+        var problems = new List<string>();
+        foreach (var (name, t) in module.state_dict())
+        {
+            if (!tensors.TryGetValue(name, out var v)) grown[name] = t.detach().clone();
+            else if (v.shape.SequenceEqual(t.shape)) grown[name] = v;
+            else if (v.dim() == 2 && t.dim() == 2 && v.shape[0] == t.shape[0] && v.shape[1] < t.shape[1])
+                grown[name] = nn.functional.pad(v.to_type(t.dtype), [0, t.shape[1] - v.shape[1]]);
+            else problems.Add($"'{name}' is [{string.Join(", ", v.shape)}], the network needs [{string.Join(", ", t.shape)}]");
+        }
+        var own = module.state_dict();
+        foreach (var name in tensors.Keys.Where(k => !own.ContainsKey(k))) problems.Add($"unexpected '{name}'");
+        if (problems.Count > 0)
+            throw new WaveGradException($"{source}: weights cannot grow into the network ({problems.Count} difference(s): " +
+                $"{string.Join("; ", problems.Take(6))}{(problems.Count > 6 ? "; …" : "")})");
+        return grown;
+    }
+
+    /// <summary>
     /// Copies named tensors into a module; every key must be present with the same shape, and no key may be
     /// left over. Differences are listed (up to six) in one error that names <paramref name="source"/>.
     /// </summary>

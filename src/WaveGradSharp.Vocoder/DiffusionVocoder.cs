@@ -128,7 +128,7 @@ public sealed class DiffusionVocoderModel : IVocoderModel
             var estimate = r.Estimate?.to_type(ScalarType.Float32).to(Device);
             // A waveform lies in [−1, 1], so x̂₀ is clipped there (improved-diffusion's clip_denoised): the samplers that step
             // through x̂₀ (DDIM, the ODE) otherwise carry an early overshoot, divided by a small √ᾱ, to the end.
-            IDenoiser denoiser = new ClippedX0(new MelConditionedDenoiser(network, m, predicts));
+            IDenoiser denoiser = new ClippedX0(new MelConditionedDenoiser(network, m, predicts, r.Continuation, r.SampleOffset / mel.Hop));
             if (o.Consistency.Mode != ConsistencyMode.None) denoiser = new GriffinLimConsistency(denoiser, m, mel, estimate, o.Consistency);
             if (o.Estimates is not null) denoiser = new EstimateReporter(denoiser, o.Estimates);
             var so = new SampleOptions
@@ -146,17 +146,65 @@ public sealed class DiffusionVocoderModel : IVocoderModel
     public void Dispose() => network.Dispose();
 }
 
+/// <summary>A network that makes what it is conditioned on from the mels once per render rather than at every evaluation (the
+/// sampler's evaluations all see the same mels).</summary>
+public interface IMelConditioned
+{
+    /// <summary>The conditioning the network's forward takes in place of the mels [B, n_mels, F] (which it also takes as they are). A
+    /// piece of a streamed render whose first frame is <paramref name="firstFrame"/> of the whole mel continues what the piece before
+    /// it kept in <paramref name="continuation"/>.</summary>
+    Tensor Conditioning(Tensor mels, PhaseContinuation? continuation = null, long firstFrame = 0);
+
+    /// <summary>The waveforms [B, T] a training step teaches the network to make for this conditioning: the clean crops themselves,
+    /// or a form of them that differs only in what the mel cannot tell (see <see cref="StftDenoiser.TrainingTarget"/>).</summary>
+    Tensor TrainingTarget(Tensor audio, Tensor conditioning) => audio;
+}
+
+/// <summary>
+/// The phase a streamed render's pieces hand on: each piece keeps the phase of its frames, and the next piece, which overlaps it
+/// by the context frames, takes the overlap's phase as it is and integrates onward from it (as <see cref="GriffinLimStream"/>'s
+/// windows do). Pieces whose phase each began from an arbitrary offset would disagree where they are cross-faded. One per
+/// stream, used by one render at a time.
+/// </summary>
+public sealed class PhaseContinuation : IDisposable
+{
+    Tensor? phase;   // [B, bins, F] of the last piece
+    long first;      // the whole mel's frame of its first column
+
+    /// <summary>The kept phase of batch item <paramref name="b"/> from frame <paramref name="from"/> of the whole mel to the end of the
+    /// last piece, at most <paramref name="most"/> frames; null when the last piece does not reach that far or there is none.</summary>
+    public Tensor? Leading(int b, long from, long most)
+    {
+        if (phase is null || b >= phase.shape[0] || from < first || from >= first + phase.shape[2]) return null;
+        long count = Math.Min(first + phase.shape[2] - from, most);
+        return phase[b].narrow(1, from - first, count);
+    }
+
+    /// <summary>Keeps <paramref name="piecePhase"/> [B, bins, F], whose first column is frame <paramref name="firstFrame"/> of the whole mel.</summary>
+    public void Keep(Tensor piecePhase, long firstFrame)
+    {
+        phase?.Dispose();
+        phase = piecePhase.detach().clone().DetachFromDisposeScope();
+        first = firstFrame;
+    }
+
+    /// <summary>Frees the kept phase.</summary>
+    public void Dispose() => phase?.Dispose();
+}
+
 /// <summary>A mel-conditioned network as a denoiser for one batch of mels: predicts ε (or what <paramref name="predicts"/> says),
 /// conditioned on √ᾱ.</summary>
-public sealed class MelConditionedDenoiser(nn.Module<Tensor, Tensor, Tensor, Tensor> net, Tensor mels, Prediction predicts = Prediction.Epsilon)
-    : IDenoiser
+public sealed class MelConditionedDenoiser(nn.Module<Tensor, Tensor, Tensor, Tensor> net, Tensor mels, Prediction predicts = Prediction.Epsilon,
+    PhaseContinuation? continuation = null, long firstFrame = 0) : IDenoiser
 {
+    readonly Tensor conditioning = net is IMelConditioned c ? c.Conditioning(mels, continuation, firstFrame) : mels;
+
     /// <inheritdoc/>
     public Prediction Predicts => predicts;
 
     /// <inheritdoc/>
     public Tensor Predict(Tensor xt, NoiseLevel level) =>
-        net.call(xt, mels, full([xt.shape[0]], level.SignalScale, ScalarType.Float32, device: xt.device));
+        net.call(xt, conditioning, full([xt.shape[0]], level.SignalScale, ScalarType.Float32, device: xt.device));
 }
 
 /// <summary>

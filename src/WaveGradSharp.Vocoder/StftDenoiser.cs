@@ -38,10 +38,29 @@ public sealed record StftDenoiserConfig
     /// </summary>
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
     public bool BinGains { get; init; }
+    /// <summary>
+    /// Whether the network also sees a phase prior: the STFT the mel alone suggests, its magnitude the mel's least-squares
+    /// inverse and its phase integrated from that magnitude's gradients (<see cref="GriffinLim.PhaseFromGradients"/>, no
+    /// iterations). It enters as input features, as each band's correlation with the noisy input (from which the trunk can tell
+    /// how the prior's arbitrary phase offset lines up with the iterate), and through a complex gain per bin on the prior in the
+    /// output. The head alone must make every bin's phase through a trunk narrower than the bins; a gain on the prior carries a
+    /// whole phase plane through. Written to the card only when set.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool PhasePrior { get; init; }
 
     /// <summary>Frequency bins of the STFT.</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public int Bins => NFft / 2 + 1;
+
+    /// <summary>Bands over which the phase prior's correlation with the noisy input is taken (equal runs of bins, the Nyquist bin
+    /// left out).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public int PriorBands => Math.Min(16, NFft / 2);
+
+    /// <summary>Input features per frame: the noisy STFT and the mel, plus the prior and its band correlations when set.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public int InputFeatures => 2 * Bins + NMels + (PhasePrior ? 2 * Bins + 2 * PriorBands : 0);
 
     /// <summary>How the card writes a config.</summary>
     public static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
@@ -71,14 +90,14 @@ public sealed record StftDenoiserConfig
     {
         long w = Width, bins = Bins;
         long block = w * 7 + w + 2 * w * Hidden + Hidden + w + Embedding * 2 * w + 2 * w + w;
-        return (2 * bins + NMels) * w + w + 2 * w + 64 * Embedding + Embedding + Embedding * Embedding + Embedding
-            + Blocks * block + 2 * w + w * 2 * bins + 2 * bins + (BinGains ? w * bins + bins : 0);
+        return InputFeatures * w + w + 2 * w + 64 * Embedding + Embedding + Embedding * Embedding + Embedding
+            + Blocks * block + 2 * w + w * 2 * bins + 2 * bins + (BinGains ? w * bins + bins : 0) + (PhasePrior ? w * 2 * bins + 2 * bins : 0);
     }
 
     /// <summary>Multiply-adds of one evaluation per mel frame in the linear layers and the depthwise convs (the STFT, the inverse
     /// STFT and the norms are left out: a few per cent).</summary>
     public long MultiplyAddsPerFrame() =>
-        (2L * Bins + NMels) * Width + Blocks * (7L * Width + 2L * Width * Hidden) + Width * (BinGains ? 3L : 2L) * Bins;
+        (long)InputFeatures * Width + Blocks * (7L * Width + 2L * Width * Hidden) + Width * (2L + (BinGains ? 1 : 0) + (PhasePrior ? 2 : 0)) * Bins;
 
     /// <summary>Checks the limits and, given a mel preset, its bands, FFT size and hop; throws naming the field.</summary>
     public StftDenoiserConfig Check(MelConfig? mel = null, string source = "config")
@@ -119,7 +138,7 @@ public sealed record StftDenoiserConfig
 /// (<see cref="Preconditioning"/>) turns that into x̂₀. Shapes: audio [B, T = F·hop], mel [B, n_mels, F], noise level √ᾱ [B];
 /// output x̂₀ [B, T].
 /// </summary>
-public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
+public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelConditioned
 {
     /// <summary>The network's shape.</summary>
     public StftDenoiserConfig Config { get; }
@@ -131,16 +150,22 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
     readonly LayerNorm output_norm;
     readonly Linear head;
     readonly Linear? gains;
+    readonly Linear? prior_gains;
+    readonly MelConfig? mel;
     readonly double windowNorm;
 
     /// <summary>A network with libtorch's default initialisation drawn from <paramref name="init"/>, its head at zero (so a fresh
-    /// network's x̂₀ is the preconditioning's skip term: the posterior mean of Gaussian data).</summary>
-    public StftDenoiser(StftDenoiserConfig config, Generator? init = null) : base("StftDenoiser")
+    /// network's x̂₀ is the preconditioning's skip term: the posterior mean of Gaussian data). A network with a phase prior needs
+    /// the voice's mel preset, whose STFT must be the network's.</summary>
+    public StftDenoiser(StftDenoiserConfig config, Generator? init = null, MelConfig? mel = null) : base("StftDenoiser")
     {
-        Config = config.Check();
+        Config = config.Check(mel);
+        if (config.PhasePrior && (mel is null || mel.NFft != config.NFft || mel.WinLength != config.NFft))
+            throw new WaveGradException($"a phase prior needs a mel preset whose n_fft and window length are the network's {config.NFft}");
+        this.mel = mel;
         if (init is not null) random.manual_seed((long)init.initial_seed());
         int w = config.Width;
-        input = Linear(2 * config.Bins + config.NMels, w);
+        input = Linear(config.InputFeatures, w);
         input_norm = LayerNorm([w]);
         embed_in = Linear(64, config.Embedding);
         embed_out = Linear(config.Embedding, config.Embedding);
@@ -149,9 +174,10 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         output_norm = LayerNorm([w]);
         head = Linear(w, 2 * config.Bins);
         if (config.BinGains) gains = Linear(w, config.Bins);
+        if (config.PhasePrior) prior_gains = Linear(w, 2 * config.Bins);
         using (no_grad())
         {
-            foreach (var layer in new[] { head, gains })
+            foreach (var layer in new[] { head, gains, prior_gains })
             {
                 layer?.weight!.zero_();
                 layer?.bias!.zero_();
@@ -178,6 +204,69 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>Parameters.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 
+    /// <inheritdoc cref="IMelConditioned.Conditioning"/>
+    /// <remarks>
+    /// What the network is conditioned on, made once per render: the mels [B, n_mels, F] themselves, or with a phase prior the
+    /// mels followed by the prior's real and imaginary parts, [B, n_mels + 2·bins, F + 1] (<see cref="forward"/> takes either, and
+    /// makes the prior itself from bare mels, as in training). The prior is the mel's <see cref="GriffinLim.Magnitude"/> with
+    /// <see cref="GriffinLim.PhaseFromGradients"/>, moved to the network's frames (the preset's frame f lies
+    /// <see cref="MelConfig.FrameOffset"/> samples after the network's, so bin k turns by −2πk·offset/n_fft), in units of
+    /// <see cref="StftDenoiserConfig.SigmaData"/>: an STFT bin of white noise of that std has unit variance.
+    /// </remarks>
+    public Tensor Conditioning(Tensor mels, PhaseContinuation? continuation = null, long firstFrame = 0)
+    {
+        if (!Config.PhasePrior || mels.shape[1] != Config.NMels) return mels;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var m = mels.to_type(ScalarType.Float32);
+        var cpu = m.to(CPU);
+        var magnitudes = new Tensor[m.shape[0]];
+        var phases = new Tensor[m.shape[0]];
+        for (int b = 0; b < phases.Length; b++)
+        {
+            magnitudes[b] = GriffinLim.Magnitude(cpu[b], mel!);
+            phases[b] = GriffinLim.PhaseFromGradients(magnitudes[b], mel!, continuation?.Leading(b, firstFrame, m.shape[2]));
+        }
+        var phase = stack(phases);
+        continuation?.Keep(phase, firstFrame);
+        var bin = arange(Config.Bins, dtype: ScalarType.Float32).unsqueeze(1);
+        var turn = polar(ones_like(bin), bin * (-2 * Math.PI * mel!.FrameOffset / Config.NFft));
+        var prior = polar(stack(magnitudes), phase) * turn / (windowNorm * Config.SigmaData);   // [B, bins, F]
+        prior = cat([prior, zeros_like(prior.narrow(2, 0, 1))], 2);                  // the network's F + 1 frames: the last is silent
+        var parts = view_as_real(prior).permute(0, 3, 1, 2).flatten(1, 2).to(m.device);   // [B, 2·bins, F + 1]: real parts, then imaginary
+        return cat([F.pad(m, [0, 1], PaddingModes.Replicate), parts], 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// With a phase prior, each clean crop [B, T] turned by one phase angle φ to line up with its prior: the analytic signal times
+    /// e^{iφ}, x·cos φ − H(x)·sin φ (H the Hilbert transform), with φ the angle of Σ conj(STFT(x))·P over the crop's bins and
+    /// frames. The prior's phase is integrated from an arbitrary start, so the clean phase stands at an offset to it that the
+    /// mel cannot tell; regressed onto as it is, the offset averages the prior's term away. The turned crop has the same
+    /// magnitude spectrum, pitch and periodicity. Without a prior, the crops as they are.
+    /// </summary>
+    public Tensor TrainingTarget(Tensor audio, Tensor conditioning)
+    {
+        if (!Config.PhasePrior || conditioning.shape[1] == Config.NMels) return audio;
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var c = Config;
+        var x = audio.to_type(ScalarType.Float32);
+        var win = hann_window(c.NFft, periodic: true, device: x.device);
+        var own = view_as_real(stft(x, c.NFft, c.Hop, c.NFft, win, center: true, pad_mode: PaddingModes.Reflect, normalized: false, onesided: true,
+            return_complex: true));                                                  // [B, bins, F + 1, 2]
+        var prior = conditioning.narrow(1, c.NMels, 2 * c.Bins).to_type(ScalarType.Float32).to(x.device).unflatten(1, [2, c.Bins]);   // [B, 2, bins, F + 1]
+        var (xr, xi, pr, pi) = (own.select(-1, 0), own.select(-1, 1), prior.select(1, 0), prior.select(1, 1));
+        var cos = (xr * pr + xi * pi).sum([1, 2]);                                    // conj(X)·P summed, real part
+        var sin = (xr * pi - xi * pr).sum([1, 2]);                                    // and imaginary part
+        var norm = (cos.square() + sin.square()).sqrt().clamp_min(1e-12);
+        var turn = complex(cos / norm, sin / norm).unsqueeze(1);                       // e^{iφ} per crop
+        // Reflected past both ends, as the STFT pads them, so that the transform's wrap-around falls outside the crop.
+        int pad = (int)Math.Min(c.NFft / 2, x.shape[1] - 1);
+        var padded = F.pad(x.unsqueeze(1), [pad, pad], PaddingModes.Reflect).squeeze(1);
+        var turned = fft.irfft(fft.rfft(padded, dim: 1) * turn, padded.shape[1], dim: 1).narrow(1, pad, x.shape[1]);
+        return turned.to_type(audio.dtype).MoveToOuterDisposeScope();
+    }
+
     /// <inheritdoc/>
     public override Tensor forward(Tensor audio, Tensor mels, Tensor level)
     {
@@ -189,18 +278,52 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
         var win = hann_window(c.NFft, periodic: true, device: audio.device);   // made per call: a field would be a weight of the bundle
         var spec = stft(x * pre.In, c.NFft, c.Hop, c.NFft, win, center: true, pad_mode: PaddingModes.Reflect, normalized: false, onesided: true,
             return_complex: true) / windowNorm;                                      // [B, bins, F + 1]
-        var cond = F.pad(mels, [0, spec.shape[2] - mels.shape[2]], PaddingModes.Replicate);
-        var features = cat([view_as_real(spec).permute(0, 3, 1, 2).flatten(1, 2), cond], 1).transpose(1, 2).to_type(TrunkType);
+        var conditioning = Conditioning(mels);
+        var cond = F.pad(conditioning.narrow(1, 0, c.NMels), [0, spec.shape[2] - conditioning.shape[2]], PaddingModes.Replicate);
+        var inputs = new List<Tensor> { view_as_real(spec).permute(0, 3, 1, 2).flatten(1, 2), cond };
+        Tensor? prior = null;
+        if (c.PhasePrior)
+        {
+            var parts = conditioning.narrow(1, c.NMels, 2 * c.Bins).to_type(ScalarType.Float32);
+            prior = view_as_complex(parts.unflatten(1, [2, c.Bins]).permute(0, 2, 3, 1).contiguous());   // [B, bins, F + 1]
+            var magnitude = prior.abs();
+            inputs.Add(view_as_real(prior / (magnitude + 1).sqrt()).permute(0, 3, 1, 2).flatten(1, 2));  // the compressed prior
+            inputs.Add(BandCorrelation(prior, spec, c.PriorBands));
+        }
+        var features = cat(inputs.ToArray(), 1).transpose(1, 2).to_type(TrunkType);
         var h = input_norm.call(input.call(features));                             // [B, F + 1, C]
         var e = embed_out.call(F.silu(embed_in.call(Sinusoidal(pre.Noise.reshape(-1), 64).to_type(TrunkType))));
         foreach (var b in blocks) h = b.call(h, e);
         h = output_norm.call(h);
         var o = head.call(h).to_type(ScalarType.Float32);                           // [B, F + 1, 2·bins]
-        var s = view_as_complex(o.reshape(o.shape[0], o.shape[1], c.Bins, 2).contiguous()).transpose(1, 2) * windowNorm * pre.Out.unsqueeze(2);
+        var raw = view_as_complex(o.reshape(o.shape[0], o.shape[1], c.Bins, 2).contiguous()).transpose(1, 2);
+        // With a phase prior P (in units of σ_data), F = head + g_P ⊙ P: inside c_out, so F's target keeps unit variance at every
+        // level (outside it, the loss weight 1/c_out² would magnify the prior's term a millionfold at the lowest levels).
+        if (prior_gains is not null)
+        {
+            var g = prior_gains.call(h).to_type(ScalarType.Float32);                    // [B, F + 1, 2·bins]
+            raw = raw + view_as_complex(g.reshape(g.shape[0], g.shape[1], c.Bins, 2).contiguous()).transpose(1, 2) * prior!;
+        }
+        var s = raw * windowNorm * pre.Out.unsqueeze(2);
         // With bin gains g, x̂₀ = c_skip·x̃ + iSTFT(g ⊙ STFT(x̃)) + c_out·F: spec is STFT(c_in·x̃)/windowNorm.
         if (gains is not null) s = s + gains.call(h).to_type(ScalarType.Float32).transpose(1, 2) * spec * (windowNorm / pre.In.unsqueeze(2));
         var f = istft(s, c.NFft, c.Hop, c.NFft, win, center: true, normalized: false, onesided: true, length: audio.shape[1]);
         return (pre.Skip * x + f).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Per frame and band, Σ conj(prior)·noisy / (‖prior‖·‖noisy‖): how the prior's phase lines up with the iterate's in
+    /// each band (its angle) and how far the iterate is noise (its length). [B, 2·bands, F + 1]: the real parts, then the imaginary.</summary>
+    static Tensor BandCorrelation(Tensor prior, Tensor noisy, int bands)
+    {
+        long per = (prior.shape[1] - 1) / bands;
+        var p = prior.narrow(1, 0, per * bands).unflatten(1, [bands, per]);
+        var n = noisy.narrow(1, 0, per * bands).unflatten(1, [bands, per]);
+        var (pp, nn) = (view_as_real(p.contiguous()), view_as_real(n.contiguous()));   // conj(p)·n in real arithmetic
+        var (pr, pi, nr, ni) = (pp.select(-1, 0), pp.select(-1, 1), nn.select(-1, 0), nn.select(-1, 1));
+        var dotReal = (pr * nr + pi * ni).sum(2);                                    // [B, bands, F + 1]
+        var dotImag = (pr * ni - pi * nr).sum(2);
+        var norms = ((pr.square() + pi.square()).sum(2) * (nr.square() + ni.square()).sum(2)).sqrt() + 1e-6;
+        return cat([dotReal / norms, dotImag / norms], 1);
     }
 
     /// <summary>[B, 2·half] sines and cosines of t at geometric frequencies 1 … 1000.</summary>
@@ -215,7 +338,7 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>
     /// <summary>A voice's network with its weights, on the CPU, in eval mode.</summary>
     public static StftDenoiser Load(Voice voice, IReadOnlyDictionary<string, Tensor> weights)
     {
-        var net = new StftDenoiser(StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath));
+        var net = new StftDenoiser(StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath), mel: voice.Mel);
         TensorFiles.LoadInto(net, weights, voice.WeightsPath);
         net.eval();
         return net;
@@ -297,15 +420,15 @@ sealed class StftArchitecture : IDiffusionVocoderArchitecture
 
     public TrainableNetwork NewNetwork(string size, MelConfig mel, VocoderTrainingOptions o, Generator init)
     {
-        var cfg = StftDenoiserConfig.Create(size, mel) with { BinGains = o.BinGains };
-        var net = new StftDenoiser(cfg, init);
+        var cfg = StftDenoiserConfig.Create(size, mel) with { BinGains = o.BinGains, PhasePrior = o.PhasePrior };
+        var net = new StftDenoiser(cfg, init, mel);
         return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData);
     }
 
     public TrainableNetwork LoadNetwork(JsonObject card, MelConfig mel, string source)
     {
         var cfg = StftDenoiserConfig.FromCard(card, mel, source);
-        var net = new StftDenoiser(cfg);
+        var net = new StftDenoiser(cfg, mel: mel);
         return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData);
     }
 }

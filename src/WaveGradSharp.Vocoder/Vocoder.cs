@@ -348,6 +348,7 @@ public sealed class Vocoder : IDisposable
             : null;
         float[]? tail = null;
         var heap = new NativeHeapWatch();
+        using var continuation = new PhaseContinuation();
         // A short first chunk is followed by one more of its size, then chunks double (see FirstChunkFrames).
         long firstSize = size;
         for (long s = 0; s < frames; s += size, size = s < 2 * firstSize ? firstSize : Math.Min(2 * size, o.ChunkFrames))
@@ -360,7 +361,7 @@ public sealed class Vocoder : IDisposable
             {
                 var piece = mel[.., (int)a..(int)b];
                 var guess = !start ? null : gl is null ? zeros(1, (b - a) * Hop) : tensor(gl.Read(a * Hop, b * Hop)).unsqueeze(0);
-                audio = PostFilter(Model.Render(piece.unsqueeze(0), new RenderRequest(o, a * Hop, guess, ct))[0], piece, o);
+                audio = PostFilter(Model.Render(piece.unsqueeze(0), new RenderRequest(o, a * Hop, guess, ct, continuation))[0], piece, o);
             }
             heap.Check();   // else the native heap's fragments make peak memory grow with the mel's length
             int from = (int)((s - a) * Hop), to = (int)((e - a) * Hop);

@@ -14,7 +14,10 @@ namespace WaveGradSharp.Vocoder;
 /// <param name="Estimate">The mels' Griffin-Lim waveforms [B, F·hop] when the model asked for them (<see cref="IVocoderModel.UsesEstimate"/>):
 /// a start or a consistency target; else null.</param>
 /// <param name="Cancellation">Checked between network evaluations.</param>
-public sealed record RenderRequest(SynthesisOptions Options, long SampleOffset, Tensor? Estimate, CancellationToken Cancellation);
+/// <param name="Continuation">One per streamed render, passed with each of its pieces in turn: what a piece's conditioning continues
+/// from the piece before it (<see cref="PhaseContinuation"/>); null for a render in one piece.</param>
+public sealed record RenderRequest(SynthesisOptions Options, long SampleOffset, Tensor? Estimate, CancellationToken Cancellation,
+    PhaseContinuation? Continuation = null);
 
 /// <summary>
 /// The vocoder seam, mel in and waveform out: what <see cref="Vocoder"/> runs under its checks, batching, streaming,

@@ -192,6 +192,8 @@ public sealed record VocoderTrainingOptions
     public double NoiseScale { get; init; } = 5000;
     /// <summary>The stft kind's per-bin gains on the noisy input (<see cref="StftDenoiserConfig.BinGains"/>).</summary>
     public bool BinGains { get; init; }
+    /// <summary>The stft kind's phase prior from the mel (<see cref="StftDenoiserConfig.PhasePrior"/>).</summary>
+    public bool PhasePrior { get; init; }
     /// <summary>
     /// 0: noise levels drawn over the whole training schedule (any sampler can use the network). N: only the N levels that the
     /// samplers respacing the training schedule to N steps visit (<c>ddim</c>, <c>respaced</c>), each drawn as often: the network
@@ -247,6 +249,12 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
     public Tensor Loss(Generator rng)
     {
         var (audio, m) = data.Batch(batch, cropFrames, mel.Hop, rng);
+        var conditioning = m;
+        if (network.Network is IMelConditioned c)
+        {
+            conditioning = c.Conditioning(m);
+            audio = c.TrainingTarget(audio, conditioning);
+        }
         var levels = levelTable is null
             ? q.SampleContinuousLevels(batch, rng)
             : levelTable.index_select(0, randint(0, levelTable.shape[0], [batch], generator: rng, dtype: ScalarType.Int64));
@@ -255,7 +263,7 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
         var noise = std is null ? z : z * std;
         var noisy = ForwardProcess.SampleContinuous(audio, levels, noise);
         var dt = bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
-        var pred = network.Network.call(noisy.to(device).to_type(dt), m.to(device).to_type(dt), levels.to(device)).to_type(ScalarType.Float32);
+        var pred = network.Network.call(noisy.to(device).to_type(dt), conditioning.to(device).to_type(dt), levels.to(device)).to_type(ScalarType.Float32);
         var l = levels.to(device).unsqueeze(1);
         var clean = audio.to(device);
         if (predicts == Prediction.X0)
@@ -298,6 +306,8 @@ public static class VocoderTrainer
             throw WaveGradException.About($"TrainLevels {o.TrainLevels}: must be 0 (all) or a step count up to {Voice.MaxScheduleSteps}", "TrainLevels");
         if (o.BinGains && kind is not StftArchitecture)
             throw WaveGradException.About($"BinGains: only the {StftArchitecture.Name} architecture has bin gains", "BinGains", "Architecture");
+        if (o.PhasePrior && kind is not StftArchitecture)
+            throw WaveGradException.About($"PhasePrior: only the {StftArchitecture.Name} architecture has a phase prior", "PhasePrior", "Architecture");
         if (o.Network is null && !kind.SizeNames.Contains(o.Size))
             throw WaveGradException.About($"Size '{Text.Escape(o.Size, 20)}': the {kind.Name} network's sizes are {string.Join(", ", kind.SizeNames)}", "Size");
         RunLock.ThrowIfHeld(o.OutputDir);   // refused before the corpus loads, not after (the Trainer takes the lock itself)
@@ -322,9 +332,10 @@ public static class VocoderTrainer
             cpuMinutesBefore = CpuMinutesInAll(from.Card);
             if (from.Architecture != kind.Name)
                 throw WaveGradException.About($"{from.Directory}: a {from.Architecture} voice cannot start a {kind.Name} run", "InitFrom", "Architecture");
-            string raw = Path.Combine(from.Directory, "model-raw.safetensors");
-            TensorFiles.LoadInto(net.Network, TensorFiles.Load(File.Exists(raw) ? raw : from.WeightsPath), File.Exists(raw) ? raw : from.WeightsPath);
-            emaStart = from.Bundle.LoadWeights();
+            // The new network may have grown (say, a phase prior added): its new inputs start at zero weight, so it starts as the voice.
+            string raw = Path.Combine(from.Directory, "model-raw.safetensors"), rawPath = File.Exists(raw) ? raw : from.WeightsPath;
+            TensorFiles.LoadInto(net.Network, TensorFiles.Grown(net.Network, TensorFiles.Load(rawPath), rawPath), rawPath);
+            emaStart = TensorFiles.Grown(net.Network, from.Bundle.LoadWeights(), from.WeightsPath);
         }
         var recipe = new JsonObject { ["loss"] = o.Loss.ToString(), ["prior"] = prior.ToCard(), ["stft_loss_weight"] = o.StftLossWeight };
         if (o.TrainLevels > 0) recipe["train_levels"] = o.TrainLevels;   // only then: older checkpoints resume as they were
