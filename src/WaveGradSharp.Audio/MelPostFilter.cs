@@ -60,7 +60,7 @@ public static class MelPostFilter
             using var pass = NewDisposeScope();
             var spec = stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: PaddingModes.Reflect,
                 normalized: false, onesided: true, return_complex: true); // [F, N]
-            var renderedLin = offset == 0 ? ms.MelOfStft(spec) : AlignFrames(ms.ComputeLinear(cat([head, y])), spec.shape[1]);
+            var renderedLin = offset == 0 ? ms.MelOfStft(spec) : RenderedMel(ms, spec, head, y);
             var rendered = ms.Decompress(ms.Compress(renderedLin)); // [M, N], clamped like the target
             var ratio = AlignFrames(target, spec.shape[1]) / rendered;
             if (cfg.Power == 2) ratio = ratio.sqrt();
@@ -71,6 +71,25 @@ public static class MelPostFilter
         }
         y.data<float>().CopyTo(all, offset);
         return all;
+    }
+
+    /// <summary>
+    /// The linear mel [n_mels, N] of the waveform <paramref name="head"/> then <paramref name="y"/> in HiFi-GAN's framing, from
+    /// <paramref name="spec"/>, the centred STFT of <paramref name="y"/> (N frames), cut or extended to N frames as
+    /// <see cref="AlignFrames"/> does. Frame f of either is centred at the same sample and windows the same samples, except the
+    /// first n_fft/(2·hop) frames, which reach before y's start: the STFT reflects y there, the mel the whole waveform. Those are
+    /// measured on the waveform's start alone, so a pass takes one STFT of the whole render, not two.
+    /// </summary>
+    internal static Tensor RenderedMel(MelSpectrogram ms, Tensor spec, Tensor head, Tensor y)
+    {
+        var cfg = ms.Config;
+        long n = spec.shape[1], melFrames = cfg.Frames(head.shape[0] + y.shape[0]);
+        int edge = (int)Math.Min(n, (cfg.NFft / 2 + cfg.Hop - 1) / cfg.Hop);
+        long start = (edge + 1) * cfg.Hop + cfg.NFft;   // enough samples that the start's own end padding is not reached
+        if (start >= y.shape[0]) return AlignFrames(ms.ComputeLinear(cat([head, y])), n);
+        var first = ms.ComputeLinear(cat([head, y.narrow(0, 0, start)]));
+        var lin = cat([first.narrow(1, 0, edge), ms.MelOfStft(spec).narrow(1, edge, n - edge)], 1);
+        return n > melFrames ? AlignFrames(lin.narrow(1, 0, melFrames), n) : lin;
     }
 
     /// <summary>A mel's frames cut or extended (last frame repeated) to <paramref name="n"/>.</summary>

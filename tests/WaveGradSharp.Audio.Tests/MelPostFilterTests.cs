@@ -49,6 +49,30 @@ public class MelPostFilterTests(ITestOutputHelper log)
         Assert.True(snr > 40, $"SNR {snr:F1} dB");
     }
 
+    [Theory]
+    [InlineData(0)]      // a render: frames·hop samples
+    [InlineData(200)]    // the STFT has a frame more than the mel
+    [InlineData(-1)]     // 1,800 samples, too short to measure the start apart: the whole waveform's mel
+    public void A_passs_rendered_mel_from_its_one_STFT_is_the_mel_of_the_whole_waveform(int extra)
+    {
+        var (x, _) = Word();
+        int length = (x.Length / Cfg.Hop - 4) * Cfg.Hop + extra;
+        if (extra < 0) length = 1800;
+        var all = tensor(x.AsSpan(0, length).ToArray());
+        using var ms = new MelSpectrogram(Cfg);
+        int offset = Cfg.FrameOffset;
+        var y = all.narrow(0, offset, length - offset);
+        var spec = stft(y, Cfg.NFft, Cfg.Hop, Cfg.WinLength, ms.Buffers(CPU).Window, center: true, pad_mode: TorchSharp.PaddingModes.Reflect,
+            return_complex: true);
+        var fast = MelPostFilter.RenderedMel(ms, spec, all.narrow(0, 0, offset), y);
+        var whole = ms.ComputeLinear(all);
+        Assert.Equal(spec.shape[1], fast.shape[1]);
+        long common = Math.Min(whole.shape[1], fast.shape[1]);
+        var diff = (fast.narrow(1, 0, common) - whole.narrow(1, 0, common)).abs().max().item<float>();
+        Assert.True(diff < 1e-4 * whole.abs().max().item<float>(), $"largest difference {diff}");
+        if (fast.shape[1] > common) Assert.True(fast.narrow(1, common, 1).allclose(whole.narrow(1, common - 1, 1), 1e-4, 1e-6));   // the mel's last frame, repeated
+    }
+
     [Fact]
     public void A_mel_of_the_wrong_length_or_rank_is_refused()
     {
