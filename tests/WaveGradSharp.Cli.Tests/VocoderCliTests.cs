@@ -248,6 +248,10 @@ public class VocoderCliTests
                 "--device", "cpu", "--resume");
             Assert.True(resumed.ExitCode == 0, resumed.Stderr);
             Assert.Contains("resumed at step 2", resumed.Stdout);
+            // The stft kind's switches on a WaveGrad run are refused in one line that names the flag.
+            var prior = CliRunner.Run("train", "vocoder", "--data", data, "-o", Path.Combine(dir.FullName, "prior"), "--phase-prior", "--device", "cpu");
+            Assert.Equal(2, prior.ExitCode);
+            Assert.StartsWith("error: --phase-prior: only the stft architecture", prior.Stderr.Trim());
             var wav = Path.Combine(dir.FullName, "o.wav");
             var v = CliRunner.Run("vocode", Fixture("mel-hifigan-22k-chirp-22k.npy"), "-o", wav, "--voice", run, "--weights", "raw", "--steps", "3");
             Assert.True(v.ExitCode == 0, v.Stderr);
