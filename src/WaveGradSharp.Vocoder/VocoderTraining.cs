@@ -332,6 +332,12 @@ public static class VocoderTrainer
             cpuMinutesBefore = CpuMinutesInAll(from.Card);
             if (from.Architecture != kind.Name)
                 throw WaveGradException.About($"{from.Directory}: a {from.Architecture} voice cannot start a {kind.Name} run", "InitFrom", "Architecture");
+            // A switch the voice's network has (a card field set true, named as its flag) must be given again: a network cannot shrink.
+            var lacking = from.Network.Where(kv => kv.Value is JsonValue v && v.TryGetValue(out bool on) && on && net.Card[kv.Key] is null)
+                .Select(kv => kv.Key).ToList();
+            if (lacking.Count > 0)
+                throw WaveGradException.About($"{from.Directory}: the voice's network has {string.Join(", ", lacking)}: add " +
+                    string.Join(" ", lacking.Select(k => "--" + k.Replace('_', '-'))), "InitFrom");
             // The new network may have grown (say, a phase prior added): its new inputs start at zero weight, so it starts as the voice.
             string raw = Path.Combine(from.Directory, "model-raw.safetensors"), rawPath = File.Exists(raw) ? raw : from.WeightsPath;
             TensorFiles.LoadInto(net.Network, TensorFiles.Grown(net.Network, TensorFiles.Load(rawPath), rawPath), rawPath);

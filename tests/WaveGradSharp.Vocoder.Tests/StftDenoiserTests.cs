@@ -296,5 +296,9 @@ public class StftDenoiserTests
         // A voice without a phase prior starts a run with one: its weights grow into the larger network.
         if (!phasePrior) VocoderTrainer.Run(o with { OutputDir = tmp["grown"], Steps = 2, InitFrom = tmp["exported"], PhasePrior = true });
         if (!phasePrior) Assert.True(Voice.Load(tmp["grown"]).Network["phase_prior"]!.GetValue<bool>());
+        // A network cannot shrink: a run from a voice with a phase prior must have one too, and is told so in one line.
+        var shrunk = Assert.Throws<WaveGradException>(() =>
+            VocoderTrainer.Run(o with { OutputDir = tmp["shrunk"], Steps = 2, InitFrom = tmp[phasePrior ? "run" : "grown"], PhasePrior = false }));
+        Assert.EndsWith("the voice's network has phase_prior: add --phase-prior", shrunk.Message);
     }
 }
