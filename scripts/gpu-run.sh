@@ -9,13 +9,13 @@
 #   5. leaves in $OUT (8 files, the most that come back): voice/ (fp16 weights and card), run.log (with the throughput
 #      table), train.log, heldout.tsv, seen.tsv, check-griffin-lim.wav, check-noise.wav
 # env: OUT (/tmp/gpu-out), ARCH (the init voice's architecture, else stft), MINUTES (6), SIZE (small), LR (3e-4),
-#      RECIPE ("--prior priorgrad --stft-loss 0.1" for wavegrad, "--stft-loss 1 --crop-frames 32" for stft),
+#      RECIPE ("--prior priorgrad --stft-loss 0.1" for wavegrad, "--bin-gains --phase-prior --stft-loss 1 --crop-frames 32" for stft, the default voice's),
 #      SWEEP ("64:fp32 128:bf16 256:bf16"), SWEEP_SECONDS (20), DEVICE (cuda), WG (a CLI to use instead, for a dry run)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 OUT=${OUT:-/tmp/gpu-out}; MINUTES=${MINUTES:-6}; SIZE=${SIZE:-small}; LR=${LR:-3e-4}; DEVICE=${DEVICE:-cuda}
 ARCH=${ARCH:-$(sed -n 's/.*"architecture": *"\([a-z]*\)".*/\1/p' "$here/init/voice.json" 2>/dev/null | head -n 1)}; ARCH=${ARCH:-stft}
-if [ "$ARCH" = wavegrad ]; then RECIPE=${RECIPE:---prior priorgrad --stft-loss 0.1}; else RECIPE=${RECIPE:---stft-loss 1 --crop-frames 32}; fi
+if [ "$ARCH" = wavegrad ]; then RECIPE=${RECIPE:---prior priorgrad --stft-loss 0.1}; else RECIPE=${RECIPE:---bin-gains --phase-prior --stft-loss 1 --crop-frames 32}; fi
 RECIPE="--architecture $ARCH $RECIPE"; SWEEP=${SWEEP:-64:fp32 128:bf16 256:bf16}; SWEEP_SECONDS=${SWEEP_SECONDS:-20}
 work=/tmp/wg; mkdir -p "$OUT" "$work"
 t0=$(date +%s)
