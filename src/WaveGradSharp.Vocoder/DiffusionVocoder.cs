@@ -189,7 +189,11 @@ public sealed class PhaseContinuation : IDisposable
     }
 
     /// <summary>Frees the kept phase.</summary>
-    public void Dispose() => phase?.Dispose();
+    public void Dispose()
+    {
+        phase?.Dispose();
+        phase = null;
+    }
 }
 
 /// <summary>A mel-conditioned network as a denoiser for one batch of mels: predicts ε (or what <paramref name="predicts"/> says),

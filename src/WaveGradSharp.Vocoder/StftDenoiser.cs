@@ -134,9 +134,10 @@ public sealed record StftDenoiserConfig
 /// the Griffin-Lim start, the noise prior and streaming work unchanged. The noisy waveform's STFT (real and imaginary parts)
 /// and the mel go in, one frame per mel frame, through a linear layer; ConvNeXt blocks whose layer norms are modulated by
 /// the noise level run at the frame rate; a linear head gives a complex STFT (with <see cref="StftDenoiserConfig.BinGains"/>,
-/// plus a gain per bin times the noisy input's STFT), inverted to a waveform. EDM's preconditioning
-/// (<see cref="Preconditioning"/>) turns that into x̂₀. Shapes: audio [B, T = F·hop], mel [B, n_mels, F], noise level √ᾱ [B];
-/// output x̂₀ [B, T].
+/// plus a gain per bin times the noisy input's STFT; with <see cref="StftDenoiserConfig.PhasePrior"/>, plus a complex gain per
+/// bin on the mel's phase prior), inverted to a waveform. EDM's preconditioning (<see cref="Preconditioning"/>) turns that
+/// into x̂₀. Shapes: audio [B, T = F·hop], mel [B, n_mels, F] (or the <see cref="Conditioning"/> made from it, [B, n_mels +
+/// 2·bins, F + 1]), noise level √ᾱ [B]; output x̂₀ [B, T].
 /// </summary>
 public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelConditioned
 {
@@ -258,8 +259,9 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         var (xr, xi, pr, pi) = (own.select(-1, 0), own.select(-1, 1), prior.select(1, 0), prior.select(1, 1));
         var cos = (xr * pr + xi * pi).sum([1, 2]);                                    // conj(X)·P summed, real part
         var sin = (xr * pi - xi * pr).sum([1, 2]);                                    // and imaginary part
-        var norm = (cos.square() + sin.square()).sqrt().clamp_min(1e-12);
-        var turn = complex(cos / norm, sin / norm).unsqueeze(1);                       // e^{iφ} per crop
+        var norm = (cos.square() + sin.square()).sqrt();
+        var lined = norm > 1e-12;                                                     // a crop with nothing to line up stays as it is
+        var turn = complex(where(lined, cos / norm, ones_like(cos)), where(lined, sin / norm, zeros_like(sin))).unsqueeze(1);   // e^{iφ} per crop
         // Reflected past both ends, as the STFT pads them, so that the transform's wrap-around falls outside the crop.
         int pad = (int)Math.Min(c.NFft / 2, x.shape[1] - 1);
         var padded = F.pad(x.unsqueeze(1), [pad, pad], PaddingModes.Reflect).squeeze(1);

@@ -263,7 +263,9 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
         var noise = std is null ? z : z * std;
         var noisy = ForwardProcess.SampleContinuous(audio, levels, noise);
         var dt = bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
-        var pred = network.Network.call(noisy.to(device).to_type(dt), conditioning.to(device).to_type(dt), levels.to(device)).to_type(ScalarType.Float32);
+        // A prepared conditioning stays float32, as it is at render time: the network casts what its trunk takes.
+        var conditioned = conditioning.to(device).to_type(ReferenceEquals(conditioning, m) ? dt : ScalarType.Float32);
+        var pred = network.Network.call(noisy.to(device).to_type(dt), conditioned, levels.to(device)).to_type(ScalarType.Float32);
         var l = levels.to(device).unsqueeze(1);
         var clean = audio.to(device);
         if (predicts == Prediction.X0)
@@ -308,6 +310,9 @@ public static class VocoderTrainer
             throw WaveGradException.About($"BinGains: only the {StftArchitecture.Name} architecture has bin gains", "BinGains", "Architecture");
         if (o.PhasePrior && kind is not StftArchitecture)
             throw WaveGradException.About($"PhasePrior: only the {StftArchitecture.Name} architecture has a phase prior", "PhasePrior", "Architecture");
+        if (o.PhasePrior && mel.WinLength != mel.NFft)
+            throw WaveGradException.About($"PhasePrior: preset '{mel.Name}' windows {mel.WinLength} samples, not its n_fft {mel.NFft}", "PhasePrior",
+                "Preset");
         if (o.Network is null && !kind.SizeNames.Contains(o.Size))
             throw WaveGradException.About($"Size '{Text.Escape(o.Size, 20)}': the {kind.Name} network's sizes are {string.Join(", ", kind.SizeNames)}", "Size");
         RunLock.ThrowIfHeld(o.OutputDir);   // refused before the corpus loads, not after (the Trainer takes the lock itself)

@@ -190,6 +190,18 @@ public class StftDenoiserTests
     }
 
     [Fact]
+    public void APhasePriorOnAPresetWhoseWindowIsNotItsFftIsRefusedBeforeTheCorpusLoads()
+    {
+        using var tmp = new TempDir();
+        var o = new VocoderTrainingOptions
+        {
+            DataDir = tmp["no-such-corpus"], OutputDir = tmp["run"], Architecture = "stft", Preset = "lmnt-22k", PhasePrior = true,
+        };
+        var e = Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(o));
+        Assert.Equal("PhasePrior: preset 'lmnt-22k' windows 1200 samples, not its n_fft 2048", e.Message);
+    }
+
+    [Fact]
     public void AVoicesWeightsGrowIntoANetworkWithAPhasePriorThatComputesWhatTheVoiceDid()
     {
         var mel = MelConfig.Preset("hifigan-22k");
