@@ -253,12 +253,9 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         var c = Config;
         var x = audio.to_type(ScalarType.Float32);
         var win = hann_window(c.NFft, periodic: true, device: x.device);
-        var own = view_as_real(stft(x, c.NFft, c.Hop, c.NFft, win, center: true, pad_mode: PaddingModes.Reflect, normalized: false, onesided: true,
-            return_complex: true));                                                  // [B, bins, F + 1, 2]
-        var prior = conditioning.narrow(1, c.NMels, 2 * c.Bins).to_type(ScalarType.Float32).to(x.device).unflatten(1, [2, c.Bins]);   // [B, 2, bins, F + 1]
-        var (xr, xi, pr, pi) = (own.select(-1, 0), own.select(-1, 1), prior.select(1, 0), prior.select(1, 1));
-        var cos = (xr * pr + xi * pi).sum([1, 2]);                                    // conj(X)·P summed, real part
-        var sin = (xr * pi - xi * pr).sum([1, 2]);                                    // and imaginary part
+        var own = stft(x, c.NFft, c.Hop, c.NFft, win, center: true, pad_mode: PaddingModes.Reflect, normalized: false, onesided: true,
+            return_complex: true);                                                   // [B, bins, F + 1]
+        var (cos, sin) = ConjugateDot(own, PriorOf(conditioning).to(x.device), [1, 2]);   // Σ conj(X)·P over bins and frames
         var norm = (cos.square() + sin.square()).sqrt();
         var lined = norm > 1e-12;                                                     // a crop with nothing to line up stays as it is
         var turn = complex(where(lined, cos / norm, ones_like(cos)), where(lined, sin / norm, zeros_like(sin))).unsqueeze(1);   // e^{iφ} per crop
@@ -286,8 +283,7 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         Tensor? prior = null;
         if (c.PhasePrior)
         {
-            var parts = conditioning.narrow(1, c.NMels, 2 * c.Bins).to_type(ScalarType.Float32);
-            prior = view_as_complex(parts.unflatten(1, [2, c.Bins]).permute(0, 2, 3, 1).contiguous());   // [B, bins, F + 1]
+            prior = PriorOf(conditioning);
             var magnitude = prior.abs();
             inputs.Add(view_as_real(prior / (magnitude + 1).sqrt()).permute(0, 3, 1, 2).flatten(1, 2));  // the compressed prior
             inputs.Add(BandCorrelation(prior, spec, c.PriorBands));
@@ -320,12 +316,24 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         long per = (prior.shape[1] - 1) / bands;
         var p = prior.narrow(1, 0, per * bands).unflatten(1, [bands, per]);
         var n = noisy.narrow(1, 0, per * bands).unflatten(1, [bands, per]);
-        var (pp, nn) = (view_as_real(p.contiguous()), view_as_real(n.contiguous()));   // conj(p)·n in real arithmetic
-        var (pr, pi, nr, ni) = (pp.select(-1, 0), pp.select(-1, 1), nn.select(-1, 0), nn.select(-1, 1));
-        var dotReal = (pr * nr + pi * ni).sum(2);                                    // [B, bands, F + 1]
-        var dotImag = (pr * ni - pi * nr).sum(2);
-        var norms = ((pr.square() + pi.square()).sum(2) * (nr.square() + ni.square()).sum(2)).sqrt() + 1e-6;
+        var (dotReal, dotImag) = ConjugateDot(p, n, [2]);                           // [B, bands, F + 1]
+        var norms = (p.abs().square().sum(2) * n.abs().square().sum(2)).sqrt() + 1e-6;
         return cat([dotReal / norms, dotImag / norms], 1);
+    }
+
+    /// <summary>The real and imaginary parts of Σ conj(a)·b over <paramref name="dims"/>, in real arithmetic.</summary>
+    static (Tensor Real, Tensor Imag) ConjugateDot(Tensor a, Tensor b, long[] dims)
+    {
+        var (ap, bp) = (view_as_real(a.contiguous()), view_as_real(b.contiguous()));
+        var (ar, ai, br, bi) = (ap.select(-1, 0), ap.select(-1, 1), bp.select(-1, 0), bp.select(-1, 1));
+        return ((ar * br + ai * bi).sum(dims), (ar * bi - ai * br).sum(dims));
+    }
+
+    /// <summary>The phase prior [B, bins, F + 1] (complex, float32) in a <see cref="Conditioning"/>.</summary>
+    Tensor PriorOf(Tensor conditioning)
+    {
+        var parts = conditioning.narrow(1, Config.NMels, 2 * Config.Bins).to_type(ScalarType.Float32);
+        return view_as_complex(parts.unflatten(1, [2, Config.Bins]).permute(0, 2, 3, 1).contiguous());
     }
 
     /// <summary>[B, 2·half] sines and cosines of t at geometric frequencies 1 … 1000.</summary>

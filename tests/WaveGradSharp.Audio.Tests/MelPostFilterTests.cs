@@ -70,7 +70,8 @@ public class MelPostFilterTests(ITestOutputHelper log)
         long common = Math.Min(whole.shape[1], fast.shape[1]);
         var diff = (fast.narrow(1, 0, common) - whole.narrow(1, 0, common)).abs().max().item<float>();
         Assert.True(diff < 1e-4 * whole.abs().max().item<float>(), $"largest difference {diff}");
-        if (fast.shape[1] > common) Assert.True(fast.narrow(1, common, 1).allclose(whole.narrow(1, common - 1, 1), 1e-4, 1e-6));   // the mel's last frame, repeated
+        // A frame the mel does not have repeats its last one.
+        if (fast.shape[1] > common) Assert.True(fast.narrow(1, common, 1).allclose(whole.narrow(1, common - 1, 1), 1e-4, 1e-6));
     }
 
     [Fact]
