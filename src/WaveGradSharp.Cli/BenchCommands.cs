@@ -34,9 +34,9 @@ static class BenchCommands
         {
             Description = $"Post-filter passes; default: the voice's, else {SynthesisOptions.DefaultPostFilterPasses}",
         };
-        var piece = new Option<int>("--piece-frames")
+        var piece = new Option<int?>("--piece-frames")
         {
-            Description = "Frames per CPU piece", DefaultValueFactory = _ => new SynthesisOptions().CpuPieceFrames,
+            Description = $"Frames per CPU piece; default: the voice's network kind's, else {new SynthesisOptions().CpuPieceFrames}",
         };
         var iterations = new Option<int?>("--start-iterations")
         {
@@ -66,7 +66,8 @@ static class BenchCommands
                 using var v = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: kind);
                 // What the voice renders with, but for the flags given (checked by the Vocoder).
                 var how = VocoderCommands.Overlay(v.Voice.RenderDefaults(), pr.GetValue(start), pr.GetValue(iterations), pr.GetValue(startNoise),
-                    pr.GetValue(startPhase), pr.GetValue(consistency), pr.GetValue(postFilter)) with { CpuPieceFrames = pr.GetValue(piece) };
+                    pr.GetValue(startPhase), pr.GetValue(consistency), pr.GetValue(postFilter));
+                if (pr.GetValue(piece) is int pieceFrames) how = how with { CpuPieceFrames = pieceFrames };
                 var architecture = VocoderArchitectures.Get(v.Voice.Architecture, v.Voice.Bundle.ManifestPath);
                 var computes = architecture.ComputeType(Devices.InferenceType(kind, dev));
                 double peak = Peak(computes);

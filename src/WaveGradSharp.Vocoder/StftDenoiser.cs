@@ -424,6 +424,10 @@ sealed class StftArchitecture : IDiffusionVocoderArchitecture
 
     public ScalarType ComputeType(ScalarType requested) => requested == ScalarType.BFloat16 ? requested : ScalarType.Float32;
 
+    /// <summary>Four times an audio-rate network's: at the frame rate a 1024-frame piece's activations still fit in cache, and
+    /// each piece costs its context twice over in the network, the phase prior and the post-filter.</summary>
+    public int? CpuPieceFrames => 1024;
+
     public Prediction Predicts => StftDenoiser.Predicts;
 
     public IReadOnlyList<string> SizeNames => StftDenoiserConfig.SizeNames;

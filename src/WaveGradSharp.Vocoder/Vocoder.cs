@@ -122,6 +122,8 @@ public sealed record SynthesisOptions
     /// <summary>
     /// On the CPU, one-shot renders longer than 1.5 times this many frames run in pieces of this size (with
     /// <see cref="ContextFrames"/> of context, as streaming does): small activations stay in cache. 0 renders in one pass.
+    /// A voice's <see cref="Voice.RenderDefaults"/> set the size its kind of network runs best at
+    /// (<see cref="IVocoderArchitecture.CpuPieceFrames"/>); speak's streamed chunks grow up to it.
     /// </summary>
     public int CpuPieceFrames { get; init; } = 256;
     /// <summary>On a GPU, the piece size of long renders (so that memory does not grow with the input). 0 renders in one pass.</summary>

@@ -59,6 +59,10 @@ public interface IVocoderArchitecture
 
     /// <summary>The type the network computes in when <paramref name="requested"/> is asked for (a kind may support float32 only).</summary>
     ScalarType ComputeType(ScalarType requested) => requested;
+
+    /// <summary>The piece size its voices render long mels in on the CPU (<see cref="SynthesisOptions.CpuPieceFrames"/>, which
+    /// <see cref="Voice.RenderDefaults"/> sets from it); null: that option's default, which suits audio-rate networks.</summary>
+    int? CpuPieceFrames => null;
 }
 
 /// <summary>A fresh or card-described network of a diffusion vocoder kind, ready to train.</summary>

@@ -57,7 +57,8 @@ public sealed class Voice
     /// <c>default_render</c> sets: <c>start</c> (noise or griffin-lim), <c>start_iterations</c>, <c>start_noise</c> (the largest
     /// noise std a Griffin-Lim start enters the sampler at, in (0, 1]), <c>start_phase</c> (gradient or random), <c>consistency</c> (as
     /// <see cref="ConsistencySteps.Parse"/> reads it) and <c>post_filter</c>. A network kind whose best render differs from
-    /// WaveGrad's (the <c>stft</c> kind needs no consistency steps after a Griffin-Lim start) says so once, in its card.
+    /// WaveGrad's (the <c>stft</c> kind needs no consistency steps after a Griffin-Lim start) says so once, in its card. The CPU
+    /// piece size is the network kind's (<see cref="IVocoderArchitecture.CpuPieceFrames"/>).
     /// </summary>
     public SynthesisOptions RenderDefaults(SynthesisOptions? context = null)
     {
@@ -70,6 +71,7 @@ public sealed class Voice
             StartPhase = defaultStartPhase ?? o.StartPhase,
             Consistency = defaultConsistency ?? o.Consistency,
             PostFilterPasses = defaultPostFilter ?? o.PostFilterPasses,
+            CpuPieceFrames = VocoderArchitectures.Get(Architecture, Bundle.ManifestPath).CpuPieceFrames ?? o.CpuPieceFrames,
         };
     }
 

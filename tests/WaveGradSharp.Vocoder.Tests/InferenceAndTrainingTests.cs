@@ -401,6 +401,7 @@ public class InferenceTests
             new SynthesisOptions { StartIterations = 0 })).Message);
         Assert.Contains("CpuPieceFrames 8: must be at least 16", Assert.Throws<WaveGradException>(() => v.Synthesize(zeros(80, 10),
             new SynthesisOptions { CpuPieceFrames = 8 })).Message);
+        Assert.Equal(256, v.Voice.RenderDefaults().CpuPieceFrames);   // an audio-rate network keeps short pieces
         var nan = zeros(80, 10); nan[3, 4] = tensor(float.NaN);
         Assert.Contains("NaN or Inf", Assert.Throws<WaveGradException>(() => v.Synthesize(nan)).Message);
         Assert.Contains("voice 'no-such-voice': not found", Assert.Throws<WaveGradException>(() => Voice.Load("no-such-voice")).Message);

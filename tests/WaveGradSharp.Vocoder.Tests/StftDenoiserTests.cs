@@ -275,6 +275,7 @@ public class StftDenoiserTests
         // The run folder is a voice of the stft kind; every sampler renders it, streamed or not.
         using var v = Vocoder.Load(tmp["run"]);
         Assert.Equal("stft", v.Voice.Architecture);
+        Assert.Equal(1024, v.Voice.RenderDefaults().CpuPieceFrames);   // frame-rate activations are small: longer pieces
         var mel = Tiny.Mel(Tiny.Chirp(1.0));
         foreach (var name in Voice.SamplerNames)
         {
