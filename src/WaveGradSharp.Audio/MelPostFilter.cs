@@ -11,7 +11,9 @@ namespace WaveGradSharp.Audio;
 /// where both sit at a clamp keeps gain 1. Bins no band covers (above f_max) are left alone. A few passes converge,
 /// since the inverse STFT of a scaled STFT is not exactly that STFT; each pass reaches one window length
 /// (<see cref="ReachFrames"/>) further along time. This removes a vocoder's noise floor where the mel says silence
-/// and corrects the level of each band, where Griffin-Lim has to invent the phase from scratch.
+/// and corrects the level of each band, where Griffin-Lim has to invent the phase from scratch. With a momentum β, each pass
+/// starts from its predecessor's output carried on by β times the step that pass made (as fast Griffin-Lim, Perraudin et al.
+/// 2013, accelerates its projections), and the last pass's output is returned as it is: it converges in fewer passes.
 /// </summary>
 public static class MelPostFilter
 {
@@ -29,9 +31,10 @@ public static class MelPostFilter
     /// <paramref name="passes"/> 0 returns a copy. With HiFi-GAN's framing the render's mel is measured in that framing, and
     /// the gains scale the centred STFT of the waveform advanced by <see cref="MelConfig.FrameOffset"/> (whose frames are
     /// the same, edges aside); the first hop/2 samples stay as they are.</summary>
-    public static float[] Apply(ReadOnlySpan<float> audio, Tensor logMel, MelConfig cfg, int passes = DefaultPasses)
+    public static float[] Apply(ReadOnlySpan<float> audio, Tensor logMel, MelConfig cfg, int passes = DefaultPasses, double momentum = 0)
     {
         if (passes < 0) throw new ArgumentOutOfRangeException(nameof(passes), "passes must be 0 or more");
+        if (!(momentum >= 0 && momentum < 1)) throw new ArgumentOutOfRangeException(nameof(momentum), "momentum must be in [0, 1)");
         var all = audio.ToArray();
         int offset = cfg.FrameOffset;
         if (passes == 0 || all.Length - offset <= cfg.NFft / 2) return all;
@@ -55,6 +58,7 @@ public static class MelPostFilter
         var y = tensor(samples);
         var head = tensor(all[..offset]);
         long length = samples.Length;
+        Tensor? output = null;   // the last pass's output; y is where the next pass starts
         for (int p = 0; p < passes; p++)
         {
             using var pass = NewDisposeScope();
@@ -66,10 +70,12 @@ public static class MelPostFilter
             if (cfg.Power == 2) ratio = ratio.sqrt();
             var logGain = ratio.clamp(1e-6, MaxGain).log();
             var binGain = (matmul(spread, logGain) * covered).exp(); // [F, N]
-            y = istft(spec * binGain, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true, length: length)
-                .MoveToOuterDisposeScope();
+            var next = istft(spec * binGain, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true,
+                length: length).MoveToOuterDisposeScope();
+            y = momentum == 0 || output is null ? next : (next + (next - output) * momentum).MoveToOuterDisposeScope();
+            output = next;
         }
-        y.data<float>().CopyTo(all, offset);
+        output!.data<float>().CopyTo(all, offset);
         return all;
     }
 

@@ -34,6 +34,7 @@ static class BenchCommands
         {
             Description = $"Post-filter passes; default: the voice's, else {SynthesisOptions.DefaultPostFilterPasses}",
         };
+        var postFilterMomentum = VocoderCommands.PostFilterMomentumOption();
         var piece = new Option<int?>("--piece-frames")
         {
             Description = $"Frames per CPU piece; default: the voice's network kind's, else {new SynthesisOptions().CpuPieceFrames}",
@@ -50,7 +51,10 @@ static class BenchCommands
         var profile = new Option<bool>("--profile") { Description = "Also time each layer of one network evaluation (WaveGrad voices)" };
         var device = Cli.Device();
         var cmd = new Command("bench", "Time renders (first chunk, steady real-time factor) against the machine's matmul peak")
-            { voice, seconds, steps, sampler, precisions, start, consistency, postFilter, piece, iterations, startNoise, startPhase, profile, device };
+        {
+            voice, seconds, steps, sampler, precisions, start, consistency, postFilter, postFilterMomentum, piece, iterations, startNoise, startPhase,
+            profile, device,
+        };
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             var dev = Devices.Resolve(pr.GetValue(device)!);
@@ -66,7 +70,7 @@ static class BenchCommands
                 using var v = VocoderCommands.LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: kind);
                 // What the voice renders with, but for the flags given (checked by the Vocoder).
                 var how = VocoderCommands.Overlay(v.Voice.RenderDefaults(), pr.GetValue(start), pr.GetValue(iterations), pr.GetValue(startNoise),
-                    pr.GetValue(startPhase), pr.GetValue(consistency), pr.GetValue(postFilter));
+                    pr.GetValue(startPhase), pr.GetValue(consistency), pr.GetValue(postFilter), pr.GetValue(postFilterMomentum));
                 if (pr.GetValue(piece) is int pieceFrames) how = how with { CpuPieceFrames = pieceFrames };
                 var architecture = VocoderArchitectures.Get(v.Voice.Architecture, v.Voice.Bundle.ManifestPath);
                 var computes = architecture.ComputeType(Devices.InferenceType(kind, dev));
@@ -77,7 +81,7 @@ static class BenchCommands
                 if (!header)
                 {
                     Console.WriteLine($"voice {v.Voice.Name} ({v.Voice.Architecture}), sampler {samplerName} from {VocoderCommands.StartName(how.Start)}, " +
-                        $"consistency {how.Consistency}, {how.PostFilterPasses} post-filter passes");
+                        $"consistency {how.Consistency}, {how.PostFilterPasses} post-filter passes (momentum {how.PostFilterMomentum})");
                     Console.WriteLine($"{"precision",-9} {"evals",5} {"first chunk s",13} {"5 s best of 3",12} {"steady RTF",10} {"GFLOP/s",8} {"of peak",8}");
                     header = true;
                 }
@@ -136,7 +140,7 @@ static class BenchCommands
         double glTime = sw.Elapsed.TotalSeconds / seconds;
         var audio = new float[(int)(mel.shape[1] * v.Hop)];
         sw.Restart();
-        MelPostFilter.Apply(audio, mel, v.Voice.Mel, o.PostFilterPasses);
+        MelPostFilter.Apply(audio, mel, v.Voice.Mel, o.PostFilterPasses, o.PostFilterMomentum);
         double pf = sw.Elapsed.TotalSeconds / seconds;
         Console.WriteLine($"  {name}, s per s of audio: network {network / evaluations:F3} per evaluation ({piece}-frame pieces with {context} frames " +
             $"of context), consistency steps {consistency:F3}, Griffin-Lim start {glTime:F3}, post-filter {pf:F3}");

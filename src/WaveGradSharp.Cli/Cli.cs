@@ -109,6 +109,7 @@ static class Cli
         ["Resume"] = "--resume", ["OutputDir"] = "--output", ["Output"] = "--output", ["Steps"] = "--steps", ["LearningRate"] = "--lr",
         ["BatchSize"] = "--batch", ["CropFrames"] = "--crop-frames", ["LogEvery"] = "--log-every", ["CheckpointEvery"] = "--checkpoint-every",
         ["ValidateEvery"] = "--validate-every", ["Device"] = "--device", ["PostFilterPasses"] = "--post-filter", ["Size"] = "--size",
+        ["PostFilterMomentum"] = "--post-filter-momentum",
         ["Preset"] = "--preset", ["Prior"] = "--prior", ["StftLossWeight"] = "--stft-loss", ["Unconditional"] = "--unconditional", ["Count"] = "--n",
         ["Class"] = "--class", ["Classifier"] = "--classifier", ["Sampler"] = "--sampler", ["FramesFirst"] = "--frames-first",
         ["MaxMinutes"] = "--max-minutes", ["Iterations"] = "--iters", ["Momentum"] = "--momentum", ["MaxSeconds"] = "--max-seconds",

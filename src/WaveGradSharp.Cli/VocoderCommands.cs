@@ -61,12 +61,13 @@ static class VocoderCommands
         {
             Description = $"Mel post-filter passes (0: the network's raw output); default: the voice's, else {(defaults ?? new()).PostFilterPasses}",
         };
+        readonly Option<double?> postFilterMomentum = PostFilterMomentumOption();
 
         readonly Option<string> precision = PrecisionOpt();
 
         public void AddTo(Command cmd)
         {
-            Option[] all = [sampler, eta, start, startIterations, startNoise, startPhase, consistency, postFilter, precision];
+            Option[] all = [sampler, eta, start, startIterations, startNoise, startPhase, consistency, postFilter, postFilterMomentum, precision];
             foreach (var o in all) cmd.Options.Add(o);
         }
 
@@ -78,7 +79,7 @@ static class VocoderCommands
         {
             var voice = vocoder.Voice;
             var o = Overlay(voice.RenderDefaults(defaults), pr.GetValue(start), pr.GetValue(startIterations), pr.GetValue(startNoise),
-                pr.GetValue(startPhase), pr.GetValue(consistency), pr.GetValue(postFilter));
+                pr.GetValue(startPhase), pr.GetValue(consistency), pr.GetValue(postFilter), pr.GetValue(postFilterMomentum));
             if (o.PostFilterPasses < 0) throw new WaveGradException($"--post-filter {o.PostFilterPasses}: must be 0 or more");
             if (o.StartIterations < 1) throw new WaveGradException($"--start-iterations {o.StartIterations}: must be at least 1");
             if (!(o.StartNoise > 0 && o.StartNoise <= 1)) throw new WaveGradException($"--start-noise {o.StartNoise}: must be in (0, 1]");
@@ -90,10 +91,10 @@ static class VocoderCommands
         }
     }
 
-    /// <summary><paramref name="defaults"/> with what --start, --start-iterations, --start-noise, --start-phase, --consistency and
-    /// --post-filter gave (null: not given); the values are checked by the caller or the Vocoder.</summary>
+    /// <summary><paramref name="defaults"/> with what --start, --start-iterations, --start-noise, --start-phase, --consistency,
+    /// --post-filter and --post-filter-momentum gave (null: not given); the values are checked here or by the Vocoder.</summary>
     internal static SynthesisOptions Overlay(SynthesisOptions defaults, string? start, int? startIterations, double? startNoise, string? startPhase,
-        string? consistency, int? postFilter) =>
+        string? consistency, int? postFilter, double? postFilterMomentum) =>
         defaults with
         {
             Start = start switch { null => defaults.Start, "noise" => SamplerStart.Noise, _ => SamplerStart.GriffinLim },
@@ -103,7 +104,15 @@ static class VocoderCommands
                 : SynthesisOptions.ParseStartPhase(startPhase) ?? throw new WaveGradException($"--start-phase {startPhase}: use gradient or random"),
             Consistency = consistency is null ? defaults.Consistency : ConsistencySteps.Parse(consistency, "--consistency"),
             PostFilterPasses = postFilter ?? defaults.PostFilterPasses,
+            PostFilterMomentum = postFilterMomentum is not double m ? defaults.PostFilterMomentum
+                : m >= 0 && m < 1 ? m : throw new WaveGradException($"--post-filter-momentum {m}: must be in [0, 1)"),
         };
+
+    /// <summary>--post-filter-momentum: the post-filter's momentum β.</summary>
+    internal static Option<double?> PostFilterMomentumOption() => new("--post-filter-momentum")
+    {
+        Description = "Momentum β in [0, 1) of the post-filter's passes (0: plain passes); default: the voice's, else 0",
+    };
 
     /// <summary>--start-phase: where the Griffin-Lim start's iterations begin.</summary>
     internal static Option<string?> StartPhaseOption(SynthesisOptions? defaults) => new Option<string?>("--start-phase")

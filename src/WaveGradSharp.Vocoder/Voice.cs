@@ -56,7 +56,7 @@ public sealed class Voice
     /// <c>serve</c> pass <see cref="SynthesisOptions.LowLatency"/>) with the voice's <see cref="DefaultSampler"/> and what the card's
     /// <c>default_render</c> sets: <c>start</c> (noise or griffin-lim), <c>start_iterations</c>, <c>start_noise</c> (the largest
     /// noise std a Griffin-Lim start enters the sampler at, in (0, 1]), <c>start_phase</c> (gradient or random), <c>consistency</c> (as
-    /// <see cref="ConsistencySteps.Parse"/> reads it) and <c>post_filter</c>. A network kind whose best render differs from
+    /// <see cref="ConsistencySteps.Parse"/> reads it), <c>post_filter</c> and <c>post_filter_momentum</c>. A network kind whose best render differs from
     /// WaveGrad's (the <c>stft</c> kind needs no consistency steps after a Griffin-Lim start) says so once, in its card. The CPU
     /// piece size is the network kind's (<see cref="IVocoderArchitecture.CpuPieceFrames"/>).
     /// </summary>
@@ -71,17 +71,18 @@ public sealed class Voice
             StartPhase = defaultStartPhase ?? o.StartPhase,
             Consistency = defaultConsistency ?? o.Consistency,
             PostFilterPasses = defaultPostFilter ?? o.PostFilterPasses,
+            PostFilterMomentum = defaultPostFilterMomentum ?? o.PostFilterMomentum,
             CpuPieceFrames = VocoderArchitectures.Get(Architecture, Bundle.ManifestPath).CpuPieceFrames ?? o.CpuPieceFrames,
         };
     }
 
     /// <summary>The fields a card's <c>default_render</c> may set.</summary>
     public static IReadOnlyList<string> DefaultRenderFields { get; } =
-        ["start", "start_iterations", "start_noise", "start_phase", "consistency", "post_filter"];
+        ["start", "start_iterations", "start_noise", "start_phase", "consistency", "post_filter", "post_filter_momentum"];
 
     readonly SamplerStart? defaultStart;
     readonly int? defaultStartIterations, defaultPostFilter;
-    readonly double? defaultStartNoise;
+    readonly double? defaultStartNoise, defaultPostFilterMomentum;
     readonly PhaseStart? defaultStartPhase;
     readonly ConsistencySteps? defaultConsistency;
 
@@ -162,6 +163,9 @@ public sealed class Voice
             defaultStartNoise = dr["start_noise"] is not JsonNode sn ? null
                 : sn is JsonValue snv && snv.GetValueKind() == JsonValueKind.Number && snv.TryGetValue(out double d) && d > 0 && d <= 1 ? d
                 : throw new WaveGradException($"{src}: default_render.start_noise must be a number in (0, 1]");
+            defaultPostFilterMomentum = dr["post_filter_momentum"] is not JsonNode pm ? null
+                : pm is JsonValue pmv && pmv.GetValueKind() == JsonValueKind.Number && pmv.TryGetValue(out double m) && m >= 0 && m < 1 ? m
+                : throw new WaveGradException($"{src}: default_render.post_filter_momentum must be a number in [0, 1)");
             if (ModelBundle.String(dr, "consistency", $"{src}: default_render") is string cs)
                 defaultConsistency = ConsistencySteps.Parse(cs, $"{src}: default_render.consistency");
         }

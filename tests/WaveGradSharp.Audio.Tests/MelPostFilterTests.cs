@@ -83,6 +83,21 @@ public class MelPostFilterTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void Momentum_reaches_the_mel_in_fewer_passes()
+    {
+        // The word under a noise floor at −46 dBFS and with its level swaying (a render whose levels are off): 8 passes with
+        // momentum 0.9 must come closer to the mel than 8 plain passes (measured: 0.79 times their log-mel L1; 24 plain passes 0.60).
+        var (x, mel) = Word();
+        var rng = new Random(5);
+        var input = x.Select((v, i) => v * (0.6f + 0.4f * MathF.Sin(i * 0.05f)) + 0.005f * (float)(rng.NextDouble() * 2 - 1) * 1.73f).ToArray();
+        double L1(float[] y) => Metrics.Compute(x, y, Cfg.SampleRate, Cfg).LogMelL1;
+        double plain8 = L1(MelPostFilter.Apply(input, mel, Cfg, passes: 8)), fast8 = L1(MelPostFilter.Apply(input, mel, Cfg, passes: 8, momentum: 0.9));
+        log.WriteLine($"log-mel L1: 8 plain passes {plain8:F4}, 8 with momentum 0.9 {fast8:F4}");
+        Assert.True(fast8 < 0.85 * plain8, $"momentum {fast8:F4} against plain {plain8:F4}");
+        Assert.Throws<ArgumentOutOfRangeException>(() => MelPostFilter.Apply(input, mel, Cfg, passes: 8, momentum: 1));
+    }
+
+    [Fact]
     public void A_uniform_level_error_is_undone_in_one_pass()
     {
         // Half the amplitude everywhere: every band's gain is 2, the STFT is linear, so one pass restores the clip

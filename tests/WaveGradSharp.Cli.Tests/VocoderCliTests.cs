@@ -175,6 +175,10 @@ public class VocoderCliTests
             Assert.Equal(2, bad.ExitCode);
             Assert.Equal("error: --start-noise 1.5: must be in (0, 1]", bad.Stderr.Trim());
             Assert.False(File.Exists(Path.Combine(dir.FullName, "b.wav")));
+            var momentum = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "b.wav"), "--post-filter-momentum", "1");
+            Assert.Equal(2, momentum.ExitCode);
+            Assert.Equal("error: --post-filter-momentum 1: must be in [0, 1)", momentum.Stderr.Trim());
+            Assert.False(File.Exists(Path.Combine(dir.FullName, "b.wav")));
             // The start's phase: random renders too; anything else is one line naming the flag.
             var random = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "r.wav"), "--device", "cpu",
                 "--start-phase", "random");

@@ -126,13 +126,17 @@ public class InferenceTests
         Assert.Equal(new SynthesisOptions() with { Sampler = plain.DefaultSampler }, plain.RenderDefaults());
         Assert.Equal(SynthesisOptions.LowLatency with { Sampler = plain.DefaultSampler }, plain.RenderDefaults(SynthesisOptions.LowLatency));
         void Write(string render) => File.WriteAllText(card, json.Replace("\"name\": \"tiny\",", $"\"name\": \"tiny\", \"default_render\": {render},"));
-        Write("""{"start":"griffin-lim","start_iterations":32,"start_noise":0.8,"start_phase":"random","consistency":"project:2:8","post_filter":3}""");
+        Write("""
+            {"start":"griffin-lim","start_iterations":32,"start_noise":0.8,"start_phase":"random","consistency":"project:2:8","post_filter":3,
+             "post_filter_momentum":0.5}
+            """);
         var v = Voice.Load(tmp["v"]);
         foreach (var context in new[] { new SynthesisOptions { Seed = 9 }, SynthesisOptions.LowLatency with { Seed = 9 } })
         {
             var o = v.RenderDefaults(context);
             Assert.Equal((SamplerStart.GriffinLim, 32, 0.8, 3, 9L), (o.Start, o.StartIterations, o.StartNoise, o.PostFilterPasses, o.Seed));
             Assert.Equal(PhaseStart.Random, o.StartPhase);
+            Assert.Equal(0.5, o.PostFilterMomentum);
             Assert.Equal(new ConsistencySteps { Mode = ConsistencyMode.Project, Levels = 2, Iterations = 8 }, o.Consistency);
         }
         Write("""{"post_filter": 0}""");   // only what it names
@@ -144,6 +148,7 @@ public class InferenceTests
             ("""{"start": "sideways"}""", "default_render.start 'sideways' must be noise or griffin-lim"),
             ("""{"start_noise": 0}""", "default_render.start_noise must be a number in (0, 1]"),
             ("""{"start_noise": "high"}""", "default_render.start_noise must be a number in (0, 1]"),
+            ("""{"post_filter_momentum": 1}""", "default_render.post_filter_momentum must be a number in [0, 1)"),
             ("""{"start_phase": "zero"}""", "default_render.start_phase 'zero' must be gradient or random"),
             ("""{"consistency": "project:0"}""", "default_render.consistency 'project:0': '0' is not a whole number"),
             ("""{"steps": 4}""", "default_render.steps is unknown"),
