@@ -58,20 +58,23 @@ public static class MelPostFilter
         var y = tensor(samples);
         var head = tensor(all[..offset]);
         long length = samples.Length;
+        // torch.stft's centred frames and torch.istft's inverse, with the window's envelope computed once for all passes.
+        var transform = new FrameStft(cfg, win, length / cfg.Hop + 1, length);
         Tensor? output = null;   // the last pass's output; y is where the next pass starts
         for (int p = 0; p < passes; p++)
         {
             using var pass = NewDisposeScope();
-            var spec = stft(y, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, pad_mode: PaddingModes.Reflect,
-                normalized: false, onesided: true, return_complex: true); // [F, N]
+            var frames = transform.Forward(y);   // [N, F]
+            var spec = frames.t();               // [F, N]
             var renderedLin = offset == 0 ? ms.MelOfStft(spec) : RenderedMel(ms, spec, head, y);
             var rendered = ms.Decompress(ms.Compress(renderedLin)); // [M, N], clamped like the target
             var ratio = AlignFrames(target, spec.shape[1]) / rendered;
             if (cfg.Power == 2) ratio = ratio.sqrt();
             var logGain = ratio.clamp(1e-6, MaxGain).log();
             var binGain = (matmul(spread, logGain) * covered).exp(); // [F, N]
-            var next = istft(spec * binGain, cfg.NFft, cfg.Hop, cfg.WinLength, win, center: true, normalized: false, onesided: true,
-                length: length).MoveToOuterDisposeScope();
+            // A real gain scales both parts: multiplying them as reals spares the complex product's promotion of the gains.
+            var scaled = view_as_complex(view_as_real(frames) * binGain.t().unsqueeze(-1));
+            var next = transform.Inverse(scaled).MoveToOuterDisposeScope();
             y = momentum == 0 || output is null ? next : (next + (next - output) * momentum).MoveToOuterDisposeScope();
             output = next;
         }
