@@ -136,7 +136,7 @@ public sealed record SynthesisOptions
     /// </summary>
     public int PostFilterPasses { get; init; } = DefaultPostFilterPasses;
     /// <summary>The post-filter's momentum β in [0, 1) (<see cref="MelPostFilter.Apply"/>): 0 runs its passes as plain fixed-point
-    /// steps; a voice's card may set more, which reaches in 8 passes what plain passes need 16 to 24 for.</summary>
+    /// steps; more carries each pass on along its step, so that the same passes come closer to the mel.</summary>
     public double PostFilterMomentum { get; init; }
 
     /// <summary>The default number of post-filter passes: 8, measured with the default consistency steps on the held-out speakers
