@@ -163,9 +163,10 @@ public class InferenceTests
         // The shipped default voice's card sets its render: what "as shipped" means for it.
         var shipped = Voice.Load(Voice.DefaultName).RenderDefaults();
         Assert.Equal((SamplerStart.GriffinLim, ConsistencySteps.None, "ddim"), (shipped.Start, shipped.Consistency, shipped.Sampler!.Name));
-        Assert.Equal((PhaseStart.PhaseGradient, 8), (shipped.StartPhase, shipped.StartIterations));
-        // speak and serve render it as vocode does: 8 post-filter passes, not the low-latency context's 4.
-        Assert.Equal(8, Voice.Load(Voice.DefaultName).RenderDefaults(SynthesisOptions.LowLatency).PostFilterPasses);
+        Assert.Equal((PhaseStart.PhaseGradient, 4), (shipped.StartPhase, shipped.StartIterations));
+        // speak and serve render it as vocode does: 8 post-filter passes with momentum, not the low-latency context's 4 plain ones.
+        var speak = Voice.Load(Voice.DefaultName).RenderDefaults(SynthesisOptions.LowLatency);
+        Assert.Equal((8, 0.9), (speak.PostFilterPasses, speak.PostFilterMomentum));
     }
 
     [Fact]
