@@ -160,12 +160,11 @@ public sealed class Voice
             };
             defaultStartIterations = Count("start_iterations", 1, 10_000);
             defaultPostFilter = Count("post_filter", 0, 64);
-            defaultStartNoise = dr["start_noise"] is not JsonNode sn ? null
-                : sn is JsonValue snv && snv.GetValueKind() == JsonValueKind.Number && snv.TryGetValue(out double d) && d > 0 && d <= 1 ? d
-                : throw new WaveGradException($"{src}: default_render.start_noise must be a number in (0, 1]");
-            defaultPostFilterMomentum = dr["post_filter_momentum"] is not JsonNode pm ? null
-                : pm is JsonValue pmv && pmv.GetValueKind() == JsonValueKind.Number && pmv.TryGetValue(out double m) && m >= 0 && m < 1 ? m
-                : throw new WaveGradException($"{src}: default_render.post_filter_momentum must be a number in [0, 1)");
+            double? Number(string field, Func<double, bool> inRange, string range) => dr[field] is not JsonNode n ? null
+                : n is JsonValue v && v.GetValueKind() == JsonValueKind.Number && v.TryGetValue(out double d) && inRange(d) ? d
+                : throw new WaveGradException($"{src}: default_render.{field} must be a number in {range}");
+            defaultStartNoise = Number("start_noise", d => d > 0 && d <= 1, "(0, 1]");
+            defaultPostFilterMomentum = Number("post_filter_momentum", m => m >= 0 && m < 1, "[0, 1)");
             if (ModelBundle.String(dr, "consistency", $"{src}: default_render") is string cs)
                 defaultConsistency = ConsistencySteps.Parse(cs, $"{src}: default_render.consistency");
         }
