@@ -358,7 +358,8 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
     /// A ConvNeXt block (Liu et al. 2022; Vocos' 1-D form) whose layer norm is modulated by the noise-level embedding
     /// (adaptive layer norm, its scale and shift starting at zero): depthwise conv (kernel 7), norm, pointwise up, GELU,
     /// pointwise down, a learned per-channel scale, residual. Frames-last activations [B, F, C] in and out. The depthwise conv
-    /// is seven shifted products summed: libtorch's grouped convolution without oneDNN (off for CPU training) is far slower.
+    /// is seven shifted products summed in place: libtorch's grouped convolution without oneDNN (off for CPU training) is far
+    /// slower, and needs the channels-first layout.
     /// </summary>
     sealed class ConvNextBlock : Module<Tensor, Tensor, Tensor>
     {
@@ -391,8 +392,10 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         {
             long frames = h.shape[1];
             var padded = F.pad(h, [0, 0, Kernel / 2, Kernel / 2]);                   // zero frames at both ends, as padding 3 would
-            var x = depthwise_bias + padded.narrow(1, 0, frames) * depthwise_weight[0];
-            for (int k = 1; k < Kernel; k++) x = x + padded.narrow(1, k, frames) * depthwise_weight[k];
+            // Accumulated in place: seven fresh frame-sized tensors per block cost more (in allocation) than the products.
+            var x = padded.narrow(1, 0, frames) * depthwise_weight[0];
+            x.add_(depthwise_bias);
+            for (int k = 1; k < Kernel; k++) x.addcmul_(padded.narrow(1, k, frames), depthwise_weight[k], 1);
             x = norm.call(x);
             var mod = modulation.call(F.silu(e)).unsqueeze(1).chunk(2, -1);
             x = x * (1 + mod[0]) + mod[1];
