@@ -89,12 +89,33 @@ public static class GriffinLim
                 nameof(magnitude));
         CheckIterations(iters, momentum);
         var spec = magnitude.to_type(float32);
-        long frames = spec.shape[1];
         var phase = start == PhaseStart.PhaseGradient ? PhaseFromGradients(spec, cfg, leadingPhase)
             : rand(spec.shape, generator: new Generator(RandomPhaseSeed)).to(spec.device) * (2 * Math.PI);
+        return Iterated(polar(spec, phase), spec, cfg, iters, momentum);
+    }
+
+    /// <summary>
+    /// Griffin-Lim from a complex spectrogram [bins, frames] (the preset's frames and <see cref="Magnitude"/>'s scale) whose
+    /// magnitude is the target and whose phase is the start: <see cref="Samples"/> samples. A caller that already holds the
+    /// magnitude and its phase-gradient phase (a network's phase prior) skips computing them again.
+    /// </summary>
+    public static float[] FromSpectrum(Tensor spectrum, MelConfig cfg, int iters = 64, double momentum = 0.99)
+    {
+        using var scope = NewDisposeScope();
+        if (spectrum.dim() != 2 || !spectrum.is_complex() || spectrum.shape[0] != cfg.NFreqs || spectrum.shape[1] < MinFrames(cfg))
+            throw new ArgumentException($"a spectrum must be complex [{cfg.NFreqs}, at least {MinFrames(cfg)}], got [{string.Join(", ", spectrum.shape)}]",
+                nameof(spectrum));
+        CheckIterations(iters, momentum);
+        var shaped = spectrum.to_type(complex64);
+        return Iterated(shaped, shaped.abs(), cfg, iters, momentum);
+    }
+
+    /// <summary><see cref="Iterate"/> from <paramref name="shaped"/> towards <paramref name="magnitude"/>, as <see cref="Samples"/> samples.</summary>
+    static float[] Iterated(Tensor shaped, Tensor magnitude, MelConfig cfg, int iters, double momentum)
+    {
         using var ms = new MelSpectrogram(cfg);
-        var wave = Iterate(polar(spec, phase), spec, cfg, ms.Buffers(spec.device).Window, iters, momentum);
-        var result = new float[Samples(cfg, frames)];
+        var wave = Iterate(shaped, magnitude, cfg, ms.Buffers(magnitude.device).Window, iters, momentum);
+        var result = new float[Samples(cfg, magnitude.shape[1])];
         wave.to(CPU).data<float>().CopyTo(result, cfg.FrameOffset);
         return result;
     }

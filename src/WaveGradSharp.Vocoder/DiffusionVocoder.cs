@@ -103,7 +103,12 @@ public sealed class DiffusionVocoderModel : IVocoderModel
 
     /// <inheritdoc/>
     public bool UsesEstimate(SynthesisOptions options) =>
-        options.Start == SamplerStart.GriffinLim || options.Consistency.Mode == ConsistencyMode.Substitute;
+        (options.Start == SamplerStart.GriffinLim && !StartsFromConditioning(options)) || options.Consistency.Mode == ConsistencyMode.Substitute;
+
+    /// <summary>Whether the network makes the Griffin-Lim start from its own conditioning (<see cref="IMelConditioned.GriffinLimStart"/>):
+    /// a start from the phase gradients, for a network that holds that phase already.</summary>
+    bool StartsFromConditioning(SynthesisOptions o) =>
+        o.Start == SamplerStart.GriffinLim && o.StartPhase == PhaseStart.PhaseGradient && network is IMelConditioned { MakesGriffinLimStart: true };
 
     /// <inheritdoc/>
     public int Evaluations(SynthesisOptions options)
@@ -126,15 +131,18 @@ public sealed class DiffusionVocoderModel : IVocoderModel
             var positional = new PositionalNoise(o.Seed, r.SampleOffset);
             Func<long[], Tensor> noise = std is null ? positional.Next : shape => positional.Next(shape).to(Device) * std;
             var estimate = r.Estimate?.to_type(ScalarType.Float32).to(Device);
+            var conditioned = new MelConditionedDenoiser(network, m, predicts, r.Continuation, r.SampleOffset / mel.Hop);
+            var start = StartsFromConditioning(o) ? conditioned.GriffinLimStart(m.shape[2] * mel.Hop, o.StartIterations)
+                : o.Start == SamplerStart.GriffinLim ? estimate : null;
             // A waveform lies in [−1, 1], so x̂₀ is clipped there (improved-diffusion's clip_denoised): the samplers that step
             // through x̂₀ (DDIM, the ODE) otherwise carry an early overshoot, divided by a small √ᾱ, to the end.
-            IDenoiser denoiser = new ClippedX0(new MelConditionedDenoiser(network, m, predicts, r.Continuation, r.SampleOffset / mel.Hop));
+            IDenoiser denoiser = new ClippedX0(conditioned);
             if (o.Consistency.Mode != ConsistencyMode.None) denoiser = new GriffinLimConsistency(denoiser, m, mel, estimate, o.Consistency);
             if (o.Estimates is not null) denoiser = new EstimateReporter(denoiser, o.Estimates);
             var so = new SampleOptions
             {
                 Device = Device, Progress = o.Progress, Cancellation = r.Cancellation, NoiseSource = noise,
-                Start = o.Start == SamplerStart.GriffinLim && estimate is not null ? new SampleStart(estimate, o.StartNoise) : null,
+                Start = start is null ? null : new SampleStart(start, o.StartNoise),
             };
             // Every sampler's output is clamped as WaveGrad's is after each step: a waveform lies in [−1, 1].
             var audio = sampler.Sample(denoiser, [m.shape[0], m.shape[2] * mel.Hop], so).clamp(-1, 1).cpu();
@@ -158,6 +166,16 @@ public interface IMelConditioned
     /// <summary>The waveforms [B, T] a training step teaches the network to make for this conditioning: the clean crops themselves,
     /// or a form of them that differs only in what the mel cannot tell (see <see cref="StftDenoiser.TrainingTarget"/>).</summary>
     Tensor TrainingTarget(Tensor audio, Tensor conditioning) => audio;
+
+    /// <summary>Whether the conditioning holds the mels' least-squares magnitude and phase-gradient phase, from which
+    /// <see cref="GriffinLimStart"/> makes the Griffin-Lim start without computing them again.</summary>
+    bool MakesGriffinLimStart => false;
+
+    /// <summary>The mels' Griffin-Lim waveforms [B, <paramref name="samples"/>] from the phase gradients after
+    /// <paramref name="iterations"/> iterations (what <see cref="GriffinLim.FromMel"/> gives with <see cref="PhaseStart.PhaseGradient"/>),
+    /// made from this conditioning (<see cref="MakesGriffinLimStart"/>).</summary>
+    Tensor GriffinLimStart(Tensor conditioning, long samples, int iterations) =>
+        throw new NotSupportedException("this network's conditioning holds no phase prior");
 }
 
 /// <summary>
@@ -209,6 +227,9 @@ public sealed class MelConditionedDenoiser(nn.Module<Tensor, Tensor, Tensor, Ten
     /// <inheritdoc/>
     public Tensor Predict(Tensor xt, NoiseLevel level) =>
         net.call(xt, conditioning, full([xt.shape[0]], level.SignalScale, ScalarType.Float32, device: xt.device));
+
+    /// <summary>The Griffin-Lim start made from the network's conditioning (<see cref="IMelConditioned.GriffinLimStart"/>).</summary>
+    public Tensor GriffinLimStart(long samples, int iterations) => ((IMelConditioned)net).GriffinLimStart(conditioning, samples, iterations);
 }
 
 /// <summary>

@@ -267,6 +267,35 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
     }
 
     /// <inheritdoc/>
+    public bool MakesGriffinLimStart => Config.PhasePrior;
+
+    /// <inheritdoc/>
+    /// <remarks>The prior, turned back to the preset's frames and scaled back to <see cref="GriffinLim.Magnitude"/>'s units, is
+    /// the magnitude and start phase <see cref="GriffinLim.FromMel"/> would compute; mels shorter than Griffin-Lim takes get
+    /// silence, as <see cref="Vocoder"/> gives them.</remarks>
+    public Tensor GriffinLimStart(Tensor conditioning, long samples, int iterations)
+    {
+        if (!Config.PhasePrior || conditioning.shape[1] == Config.NMels)
+            throw new ArgumentException("the conditioning holds no phase prior", nameof(conditioning));
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        long frames = conditioning.shape[2] - 1;
+        var result = zeros([conditioning.shape[0], samples], ScalarType.Float32);
+        if (frames >= GriffinLim.MinFrames(mel!))
+        {
+            var bin = arange(Config.Bins, dtype: ScalarType.Float32).unsqueeze(1);
+            var unturn = polar(ones_like(bin), bin * (2 * Math.PI * mel!.FrameOffset / Config.NFft)).to(conditioning.device);
+            var spectra = PriorOf(conditioning).narrow(2, 0, frames) * unturn * (windowNorm * Config.SigmaData);
+            for (int b = 0; b < result.shape[0]; b++)
+            {
+                var wave = GriffinLim.FromSpectrum(spectra[b], mel!, iterations);
+                result[b].narrow(0, 0, Math.Min(samples, wave.Length)).copy_(tensor(wave).narrow(0, 0, Math.Min(samples, wave.Length)));
+            }
+        }
+        return result.to(conditioning.device).MoveToOuterDisposeScope();
+    }
+
+    /// <inheritdoc/>
     public override Tensor forward(Tensor audio, Tensor mels, Tensor level)
     {
         using var scope = NewDisposeScope();

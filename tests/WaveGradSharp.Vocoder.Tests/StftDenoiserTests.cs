@@ -190,6 +190,29 @@ public class StftDenoiserTests
     }
 
     [Fact]
+    public void TheGriffinLimStartMadeFromAPhasePriorIsGriffinLimsOwnFromThePhaseGradients()
+    {
+        var mel = MelConfig.Preset("hifigan-22k");
+        var cfg = StftDenoiserConfig.Create("tiny", mel) with { PhasePrior = true };
+        using var net = new StftDenoiser(cfg, new Generator(1), mel);
+        using var plain = new StftDenoiser(cfg with { PhasePrior = false }, new Generator(1), mel);
+        Assert.True(((IMelConditioned)net).MakesGriffinLimStart);
+        Assert.False(((IMelConditioned)plain).MakesGriffinLimStart);
+        var audio = Wav.Read(Path.Combine(AppContext.BaseDirectory, "fixtures", "audio", "clip-word-22k.wav"), mel.SampleRate);
+        using var spec = new MelSpectrogram(mel);
+        var m = spec.Compute(tensor(audio));                                                   // [80, 68]
+        long samples = m.shape[1] * mel.Hop;
+        var made = net.GriffinLimStart(net.Conditioning(m.unsqueeze(0)), samples, 4)[0];
+        var own = tensor(GriffinLim.FromMel(m, mel, 4, start: PhaseStart.PhaseGradient));
+        Assert.Equal(samples, own.shape[0]);
+        double error = (made - own).abs().max().item<float>() / own.abs().max().item<float>();
+        Assert.True(error < 1e-4, $"largest difference {error:E2} of the peak");
+        // Mels shorter than Griffin-Lim takes get silence, as the vocoder gives them.
+        var tooShort = m.narrow(1, 0, GriffinLim.MinFrames(mel) - 1).unsqueeze(0);
+        Assert.Equal(0, net.GriffinLimStart(net.Conditioning(tooShort), tooShort.shape[2] * mel.Hop, 4).abs().max().item<float>());
+    }
+
+    [Fact]
     public void APhasePriorOnAPresetWhoseWindowIsNotItsFftIsRefusedBeforeTheCorpusLoads()
     {
         using var tmp = new TempDir();
@@ -276,6 +299,10 @@ public class StftDenoiserTests
         using var v = Vocoder.Load(tmp["run"]);
         Assert.Equal("stft", v.Voice.Architecture);
         Assert.Equal(1024, v.Voice.RenderDefaults().CpuPieceFrames);   // frame-rate activations are small: longer pieces
+        // A phase prior holds the Griffin-Lim start's magnitude and phase: the vocoder makes no start of its own but from a random phase.
+        var fromGriffinLim = new SynthesisOptions { Start = SamplerStart.GriffinLim };
+        Assert.Equal(!phasePrior, v.Model.UsesEstimate(fromGriffinLim));
+        Assert.True(v.Model.UsesEstimate(fromGriffinLim with { StartPhase = PhaseStart.Random }));
         var mel = Tiny.Mel(Tiny.Chirp(1.0));
         foreach (var name in Voice.SamplerNames)
         {
