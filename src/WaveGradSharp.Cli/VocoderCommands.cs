@@ -388,7 +388,10 @@ static class VocoderCommands
         var batch = new Option<int>("--batch") { Description = "Crops per step", DefaultValueFactory = _ => 8 };
         var crop = new Option<int>("--crop-frames") { Description = "Mel frames per crop", DefaultValueFactory = _ => 24 };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate", DefaultValueFactory = _ => 2e-4 };
-        var loss = new Option<string>("--loss") { Description = "l1 (WaveGrad) or l2 on ε", DefaultValueFactory = _ => "l1" }.AcceptOnlyFromAmong("l1", "l2");
+        var loss = new Option<string>("--loss")
+        {
+            Description = "l1 (WaveGrad) or l2: on ε, or for the stft kind on x̂₀ in units of c_out", DefaultValueFactory = _ => "l1",
+        }.AcceptOnlyFromAmong("l1", "l2");
         var ckpt = new Option<int>("--checkpoint-every") { Description = "Checkpoint interval (steps)", DefaultValueFactory = _ => 500 };
         var val = new Option<int>("--validate-every") { Description = "Validation interval (steps; 0 = never)", DefaultValueFactory = _ => 500 };
         var logEvery = new Option<int>("--log-every") { Description = "Progress line interval (steps)", DefaultValueFactory = _ => 10 };

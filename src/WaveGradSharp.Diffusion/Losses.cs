@@ -22,6 +22,20 @@ public static class Losses
         _ => nn.functional.mse_loss(prediction, target),
     };
 
+    /// <summary>
+    /// The x̂₀ error of an x₀-predicting network in units of its preconditioning's c_out (<see cref="Preconditioning"/>), where
+    /// the raw network's regression target has unit variance at every level: L2 is the mean of λ·(x̂₀ − x₀)² with
+    /// λ = 1/c_out² (<see cref="Preconditioning.LossWeight"/>, EDM's weighting), L1 the mean of √λ·|x̂₀ − x₀|. At the smallest
+    /// levels λ is about 1/s² (a million at s = 0.001), so an error the preconditioning does not scale by c_out (a gain on the
+    /// noisy input) makes rare, huge squared terms; the L1 form grows with them only linearly. <paramref name="a"/> is √ᾱ,
+    /// broadcast against the batch ([B, 1] for [B, T] waveforms).
+    /// </summary>
+    public static Tensor PreconditionedX0(Tensor prediction, Tensor target, Tensor a, double sigmaData, LossNorm norm)
+    {
+        var weight = Preconditioning.LossWeight(a, sigmaData);
+        return norm == LossNorm.L1 ? (weight.sqrt() * (prediction - target).abs()).mean() : (weight * (prediction - target).square()).mean();
+    }
+
     /// <summary>KL(N(m1, e^{lv1}) ‖ N(m2, e^{lv2})), elementwise, in nats.</summary>
     public static Tensor NormalKl(Tensor mean1, Tensor logVar1, Tensor mean2, Tensor logVar2) =>
         0.5 * (-1.0 + logVar2 - logVar1 + (logVar1 - logVar2).exp() + (mean1 - mean2) * (mean1 - mean2) * (-logVar2).exp());

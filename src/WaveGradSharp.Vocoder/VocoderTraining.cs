@@ -163,7 +163,8 @@ public sealed record VocoderTrainingOptions
     public double LearningRate { get; init; } = 2e-4;
     /// <summary>Gradient-norm clip.</summary>
     public double GradClip { get; init; } = 1.0;
-    /// <summary>L1 (WaveGrad) or L2 on ε.</summary>
+    /// <summary>L1 (WaveGrad) or L2: on ε, or for an x̂₀-predicting kind on x̂₀ in units of its preconditioning's c_out
+    /// (<see cref="Losses.PreconditionedX0"/>).</summary>
     public LossNorm Loss { get; init; } = LossNorm.L1;
     /// <summary>The noise prior: "standard" (WaveGrad's N(0, I)) or "priorgrad" (see <see cref="NoisePrior"/>).</summary>
     public string Prior { get; init; } = "standard";
@@ -228,8 +229,8 @@ public sealed record VocoderTrainingOptions
 /// x_t = √ᾱ·x_0 + √(1−ᾱ)·ε with ε from the noise prior. An ε-predicting network (WaveGrad) is scored by the L1 (or L2) distance
 /// of ε̂ to ε, in units of the prior's σ (PriorGrad's weighting); with a positive STFT weight it adds λ·√ᾱ²·MR-STFT(x̂_0, x_0) on
 /// the one-step estimate x̂_0 = (x_t − √(1−ᾱ)·ε̂)/√ᾱ, the weight √ᾱ² fading the term out where x̂_0 is mostly noise. An
-/// x̂₀-predicting network is scored by the squared error weighted as its preconditioning's unit-variance regression
-/// (<see cref="Preconditioning.LossWeight"/>), plus λ·MR-STFT(x̂_0, x_0) at every level: its x̂₀ is bounded, and the term
+/// x̂₀-predicting network is scored by its x̂₀ error in units of its preconditioning's c_out, L1 or L2
+/// (<see cref="Losses.PreconditionedX0"/>), plus λ·MR-STFT(x̂_0, x_0) at every level: its x̂₀ is bounded, and the term
 /// sharpens the high-noise estimate that the first reverse step keeps. With <paramref name="levels"/>, √ᾱ is one of those levels instead
 /// (<see cref="VocoderTrainingOptions.TrainLevels"/>).
 /// </summary>
@@ -270,11 +271,10 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
         var clean = audio.to(device);
         if (predicts == Prediction.X0)
         {
-            var weight = Preconditioning.LossWeight(l, network.SigmaData ?? 1);
-            var squared = (weight * (pred - clean).square()).mean();
-            if (stftWeight <= 0) return squared;
+            var regression = Losses.PreconditionedX0(pred, clean, l, network.SigmaData ?? 1, norm);
+            if (stftWeight <= 0) return regression;
             var (sc0, lm0) = Metrics.MultiResolutionStft(clean, pred);
-            return squared + stftWeight * (sc0 + lm0).mean();
+            return regression + stftWeight * (sc0 + lm0).mean();
         }
         var loss = std is null
             ? Losses.Regression(pred, noise.to(device), norm)

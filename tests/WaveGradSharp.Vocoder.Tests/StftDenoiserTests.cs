@@ -9,7 +9,7 @@ namespace WaveGradSharp.Vocoder.Tests;
 public class StftDenoiserTests
 {
     [Fact]
-    public void EdmPreconditioningAloneIsTheExactDenoiserOfGaussianData()
+    public void EdmPreconditioningAloneIsTheExactDenoiserOfGaussianDataAndItsLossIsInUnitsOfCOut()
     {
         // For x₀ ~ N(0, σ_d²), E[x₀ | x_t] = c_skip·x̃ exactly: a network whose F is zero is already the posterior mean.
         const double sd = 0.1;
@@ -26,6 +26,12 @@ public class StftDenoiserTests
             // The loss weight is 1 / c_out²: F's regression target has unit variance.
             double w = Preconditioning.LossWeight(a, sd).item<float>(), cOut = pre.Out.item<float>();
             Assert.Equal(1, w * cOut * cOut, 3);
+            // An x̂₀ that misses by c_out·δ (δ = ±0.5 at random) scores |δ| in L1 and δ² in L2 at every level.
+            var target = randn(2, 50, generator: new Generator(4)) * sd;
+            var delta = (randint(0, 2, [2, 50], generator: new Generator(5)) * 2 - 1).to_type(ScalarType.Float32) * 0.5;
+            var missed = target + pre.Out * delta;
+            Assert.Equal(0.5, Losses.PreconditionedX0(missed, target, a, sd, LossNorm.L1).item<float>(), 3);
+            Assert.Equal(0.25, Losses.PreconditionedX0(missed, target, a, sd, LossNorm.L2).item<float>(), 3);
         }
     }
 
