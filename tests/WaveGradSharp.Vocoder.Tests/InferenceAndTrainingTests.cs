@@ -164,9 +164,9 @@ public class InferenceTests
         var shipped = Voice.Load(Voice.DefaultName).RenderDefaults();
         Assert.Equal((SamplerStart.GriffinLim, ConsistencySteps.None, "ddim"), (shipped.Start, shipped.Consistency, shipped.Sampler!.Name));
         Assert.Equal((PhaseStart.PhaseGradient, 4), (shipped.StartPhase, shipped.StartIterations));
-        // speak and serve render it as vocode does: 8 post-filter passes with momentum, not the low-latency context's 4 plain ones.
+        // speak and serve render it as vocode does: 16 post-filter passes with momentum, not the low-latency context's 4 plain ones.
         var speak = Voice.Load(Voice.DefaultName).RenderDefaults(SynthesisOptions.LowLatency);
-        Assert.Equal((8, 0.9), (speak.PostFilterPasses, speak.PostFilterMomentum));
+        Assert.Equal((16, 0.9), (speak.PostFilterPasses, speak.PostFilterMomentum));
     }
 
     [Fact]
