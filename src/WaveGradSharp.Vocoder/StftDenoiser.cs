@@ -230,9 +230,7 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         }
         var phase = stack(phases);
         continuation?.Keep(phase, firstFrame);
-        var bin = arange(Config.Bins, dtype: ScalarType.Float32).unsqueeze(1);
-        var turn = polar(ones_like(bin), bin * (-2 * Math.PI * mel!.FrameOffset / Config.NFft));
-        var prior = polar(stack(magnitudes), phase) * turn / (windowNorm * Config.SigmaData);   // [B, bins, F]
+        var prior = polar(stack(magnitudes), phase) * FrameTurn() / (windowNorm * Config.SigmaData);   // [B, bins, F]
         prior = cat([prior, zeros_like(prior.narrow(2, 0, 1))], 2);                  // the network's F + 1 frames: the last is silent
         var parts = view_as_real(prior).permute(0, 3, 1, 2).flatten(1, 2).to(m.device);   // [B, 2·bins, F + 1]: real parts, then imaginary
         return cat([F.pad(m, [0, 1], PaddingModes.Replicate), parts], 1).MoveToOuterDisposeScope();
@@ -283,13 +281,12 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         var result = zeros([conditioning.shape[0], samples], ScalarType.Float32);
         if (frames >= GriffinLim.MinFrames(mel!))
         {
-            var bin = arange(Config.Bins, dtype: ScalarType.Float32).unsqueeze(1);
-            var unturn = polar(ones_like(bin), bin * (2 * Math.PI * mel!.FrameOffset / Config.NFft)).to(conditioning.device);
-            var spectra = PriorOf(conditioning).narrow(2, 0, frames) * unturn * (windowNorm * Config.SigmaData);
+            var spectra = PriorOf(conditioning).narrow(2, 0, frames) * FrameTurn().conj().to(conditioning.device) * (windowNorm * Config.SigmaData);
             for (int b = 0; b < result.shape[0]; b++)
             {
                 var wave = GriffinLim.FromSpectrum(spectra[b], mel!, iterations);
-                result[b].narrow(0, 0, Math.Min(samples, wave.Length)).copy_(tensor(wave).narrow(0, 0, Math.Min(samples, wave.Length)));
+                long n = Math.Min(samples, wave.Length);
+                result[b].narrow(0, 0, n).copy_(tensor(wave).narrow(0, 0, n));
             }
         }
         return result.to(conditioning.device).MoveToOuterDisposeScope();
@@ -356,6 +353,14 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         var (ap, bp) = (view_as_real(a.contiguous()), view_as_real(b.contiguous()));
         var (ar, ai, br, bi) = (ap.select(-1, 0), ap.select(-1, 1), bp.select(-1, 0), bp.select(-1, 1));
         return ((ar * br + ai * bi).sum(dims), (ar * bi - ai * br).sum(dims));
+    }
+
+    /// <summary>e^{−2πik·offset/n_fft} per bin k, [bins, 1]: turns a spectrum on the preset's frames (frame f lies
+    /// <see cref="MelConfig.FrameOffset"/> samples after the network's) to the network's frames; its conjugate turns it back.</summary>
+    Tensor FrameTurn()
+    {
+        var bin = arange(Config.Bins, dtype: ScalarType.Float32).unsqueeze(1);
+        return polar(ones_like(bin), bin * (-2 * Math.PI * mel!.FrameOffset / Config.NFft));
     }
 
     /// <summary>The phase prior [B, bins, F + 1] (complex, float32) in a <see cref="Conditioning"/>.</summary>
