@@ -414,6 +414,10 @@ static class VocoderCommands
             .AcceptOnlyFromAmong("standard", "priorgrad");
         var stftLoss = new Option<double>("--stft-loss") { Description = "Weight of the multi-resolution STFT loss on the one-step x0 estimate (0: off)" };
         var binGains = new Option<bool>("--bin-gains") { Description = "stft: also learn a gain per STFT bin on the noisy input (a Wiener-like mask)" };
+        var wienerGains = new Option<bool>("--wiener-gains")
+        {
+            Description = "stft: bin gains as a Wiener mask whose logit is the level's and the prior's log SNR plus the learned gain (implies --bin-gains)",
+        };
         var phasePrior = new Option<bool>("--phase-prior")
         {
             Description = "stft: also condition on the mel's least-squares magnitude with a phase from its gradients, and learn a complex gain on it",
@@ -425,8 +429,8 @@ static class VocoderCommands
         var seed = Cli.Seed(); var device = Cli.Device();
         var vocoder = new Command("vocoder", "Train a diffusion vocoder (WaveGrad or the frame-rate STFT denoiser) on a folder of WAVs")
             {
-                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, binGains, phasePrior, trainLevels, ckpt, val, logEvery,
-                resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
+                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, binGains, wienerGains, phasePrior, trainLevels,
+                ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
             };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -449,7 +453,8 @@ static class VocoderCommands
                 Dilations = pr.GetValue(dil) == "lmnt" ? DilationOrder.Lmnt : DilationOrder.Paper, NoiseScale = pr.GetValue(scale),
                 MaxFiles = pr.GetValue(maxFiles),
                 MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom), Prior = pr.GetValue(prior)!, StftLossWeight = pr.GetValue(stftLoss),
-                BinGains = pr.GetValue(binGains), PhasePrior = pr.GetValue(phasePrior), TrainLevels = pr.GetValue(trainLevels),
+                BinGains = pr.GetValue(binGains), WienerGains = pr.GetValue(wienerGains), PhasePrior = pr.GetValue(phasePrior),
+                TrainLevels = pr.GetValue(trainLevels),
             }, ct);
             return 0;
         }

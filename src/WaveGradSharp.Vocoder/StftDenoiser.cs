@@ -39,6 +39,16 @@ public sealed record StftDenoiserConfig
     [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
     public bool BinGains { get; init; }
     /// <summary>
+    /// Whether the bin gains form a Wiener mask m = sigmoid(ln(σ_data²/σ²) + ln|P|² + g) on the noisy input's STFT, which replaces
+    /// the skip term c_skip·x̃ (P the phase prior in units of σ_data, left out without one; g the gains' output). A bin of prior
+    /// power |X|² under noise σ² has the Wiener gain |X|²/(|X|² + σ²), whose logit is ln(|X|²/σ_data²) + ln(σ_data²/σ²): g is
+    /// then a log power the mel nearly tells, the same at every level, rather than a gain whose slightest error, where the signal
+    /// is loud and the noise slight, leaves a residue many times the noise. g = 0 without a prior is the skip term exactly.
+    /// Written to the card only when set.
+    /// </summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingDefault)]
+    public bool WienerGains { get; init; }
+    /// <summary>
     /// Whether the network also sees a phase prior: the STFT the mel alone suggests, its magnitude the mel's least-squares
     /// inverse and its phase integrated from that magnitude's gradients (<see cref="GriffinLim.PhaseFromGradients"/>, no
     /// iterations). It enters as input features, as each band's correlation with the noisy input (from which the trunk can tell
@@ -108,6 +118,7 @@ public sealed record StftDenoiserConfig
         if (Width < 1 || Width > 4096 || Hidden < 1 || Hidden > 16384 || Blocks < 1 || Blocks > 64 || Embedding < 1 || Embedding > 4096)
             throw new WaveGradException($"{source}: width, hidden, blocks and embedding must be positive and at most 4096, 16384, 64 and 4096");
         if (!(SigmaData > 0 && SigmaData <= 10)) throw new WaveGradException($"{source}: sigma_data {SigmaData} must be in (0, 10]");
+        if (WienerGains && !BinGains) throw new WaveGradException($"{source}: wiener_gains needs bin_gains");
         long p = ParameterCount();
         if (p > MaxParameters) throw new WaveGradException($"{source}: the network would have {p:N0} parameters, more than the {MaxParameters:N0} supported");
         if (mel is not null && (NMels != mel.NMels || Hop != mel.Hop))
@@ -329,10 +340,25 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
             raw = raw + view_as_complex(g.reshape(g.shape[0], g.shape[1], c.Bins, 2).contiguous()).transpose(1, 2) * prior!;
         }
         var s = raw * windowNorm * pre.Out.unsqueeze(2);
-        // With bin gains g, x̂₀ = c_skip·x̃ + iSTFT(g ⊙ STFT(x̃)) + c_out·F: spec is STFT(c_in·x̃)/windowNorm.
-        if (gains is not null) s = s + gains.call(h).to_type(ScalarType.Float32).transpose(1, 2) * spec * (windowNorm / pre.In.unsqueeze(2));
+        if (gains is not null)
+        {
+            // With bin gains g, x̂₀ = c_skip·x̃ + iSTFT(g ⊙ STFT(x̃)) + c_out·F, or with Wiener gains iSTFT(m ⊙ STFT(x̃)) + c_out·F:
+            // spec is STFT(c_in·x̃)/windowNorm.
+            var g = gains.call(h).to_type(ScalarType.Float32).transpose(1, 2);        // [B, bins, F + 1]
+            var noisy = spec * (windowNorm / pre.In.unsqueeze(2));
+            s = s + (c.WienerGains ? WienerMask(g, pre, prior) : g) * noisy;
+        }
         var f = istft(s, c.NFft, c.Hop, c.NFft, win, center: true, normalized: false, onesided: true, length: audio.shape[1]);
-        return (pre.Skip * x + f).MoveToOuterDisposeScope();
+        return (c.WienerGains ? f : pre.Skip * x + f).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>sigmoid(ln(σ_data²/σ²) + ln(|P|² + 10⁻⁶) + g), [B, bins, F + 1] (see <see cref="StftDenoiserConfig.WienerGains"/>);
+    /// ln σ is 4·c_noise. The floor keeps a silent prior's bins at a finite logit.</summary>
+    Tensor WienerMask(Tensor g, Preconditioning pre, Tensor? prior)
+    {
+        var logit = g + (2 * Math.Log(Config.SigmaData) - 8 * pre.Noise).unsqueeze(2);
+        if (prior is not null) logit = logit + (prior.abs().square() + 1e-6).log();
+        return logit.sigmoid();
     }
 
     /// <summary>Per frame and band, Σ conj(prior)·noisy / (‖prior‖·‖noisy‖): how the prior's phase lines up with the iterate's in
@@ -471,7 +497,7 @@ sealed class StftArchitecture : IDiffusionVocoderArchitecture
 
     public TrainableNetwork NewNetwork(string size, MelConfig mel, VocoderTrainingOptions o, Generator init)
     {
-        var cfg = StftDenoiserConfig.Create(size, mel) with { BinGains = o.BinGains, PhasePrior = o.PhasePrior };
+        var cfg = StftDenoiserConfig.Create(size, mel) with { BinGains = o.BinGains || o.WienerGains, WienerGains = o.WienerGains, PhasePrior = o.PhasePrior };
         var net = new StftDenoiser(cfg, init, mel);
         return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData);
     }

@@ -193,6 +193,8 @@ public sealed record VocoderTrainingOptions
     public double NoiseScale { get; init; } = 5000;
     /// <summary>The stft kind's per-bin gains on the noisy input (<see cref="StftDenoiserConfig.BinGains"/>).</summary>
     public bool BinGains { get; init; }
+    /// <summary>The stft kind's bin gains as a Wiener mask (<see cref="StftDenoiserConfig.WienerGains"/>); implies <see cref="BinGains"/>.</summary>
+    public bool WienerGains { get; init; }
     /// <summary>The stft kind's phase prior from the mel (<see cref="StftDenoiserConfig.PhasePrior"/>).</summary>
     public bool PhasePrior { get; init; }
     /// <summary>
@@ -306,8 +308,11 @@ public static class VocoderTrainer
             throw WaveGradException.About("Network: an explicit WaveGrad shape needs the wavegrad architecture", "Network", "Architecture");
         if (o.TrainLevels < 0 || o.TrainLevels > Voice.MaxScheduleSteps)
             throw WaveGradException.About($"TrainLevels {o.TrainLevels}: must be 0 (all) or a step count up to {Voice.MaxScheduleSteps}", "TrainLevels");
-        if (o.BinGains && kind is not StftArchitecture)
-            throw WaveGradException.About($"BinGains: only the {StftArchitecture.Name} architecture has bin gains", "BinGains", "Architecture");
+        if ((o.BinGains || o.WienerGains) && kind is not StftArchitecture)
+        {
+            string field = o.WienerGains ? "WienerGains" : "BinGains";
+            throw WaveGradException.About($"{field}: only the {StftArchitecture.Name} architecture has bin gains", field, "Architecture");
+        }
         if (o.PhasePrior && kind is not StftArchitecture)
             throw WaveGradException.About($"PhasePrior: only the {StftArchitecture.Name} architecture has a phase prior", "PhasePrior", "Architecture");
         if (o.PhasePrior && mel.WinLength != mel.NFft)

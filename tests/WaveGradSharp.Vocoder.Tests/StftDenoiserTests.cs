@@ -71,6 +71,31 @@ public class StftDenoiserTests
     }
 
     [Fact]
+    public void WienerGainsMaskTheNoisyInputWithTheLevelsLogitPlusTheGainAndStartAsTheSkipTerm()
+    {
+        var mel = MelConfig.Preset("hifigan-22k");
+        var cfg = StftDenoiserConfig.Create("tiny", mel) with { BinGains = true, WienerGains = true };
+        Assert.Equal((cfg with { WienerGains = false }).ParameterCount(), cfg.ParameterCount());   // the same gains layer, read otherwise
+        Assert.True(StftDenoiserConfig.FromCard(cfg.ToCard().AsObject(), mel, "card").WienerGains);
+        Assert.Contains("wiener_gains needs bin_gains", Assert.Throws<WaveGradException>(() => (cfg with { BinGains = false }).Check()).Message);
+        using var net = new StftDenoiser(cfg, new Generator(1));
+        var x = randn(2, 20 * 256) * 0.2;
+        var level = tensor(new float[] { 0.3f, 0.999f });
+        var a = level.reshape(-1, 1);
+        var skip = Preconditioning.Edm(a, cfg.SigmaData).Skip;
+        Assert.True(net.call(x, randn(2, 80, 20), level).allclose(skip * x / a, 1e-4, 1e-5));   // fresh: c_skip·x̃, as without the mask
+        // A gain b in every bin: the mask is sigmoid(logit(c_skip) + b), the same in every bin, so x̂₀ = that times x̃.
+        using (no_grad()) net.named_parameters().Single(p => p.name == "gains.bias").parameter.fill_(-2);
+        var mask = (1 / (1 + (1 / skip - 1) * Math.Exp(2))).reshape(-1, 1);
+        Assert.True(net.call(x, randn(2, 80, 20), level).allclose(mask * x / a, 1e-3, 1e-4));
+        // With a phase prior the logit adds ln(|P|² + 1e-6): a silent mel's prior masks every bin to almost nothing.
+        using var withPrior = new StftDenoiser(cfg with { PhasePrior = true }, new Generator(1), mel);
+        var silent = full(2, 80, 20, (float)Math.Log(1e-5));
+        var y = withPrior.call(x, silent, level);
+        Assert.True(y.norm().item<float>() < 0.01 * (skip * x / a).norm().item<float>());
+    }
+
+    [Fact]
     public void APhasePriorGainCarriesTheMelsPhasePlaneToTheOutputAndConditioningMadeOnceIsWhatForwardMakes()
     {
         var mel = MelConfig.Preset("hifigan-22k");
