@@ -21,6 +21,27 @@ public static class NativeTuning
 
     static bool done, oneDnnOff;
 
+    [DllImport("libc", EntryPoint = "setenv")]
+    static extern int SetEnv(string name, string value, int overwrite);
+
+    /// <summary>
+    /// Asks the MKL inside libtorch for results that do not depend on how its buffers happen to be aligned (MKL_CBWR=AUTO, unless
+    /// the environment already says otherwise). Without it, on an AMD EPYC the same render with the same seed twice in one process
+    /// differed in the last bits of float32 (the tests that hold one-shot renders to the same bits failed there, and passed with
+    /// it; on the Intel VMs they passed without it). MKL reads the variable when it first runs, so this runs when this assembly
+    /// loads, before any tensor work of this library's. A module initializer in a library is unusual (CA2255); this one only sets
+    /// an environment variable, and only where one is not set.
+    /// </summary>
+#pragma warning disable CA2255
+    [System.Runtime.CompilerServices.ModuleInitializer]
+#pragma warning restore CA2255
+    internal static void ReproducibleMkl()
+    {
+        if (!OperatingSystem.IsLinux() && !OperatingSystem.IsMacOS()) return;
+        try { SetEnv("MKL_CBWR", "AUTO", 0); }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { /* no libc: nothing to set */ }
+    }
+
     /// <summary>
     /// Switches oneDNN (mkldnn) off for CPU tensors. On this project's machines libtorch 2.10's oneDNN float32
     /// convolution backward returns wrong input gradients (off by 35–80 %, sometimes NaN, for many Conv1d shapes,
