@@ -117,6 +117,7 @@ static class Cli
         ["Test"] = "--test", ["StartIterations"] = "--start-iterations", ["StartNoise"] = "--start-noise", ["CpuPieceFrames"] = "--piece-frames",
         ["InitFrom"] = "--init-from", ["Schedule"] = "--schedule", ["Eta"] = "--eta", ["Architecture"] = "--architecture", ["Consistency"] = "--consistency",
         ["BinGains"] = "--bin-gains", ["WienerGains"] = "--wiener-gains", ["PhasePrior"] = "--phase-prior", ["TrainLevels"] = "--train-levels",
+        ["LowNoiseShare"] = "--low-noise-share",
     };
 
     static bool torchReady;

@@ -426,11 +426,15 @@ static class VocoderCommands
         {
             Description = "0: noise levels over the whole training schedule; N: only the N levels an N-step ddim render visits (its default sampler)",
         };
+        var lowNoiseShare = new Option<double>("--low-noise-share")
+        {
+            Description = "Share of crops (0 to 1) whose noise level is drawn from the training schedule's first third (σ up to 0.86) instead of all of it",
+        };
         var seed = Cli.Seed(); var device = Cli.Device();
         var vocoder = new Command("vocoder", "Train a diffusion vocoder (WaveGrad or the frame-rate STFT denoiser) on a folder of WAVs")
             {
                 data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, binGains, wienerGains, phasePrior, trainLevels,
-                ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
+                lowNoiseShare, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
             };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -454,7 +458,7 @@ static class VocoderCommands
                 MaxFiles = pr.GetValue(maxFiles),
                 MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom), Prior = pr.GetValue(prior)!, StftLossWeight = pr.GetValue(stftLoss),
                 BinGains = pr.GetValue(binGains), WienerGains = pr.GetValue(wienerGains), PhasePrior = pr.GetValue(phasePrior),
-                TrainLevels = pr.GetValue(trainLevels),
+                TrainLevels = pr.GetValue(trainLevels), LowNoiseShare = pr.GetValue(lowNoiseShare),
             }, ct);
             return 0;
         }

@@ -44,13 +44,15 @@ public sealed class ForwardProcess(NoiseSchedule schedule)
     }
 
     /// <summary>
-    /// WaveGrad's continuous noise levels for a batch: for each example a step s ~ U{1..T}, then √ᾱ uniform
-    /// between the adjacent levels l_{s−1} and l_s (l_0 = 1). Returns float32 [B].
+    /// WaveGrad's continuous noise levels for a batch: for each example a step s ~ U{1..T} (U{1..<paramref name="maxStep"/>}
+    /// when given), then √ᾱ uniform between the adjacent levels l_{s−1} and l_s (l_0 = 1). Returns float32 [B].
     /// </summary>
-    public Tensor SampleContinuousLevels(int batch, Generator rng, Device? device = null)
+    public Tensor SampleContinuousLevels(int batch, Generator rng, Device? device = null, int? maxStep = null)
     {
         using var scope = NewDisposeScope();
-        var s = randint(1, Schedule.Steps + 1, [batch], generator: rng, dtype: ScalarType.Int64);
+        int top = maxStep ?? Schedule.Steps;
+        if (top < 1 || top > Schedule.Steps) throw new ArgumentOutOfRangeException(nameof(maxStep), $"must be in [1, {Schedule.Steps}]");
+        var s = randint(1, top + 1, [batch], generator: rng, dtype: ScalarType.Int64);
         var u = rand([batch], generator: rng, dtype: ScalarType.Float64);
         var levels = new double[Schedule.Steps + 1];
         levels[0] = 1;

@@ -204,6 +204,13 @@ public sealed record VocoderTrainingOptions
     /// as its default sampler.
     /// </summary>
     public int TrainLevels { get; init; }
+    /// <summary>
+    /// The share of crops whose noise level is drawn from the training schedule's first <see
+    /// cref="DiffusionVocoderObjective.LowNoiseSteps"/> steps (σ = √(1 − ᾱ)/√ᾱ up to 0.86, the levels a render from a Griffin-Lim
+    /// start visits) instead of all of it: 0 (the default) draws every crop over the whole schedule, where two thirds of the
+    /// levels lie at σ above 0.86, below −18 dB of a waveform of std 0.1.
+    /// </summary>
+    public double LowNoiseShare { get; init; }
     /// <summary>Name written into voice.json.</summary>
     public string? VoiceName { get; init; }
     /// <summary>Stop after this many non-finite losses in a row.</summary>
@@ -234,11 +241,17 @@ public sealed record VocoderTrainingOptions
 /// x̂₀-predicting network is scored by its x̂₀ error in units of its preconditioning's c_out, L1 or L2
 /// (<see cref="Losses.PreconditionedX0"/>), plus λ·MR-STFT(x̂_0, x_0) at every level: its x̂₀ is bounded, and the term
 /// sharpens the high-noise estimate that the first reverse step keeps. With <paramref name="levels"/>, √ᾱ is one of those levels instead
-/// (<see cref="VocoderTrainingOptions.TrainLevels"/>).
+/// (<see cref="VocoderTrainingOptions.TrainLevels"/>); with a <paramref name="lowNoiseShare"/>, that share of the crops draws it
+/// from the schedule's first <see cref="LowNoiseSteps"/> steps (<see cref="VocoderTrainingOptions.LowNoiseShare"/>).
 /// </summary>
 public sealed class DiffusionVocoderObjective(TrainableNetwork network, Prediction predicts, VocoderDataset data, MelConfig mel, NoisePrior prior,
-    int batch, int cropFrames, LossNorm norm, double stftWeight, Device device, bool bf16, IReadOnlyList<double>? levels = null) : ITrainingObjective
+    int batch, int cropFrames, LossNorm norm, double stftWeight, Device device, bool bf16, IReadOnlyList<double>? levels = null,
+    double lowNoiseShare = 0) : ITrainingObjective
 {
+    /// <summary>The training schedule's steps from which <see cref="VocoderTrainingOptions.LowNoiseShare"/> draws: its first third,
+    /// where √ᾱ stays above 0.76 (σ up to 0.86).</summary>
+    public const int LowNoiseSteps = 333;
+
     readonly Tensor? levelTable = levels is null ? null : tensor(levels.Select(l => (float)l).ToArray()).DetachFromDisposeScope();
 
     /// <summary>The training schedule: linspace(1e-6, 0.01, 1000).</summary>
@@ -261,6 +274,11 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
         var levels = levelTable is null
             ? q.SampleContinuousLevels(batch, rng)
             : levelTable.index_select(0, randint(0, levelTable.shape[0], [batch], generator: rng, dtype: ScalarType.Int64));
+        if (lowNoiseShare > 0)   // drawn only then, so that a run without it draws the random stream it always did
+        {
+            var low = q.SampleContinuousLevels(batch, rng, maxStep: LowNoiseSteps);
+            levels = where(rand([batch], generator: rng) < lowNoiseShare, low, levels);
+        }
         var z = randn(audio.shape, generator: rng);
         var std = prior.SampleStd(m, mel);
         var noise = std is null ? z : z * std;
@@ -306,6 +324,10 @@ public static class VocoderTrainer
             ?? throw WaveGradException.About($"Architecture '{Text.Escape(o.Architecture, 40)}': not a diffusion vocoder the trainer knows", "Architecture");
         if (o.Network is not null && kind is not WaveGradArchitecture)
             throw WaveGradException.About("Network: an explicit WaveGrad shape needs the wavegrad architecture", "Network", "Architecture");
+        if (!(o.LowNoiseShare >= 0 && o.LowNoiseShare <= 1))
+            throw WaveGradException.About($"LowNoiseShare {o.LowNoiseShare}: must be between 0 and 1", "LowNoiseShare");
+        if (o.LowNoiseShare > 0 && o.TrainLevels > 0)
+            throw WaveGradException.About("LowNoiseShare and TrainLevels: give one or the other", "LowNoiseShare", "TrainLevels");
         if (o.TrainLevels < 0 || o.TrainLevels > Voice.MaxScheduleSteps)
             throw WaveGradException.About($"TrainLevels {o.TrainLevels}: must be 0 (all) or a step count up to {Voice.MaxScheduleSteps}", "TrainLevels");
         if ((o.BinGains || o.WienerGains) && kind is not StftArchitecture)
@@ -354,14 +376,16 @@ public static class VocoderTrainer
             emaStart = TensorFiles.Grown(net.Network, from.Bundle.LoadWeights(), from.WeightsPath);
         }
         var recipe = new JsonObject { ["loss"] = o.Loss.ToString(), ["prior"] = prior.ToCard(), ["stft_loss_weight"] = o.StftLossWeight };
-        if (o.TrainLevels > 0) recipe["train_levels"] = o.TrainLevels;   // only then: older checkpoints resume as they were
+        // Each only when set, so older checkpoints resume as they were.
+        if (o.TrainLevels > 0) recipe["train_levels"] = o.TrainLevels;
+        if (o.LowNoiseShare > 0) recipe["low_noise_share"] = o.LowNoiseShare;
         var network = new JsonObject { [kind.Name] = net.Card.DeepClone(), ["preset"] = mel.Name, ["recipe"] = recipe };
         string name = o.VoiceName ?? Path.GetFileName(Path.GetFullPath(o.OutputDir).TrimEnd('/'));
         // One sampler is the source of both: the levels a --train-levels run trains on are those its validation renders visit.
         var validation = ValidationSampler(o);
         var trainLevels = o.TrainLevels > 0 ? validation.Levels.Select(l => l.SignalScale).ToList() : null;
         var objective = new DiffusionVocoderObjective(net, kind.Predicts, data, mel, prior, o.BatchSize, o.CropFrames, o.Loss, o.StftLossWeight, o.Device,
-            o.Bf16, trainLevels);
+            o.Bf16, trainLevels, o.LowNoiseShare);
         return Trainer.Run(net.Network, objective, new TrainerOptions
         {
             RunDir = o.OutputDir, Network = network, Steps = o.Steps, LearningRate = o.LearningRate, GradClip = o.GradClip, EmaDecay = o.EmaDecay,

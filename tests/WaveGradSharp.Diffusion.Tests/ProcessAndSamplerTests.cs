@@ -36,6 +36,12 @@ public class ForwardProcessTests
             double mid = l.masked_select(inside).mean().item<double>();
             Assert.Equal((edges[k] + edges[k + 1]) / 2, mid, 2); // uniform inside it
         }
+        // Up to step 2: the first two intervals only, each half the draws.
+        var low = q.SampleContinuousLevels(40_000, new Generator(4), maxStep: 2).to_type(ScalarType.Float64);
+        Assert.True(low.min().item<double>() >= edges[2]);
+        double first = ((low > edges[1]).to_type(ScalarType.Float64).mean()).item<double>();
+        Assert.InRange(first, 0.49, 0.51);
+        Assert.Throws<ArgumentOutOfRangeException>(() => q.SampleContinuousLevels(1, new Generator(4), maxStep: 5));
     }
 
     [Fact]

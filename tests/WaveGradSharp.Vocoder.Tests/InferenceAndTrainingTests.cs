@@ -475,6 +475,32 @@ public class TrainingTests
         Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(o with { OutputDir = tmp["bad"], TrainLevels = -1 }));
     }
 
+    [Fact]
+    public void LowNoiseShareDrawsThatShareOfTheLevelsFromTheSchedulesFirstThird()
+    {
+        using var tmp = new TempDir();
+        var mel = MelConfig.Preset("hifigan-22k");
+        var data = VocoderDataset.Load(MakeData(tmp), mel, 8);
+        double edge = Voice.TrainingSchedule.SqrtAlphasCumprod[DiffusionVocoderObjective.LowNoiseSteps - 1];
+        double Share(double lowNoiseShare)
+        {
+            var spy = new LevelSpy();
+            var objective = new DiffusionVocoderObjective(new TrainableNetwork(spy, new JsonObject(), 0, 0.1), Prediction.X0, data, mel,
+                NoisePrior.Standard, 16, 8, LossNorm.L1, 0, CPU, false, lowNoiseShare: lowNoiseShare);
+            var rng = new Generator(5);
+            for (int i = 0; i < 100; i++) objective.Loss(rng);
+            return spy.Seen.Count(l => l >= edge - 1e-6) / (double)spy.Seen.Count;
+        }
+        // Uniform over the schedule a third of the draws lies there; with half the crops drawn there, 1/2 + 1/2·1/3 = 2/3.
+        Assert.InRange(Share(0), 0.333 - 0.05, 0.333 + 0.05);    // 1,600 draws: SE 0.012
+        Assert.InRange(Share(0.5), 0.667 - 0.05, 0.667 + 0.05);
+        Assert.Equal(1.0, Share(1));
+        var o = Options(MakeData(tmp), tmp["run"], 2) with { Network = null, Architecture = "stft", Size = "tiny" };
+        var e = Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(o with { OutputDir = tmp["bad"], LowNoiseShare = 1.5 }));
+        Assert.Contains("LowNoiseShare", e.Message);
+        Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(o with { OutputDir = tmp["bad2"], LowNoiseShare = 0.5, TrainLevels = 4 }));
+    }
+
     static string MakeData(TempDir tmp)
     {
         var dir = tmp["data"];
