@@ -19,7 +19,7 @@ public class ShippedVoiceTests(ITestOutputHelper log)
         var mel = spec.Compute(tensor(x));
         AudioMetrics Score(float[] y) => Metrics.Compute(x, y, cfg.SampleRate, cfg);
         var gl = Score(GriffinLim.FromMel(mel, cfg, SynthesisOptions.BaselineGriffinLimIterations));
-        var shipped = Score(v.Synthesize(mel));                   // the card's render: DDIM-6's last 2 levels from the Griffin-Lim start
+        var shipped = Score(v.Synthesize(mel));                   // the card's render: one DDIM level from the Griffin-Lim start
         var raw = Score(v.Synthesize(mel, v.Voice.RenderDefaults() with
         {
             Start = SamplerStart.Noise, PostFilterPasses = 0, Sampler = v.Voice.Sampler("ddim", "6"),
