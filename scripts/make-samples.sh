@@ -25,13 +25,13 @@ cp "$corpus/wavs/$clip.wav" "$out/val-reference.wav"
 "${wg[@]}" vocode "$tmp/val.npy" -o "$out/val-wavegrad-50.wav" --steps 50 "${slt[@]}"
 "${wg[@]}" griffinlim "$tmp/val.npy" -o "$out/val-griffinlim.wav" --iters 64
 # The default voice on a speaker it never heard (scripts/build-multispeaker.sh holds flite-awb out): as shipped, its
-# network alone (DDIM-6 from noise, no post-filter), and Griffin-Lim on the same mel.
+# network alone (the card's sampler from noise, no post-filter), and Griffin-Lim on the same mel.
 held=${2:-corpus/multi/heldout/flite-awb/wavs/flite-awb_013001.wav}
 if [ -f "$held" ]; then
   sox "$held" -r 22050 -b 16 "$out/heldout-reference.wav"
   "${wg[@]}" mel "$out/heldout-reference.wav" -o "$tmp/held.npy"
   "${wg[@]}" vocode "$tmp/held.npy" -o "$out/heldout-default.wav"
-  "${wg[@]}" vocode "$tmp/held.npy" -o "$out/heldout-default-raw.wav" --steps 6 --start noise --consistency none --post-filter 0
+  "${wg[@]}" vocode "$tmp/held.npy" -o "$out/heldout-default-raw.wav" --start noise --consistency none --post-filter 0
   "${wg[@]}" griffinlim "$tmp/held.npy" -o "$out/heldout-griffinlim.wav" --iters 64
 fi
 # Image grids from the shipped MNIST model: digits 0–9 (eight of each) through the library sample, an 8×8
