@@ -157,20 +157,20 @@ public class VocoderCliTests
         var dir = Directory.CreateTempSubdirectory();
         try
         {
-            // The card: DDIM over 6 levels, the last 2 (noise std 0.42 and 0.001) from the Griffin-Lim start, no consistency steps.
+            // The card: DDIM over 5 levels (timesteps 200 … 999), the last (noise std 0.42) from the Griffin-Lim start, no consistency steps.
             var r = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "d.wav"), "--device", "cpu");
             Assert.True(r.ExitCode == 0, r.Stderr);
-            Assert.Contains("ddim, 6 levels, last 2 run from Griffin-Lim", r.Stdout);
+            Assert.Contains("ddim, 5 levels, last 1 run from Griffin-Lim", r.Stdout);
             Assert.DoesNotContain("consistency on", r.Stdout);
             var p = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "p.wav"), "--device", "cpu",
                 "--consistency", "project:1:8", "--start", "noise");
             Assert.True(p.ExitCode == 0, p.Stderr);
-            Assert.Contains("ddim, 6 levels from noise, project consistency on 1", p.Stdout);
+            Assert.Contains("ddim, 5 levels from noise, project consistency on 1", p.Stdout);
             // --start-noise 0.8 lets the level at std 0.74 run too.
             var n = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "n.wav"), "--device", "cpu",
                 "--start-noise", "0.8");
             Assert.True(n.ExitCode == 0, n.Stderr);
-            Assert.Contains("ddim, 6 levels, last 3 run from Griffin-Lim", n.Stdout);
+            Assert.Contains("ddim, 5 levels, last 2 run from Griffin-Lim", n.Stdout);
             var bad = CliRunner.Run("resynth", Fixture("clip-word-22k.wav"), "-o", Path.Combine(dir.FullName, "b.wav"), "--start-noise", "1.5");
             Assert.Equal(2, bad.ExitCode);
             Assert.Equal("error: --start-noise 1.5: must be in (0, 1]", bad.Stderr.Trim());
