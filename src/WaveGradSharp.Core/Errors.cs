@@ -58,7 +58,8 @@ public static class Devices
         const string cpuinfo = "/proc/cpuinfo";
         var flags = OperatingSystem.IsLinux() && File.Exists(cpuinfo)
             ? File.ReadLines(cpuinfo).FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ') : null;
-        if (flags is not null && (flags.Contains("amx_bf16") || !flags.Contains("avx512_bf16"))) return flags.Contains("amx_bf16");
+        if (flags is not null && flags.Contains("amx_bf16")) return true;
+        if (flags is not null && !flags.Contains("avx512_bf16")) return false;
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         using var g = new torch.Generator(0);
