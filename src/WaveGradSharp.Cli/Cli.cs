@@ -116,8 +116,8 @@ static class Cli
         ["Start"] = "--start", ["Framing"] = "--mel-framing", ["NpyPath"] = "-o OUT.npy", ["PngPath"] = "--png OUT.png", ["Reference"] = "--ref",
         ["Test"] = "--test", ["StartIterations"] = "--start-iterations", ["StartNoise"] = "--start-noise", ["CpuPieceFrames"] = "--piece-frames",
         ["InitFrom"] = "--init-from", ["Schedule"] = "--schedule", ["Eta"] = "--eta", ["Architecture"] = "--architecture", ["Consistency"] = "--consistency",
-        ["BinGains"] = "--bin-gains", ["WienerGains"] = "--wiener-gains", ["PhasePrior"] = "--phase-prior", ["TrainLevels"] = "--train-levels",
-        ["LowNoiseShare"] = "--low-noise-share",
+        ["BinGains"] = "--bin-gains", ["WienerGains"] = "--wiener-gains", ["PhasePrior"] = "--phase-prior", ["Blocks"] = "--blocks",
+        ["TrainLevels"] = "--train-levels", ["LowNoiseShare"] = "--low-noise-share",
     };
 
     static bool torchReady;

@@ -422,6 +422,10 @@ static class VocoderCommands
         {
             Description = "stft: also condition on the mel's least-squares magnitude with a phase from its gradients, and learn a complex gain on it",
         };
+        var blocks = new Option<int>("--blocks")
+        {
+            Description = "stft: ConvNeXt blocks (0: the size's); with --init-from, blocks past the voice's start adding nothing",
+        };
         var trainLevels = new Option<int>("--train-levels")
         {
             Description = "0: noise levels over the whole training schedule; N: only the N levels an N-step ddim render visits (its default sampler)",
@@ -433,8 +437,8 @@ static class VocoderCommands
         var seed = Cli.Seed(); var device = Cli.Device();
         var vocoder = new Command("vocoder", "Train a diffusion vocoder (WaveGrad or the frame-rate STFT denoiser) on a folder of WAVs")
             {
-                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, binGains, wienerGains, phasePrior, trainLevels,
-                lowNoiseShare, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
+                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, binGains, wienerGains, phasePrior, blocks,
+                trainLevels, lowNoiseShare, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
             };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -457,7 +461,7 @@ static class VocoderCommands
                 Dilations = pr.GetValue(dil) == "lmnt" ? DilationOrder.Lmnt : DilationOrder.Paper, NoiseScale = pr.GetValue(scale),
                 MaxFiles = pr.GetValue(maxFiles),
                 MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom), Prior = pr.GetValue(prior)!, StftLossWeight = pr.GetValue(stftLoss),
-                BinGains = pr.GetValue(binGains), WienerGains = pr.GetValue(wienerGains), PhasePrior = pr.GetValue(phasePrior),
+                BinGains = pr.GetValue(binGains), WienerGains = pr.GetValue(wienerGains), PhasePrior = pr.GetValue(phasePrior), Blocks = pr.GetValue(blocks),
                 TrainLevels = pr.GetValue(trainLevels), LowNoiseShare = pr.GetValue(lowNoiseShare),
             }, ct);
             return 0;

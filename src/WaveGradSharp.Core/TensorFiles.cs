@@ -103,17 +103,19 @@ public static class TensorFiles
     /// <summary>
     /// Named tensors laid out for a module that has grown since they were saved: a tensor of the module's shape is kept; a
     /// matrix with the module's rows and fewer columns (a layer that takes more inputs now, added at the end) gets zero columns
-    /// after its own; a tensor the module has and <paramref name="tensors"/> lack takes the module's present value (a new layer);
-    /// anything else is an error naming <paramref name="source"/>. With new inputs weighted zero and new layers initialised to
-    /// add nothing, the grown module computes what the saved one did.
+    /// after its own; a tensor the module has and <paramref name="tensors"/> lack takes the module's present value (a new layer),
+    /// or zeros where <paramref name="zeroWhenNew"/> says so (a new residual branch's output scale); anything else is an error
+    /// naming <paramref name="source"/>. With new inputs weighted zero and new layers made to add nothing, the grown module
+    /// computes what the saved one did.
     /// </summary>
-    public static Dictionary<string, Tensor> Grown(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, string source)
+    public static Dictionary<string, Tensor> Grown(nn.Module module, IReadOnlyDictionary<string, Tensor> tensors, string source,
+        Func<string, bool>? zeroWhenNew = null)
     {
         var grown = new Dictionary<string, Tensor>();
         var problems = new List<string>();
         foreach (var (name, t) in module.state_dict())
         {
-            if (!tensors.TryGetValue(name, out var v)) grown[name] = t.detach().clone();
+            if (!tensors.TryGetValue(name, out var v)) grown[name] = zeroWhenNew?.Invoke(name) == true ? zeros_like(t) : t.detach().clone();
             else if (v.shape.SequenceEqual(t.shape)) grown[name] = v;
             else if (v.dim() == 2 && t.dim() == 2 && v.shape[0] == t.shape[0] && v.shape[1] < t.shape[1])
                 grown[name] = nn.functional.pad(v.to_type(t.dtype), [0, t.shape[1] - v.shape[1]]);

@@ -405,6 +405,12 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         return cat([arg.sin(), arg.cos()], 1);
     }
 
+    /// <summary>Whether a parameter is a ConvNeXt block's output scale, at zero of which the block adds nothing: a network grown by
+    /// blocks starts as the smaller one with the new blocks' scales at zero (the block's other weights keep their initialisation,
+    /// so their gradients are live as soon as the scale moves).</summary>
+    public static bool IsBlockOutputScale(string name) =>
+        name.StartsWith("blocks.", StringComparison.Ordinal) && name.EndsWith(".scale", StringComparison.Ordinal);
+
     /// <summary>A voice's network with its weights, on the CPU, in eval mode.</summary>
     public static StftDenoiser Load(Voice voice, IReadOnlyDictionary<string, Tensor> weights)
     {
@@ -498,14 +504,15 @@ sealed class StftArchitecture : IDiffusionVocoderArchitecture
     public TrainableNetwork NewNetwork(string size, MelConfig mel, VocoderTrainingOptions o, Generator init)
     {
         var cfg = StftDenoiserConfig.Create(size, mel) with { BinGains = o.BinGains || o.WienerGains, WienerGains = o.WienerGains, PhasePrior = o.PhasePrior };
-        var net = new StftDenoiser(cfg, init, mel);
-        return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData);
+        if (o.Blocks > 0) cfg = cfg with { Blocks = o.Blocks };
+        var net = new StftDenoiser(cfg.Check(mel), init, mel);
+        return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData, StftDenoiser.IsBlockOutputScale);
     }
 
     public TrainableNetwork LoadNetwork(JsonObject card, MelConfig mel, string source)
     {
         var cfg = StftDenoiserConfig.FromCard(card, mel, source);
         var net = new StftDenoiser(cfg, mel: mel);
-        return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData);
+        return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData, StftDenoiser.IsBlockOutputScale);
     }
 }

@@ -70,7 +70,10 @@ public interface IVocoderArchitecture
 /// <param name="Card">Its config as the voice card's <c>network</c> field stores it.</param>
 /// <param name="Parameters">Its parameter count.</param>
 /// <param name="SigmaData">σ_data of its preconditioning, for an x̂₀ loss weighted as <see cref="Preconditioning.LossWeight"/>; null for ε.</param>
-public sealed record TrainableNetwork(nn.Module<Tensor, Tensor, Tensor, Tensor> Network, JsonNode Card, long Parameters, double? SigmaData);
+/// <param name="ZeroWhenGrown">The tensors that, set to zero, make a layer the network has grown since a voice add nothing (see
+/// <see cref="TensorFiles.Grown"/>); null: none.</param>
+public sealed record TrainableNetwork(nn.Module<Tensor, Tensor, Tensor, Tensor> Network, JsonNode Card, long Parameters, double? SigmaData,
+    Func<string, bool>? ZeroWhenGrown = null);
 
 /// <summary>
 /// A vocoder kind whose model is a mel-conditioned denoising network under <see cref="DiffusionVocoderModel"/>: what

@@ -197,6 +197,9 @@ public sealed record VocoderTrainingOptions
     public bool WienerGains { get; init; }
     /// <summary>The stft kind's phase prior from the mel (<see cref="StftDenoiserConfig.PhasePrior"/>).</summary>
     public bool PhasePrior { get; init; }
+    /// <summary>The stft kind's ConvNeXt blocks; 0: the size's. With <see cref="InitFrom"/>, blocks past the voice's are added after
+    /// its own with their output scale at zero, so the deeper network starts computing what the voice did.</summary>
+    public int Blocks { get; init; }
     /// <summary>
     /// 0: noise levels drawn over the whole training schedule (any sampler can use the network). N: only the N levels that the
     /// samplers respacing the training schedule to N steps visit (<c>ddim</c>, <c>respaced</c>), each drawn as often: the network
@@ -335,6 +338,9 @@ public static class VocoderTrainer
             string field = o.WienerGains ? "WienerGains" : "BinGains";
             throw WaveGradException.About($"{field}: only the {StftArchitecture.Name} architecture has bin gains", field, "Architecture");
         }
+        if (o.Blocks != 0 && kind is not StftArchitecture)
+            throw WaveGradException.About($"Blocks: only the {StftArchitecture.Name} architecture takes a block count", "Blocks", "Architecture");
+        if (o.Blocks < 0 || o.Blocks > 64) throw WaveGradException.About($"Blocks {o.Blocks}: must be between 1 and 64 (0: the size's)", "Blocks");
         if (o.PhasePrior && kind is not StftArchitecture)
             throw WaveGradException.About($"PhasePrior: only the {StftArchitecture.Name} architecture has a phase prior", "PhasePrior", "Architecture");
         if (o.PhasePrior && mel.WinLength != mel.NFft)
@@ -372,8 +378,8 @@ public static class VocoderTrainer
                     string.Join(" ", lacking.Select(k => "--" + k.Replace('_', '-'))), "InitFrom");
             // The new network may have grown (say, a phase prior added): its new inputs start at zero weight, so it starts as the voice.
             string raw = Path.Combine(from.Directory, "model-raw.safetensors"), rawPath = File.Exists(raw) ? raw : from.WeightsPath;
-            TensorFiles.LoadInto(net.Network, TensorFiles.Grown(net.Network, TensorFiles.Load(rawPath), rawPath), rawPath);
-            emaStart = TensorFiles.Grown(net.Network, from.Bundle.LoadWeights(), from.WeightsPath);
+            TensorFiles.LoadInto(net.Network, TensorFiles.Grown(net.Network, TensorFiles.Load(rawPath), rawPath, net.ZeroWhenGrown), rawPath);
+            emaStart = TensorFiles.Grown(net.Network, from.Bundle.LoadWeights(), from.WeightsPath, net.ZeroWhenGrown);
         }
         var recipe = new JsonObject { ["loss"] = o.Loss.ToString(), ["prior"] = prior.ToCard(), ["stft_loss_weight"] = o.StftLossWeight };
         // Each only when set, so older checkpoints resume as they were.

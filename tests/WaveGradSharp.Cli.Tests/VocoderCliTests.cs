@@ -256,6 +256,9 @@ public class VocoderCliTests
             var prior = CliRunner.Run("train", "vocoder", "--data", data, "-o", Path.Combine(dir.FullName, "prior"), "--phase-prior", "--device", "cpu");
             Assert.Equal(2, prior.ExitCode);
             Assert.StartsWith("error: --phase-prior: only the stft architecture", prior.Stderr.Trim());
+            var blocks = CliRunner.Run("train", "vocoder", "--data", data, "-o", Path.Combine(dir.FullName, "blocks"), "--blocks", "12", "--device", "cpu");
+            Assert.Equal(2, blocks.ExitCode);
+            Assert.StartsWith("error: --blocks: only the stft architecture takes a block count", blocks.Stderr.Trim());
             var wav = Path.Combine(dir.FullName, "o.wav");
             var v = CliRunner.Run("vocode", Fixture("mel-hifigan-22k-chirp-22k.npy"), "-o", wav, "--voice", run, "--weights", "raw", "--steps", "3");
             Assert.True(v.ExitCode == 0, v.Stderr);

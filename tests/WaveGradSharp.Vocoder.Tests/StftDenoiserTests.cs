@@ -277,6 +277,34 @@ public class StftDenoiserTests
     }
 
     [Fact]
+    public void AVoicesWeightsGrowIntoADeeperNetworkThatComputesWhatTheVoiceDidAndThenLearns()
+    {
+        var mel = MelConfig.Preset("hifigan-22k");
+        var cfg = StftDenoiserConfig.Create("tiny", mel) with { BinGains = true };
+        using var voice = new StftDenoiser(cfg, new Generator(1));
+        using (no_grad())
+            foreach (var (_, p) in voice.named_parameters().Where(p => p.name.StartsWith("head.") || p.name.StartsWith("gains.")))
+                p.normal_(0, 0.05);
+        using var deeper = new StftDenoiser(cfg with { Blocks = cfg.Blocks + 2 }, new Generator(2));
+        var grown = TensorFiles.Grown(deeper, TensorFiles.StateOf(voice), "voice", StftDenoiser.IsBlockOutputScale);
+        TensorFiles.LoadInto(deeper, grown, "voice");
+        var x = randn(2, 20 * 256) * 0.2;
+        var mels = randn(2, 80, 20) - 4;
+        var level = tensor(new float[] { 0.3f, 0.9f });
+        Assert.True(deeper.call(x, mels, level).allclose(voice.call(x, mels, level), 1e-5, 1e-6));
+        // The new blocks' scales start at zero, their layers at a live initialisation: the scales' gradients move them at once.
+        Assert.All(new[] { "blocks.2.scale", "blocks.3.scale" }, name => Assert.Equal(0f, grown[name].abs().max().item<float>()));
+        Assert.True(grown["blocks.3.up.weight"].abs().max().item<float>() > 0);
+        deeper.call(x, mels, level).square().mean().backward();
+        var scale = deeper.named_parameters().Single(p => p.name == "blocks.3.scale").parameter;
+        Assert.True(scale.grad!.abs().max().item<float>() > 0);
+        // Without the zeros, a new block's random scale changes what the network computes.
+        using var fresh = new StftDenoiser(cfg with { Blocks = cfg.Blocks + 2 }, new Generator(2));
+        TensorFiles.LoadInto(fresh, TensorFiles.Grown(fresh, TensorFiles.StateOf(voice), "voice"), "voice");
+        Assert.False(fresh.call(x, mels, level).allclose(voice.call(x, mels, level), 1e-5, 1e-6));
+    }
+
+    [Fact]
     public void ABf16TrunkKeepsTheTransformsInFloat32AndStaysCloseToTheFloat32Network()
     {
         var cfg = StftDenoiserConfig.Create("tiny", MelConfig.Preset("hifigan-22k")) with { BinGains = true };
