@@ -68,10 +68,11 @@ public static class NativeTuning
 
     /// <summary>
     /// Lets glibc keep freed blocks of up to 32 MiB in its heap for the next tensor of the kind (M_MMAP_THRESHOLD), and not
-    /// hand the heap's top back after every free (M_TRIM_THRESHOLD, 1 GiB). By default each activation of an audio-rate
-    /// layer (megabytes) is a fresh mapping, faulted in page by page when first written and unmapped when freed, and the
-    /// kernel's page clearing is a sizeable share of a CPU evaluation. Memory stays bounded: <see cref="NativeHeapWatch"/>
-    /// trims the heap explicitly. Process-wide; skipped when the user has set glibc's own MALLOC_* or GLIBC_TUNABLES variables, and off Linux.
+    /// hand the heap's top back after every free (M_TRIM_THRESHOLD, 1 GiB). By default a tensor of megabytes (an audio-rate
+    /// layer's activation, a piece's STFT, a training batch's gradients) is a fresh mapping, faulted in page by page when first
+    /// written and unmapped when freed, and the kernel's page clearing is a sizeable share of CPU rendering and training. The
+    /// CPU <see cref="Trainer"/> loop and every CPU vocoder call it. Memory stays bounded: <see cref="NativeHeapWatch"/>
+    /// trims a long render's heap explicitly, and a training step frees what the one before it allocated. Process-wide; skipped when the user has set glibc's own MALLOC_* or GLIBC_TUNABLES variables, and off Linux.
     /// </summary>
     public static void ReuseFreedMemory()
     {

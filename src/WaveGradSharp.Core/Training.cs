@@ -107,7 +107,11 @@ public static class Trainer
                 "OutputDir", "Resume", "OutputDir");
         if (o.Resume && !Directory.Exists(ckptDir)) throw new WaveGradException($"{ckptDir}: no checkpoint to resume");
         NativeTuning.DisableNnpack();
-        if (o.Device.type == DeviceType.CPU) NativeTuning.DisableOneDnn();   // its float32 conv gradients are wrong here
+        if (o.Device.type == DeviceType.CPU)
+        {
+            NativeTuning.DisableOneDnn();   // its float32 conv gradients are wrong here
+            NativeTuning.ReuseFreedMemory();
+        }
 
         var rng = new Generator((ulong)o.Seed);
         if (o.Device.type != DeviceType.CPU) net.to(o.Device);

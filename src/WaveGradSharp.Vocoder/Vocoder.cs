@@ -210,6 +210,7 @@ public sealed class Vocoder : IDisposable
     {
         Voice = voice; Model = model;
         NativeTuning.DisableNnpack();
+        if (model.Device.type == DeviceType.CPU) NativeTuning.ReuseFreedMemory();
     }
 
     /// <summary>Loads a voice by name (see <see cref="Voice.Library"/>) or folder path onto a device (default: the CPU).
