@@ -255,20 +255,25 @@ public class StftDenoiserTests
         Assert.Equal("PhasePrior: preset 'lmnt-22k' windows 1200 samples, not its n_fft 2048", e.Message);
     }
 
+    /// <summary>A tiny voice with bin gains whose head and gains are not at zero (a fresh one's are, and would hide what a grown
+    /// network adds), and a batch to run it on.</summary>
+    static (StftDenoiser Voice, Tensor X, Tensor Mels, Tensor Level) TinyVoiceAndBatch(MelConfig mel)
+    {
+        var voice = new StftDenoiser(StftDenoiserConfig.Create("tiny", mel) with { BinGains = true }, new Generator(1));
+        using (no_grad())
+            foreach (var (_, p) in voice.named_parameters().Where(p => p.name.StartsWith("head.") || p.name.StartsWith("gains.")))
+                p.normal_(0, 0.05);
+        return (voice, randn(2, 20 * 256) * 0.2, randn(2, 80, 20) - 4, tensor(new float[] { 0.3f, 0.9f }));
+    }
+
     [Fact]
     public void AVoicesWeightsGrowIntoANetworkWithAPhasePriorThatComputesWhatTheVoiceDid()
     {
         var mel = MelConfig.Preset("hifigan-22k");
-        var cfg = StftDenoiserConfig.Create("tiny", mel) with { BinGains = true };
-        using var small = new StftDenoiser(cfg, new Generator(1));
-        using (no_grad())
-            foreach (var (_, p) in small.named_parameters().Where(p => p.name.StartsWith("head.") || p.name.StartsWith("gains.")))
-                p.normal_(0, 0.05);
-        using var grown = new StftDenoiser(cfg with { PhasePrior = true }, new Generator(2), mel);
+        var (small, x, mels, level) = TinyVoiceAndBatch(mel);
+        using var _ = small;
+        using var grown = new StftDenoiser(small.Config with { PhasePrior = true }, new Generator(2), mel);
         TensorFiles.LoadInto(grown, TensorFiles.Grown(grown, TensorFiles.StateOf(small), "voice"), "voice");
-        var x = randn(2, 20 * 256) * 0.2;
-        var mels = randn(2, 80, 20) - 4;
-        var level = tensor(new float[] { 0.3f, 0.9f });
         Assert.True(grown.call(x, mels, level).allclose(small.call(x, mels, level), 1e-5, 1e-6));
         // Weights that do not fit a smaller network's are refused, naming the tensor.
         using var wider = new StftDenoiser(StftDenoiserConfig.Create("small", mel));
@@ -279,18 +284,12 @@ public class StftDenoiserTests
     [Fact]
     public void AVoicesWeightsGrowIntoADeeperNetworkThatComputesWhatTheVoiceDidAndThenLearns()
     {
-        var mel = MelConfig.Preset("hifigan-22k");
-        var cfg = StftDenoiserConfig.Create("tiny", mel) with { BinGains = true };
-        using var voice = new StftDenoiser(cfg, new Generator(1));
-        using (no_grad())
-            foreach (var (_, p) in voice.named_parameters().Where(p => p.name.StartsWith("head.") || p.name.StartsWith("gains.")))
-                p.normal_(0, 0.05);
+        var (voice, x, mels, level) = TinyVoiceAndBatch(MelConfig.Preset("hifigan-22k"));
+        using var _ = voice;
+        var cfg = voice.Config;
         using var deeper = new StftDenoiser(cfg with { Blocks = cfg.Blocks + 2 }, new Generator(2));
         var grown = TensorFiles.Grown(deeper, TensorFiles.StateOf(voice), "voice", StftDenoiser.IsBlockOutputScale);
         TensorFiles.LoadInto(deeper, grown, "voice");
-        var x = randn(2, 20 * 256) * 0.2;
-        var mels = randn(2, 80, 20) - 4;
-        var level = tensor(new float[] { 0.3f, 0.9f });
         Assert.True(deeper.call(x, mels, level).allclose(voice.call(x, mels, level), 1e-5, 1e-6));
         // The new blocks' scales start at zero, their layers at a live initialisation: the scales' gradients move them at once.
         Assert.All(new[] { "blocks.2.scale", "blocks.3.scale" }, name => Assert.Equal(0f, grown[name].abs().max().item<float>()));
