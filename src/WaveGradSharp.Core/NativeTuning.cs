@@ -72,7 +72,8 @@ public static class NativeTuning
     /// layer's activation, a piece's STFT, a training batch's gradients) is a fresh mapping, faulted in page by page when first
     /// written and unmapped when freed, and the kernel's page clearing is a sizeable share of CPU rendering and training. The
     /// CPU <see cref="Trainer"/> loop and every CPU vocoder call it. Memory stays bounded: <see cref="NativeHeapWatch"/>
-    /// trims a long render's heap explicitly, and a training step frees what the one before it allocated. Process-wide; skipped when the user has set glibc's own MALLOC_* or GLIBC_TUNABLES variables, and off Linux.
+    /// trims a long render's heap explicitly, and a training step frees what the one before it allocated. Process-wide;
+    /// skipped off Linux and where the user has set glibc's own MALLOC_* or GLIBC_TUNABLES variables.
     /// </summary>
     public static void ReuseFreedMemory()
     {

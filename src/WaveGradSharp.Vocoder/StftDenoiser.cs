@@ -505,7 +505,7 @@ sealed class StftArchitecture : IDiffusionVocoderArchitecture
     {
         var cfg = StftDenoiserConfig.Create(size, mel) with { BinGains = o.BinGains || o.WienerGains, WienerGains = o.WienerGains, PhasePrior = o.PhasePrior };
         if (o.Blocks > 0) cfg = cfg with { Blocks = o.Blocks };
-        var net = new StftDenoiser(cfg.Check(mel), init, mel);
+        var net = new StftDenoiser(cfg, init, mel);   // the constructor checks the config
         return new TrainableNetwork(net, cfg.ToCard(), net.ParameterCount, cfg.SigmaData, StftDenoiser.IsBlockOutputScale);
     }
 
