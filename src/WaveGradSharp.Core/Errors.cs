@@ -44,22 +44,40 @@ public static class Devices
     static readonly Lazy<bool> cpuBf16Wins = new(Bf16Probe);
 
     /// <summary>
-    /// Whether this CPU multiplies bfloat16 matrices faster than float32 ones: with AMX tiles (amx_bf16) they run about 3× float32's
-    /// peak, and without AVX512_BF16 libtorch emulates bf16, slower than float32; both read from /proc/cpuinfo's x86 flags, since a
-    /// timing is at the mercy of whatever else runs at start-up (a TTS frontend does). AVX512_BF16's dot products alone go either
-    /// way: bf16 products peaked at 161 GFLOP/s against float32's 297 on one such CPU, at 407 against 128 on an AMD EPYC. There,
-    /// and where there are no flags to read, it is timed once: the best of five alternating [8192, 128] × [128, 128] products in
-    /// each type, bf16 chosen if <see cref="Bf16Margin"/> times as fast.
+    /// Whether this CPU multiplies bfloat16 matrices faster than float32 ones, decided from /proc/cpuinfo where its x86 flags and
+    /// vendor settle it (<see cref="Bf16WinsByCpuInfo"/>), since a timing is at the mercy of whatever else runs at start-up (a TTS
+    /// frontend does) and costs a tenth of a second of <c>speak</c>'s first audio. Elsewhere it is timed once: the best of five
+    /// alternating [8192, 128] × [128, 128] products in each type, bf16 chosen if <see cref="Bf16Margin"/> times as fast.
     /// </summary>
     public static bool CpuBf16Wins() => cpuBf16Wins.Value;
+
+    /// <summary>
+    /// What /proc/cpuinfo's first <c>vendor_id</c> and <c>flags</c> say about bfloat16 against float32 matrix products; null where
+    /// only a timing can tell. With AMX tiles (amx_bf16) bf16 runs about 3× float32's peak; without AVX512_BF16 libtorch emulates
+    /// bf16, slower than float32. With AVX512_BF16 alone it depends on the vendor: on AMD, libtorch's MKL takes its generic
+    /// float32 path while oneDNN's bf16 uses the dot-product instructions (407 GFLOP/s against 128 on an AMD EPYC); on an Intel
+    /// CPU without AMX, bf16 peaked at 161 GFLOP/s against float32's 297.
+    /// </summary>
+    public static bool? Bf16WinsByCpuInfo(IEnumerable<string> cpuinfo)
+    {
+        string? vendor = null;
+        string[]? flags = null;
+        foreach (var line in cpuinfo)
+        {
+            if (vendor is null && line.StartsWith("vendor_id", StringComparison.Ordinal)) vendor = line[(line.IndexOf(':') + 1)..].Trim();
+            if (flags is null && line.StartsWith("flags", StringComparison.Ordinal)) flags = line[(line.IndexOf(':') + 1)..].Split(' ');
+            if (vendor is not null && flags is not null) break;
+        }
+        if (flags is null) return null;
+        if (flags.Contains("amx_bf16")) return true;
+        if (!flags.Contains("avx512_bf16")) return false;
+        return vendor == "AuthenticAMD" ? true : null;
+    }
 
     static bool Bf16Probe()
     {
         const string cpuinfo = "/proc/cpuinfo";
-        var flags = OperatingSystem.IsLinux() && File.Exists(cpuinfo)
-            ? File.ReadLines(cpuinfo).FirstOrDefault(l => l.StartsWith("flags", StringComparison.Ordinal))?.Split(' ') : null;
-        if (flags is not null && flags.Contains("amx_bf16")) return true;
-        if (flags is not null && !flags.Contains("avx512_bf16")) return false;
+        if (OperatingSystem.IsLinux() && File.Exists(cpuinfo) && Bf16WinsByCpuInfo(File.ReadLines(cpuinfo)) is bool decided) return decided;
         using var scope = torch.NewDisposeScope();
         using var _ = torch.no_grad();
         using var g = new torch.Generator(0);

@@ -62,6 +62,19 @@ public sealed class TempDir : IDisposable
 
 public class InferenceTests
 {
+    [Theory]
+    [InlineData("AuthenticAMD", "fpu avx512f avx512_bf16 avx512_vnni", true)]    // MKL's generic float32 path on AMD
+    [InlineData("GenuineIntel", "fpu avx512f avx512_bf16 amx_bf16 amx_tile", true)]
+    [InlineData("GenuineIntel", "fpu avx2 avx512f", false)]                      // bf16 emulated
+    [InlineData("AuthenticAMD", "fpu avx2", false)]
+    [InlineData("GenuineIntel", "fpu avx512f avx512_bf16", null)]                 // Cooper Lake: only a timing can tell
+    public void CpuInfoDecidesBf16WhereItCan(string vendor, string flags, bool? wins)
+    {
+        string[] cpuinfo = ["processor\t: 0", $"vendor_id\t: {vendor}", "model name\t: x", $"flags\t\t: {flags}", "", "processor\t: 1"];
+        Assert.Equal(wins, Devices.Bf16WinsByCpuInfo(cpuinfo));
+        Assert.Null(Devices.Bf16WinsByCpuInfo(["processor\t: 0"]));   // no flags: timed
+    }
+
     [Fact]
     public void EvaluationSettingsAreChosenByNameInTheGivenOrder()
     {
