@@ -67,6 +67,41 @@ public static class Metrics
         return ((sc / n).MoveToOuterDisposeScope(), (lm / n).MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// How far the phase derivatives of <paramref name="test"/> [B, T] are from <paramref name="reference"/>'s [B, T], per example
+    /// and differentiable: at each of <see cref="Resolutions"/>, the frame-to-frame phase advance of every bin (the instantaneous
+    /// frequency, the angle of X[k, t]·X*[k, t−1]) and the bin-to-bin phase step of every frame (the group delay, the angle of
+    /// X[k, t]·X*[k−1, t]), each as a unit phasor; the distance |û − u| = 2|sin(Δ/2)| of the two phasors (Δ the phase
+    /// difference, with no wrapping to undo) is averaged with the reference's magnitude √(|X[a]|·|X[b]|) as the weight, so silent
+    /// bins do not count. Half instantaneous frequency, half group delay, averaged over the resolutions: 0 when the derivatives
+    /// agree, up to 2. Where the analysis resolves the harmonics, turning a harmonic by a constant angle (the absolute phase, which
+    /// a mel cannot tell) changes neither derivative, while a pitch 3 % off changes both; unlike a distance between the complex
+    /// spectra, it asks an estimate for the phase's motion, not for the phase. Returns [B].
+    /// </summary>
+    public static Tensor PhaseDerivativeError(Tensor reference, Tensor test)
+    {
+        using var scope = NewDisposeScope();
+        var total = zeros(reference.shape[0], device: reference.device);
+        foreach (var (nFft, winLen, hop) in Resolutions)
+        {
+            var w = hann_window(winLen, periodic: true, device: reference.device);
+            Tensor Stft(Tensor x) => stft(x, nFft, hop, winLen, w, center: true, pad_mode: PaddingModes.Reflect, normalized: false,
+                onesided: true, return_complex: true);
+            var a = Stft(reference); var b = Stft(test);   // [B, bins, frames]
+            foreach (int dim in new[] { 2, 1 })            // along time (instantaneous frequency), along frequency (group delay)
+            {
+                long n = a.shape[dim];
+                Tensor Step(Tensor x) => x.narrow(dim, 1, n - 1) * x.narrow(dim, 0, n - 1).conj();
+                var pa = Step(a); var pb = Step(b);
+                var weight = pa.abs().sqrt();
+                var ua = pa / (pa.abs() + 1e-6); var ub = pb / (pb.abs() + 1e-6);
+                var distance = (ua - ub).abs();
+                total = total + (weight * distance).sum([1, 2]) / weight.sum([1, 2]).clamp_min(1e-12) / 2;
+            }
+        }
+        return (total / Resolutions.Length).MoveToOuterDisposeScope();
+    }
+
     /// <summary>Mean |a − b| of two log-mels [n_mels, frames] over the frames both have (the preset's own log units).</summary>
     public static double LogMelL1(Tensor a, Tensor b)
     {

@@ -309,17 +309,24 @@ static class VocoderCommands
                 string.Join("; ", EvaluationSetting.Standard(new SynthesisOptions()).Select(s => $"{s.Name} ({s.Description})")),
             DefaultValueFactory = _ => "griffin-lim,shipped,plain,raw",
         };
+        var renders = new Option<string?>("--renders") { Description = "Also write every clip and its renders here as WAV files (SPEAKER-CLIP.SETTING.wav)" };
         var flags = new RenderFlags();
         var cmd = new Command("eval", "Score a voice per speaker against Griffin-Lim: spectra (log-mel L1, SC, MR-STFT, MCD) and pitch " +
             "(V/UV F1, F0 RMSE in cents, periodicity RMSE)")
-            { voice, data, heldOut, clips, seconds, steps, seed, device, output, settings };
+            { voice, data, heldOut, clips, seconds, steps, seed, device, output, settings, renders };
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
         {
             using var vocoder = LoadVocoder(pr.GetValue(voice)!, pr.GetValue(device)!, precision: flags.Precision(pr));
             var how = flags.Options(pr, vocoder, pr.GetValue(steps), pr.GetValue(seed));
+            string? rendersDir = pr.GetValue(renders);
+            if (rendersDir is not null) Directory.CreateDirectory(rendersDir);
+            void Write(string speaker, string clip, string setting, float[] audio) =>
+                Wav.Write(Path.Combine(rendersDir!, FileNamePart($"{(speaker.Length > 0 ? speaker : "corpus")}-{clip}.{setting}") + ".wav"), audio,
+                    vocoder.SampleRate);
             var rows = VoiceEvaluation.Run(vocoder, pr.GetValue(data)!, EvaluationSetting.Select(how, pr.GetValue(settings)!),
-                pr.GetValue(clips), pr.GetValue(seconds), pr.GetValue(heldOut), line => Console.Error.WriteLine(line));
+                pr.GetValue(clips), pr.GetValue(seconds), pr.GetValue(heldOut), line => Console.Error.WriteLine(Text.Escape(line, 2000)),
+                rendered: rendersDir is null ? null : Write);
             var lines = new List<string> { "speaker\tsetting\tclips\tlogmel_l1\tsc\tlogmag\tmrstft\tmcd\tvuv_f1\tf0_cents\tperiodicity" };
             lines.AddRange(rows.Select(r => string.Join('\t', r.Speaker, r.Setting, r.Clips, F(r.LogMelL1), F(r.SpectralConvergence), F(r.LogMagnitude),
                 F(r.MrStft), F(r.Mcd), F(r.VoicingF1), r.F0RmseCents.ToString("F1", CultureInfo.InvariantCulture), F(r.PeriodicityRmse))));
@@ -332,6 +339,9 @@ static class VocoderCommands
         return cmd;
 
         static string F(double x) => x.ToString("F4", CultureInfo.InvariantCulture);
+        // Speaker and clip names are folder and file names already; anything that could leave the folder becomes '_'.
+        static string FileNamePart(string s) =>
+            string.Concat(s.Select(c => char.IsControl(c) || c is '/' or '\\' || Path.GetInvalidFileNameChars().Contains(c) ? '_' : c));
     }
 
     /// <summary><c>wavegrad corpus pack</c>: a corpus with Opus-compressed audio, for the GPU machine's small upload.</summary>
@@ -413,6 +423,10 @@ static class VocoderCommands
         var prior = new Option<string>("--prior") { Description = "Noise prior: standard or priorgrad", DefaultValueFactory = _ => "standard" }
             .AcceptOnlyFromAmong("standard", "priorgrad");
         var stftLoss = new Option<double>("--stft-loss") { Description = "Weight of the multi-resolution STFT loss on the one-step x0 estimate (0: off)" };
+        var phaseLoss = new Option<double>("--phase-loss")
+        {
+            Description = "Weight of the phase-derivative loss (instantaneous frequency and group delay) on the one-step x0 estimate (0: off)",
+        };
         var binGains = new Option<bool>("--bin-gains") { Description = "stft: also learn a gain per STFT bin on the noisy input (a Wiener-like mask)" };
         var wienerGains = new Option<bool>("--wiener-gains")
         {
@@ -437,7 +451,7 @@ static class VocoderCommands
         var seed = Cli.Seed(); var device = Cli.Device();
         var vocoder = new Command("vocoder", "Train a diffusion vocoder (WaveGrad or the frame-rate STFT denoiser) on a folder of WAVs")
             {
-                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, binGains, wienerGains, phasePrior, blocks,
+                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, phaseLoss, binGains, wienerGains, phasePrior, blocks,
                 trainLevels, lowNoiseShare, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
             };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
@@ -461,6 +475,7 @@ static class VocoderCommands
                 Dilations = pr.GetValue(dil) == "lmnt" ? DilationOrder.Lmnt : DilationOrder.Paper, NoiseScale = pr.GetValue(scale),
                 MaxFiles = pr.GetValue(maxFiles),
                 MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom), Prior = pr.GetValue(prior)!, StftLossWeight = pr.GetValue(stftLoss),
+                PhaseLossWeight = pr.GetValue(phaseLoss),
                 BinGains = pr.GetValue(binGains), WienerGains = pr.GetValue(wienerGains), PhasePrior = pr.GetValue(phasePrior), Blocks = pr.GetValue(blocks),
                 TrainLevels = pr.GetValue(trainLevels), LowNoiseShare = pr.GetValue(lowNoiseShare),
             }, ct);

@@ -171,6 +171,9 @@ public sealed record VocoderTrainingOptions
     /// <summary>Weight of the auxiliary multi-resolution STFT loss on the network's one-step estimate of the clean
     /// waveform (0: off; see <see cref="DiffusionVocoderObjective"/>).</summary>
     public double StftLossWeight { get; init; }
+    /// <summary>Weight of the auxiliary phase-derivative loss on the same estimate (<see cref="Metrics.PhaseDerivativeError"/>: its
+    /// instantaneous frequency and group delay against the clean crop's; 0: off; see <see cref="DiffusionVocoderObjective"/>).</summary>
+    public double PhaseLossWeight { get; init; }
     /// <summary>Largest EMA decay.</summary>
     public double EmaDecay { get; init; } = 0.9999;
     /// <summary>Checkpoint interval in steps (and always at exit).</summary>
@@ -249,7 +252,7 @@ public sealed record VocoderTrainingOptions
 /// </summary>
 public sealed class DiffusionVocoderObjective(TrainableNetwork network, Prediction predicts, VocoderDataset data, MelConfig mel, NoisePrior prior,
     int batch, int cropFrames, LossNorm norm, double stftWeight, Device device, bool bf16, IReadOnlyList<double>? levels = null,
-    double lowNoiseShare = 0) : ITrainingObjective
+    double lowNoiseShare = 0, double phaseWeight = 0) : ITrainingObjective
 {
     /// <summary>The training schedule's steps from which <see cref="VocoderTrainingOptions.LowNoiseShare"/> draws: its first third,
     /// where √ᾱ stays above 0.76 (σ up to 0.86).</summary>
@@ -295,17 +298,28 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
         if (predicts == Prediction.X0)
         {
             var regression = Losses.PreconditionedX0(pred, clean, l, network.SigmaData ?? 1, norm);
-            if (stftWeight <= 0) return regression;
-            var (sc0, lm0) = Metrics.MultiResolutionStft(clean, pred);
-            return regression + stftWeight * (sc0 + lm0).mean();
+            return regression + Auxiliary(clean, pred, null);
         }
         var loss = std is null
             ? Losses.Regression(pred, noise.to(device), norm)
             : Losses.Regression(pred / std.to(device), z.to(device), norm);
-        if (stftWeight <= 0) return loss;
+        if (stftWeight <= 0 && phaseWeight <= 0) return loss;
         var x0 = Parameterisation.X0FromEpsilon(noisy.to(device), pred, l, (1 - l * l).sqrt());
-        var (sc, lm) = Metrics.MultiResolutionStft(clean, x0);
-        return loss + stftWeight * (levels.to(device) * levels.to(device) * (sc + lm)).mean();
+        return loss + Auxiliary(clean, x0, levels.to(device) * levels.to(device));
+    }
+
+    /// <summary>The weighted MR-STFT and phase-derivative terms on an estimate x̂₀ [B, T], each example's weighted by
+    /// <paramref name="fade"/> [B] where given; 0 when both weights are.</summary>
+    Tensor Auxiliary(Tensor clean, Tensor x0, Tensor? fade)
+    {
+        var terms = zeros(clean.shape[0], device: clean.device);
+        if (stftWeight > 0)
+        {
+            var (sc, lm) = Metrics.MultiResolutionStft(clean, x0);
+            terms = terms + stftWeight * (sc + lm);
+        }
+        if (phaseWeight > 0) terms = terms + phaseWeight * Metrics.PhaseDerivativeError(clean, x0);
+        return (fade is null ? terms : fade * terms).mean();
     }
 }
 
@@ -322,6 +336,7 @@ public static class VocoderTrainer
     {
         if (o.BatchSize < 1 || o.CropFrames < 1) throw WaveGradException.About("BatchSize and CropFrames must be at least 1", "BatchSize", "CropFrames");
         if (!(o.StftLossWeight >= 0)) throw WaveGradException.About($"StftLossWeight {o.StftLossWeight}: must be 0 or more", "StftLossWeight");
+        if (!(o.PhaseLossWeight >= 0)) throw WaveGradException.About($"PhaseLossWeight {o.PhaseLossWeight}: must be 0 or more", "PhaseLossWeight");
         var mel = MelConfig.Preset(o.Preset);
         var kind = VocoderArchitectures.Get(o.Architecture, "Architecture") as IDiffusionVocoderArchitecture
             ?? throw WaveGradException.About($"Architecture '{Text.Escape(o.Architecture, 40)}': not a diffusion vocoder the trainer knows", "Architecture");
@@ -385,13 +400,14 @@ public static class VocoderTrainer
         // Each only when set, so older checkpoints resume as they were.
         if (o.TrainLevels > 0) recipe["train_levels"] = o.TrainLevels;
         if (o.LowNoiseShare > 0) recipe["low_noise_share"] = o.LowNoiseShare;
+        if (o.PhaseLossWeight > 0) recipe["phase_loss_weight"] = o.PhaseLossWeight;
         var network = new JsonObject { [kind.Name] = net.Card.DeepClone(), ["preset"] = mel.Name, ["recipe"] = recipe };
         string name = o.VoiceName ?? Path.GetFileName(Path.GetFullPath(o.OutputDir).TrimEnd('/'));
         // One sampler is the source of both: the levels a --train-levels run trains on are those its validation renders visit.
         var validation = ValidationSampler(o);
         var trainLevels = o.TrainLevels > 0 ? validation.Levels.Select(l => l.SignalScale).ToList() : null;
         var objective = new DiffusionVocoderObjective(net, kind.Predicts, data, mel, prior, o.BatchSize, o.CropFrames, o.Loss, o.StftLossWeight, o.Device,
-            o.Bf16, trainLevels, o.LowNoiseShare);
+            o.Bf16, trainLevels, o.LowNoiseShare, o.PhaseLossWeight);
         return Trainer.Run(net.Network, objective, new TrainerOptions
         {
             RunDir = o.OutputDir, Network = network, Steps = o.Steps, LearningRate = o.LearningRate, GradClip = o.GradClip, EmaDecay = o.EmaDecay,
@@ -402,7 +418,7 @@ public static class VocoderTrainer
             SaveBundle = snap => SaveVoice(o, kind, name, mel, net.Card, prior, recipe, data, snap, cpuMinutesBefore),
         }, $"network: {kind.Name}, {net.Parameters:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}" +
            $"{(o.Bf16 ? " bf16" : "")}, batch {o.BatchSize}×{o.CropFrames} frames, prior {prior.Kind}" +
-           $"{(o.StftLossWeight > 0 ? $", STFT loss ×{o.StftLossWeight}" : "")}", ct);
+           $"{(o.StftLossWeight > 0 ? $", STFT loss ×{o.StftLossWeight}" : "")}{(o.PhaseLossWeight > 0 ? $", phase loss ×{o.PhaseLossWeight}" : "")}", ct);
     }
 
     /// <summary>PriorGrad's reference level: the 99th percentile of the training frames' loudness (<see cref="NoisePrior.FrameLevel"/>).</summary>

@@ -68,9 +68,12 @@ public sealed record EvaluationRow(string Speaker, string Setting, int Clips, do
 /// </summary>
 public static class VoiceEvaluation
 {
-    /// <summary>Renders and scores; clips are cut to <paramref name="maxSeconds"/>. <paramref name="progress"/> hears one line per clip.</summary>
+    /// <summary>Renders and scores; clips are cut to <paramref name="maxSeconds"/>. <paramref name="progress"/> hears one line per clip;
+    /// <paramref name="rendered"/> gets each clip's audio as (speaker, clip, setting, samples): the reference as setting "reference",
+    /// then each setting's render, as it was scored.</summary>
     public static IReadOnlyList<EvaluationRow> Run(Vocoder vocoder, string dataDir, IReadOnlyList<EvaluationSetting> settings, int clipsPerSpeaker = 3,
-        double maxSeconds = 4, bool heldOut = false, Action<string>? progress = null, CancellationToken ct = default)
+        double maxSeconds = 4, bool heldOut = false, Action<string>? progress = null, CancellationToken ct = default,
+        Action<string, string, string, float[]>? rendered = null)
     {
         if (clipsPerSpeaker < 1 || !(maxSeconds > 0)) throw WaveGradException.About("ClipsPerSpeaker must be at least 1 and MaxSeconds " +
             "positive", "ClipsPerSpeaker", "MaxSeconds");
@@ -91,9 +94,11 @@ public static class VoiceEvaluation
                 long frames = Math.Min(clip.Frames, maxFrames);
                 var m = clip.Mel[.., ..(int)frames];
                 var reference = clip.Audio[..(int)(frames * mel.Hop)].data<float>().ToArray();
+                rendered?.Invoke(speaker.Key, clip.Name, "reference", reference);
                 foreach (var s in settings)
                 {
                     var audio = s.Options is null ? s.Baseline!(m, reference, mel) : vocoder.Synthesize(m, s.Options, ct);
+                    rendered?.Invoke(speaker.Key, clip.Name, s.Name, audio);
                     scores[s.Name].Add(Metrics.Compute(reference, audio, mel.SampleRate, mel));
                 }
                 progress?.Invoke($"{speaker.Key} {clip.Name}: " + string.Join(", ", settings.Select(s => $"{s.Name} SC " +

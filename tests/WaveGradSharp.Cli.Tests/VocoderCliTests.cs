@@ -263,6 +263,18 @@ public class VocoderCliTests
             var v = CliRunner.Run("vocode", Fixture("mel-hifigan-22k-chirp-22k.npy"), "-o", wav, "--voice", run, "--weights", "raw", "--steps", "3");
             Assert.True(v.ExitCode == 0, v.Stderr);
             Assert.True(File.Exists(wav));
+            // voice eval writes what it scored: each clip and each row's render of it, as long as the clip.
+            var renders = Path.Combine(dir.FullName, "renders");
+            var e = CliRunner.Run("voice", "eval", "--voice", run, "--data", data, "--held-out", "--clips", "1", "--seconds", "1", "--settings",
+                "griffin-lim,raw", "--steps", "3", "--renders", renders);
+            Assert.True(e.ExitCode == 0, e.Stderr);
+            var written = Directory.GetFiles(renders).Select(f => Path.GetFileName(f)!).Order().ToArray();
+            Assert.Equal(["data-a.griffin-lim.wav", "data-a.raw.wav", "data-a.reference.wav"], written);   // the speaker is the folder
+            int clip = Audio.Wav.Read(Fixture("clip-word-22k.wav"), out _).Length / 256 * 256;   // shorter than a second: whole frames
+            Assert.All(Directory.GetFiles(renders), f => Assert.Equal(clip, Audio.Wav.Read(f, out _).Length));
+            var negative = CliRunner.Run("train", "vocoder", "--data", data, "-o", Path.Combine(dir.FullName, "neg"), "--phase-loss", "-1");
+            Assert.Equal(2, negative.ExitCode);
+            Assert.Contains("--phase-loss", negative.Stderr);
         }
         finally { dir.Delete(true); }
     }

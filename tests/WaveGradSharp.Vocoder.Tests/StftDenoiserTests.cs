@@ -343,10 +343,12 @@ public class StftDenoiserTests
         {
             DataDir = data, OutputDir = tmp["run"], Architecture = "stft", Size = "tiny", Steps = 60, BatchSize = 4, CropFrames = 16,
             LearningRate = 5e-3, StftLossWeight = 0, ValidateEvery = 0, CheckpointEvery = 1000, LogEvery = 1000, Log = TextWriter.Null,
-            OnStep = (_, l) => losses.Add(l), PhasePrior = phasePrior,
+            OnStep = (_, l) => losses.Add(l), PhasePrior = phasePrior, PhaseLossWeight = phasePrior ? 0.5 : 0,   // the phase loss on one of the two
         };
         VocoderTrainer.Run(o);
         Assert.Equal(60, losses.Count);
+        var recipe = Voice.Load(tmp["run"]).Card["training"]!["recipe"]!;
+        Assert.Equal(phasePrior ? 0.5 : null, recipe["phase_loss_weight"]?.GetValue<double>());
         double first = losses.Take(10).Average(), last = losses.TakeLast(10).Average();
         Assert.True(last < 0.85 * first, $"loss {first:F3} → {last:F3}");
         // The kind is part of the checkpoint: resuming it as another kind is refused.
