@@ -101,7 +101,7 @@ public static class AudioFiles
         double M(Func<AudioMetrics, double> f) => rows.Average(r => f(r.Metrics));
         var snrs = rows.Select(r => r.Metrics.Snr).Where(double.IsFinite).ToList();
         var pitch = new PitchScores(M(m => m.Pitch.VoicingF1), MeanOfFinite(rows.Select(r => r.Metrics.Pitch.F0RmseCents)), M(m => m.Pitch.PeriodicityRmse),
-            rows.Sum(r => r.Metrics.Pitch.BothVoicedFrames));
+            rows.Sum(r => r.Metrics.Pitch.BothVoicedFrames), MeanOfFinite(rows.Select(r => r.Metrics.Pitch.VoicedPeriodicityRmse)));
         return new AudioMetrics(M(m => m.LogMelL1), M(m => m.SpectralConvergence), M(m => m.LogMagnitude), M(m => m.MrStft), M(m => m.Mcd),
             snrs.Count > 0 ? snrs.Average() : double.PositiveInfinity, rows.Sum(r => r.Metrics.Samples), pitch);
     }

@@ -15,7 +15,10 @@ public sealed record PitchTrack(double[] F0, double[] Periodicity, bool[] Voiced
 /// that voices nothing has no pitch to score, which is not a perfect one).</param>
 /// <param name="PeriodicityRmse">RMS difference of the periodicities over every frame.</param>
 /// <param name="BothVoicedFrames">Frames voiced in both, over which the F0 error is taken.</param>
-public sealed record PitchScores(double VoicingF1, double F0RmseCents, double PeriodicityRmse, int BothVoicedFrames);
+/// <param name="VoicedPeriodicityRmse">The periodicity RMS difference over the frames the reference voices (NaN when it voices none).
+/// Over every frame, unvoiced and quiet ones weigh as much as speech: there YIN's periodicity of noise varies from frame to frame,
+/// so two renders of the same noise differ by chance, and a render scores well only by repeating the reference's very waveform.</param>
+public sealed record PitchScores(double VoicingF1, double F0RmseCents, double PeriodicityRmse, int BothVoicedFrames, double VoicedPeriodicityRmse);
 
 /// <summary>
 /// A YIN pitch tracker (de Cheveigné and Kawahara 2002): per frame the cumulative-mean-normalised difference function
@@ -115,8 +118,8 @@ public static class Pitch
     public static PitchScores Compare(PitchTrack reference, PitchTrack test)
     {
         int n = Math.Min(reference.F0.Length, test.F0.Length);
-        int tp = 0, fp = 0, fn = 0, both = 0;
-        double cents2 = 0, per2 = 0;
+        int tp = 0, fp = 0, fn = 0, both = 0, referenceVoiced = 0;
+        double cents2 = 0, per2 = 0, voicedPer2 = 0;
         for (int k = 0; k < n; k++)
         {
             bool r = reference.Voiced[k], t = test.Voiced[k];
@@ -130,8 +133,10 @@ public static class Pitch
             else if (r) fn++;
             double dp = reference.Periodicity[k] - test.Periodicity[k];
             per2 += dp * dp;
+            if (r) { referenceVoiced++; voicedPer2 += dp * dp; }
         }
         double f1 = tp + fp + fn == 0 ? 1 : 2.0 * tp / (2.0 * tp + fp + fn);
-        return new PitchScores(f1, both == 0 ? double.NaN : Math.Sqrt(cents2 / both), n == 0 ? 0 : Math.Sqrt(per2 / n), both);
+        return new PitchScores(f1, both == 0 ? double.NaN : Math.Sqrt(cents2 / both), n == 0 ? 0 : Math.Sqrt(per2 / n), both,
+            referenceVoiced == 0 ? double.NaN : Math.Sqrt(voicedPer2 / referenceVoiced));
     }
 }

@@ -100,14 +100,14 @@ static class AudioCommands
             var cfg = name is null ? null : MelConfig.Preset(name);
             var (rows, unmatched) = AudioFiles.Evaluate(pr.GetValue(reference)!, pr.GetValue(test)!, cfg);
             int w = Math.Max(8, rows.Max(r => r.Name.Length));
-            string[] columns = ["SC", "logmag", "MR-STFT", "MCD dB", "SNR dB", "V/UV F1", "F0 cents", "period.", "seconds"];
+            string[] columns = ["SC", "logmag", "MR-STFT", "MCD dB", "SNR dB", "V/UV F1", "F0 cents", "period.", "voiced", "seconds"];
             Console.WriteLine($"{"file".PadRight(w)} {"logmel-L1",10} {string.Join(' ', columns.Select(c => c.PadLeft(8)))}");
             string refPath = pr.GetValue(reference)!;
             int sr = cfg?.SampleRate ?? Wav.Probe(Directory.Exists(refPath) ? Path.Combine(refPath, rows[0].Name) : refPath).SampleRate;
             void Row(string label, AudioMetrics m) =>
                 Console.WriteLine($"{label.PadRight(w)} {F(m.LogMelL1),10} {F(m.SpectralConvergence),8} {F(m.LogMagnitude),8} {F(m.MrStft),8} " +
                     $"{F(m.Mcd, "F3"),8} {F(m.Snr, "F2"),8} {F(m.Pitch.VoicingF1, "F3"),8} {F(m.Pitch.F0RmseCents, "F1"),8} " +
-                    $"{F(m.Pitch.PeriodicityRmse, "F3"),8} {F((double)m.Samples / sr, "F2"),8}");
+                    $"{F(m.Pitch.PeriodicityRmse, "F3"),8} {F(m.Pitch.VoicedPeriodicityRmse, "F3"),8} {F((double)m.Samples / sr, "F2"),8}");
             foreach (var r in rows) Row(r.Name, r.Metrics);
             if (rows.Count > 1) Row($"mean ({rows.Count})", AudioFiles.Mean(rows));
             if (unmatched.Count > 0) Console.WriteLine($"{unmatched.Count} file(s) without a partner, not scored: " +

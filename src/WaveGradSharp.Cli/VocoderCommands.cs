@@ -312,7 +312,7 @@ static class VocoderCommands
         var renders = new Option<string?>("--renders") { Description = "Also write every clip and its renders here as WAV files (SPEAKER-CLIP.SETTING.wav)" };
         var flags = new RenderFlags();
         var cmd = new Command("eval", "Score a voice per speaker against Griffin-Lim: spectra (log-mel L1, SC, MR-STFT, MCD) and pitch " +
-            "(V/UV F1, F0 RMSE in cents, periodicity RMSE)")
+            "(V/UV F1, F0 RMSE in cents, periodicity RMSE over every frame and over the reference's voiced frames)")
             { voice, data, heldOut, clips, seconds, steps, seed, device, output, settings, renders };
         flags.AddTo(cmd);
         cmd.SetAction(pr => Cli.Run(pr, () =>
@@ -327,9 +327,13 @@ static class VocoderCommands
             var rows = VoiceEvaluation.Run(vocoder, pr.GetValue(data)!, EvaluationSetting.Select(how, pr.GetValue(settings)!),
                 pr.GetValue(clips), pr.GetValue(seconds), pr.GetValue(heldOut), line => Console.Error.WriteLine(Text.Escape(line, 2000)),
                 rendered: rendersDir is null ? null : Write);
-            var lines = new List<string> { "speaker\tsetting\tclips\tlogmel_l1\tsc\tlogmag\tmrstft\tmcd\tvuv_f1\tf0_cents\tperiodicity" };
+            var lines = new List<string>
+            {
+                "speaker\tsetting\tclips\tlogmel_l1\tsc\tlogmag\tmrstft\tmcd\tvuv_f1\tf0_cents\tperiodicity\tperiodicity_voiced",
+            };
             lines.AddRange(rows.Select(r => string.Join('\t', r.Speaker, r.Setting, r.Clips, F(r.LogMelL1), F(r.SpectralConvergence), F(r.LogMagnitude),
-                F(r.MrStft), F(r.Mcd), F(r.VoicingF1), r.F0RmseCents.ToString("F1", CultureInfo.InvariantCulture), F(r.PeriodicityRmse))));
+                F(r.MrStft), F(r.Mcd), F(r.VoicingF1), r.F0RmseCents.ToString("F1", CultureInfo.InvariantCulture), F(r.PeriodicityRmse),
+                F(r.VoicedPeriodicityRmse))));
             Console.WriteLine($"voice {vocoder.Voice.Name}, shipped and noise rows: {DescribeSteps(how)}, " +
                 $"{(pr.GetValue(heldOut) ? "held-out speakers" : "validation clips")}");
             foreach (var l in lines) Console.WriteLine(string.Join("  ", l.Split('\t').Select((c, i) => i < 2 ? c.PadRight(14) : c.PadLeft(9))));

@@ -59,7 +59,7 @@ public sealed record EvaluationSetting(string Name, string Description, Synthesi
 
 /// <summary>The mean scores of one speaker (or of all, "mean") under one setting: spectra, then pitch (<see cref="PitchScores"/>).</summary>
 public sealed record EvaluationRow(string Speaker, string Setting, int Clips, double LogMelL1, double SpectralConvergence,
-    double LogMagnitude, double MrStft, double Mcd, double VoicingF1, double F0RmseCents, double PeriodicityRmse);
+    double LogMagnitude, double MrStft, double Mcd, double VoicingF1, double F0RmseCents, double PeriodicityRmse, double VoicedPeriodicityRmse);
 
 /// <summary>
 /// Scores a voice per speaker on clips it resynthesises from their own mels, against the clips: for a folder of speaker
@@ -111,7 +111,8 @@ public static class VoiceEvaluation
             var per = rows.Where(r => r.Setting == s.Name).ToList();
             rows.Add(new EvaluationRow("mean", s.Name, per.Sum(r => r.Clips), per.Average(r => r.LogMelL1), per.Average(r => r.SpectralConvergence),
                 per.Average(r => r.LogMagnitude), per.Average(r => r.MrStft), per.Average(r => r.Mcd), per.Average(r => r.VoicingF1),
-                AudioFiles.MeanOfFinite(per.Select(r => r.F0RmseCents)), per.Average(r => r.PeriodicityRmse)));
+                AudioFiles.MeanOfFinite(per.Select(r => r.F0RmseCents)), per.Average(r => r.PeriodicityRmse),
+                AudioFiles.MeanOfFinite(per.Select(r => r.VoicedPeriodicityRmse))));
         }
         return rows;
     }
@@ -119,5 +120,5 @@ public static class VoiceEvaluation
     static EvaluationRow Mean(string speaker, string setting, List<AudioMetrics> m) =>
         new(speaker, setting, m.Count, m.Average(x => x.LogMelL1), m.Average(x => x.SpectralConvergence), m.Average(x => x.LogMagnitude),
             m.Average(x => x.MrStft), m.Average(x => x.Mcd), m.Average(x => x.Pitch.VoicingF1), AudioFiles.MeanOfFinite(m.Select(x => x.Pitch.F0RmseCents)),
-            m.Average(x => x.Pitch.PeriodicityRmse));
+            m.Average(x => x.Pitch.PeriodicityRmse), AudioFiles.MeanOfFinite(m.Select(x => x.Pitch.VoicedPeriodicityRmse)));
 }

@@ -56,6 +56,26 @@ public class PitchTests
         Assert.Equal(1.0, s.VoicingF1);
         Assert.Equal(0.0, s.F0RmseCents, 6);
         Assert.Equal(0.0, s.PeriodicityRmse, 6);
+        Assert.Equal(0.0, s.VoicedPeriodicityRmse, 6);
+    }
+
+    [Fact]
+    public void VoicedPeriodicityLeavesOutTheNoise()
+    {
+        // The same tone, then two different draws of the same low-passed noise (a room's rumble): over every frame the noise frames
+        // differ by chance, over the reference's voiced frames nothing does.
+        static float[] Rumble(int seed)
+        {
+            var x = Noise(0.5, seed);
+            for (int i = 1; i < x.Length; i++) x[i] = 0.97f * x[i - 1] + 0.03f * x[i];
+            return x;
+        }
+        var a = Tone(200, 0.5).Concat(Rumble(1)).ToArray();
+        var b = Tone(200, 0.5).Concat(Rumble(2)).ToArray();
+        var s = Pitch.Compare(a, b, Rate);
+        Assert.True(s.PeriodicityRmse > 0.05, $"periodicity RMSE {s.PeriodicityRmse:F3}");
+        Assert.True(s.VoicedPeriodicityRmse < 0.01, $"voiced periodicity RMSE {s.VoicedPeriodicityRmse:F3}");
+        Assert.True(double.IsNaN(Pitch.Compare(Noise(0.5), Noise(0.5, seed: 2), Rate).VoicedPeriodicityRmse));   // nothing voiced
     }
 
     [Fact]
@@ -75,6 +95,7 @@ public class PitchTests
         var s = Pitch.Compare(a, b, Rate);
         Assert.True(s.VoicingF1 < 0.15, $"F1 {s.VoicingF1:F3}");
         Assert.True(s.PeriodicityRmse > 0.4, $"periodicity RMSE {s.PeriodicityRmse:F3}");
+        Assert.True(s.VoicedPeriodicityRmse > 0.4, $"voiced periodicity RMSE {s.VoicedPeriodicityRmse:F3}");
         var same = Pitch.Compare(a, a, Rate);
         Assert.Equal(1.0, same.VoicingF1);
         // A test that voices nothing has no F0 error to report: NaN, not a perfect 0, and means skip it.
