@@ -411,11 +411,12 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
     public static bool IsBlockOutputScale(string name) =>
         name.StartsWith("blocks.", StringComparison.Ordinal) && name.EndsWith(".scale", StringComparison.Ordinal);
 
-    /// <summary>A voice's network with its weights, on the CPU, in eval mode.</summary>
-    public static StftDenoiser Load(Voice voice, IReadOnlyDictionary<string, Tensor> weights)
+    /// <summary>A voice's network with its weights, on the CPU, in eval mode; <paramref name="weights"/> is called once the network
+    /// is built (see <see cref="IVocoderArchitecture.Create"/>).</summary>
+    public static StftDenoiser Load(Voice voice, Func<IReadOnlyDictionary<string, Tensor>> weights)
     {
         var net = new StftDenoiser(StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath), mel: voice.Mel);
-        TensorFiles.LoadInto(net, weights, voice.WeightsPath);
+        TensorFiles.LoadInto(net, weights(), voice.WeightsPath);
         net.eval();
         return net;
     }
@@ -480,7 +481,7 @@ sealed class StftArchitecture : IDiffusionVocoderArchitecture
 
     public void Validate(Voice voice) => StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath);
 
-    public IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device, ScalarType dtype)
+    public IVocoderModel Create(Voice voice, Func<IReadOnlyDictionary<string, Tensor>> weights, Device device, ScalarType dtype)
     {
         var net = StftDenoiser.Load(voice, weights);
         if (device.type != DeviceType.CPU) net.to(device);

@@ -50,8 +50,10 @@ public interface IVocoderArchitecture
     /// architecture supports, before any weights are read or memory allocated; throws naming the file.</summary>
     void Validate(Voice voice);
 
-    /// <summary>The model with the given weights on a device, computing in <paramref name="dtype"/> (float32 or bfloat16).</summary>
-    IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device, ScalarType dtype);
+    /// <summary>The model with the voice's weights on a device, computing in <paramref name="dtype"/> (float32 or bfloat16).
+    /// <paramref name="weights"/> gives them when called: they are read on another thread meanwhile, so a network built before
+    /// it is called is built while the file is read.</summary>
+    IVocoderModel Create(Voice voice, Func<IReadOnlyDictionary<string, Tensor>> weights, Device device, ScalarType dtype);
 
     /// <summary>Multiply-adds of one network evaluation per output sample, as the network is written (what <c>wavegrad bench</c>
     /// sets against the machine's matmul peak); NaN when unknown.</summary>
@@ -131,7 +133,17 @@ public static class VocoderArchitectures
         using var scope = NewDisposeScope();
         var d = device ?? CPU;
         var architecture = Get(voice.Architecture, voice.Bundle.ManifestPath);
-        return architecture.Create(voice, voice.Bundle.LoadWeights(weightsFile), d, dtype ?? Devices.InferenceType("auto", d));
+        var type = dtype ?? Devices.InferenceType("auto", d);
+        // The file is read on a worker while the architecture builds its network (on 2 cores the two took about as long).
+        var reading = Task.Run(() => voice.Bundle.LoadWeights(weightsFile));
+        try { return architecture.Create(voice, () => reading.GetAwaiter().GetResult(), d, type); }
+        finally
+        {
+            // Tensors made on the worker are in no dispose scope of this thread: freed here once copied into the network (the
+            // worker's own failure, when the architecture failed before asking, gives way to the architecture's).
+            try { foreach (var t in reading.GetAwaiter().GetResult().Values) t.Dispose(); }
+            catch (Exception) when (!reading.IsCompletedSuccessfully) { }
+        }
     }
 }
 
@@ -143,11 +155,11 @@ sealed class WaveGradArchitecture : IDiffusionVocoderArchitecture
 
     public void Validate(Voice voice) => WaveGradConfig.Of(voice);
 
-    public IVocoderModel Create(Voice voice, IReadOnlyDictionary<string, Tensor> weights, Device device, ScalarType dtype)
+    public IVocoderModel Create(Voice voice, Func<IReadOnlyDictionary<string, Tensor>> weights, Device device, ScalarType dtype)
     {
         if (dtype is not (ScalarType.Float32 or ScalarType.BFloat16))
             throw WaveGradException.About($"Precision {dtype}: WaveGrad runs in float32 or bfloat16", "Precision");
-        var net = WaveGradNet.Load(voice, weights);
+        var net = WaveGradNet.Load(voice, weights());
         nn.Module<Tensor, Tensor, Tensor, Tensor> model = net;
         if (device.type == DeviceType.CPU && WaveGradInference.Supports(net.Config))
         {
