@@ -246,9 +246,11 @@ public sealed record VocoderTrainingOptions
 /// the one-step estimate x̂_0 = (x_t − √(1−ᾱ)·ε̂)/√ᾱ, the weight √ᾱ² fading the term out where x̂_0 is mostly noise. An
 /// x̂₀-predicting network is scored by its x̂₀ error in units of its preconditioning's c_out, L1 or L2
 /// (<see cref="Losses.PreconditionedX0"/>), plus λ·MR-STFT(x̂_0, x_0) at every level: its x̂₀ is bounded, and the term
-/// sharpens the high-noise estimate that the first reverse step keeps. With <paramref name="levels"/>, √ᾱ is one of those levels instead
-/// (<see cref="VocoderTrainingOptions.TrainLevels"/>); with a <paramref name="lowNoiseShare"/>, that share of the crops draws it
-/// from the schedule's first <see cref="LowNoiseSteps"/> steps (<see cref="VocoderTrainingOptions.LowNoiseShare"/>).
+/// sharpens the high-noise estimate that the first reverse step keeps. A positive <paramref name="phaseWeight"/> adds, beside the
+/// MR-STFT term and weighted as it is, μ·<see cref="Metrics.PhaseDerivativeError"/>(x̂_0, x_0). With <paramref name="levels"/>,
+/// √ᾱ is one of those levels instead (<see cref="VocoderTrainingOptions.TrainLevels"/>); with a <paramref name="lowNoiseShare"/>,
+/// that share of the crops draws it from the schedule's first <see cref="LowNoiseSteps"/> steps
+/// (<see cref="VocoderTrainingOptions.LowNoiseShare"/>).
 /// </summary>
 public sealed class DiffusionVocoderObjective(TrainableNetwork network, Prediction predicts, VocoderDataset data, MelConfig mel, NoisePrior prior,
     int batch, int cropFrames, LossNorm norm, double stftWeight, Device device, bool bf16, IReadOnlyList<double>? levels = null,
