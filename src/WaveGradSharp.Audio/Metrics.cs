@@ -53,12 +53,9 @@ public static class Metrics
     {
         using var scope = NewDisposeScope();
         Tensor sc = zeros(reference.shape[0], device: reference.device), lm = zeros(reference.shape[0], device: reference.device);
-        foreach (var (nFft, winLen, hop) in Resolutions)
+        foreach (var (sa, sb) in Spectra(reference, test))
         {
-            var w = hann_window(winLen, periodic: true, device: reference.device);
-            Tensor Mag(Tensor x) => stft(x, nFft, hop, winLen, w, center: true, pad_mode: PaddingModes.Reflect, normalized: false,
-                onesided: true, return_complex: true).abs().clamp_min(MathF.Sqrt(1e-7f));
-            var a = Mag(reference); var b = Mag(test);
+            var a = sa.abs().clamp_min(MathF.Sqrt(1e-7f)); var b = sb.abs().clamp_min(MathF.Sqrt(1e-7f));
             var d = a - b;
             sc = sc + (d * d).sum([1, 2]).sqrt() / (a * a).sum([1, 2]).sqrt().clamp_min(1e-12);
             lm = lm + (a.log() - b.log()).abs().mean([1, 2]);
@@ -82,24 +79,34 @@ public static class Metrics
     {
         using var scope = NewDisposeScope();
         var total = zeros(reference.shape[0], device: reference.device);
-        foreach (var (nFft, winLen, hop) in Resolutions)
+        foreach (var (a, b) in Spectra(reference, test))
         {
-            var w = hann_window(winLen, periodic: true, device: reference.device);
-            Tensor Stft(Tensor x) => stft(x, nFft, hop, winLen, w, center: true, pad_mode: PaddingModes.Reflect, normalized: false,
-                onesided: true, return_complex: true);
-            var a = Stft(reference); var b = Stft(test);   // [B, bins, frames]
             foreach (int dim in new[] { 2, 1 })            // along time (instantaneous frequency), along frequency (group delay)
             {
                 long n = a.shape[dim];
                 Tensor Step(Tensor x) => x.narrow(dim, 1, n - 1) * x.narrow(dim, 0, n - 1).conj();
                 var pa = Step(a); var pb = Step(b);
-                var weight = pa.abs().sqrt();
-                var ua = pa / (pa.abs() + 1e-6); var ub = pb / (pb.abs() + 1e-6);
+                var ma = pa.abs();
+                var weight = ma.sqrt();
+                var ua = pa / (ma + 1e-6); var ub = pb / (pb.abs() + 1e-6);
                 var distance = (ua - ub).abs();
                 total = total + (weight * distance).sum([1, 2]) / weight.sum([1, 2]).clamp_min(1e-12) / 2;
             }
         }
         return (total / Resolutions.Length).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The complex centred STFTs [B, bins, frames] of both waveforms at each of <see cref="Resolutions"/> (Hann window,
+    /// reflected edges), for the distances above; made in the caller's dispose scope.</summary>
+    static IEnumerable<(Tensor Reference, Tensor Test)> Spectra(Tensor reference, Tensor test)
+    {
+        foreach (var (nFft, winLen, hop) in Resolutions)
+        {
+            var w = hann_window(winLen, periodic: true, device: reference.device);
+            Tensor Stft(Tensor x) => stft(x, nFft, hop, winLen, w, center: true, pad_mode: PaddingModes.Reflect, normalized: false,
+                onesided: true, return_complex: true);
+            yield return (Stft(reference), Stft(test));
+        }
     }
 
     /// <summary>Mean |a − b| of two log-mels [n_mels, frames] over the frames both have (the preset's own log units).</summary>

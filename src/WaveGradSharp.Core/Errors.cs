@@ -46,7 +46,7 @@ public static class Devices
     /// <summary>
     /// Whether this CPU multiplies bfloat16 matrices faster than float32 ones, decided from /proc/cpuinfo where its x86 flags and
     /// vendor settle it (<see cref="Bf16WinsByCpuInfo"/>), since a timing is at the mercy of whatever else runs at start-up (a TTS
-    /// frontend does) and costs a tenth of a second of <c>speak</c>'s first audio. Elsewhere it is timed once: the best of five
+    /// frontend does) and delays <c>speak</c>'s first audio. Elsewhere it is timed once: the best of five
     /// alternating [8192, 128] × [128, 128] products in each type, bf16 chosen if <see cref="Bf16Margin"/> times as fast.
     /// </summary>
     public static bool CpuBf16Wins() => cpuBf16Wins.Value;

@@ -67,8 +67,8 @@ public sealed record SpeechOptions
     /// <summary>
     /// <paramref name="synthesis"/> chunked for a listener waiting on the first sound (<c>speak --play</c>, <c>wavegrad serve</c>): a short
     /// first chunk (24 frames), one more of its length, then chunks doubling to a CPU piece's length. A chunk's cost is mostly its
-    /// context (the post-filter's reach on both sides), so halving the first chunk from 48 frames brought <c>speak</c>'s first audio
-    /// only about 0.06 s sooner; the 0.28 s it plays outlasts the next chunk's render.
+    /// context (the post-filter's reach on both sides), so a shorter first chunk saves little more; the 0.28 s this one plays
+    /// outlasts the next chunk's render.
     /// </summary>
     public static SynthesisOptions ForListening(SynthesisOptions synthesis) =>
         synthesis with { FirstChunkFrames = 24, ChunkFrames = synthesis.CpuPieceFrames };

@@ -134,7 +134,7 @@ public static class VocoderArchitectures
         var d = device ?? CPU;
         var architecture = Get(voice.Architecture, voice.Bundle.ManifestPath);
         var type = dtype ?? Devices.InferenceType("auto", d);
-        // The file is read on a worker while the architecture builds its network (on 2 cores the two took about as long).
+        // The file is read on a worker while the architecture builds its network: the two cost about the same.
         var reading = Task.Run(() => voice.Bundle.LoadWeights(weightsFile));
         try { return architecture.Create(voice, () => reading.GetAwaiter().GetResult(), d, type); }
         finally
