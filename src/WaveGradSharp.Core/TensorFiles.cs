@@ -148,6 +148,6 @@ public static class TensorFiles
             throw new WaveGradException($"{source}: weights do not match the network config ({problems.Count} difference(s): " +
                 $"{string.Join("; ", problems.Take(6))}{(problems.Count > 6 ? "; …" : "")})");
         using var _ = no_grad();
-        foreach (var (name, t) in own) t.copy_(tensors[name].to_type(t.dtype).to(t.device));
+        foreach (var (name, t) in own) t.copy_(tensors[name]);   // copy_ converts the type and moves the device itself, with no temporary
     }
 }

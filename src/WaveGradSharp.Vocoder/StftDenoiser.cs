@@ -169,7 +169,11 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
     /// <summary>A network with libtorch's default initialisation drawn from <paramref name="init"/>, its head at zero (so a fresh
     /// network's x̂₀ is the preconditioning's skip term: the posterior mean of Gaussian data). A network with a phase prior needs
     /// the voice's mel preset, whose STFT must be the network's.</summary>
-    public StftDenoiser(StftDenoiserConfig config, Generator? init = null, MelConfig? mel = null) : base("StftDenoiser")
+    public StftDenoiser(StftDenoiserConfig config, Generator? init = null, MelConfig? mel = null) : this(config, init, mel, draw: true) { }
+
+    /// <summary>As the public constructor; with <paramref name="draw"/> false the dense layers' weights are left undrawn (see
+    /// <see cref="Dense"/>), for <see cref="Load"/> to fill.</summary>
+    StftDenoiser(StftDenoiserConfig config, Generator? init, MelConfig? mel, bool draw) : base("StftDenoiser")
     {
         Config = config.Check(mel);
         if (config.PhasePrior && (mel is null || mel.NFft != config.NFft || mel.WinLength != config.NFft))
@@ -177,16 +181,16 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         this.mel = mel;
         if (init is not null) random.manual_seed((long)init.initial_seed());
         int w = config.Width;
-        input = Linear(config.InputFeatures, w);
+        input = Dense(config.InputFeatures, w, draw);
         input_norm = LayerNorm([w]);
-        embed_in = Linear(64, config.Embedding);
-        embed_out = Linear(config.Embedding, config.Embedding);
+        embed_in = Dense(64, config.Embedding, draw);
+        embed_out = Dense(config.Embedding, config.Embedding, draw);
         blocks = new ModuleList<ConvNextBlock>();
-        for (int i = 0; i < config.Blocks; i++) blocks.Add(new ConvNextBlock(w, config.Hidden, config.Embedding, 1.0 / config.Blocks));
+        for (int i = 0; i < config.Blocks; i++) blocks.Add(new ConvNextBlock(w, config.Hidden, config.Embedding, 1.0 / config.Blocks, draw));
         output_norm = LayerNorm([w]);
-        head = Linear(w, 2 * config.Bins);
-        if (config.BinGains) gains = Linear(w, config.Bins);
-        if (config.PhasePrior) prior_gains = Linear(w, 2 * config.Bins);
+        head = Dense(w, 2 * config.Bins, draw);
+        if (config.BinGains) gains = Dense(w, config.Bins, draw);
+        if (config.PhasePrior) prior_gains = Dense(w, 2 * config.Bins, draw);
         using (no_grad())
         {
             foreach (var layer in new[] { head, gains, prior_gains })
@@ -198,6 +202,14 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         windowNorm = Math.Sqrt(config.NFft * 3.0 / 8);   // √Σw² of a periodic Hann window: an STFT bin of white noise has unit variance
         RegisterComponents();
     }
+
+    /// <summary>
+    /// torch's Linear layer (weight [out, in], bias [out]: the bundle's names and shapes). With <paramref name="draw"/> false its
+    /// weights are left as allocated, for a load to overwrite: libtorch's generator draws one number at a time, and a voice's
+    /// millions of them are a noticeable part of <c>speak</c>'s wait for its first audio.
+    /// </summary>
+    static Linear Dense(long inputs, long outputs, bool draw) => draw ? Linear(inputs, outputs)
+        : Linear(new Parameter(empty(outputs, inputs).DetachFromDisposeScope()), new Parameter(empty(outputs).DetachFromDisposeScope()));
 
     /// <summary>What the network outputs.</summary>
     public static Prediction Predicts => Prediction.X0;
@@ -415,7 +427,7 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
     /// is built (see <see cref="IVocoderArchitecture.Create"/>).</summary>
     public static StftDenoiser Load(Voice voice, Func<IReadOnlyDictionary<string, Tensor>> weights)
     {
-        var net = new StftDenoiser(StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath), mel: voice.Mel);
+        var net = new StftDenoiser(StftDenoiserConfig.FromCard(voice.Network, voice.Mel, voice.Bundle.ManifestPath), null, voice.Mel, draw: false);
         TensorFiles.LoadInto(net, weights(), voice.WeightsPath);
         net.eval();
         return net;
@@ -436,16 +448,16 @@ public sealed class StftDenoiser : Module<Tensor, Tensor, Tensor, Tensor>, IMelC
         readonly Linear modulation, up, down;
         readonly Parameter scale;
 
-        public ConvNextBlock(int width, int hidden, int embedding, double layerScale) : base("ConvNextBlock")
+        public ConvNextBlock(int width, int hidden, int embedding, double layerScale, bool draw) : base("ConvNextBlock")
         {
             double bound = 1 / Math.Sqrt(Kernel);   // libtorch's default for a depthwise conv (fan-in = kernel)
             // Parameters made from tensors must leave any dispose scope the network is built in (a voice loads inside one).
             depthwise_weight = new Parameter(((rand(Kernel, width) * 2 - 1) * bound).DetachFromDisposeScope());
             depthwise_bias = new Parameter(((rand(width) * 2 - 1) * bound).DetachFromDisposeScope());
             norm = LayerNorm([width], elementwise_affine: false);
-            modulation = Linear(embedding, 2 * width);
-            up = Linear(width, hidden);
-            down = Linear(hidden, width);
+            modulation = Dense(embedding, 2 * width, draw);
+            up = Dense(width, hidden, draw);
+            down = Dense(hidden, width, draw);
             scale = new Parameter(full(width, (float)layerScale).DetachFromDisposeScope());
             using (no_grad())
             {
