@@ -24,49 +24,69 @@ public static class TensorFiles
     /// <summary>The largest safetensors header read (a few kB per thousand tensors).</summary>
     public const int MaxHeaderBytes = 16 << 20;
 
-    static readonly Dictionary<string, int> ItemSizes = new()
+    /// <summary>safetensors' dtype names: the element type each reads as, and its size in bytes.</summary>
+    static readonly Dictionary<string, (ScalarType Type, int Size)> Dtypes = new()
     {
-        ["F64"] = 8, ["F32"] = 4, ["F16"] = 2, ["BF16"] = 2, ["I64"] = 8, ["I32"] = 4, ["I16"] = 2, ["I8"] = 1, ["U8"] = 1, ["BOOL"] = 1,
+        ["F64"] = (ScalarType.Float64, 8), ["F32"] = (ScalarType.Float32, 4), ["F16"] = (ScalarType.Float16, 2),
+        ["BF16"] = (ScalarType.BFloat16, 2), ["I64"] = (ScalarType.Int64, 8), ["I32"] = (ScalarType.Int32, 4),
+        ["I16"] = (ScalarType.Int16, 2), ["I8"] = (ScalarType.Int8, 1), ["U8"] = (ScalarType.Byte, 1), ["BOOL"] = (ScalarType.Bool, 1),
     };
 
     /// <summary>
     /// Reads a safetensors file. Before any tensor is read the header is checked: its length, its JSON, every tensor's
     /// dtype and shape, and its data offsets (in bounds, the size its shape and dtype make, in order and not
     /// overlapping), so a crafted file can neither make the reader take header bytes as weights nor allocate more
-    /// than it holds. A missing or malformed file is a <see cref="WaveGradException"/> naming it.
+    /// than it holds. A missing or malformed file is a <see cref="WaveGradException"/> naming it. The checked header then
+    /// gives each tensor's place, and its bytes are read into the tensor's storage: no second parse, no copy.
     /// </summary>
     public static Dictionary<string, Tensor> Load(string path)
     {
-        using (var fs = InputFile.Open(path, "safetensors file"))
+        using var fs = InputFile.Open(path, "safetensors file");
+        long len = fs.Length;
+        if (len < 8) throw new WaveGradException($"{path}: not a safetensors file (only {len} bytes)");
+        var hdr = new byte[8];
+        fs.ReadExactly(hdr);
+        ulong n = BitConverter.ToUInt64(hdr);
+        if (n < 2 || n > (ulong)(len - 8) || n > MaxHeaderBytes)
+            throw new WaveGradException($"{path}: not a safetensors file (header length {n} does not fit the {len}-byte file)");
+        var json = new byte[n];
+        fs.ReadExactly(json);
+        List<Entry> entries;
+        try { entries = CheckHeader(json, len - 8 - (long)n, path); }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or JsonException or ArgumentException)
         {
-            long len = fs.Length;
-            if (len < 8) throw new WaveGradException($"{path}: not a safetensors file (only {len} bytes)");
-            var hdr = new byte[8];
-            fs.ReadExactly(hdr);
-            ulong n = BitConverter.ToUInt64(hdr);
-            if (n < 2 || n > (ulong)(len - 8) || n > MaxHeaderBytes)
-                throw new WaveGradException($"{path}: not a safetensors file (header length {n} does not fit the {len}-byte file)");
-            var json = new byte[n];
-            fs.ReadExactly(json);
-            try { CheckHeader(json, len - 8 - (long)n, path); }
-            catch (Exception e) when (e is InvalidOperationException or FormatException or JsonException or ArgumentException)
+            throw new WaveGradException($"{path}: corrupt safetensors header ({Text.Escape(Text.FirstLine(e.Message))})");   // e.g. invalid UTF-8 names
+        }
+        // Each tensor's bytes are read straight into its storage: safetensors is little-endian, as this machine is (checked).
+        if (!BitConverter.IsLittleEndian) throw new WaveGradException($"{path}: safetensors files are read on little-endian machines only");
+        var tensors = new Dictionary<string, Tensor>();
+        try
+        {
+            foreach (var e in entries)
             {
-                throw new WaveGradException($"{path}: corrupt safetensors header ({Text.Escape(Text.FirstLine(e.Message))})");   // e.g. invalid UTF-8 names
+                var t = empty(e.Shape, e.Type);
+                tensors[e.Name] = t;
+                fs.Position = 8 + (long)n + e.Begin;
+                fs.ReadExactly(t.bytes);
             }
         }
-        try { return Safetensors.LoadStateDict(path); }
-        catch (Exception e) when (e is not WaveGradException)
+        catch (Exception)
         {
-            throw new WaveGradException($"{path}: corrupt safetensors file ({Text.Escape(Text.FirstLine(e.Message))})", e);
+            foreach (var t in tensors.Values) t.Dispose();
+            throw;
         }
+        return tensors;
     }
 
-    static void CheckHeader(byte[] json, long dataBytes, string path)
+    /// <summary>One tensor of a safetensors header: its name, type, shape and byte range in the data section.</summary>
+    readonly record struct Entry(string Name, ScalarType Type, long[] Shape, long Begin, long End);
+
+    static List<Entry> CheckHeader(byte[] json, long dataBytes, string path)
     {
         JsonObject header;
         try { header = InputFile.ParseJsonObject(json, "header"); }
         catch (WaveGradException e) { throw new WaveGradException($"{path}: corrupt safetensors {e.Message}"); }
-        var spans = new List<(long Begin, long End, string Name)>();
+        var spans = new List<Entry>();
         foreach (var (name, node) in header)
         {
             if (name == "__metadata__") continue;
@@ -74,13 +94,17 @@ public static class TensorFiles
             if (node is not JsonObject t || t["dtype"]?.GetValueKind() != JsonValueKind.String
                 || t["shape"] is not JsonArray shape || t["data_offsets"] is not JsonArray offs || offs.Count != 2)
                 throw new WaveGradException($"{what}: needs a dtype, a shape and two data_offsets");
-            if (!ItemSizes.TryGetValue(t["dtype"]!.GetValue<string>(), out int item))
-                throw new WaveGradException($"{what}: unsupported dtype '{Text.Escape(t["dtype"]!.GetValue<string>(), 16)}'");
+            string dtype = t["dtype"]!.GetValue<string>();
+            if (!Dtypes.TryGetValue(dtype, out var type))
+                throw new WaveGradException($"{what}: unsupported dtype '{Text.Escape(dtype, 16)}'");
+            int item = type.Size;
             long count = 1;
-            foreach (var d in shape)
+            var dims = new long[shape.Count];
+            for (int k = 0; k < dims.Length; k++)
             {
-                if (d is not JsonValue v || !v.TryGetValue(out long dim) || dim < 0 || dim > int.MaxValue)
+                if (shape[k] is not JsonValue v || !v.TryGetValue(out long dim) || dim < 0 || dim > int.MaxValue)
                     throw new WaveGradException($"{what}: bad shape {Text.Escape(shape.ToJsonString(), 80)}");
+                dims[k] = dim;
                 count = dim == 0 ? 0 : count > dataBytes / dim ? dataBytes + 1 : count * dim;   // past the data: a mismatch below
             }
             long Offset(int i) => offs[i] is JsonValue v && v.TryGetValue(out long o) ? o : -1;
@@ -89,12 +113,13 @@ public static class TensorFiles
                 throw new WaveGradException($"{what}: data_offsets [{begin}, {end}] lie outside the {dataBytes}-byte data section");
             if (end - begin != count * item)
                 throw new WaveGradException($"{what}: data_offsets span {end - begin} bytes but its shape and dtype make {count * item}");
-            spans.Add((begin, end, name));
+            spans.Add(new Entry(name, type.Type, dims, begin, end));
         }
         spans.Sort((a, b) => a.Begin.CompareTo(b.Begin));
         for (int i = 1; i < spans.Count; i++)
             if (spans[i].Begin < spans[i - 1].End)
                 throw new WaveGradException($"{path}: tensors '{Text.Escape(spans[i - 1].Name, 80)}' and '{Text.Escape(spans[i].Name, 80)}' overlap");
+        return spans;
     }
 
     /// <summary>The module's parameters and buffers by name.</summary>

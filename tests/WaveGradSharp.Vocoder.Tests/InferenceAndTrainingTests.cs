@@ -108,6 +108,31 @@ public class InferenceTests
     }
 
     [Fact]
+    public void SafetensorsOfEveryTypeReadBackAsWritten()
+    {
+        using var tmp = new TempDir();
+        random.manual_seed(5);
+        var written = new Dictionary<string, Tensor>
+        {
+            ["f64"] = randn(2, 3, dtype: ScalarType.Float64), ["f32"] = randn(3, 1, 4), ["f16"] = randn(5).to_type(ScalarType.Float16),
+            ["bf16"] = randn(2, 2).to_type(ScalarType.BFloat16), ["i64"] = tensor(new long[] { long.MinValue, -1, 0, long.MaxValue }),
+            ["i32"] = tensor(new[] { int.MinValue, 7 }), ["i16"] = tensor(new short[] { -3, 300 }), ["i8"] = tensor(new sbyte[] { -128, 127 }),
+            ["u8"] = tensor(new byte[] { 0, 255, 9 }), ["bool"] = tensor(new[] { true, false, true }), ["scalar"] = tensor(2.5f),
+            ["empty"] = zeros(0, 3),
+        };
+        string path = tmp["all.safetensors"];
+        TensorFiles.Save(path, written);
+        var read = TensorFiles.Load(path);
+        Assert.Equal(written.Keys.Order(), read.Keys.Order());
+        foreach (var (name, t) in written)
+        {
+            Assert.Equal(t.dtype, read[name].dtype);
+            Assert.Equal(t.shape, read[name].shape);
+            Assert.True(t.eq(read[name]).all().item<bool>(), name);
+        }
+    }
+
+    [Fact]
     public void WritingAVoiceNeverReplacesAnUnrelatedFolder()
     {
         using var tmp = new TempDir();
