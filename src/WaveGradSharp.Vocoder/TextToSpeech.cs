@@ -76,8 +76,9 @@ public sealed record SpeechOptions
 
 /// <summary>
 /// A text's sentences on their way through the frontend, one sentence ahead of the vocoder: sentence i + 1's mel is made
-/// on a worker thread while sentence i is rendered, and the first one from the moment this starts (a caller can start
-/// it before loading the vocoder, since the frontend's speech program runs as long as loading the network takes).
+/// on a worker thread while sentence i is rendered (from <see cref="Prefetch"/>, which <see cref="TextToSpeech"/> calls once
+/// sentence i's first chunk is out), and the first one from the moment this starts (a caller can start it before loading the
+/// vocoder, since the frontend's speech program runs as long as loading the network takes).
 /// </summary>
 public sealed class SentenceMels : IDisposable
 {
@@ -118,17 +119,19 @@ public sealed class SentenceMels : IDisposable
         });
     }
 
-    /// <summary>Sentence <paramref name="i"/>'s log-mel [n_mels, frames] (waiting for it; the caller disposes it); the next
-    /// sentence's is started once it is there. The frontend's own error is rethrown as it was.</summary>
+    /// <summary>Sentence <paramref name="i"/>'s log-mel [n_mels, frames] (waiting for it; the caller disposes it). The frontend's
+    /// own error is rethrown as it was.</summary>
     public Tensor Take(int i)
     {
         Begin(i);
         var task = pending[i]!;
         pending[i] = null;
-        var mel = task.GetAwaiter().GetResult();
-        Begin(i + 1);
-        return mel;
+        return task.GetAwaiter().GetResult();
     }
+
+    /// <summary>Starts sentence <paramref name="i"/>'s mel now, if it exists and has not been started; <see cref="Take"/> starts it
+    /// otherwise.</summary>
+    public void Prefetch(int i) => Begin(i);
 
     /// <summary>Waits for mels still being made and frees them.</summary>
     public void Dispose()
@@ -200,6 +203,9 @@ public sealed class TextToSpeech(Vocoder vocoder, ITextFrontend? frontend = null
                     seconds += chunk.Length / (double)Vocoder.SampleRate;
                     o.Progress?.Report(new SpeechProgress(i, count, seconds));
                     yield return chunk;
+                    // The next sentence's speech program starts once this sentence's first chunk is out: started with the
+                    // render, it took a core from the first chunk (the render's two threads wait for each other).
+                    mels.Prefetch(i + 1);
                 }
             if (i + 1 < count && pause.Length > 0)
             {
