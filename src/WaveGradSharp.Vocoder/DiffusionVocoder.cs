@@ -36,7 +36,7 @@ public sealed record NoisePrior
     {
         if (node is null) return Standard;
         NoisePrior? p;
-        try { p = node.Deserialize<NoisePrior>(CardJson); }
+        try { p = node.Deserialize(CardJson.Default.NoisePrior); }
         catch (JsonException e) { throw new WaveGradException($"{source}: \"prior\" is malformed ({Text.FirstLine(e.Message)})"); }
         if (p is null || p.Kind is not ("standard" or "priorgrad")) throw new WaveGradException($"{source}: prior.kind must be standard or priorgrad");
         if (!(p.MinStd > 0 && p.MinStd <= 1) || !(p.ReferenceLevel > 0 && double.IsFinite(p.ReferenceLevel)))
@@ -45,9 +45,7 @@ public sealed record NoisePrior
     }
 
     /// <summary>The card's <c>prior</c> field.</summary>
-    public JsonNode ToCard() => JsonSerializer.SerializeToNode(this, CardJson)!;
-
-    static readonly JsonSerializerOptions CardJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+    public JsonNode ToCard() => JsonSerializer.SerializeToNode(this, CardJson.Default.NoisePrior)!;
 
     /// <summary>The loudness of each frame the prior follows: rms over bands of the mel's magnitude, [B, F] for log-mels [B, n_mels, F].</summary>
     public static Tensor FrameLevel(Tensor logMels, MelConfig mel)

@@ -72,9 +72,6 @@ public sealed record StftDenoiserConfig
     [System.Text.Json.Serialization.JsonIgnore]
     public int InputFeatures => 2 * Bins + NMels + (PhasePrior ? 2 * Bins + 2 * PriorBands : 0);
 
-    /// <summary>How the card writes a config.</summary>
-    public static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower, WriteIndented = true };
-
     /// <summary>The named sizes.</summary>
     public static IReadOnlyList<string> SizeNames { get; } = ["tiny", "small", "base"];
 
@@ -130,13 +127,13 @@ public sealed record StftDenoiserConfig
     public static StftDenoiserConfig FromCard(JsonObject network, MelConfig mel, string source)
     {
         StftDenoiserConfig? cfg;
-        try { cfg = network.Deserialize<StftDenoiserConfig>(JsonOptions); }
+        try { cfg = network.Deserialize(CardJson.Default.StftDenoiserConfig); }
         catch (JsonException e) { throw new WaveGradException($"{source}: malformed network ({Text.Escape(Text.FirstLine(e.Message))})"); }
         return (cfg ?? throw new WaveGradException($"{source}: no network")).Check(mel, source);
     }
 
     /// <summary>The card's <c>network</c> field.</summary>
-    public JsonNode ToCard() => JsonSerializer.SerializeToNode(this, JsonOptions)!;
+    public JsonNode ToCard() => JsonSerializer.SerializeToNode(this, CardJson.Default.StftDenoiserConfig)!;
 }
 
 /// <summary>
