@@ -131,6 +131,7 @@ static class Cli
         var (stdout, stderr) = (Console.Out, Console.Error);
         var trace = new StringWriter();
         Console.SetOut(trace); Console.SetError(trace);
+        NativeTuning.ReuseFreedMemory();   // before libtorch's initialisers fill the heap
         try
         {
             torch.InitializeDeviceType(DeviceType.CPU);

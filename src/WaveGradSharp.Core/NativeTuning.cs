@@ -71,9 +71,12 @@ public static class NativeTuning
     /// hand the heap's top back after every free (M_TRIM_THRESHOLD, 1 GiB). By default a tensor of megabytes (an audio-rate
     /// layer's activation, a piece's STFT, a training batch's gradients) is a fresh mapping, faulted in page by page when first
     /// written and unmapped when freed, and the kernel's page clearing is a sizeable share of CPU rendering and training. The
-    /// CPU <see cref="Trainer"/> loop and every CPU vocoder call it. Memory stays bounded: <see cref="NativeHeapWatch"/>
-    /// trims a long render's heap explicitly, and a training step frees what the one before it allocated. Process-wide;
-    /// skipped off Linux and where the user has set glibc's own MALLOC_* or GLIBC_TUNABLES variables.
+    /// heap also grows 64 MiB at a time (M_TOP_PAD) instead of 128 KiB: libtorch's static initialisers make hundreds of
+    /// thousands of small allocations, and growing the heap in small steps made its load measurably slower. Address space
+    /// only: a page costs memory when it is first written. The CPU <see cref="Trainer"/> loop and every CPU vocoder call it,
+    /// and the command-line tool before it loads libtorch. Memory stays bounded: <see cref="NativeHeapWatch"/> trims a long
+    /// render's heap explicitly, and a training step frees what the one before it allocated. Process-wide; skipped off Linux
+    /// and where the user has set glibc's own MALLOC_* or GLIBC_TUNABLES variables.
     /// </summary>
     public static void ReuseFreedMemory()
     {
@@ -83,9 +86,10 @@ public static class NativeTuning
             return;
         try
         {
-            const int mmapThreshold = -3, trimThreshold = -1;
+            const int mmapThreshold = -3, trimThreshold = -1, topPad = -2;
             Mallopt(mmapThreshold, 32 << 20);
             Mallopt(trimThreshold, 1 << 30);
+            Mallopt(topPad, 64 << 20);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
     }
