@@ -110,7 +110,7 @@ static class Cli
         ["BatchSize"] = "--batch", ["CropFrames"] = "--crop-frames", ["LogEvery"] = "--log-every", ["CheckpointEvery"] = "--checkpoint-every",
         ["ValidateEvery"] = "--validate-every", ["Device"] = "--device", ["PostFilterPasses"] = "--post-filter", ["Size"] = "--size",
         ["PostFilterMomentum"] = "--post-filter-momentum",
-        ["Preset"] = "--preset", ["Prior"] = "--prior", ["StftLossWeight"] = "--stft-loss", ["PhaseLossWeight"] = "--phase-loss",
+        ["Preset"] = "--preset", ["Prior"] = "--prior", ["StftLossWeight"] = "--stft-loss", ["PhaseLossWeight"] = "--phase-loss", ["CriticWeight"] = "--critic",
         ["Unconditional"] = "--unconditional", ["Count"] = "--n",
         ["Class"] = "--class", ["Classifier"] = "--classifier", ["Sampler"] = "--sampler", ["FramesFirst"] = "--frames-first",
         ["MaxMinutes"] = "--max-minutes", ["Iterations"] = "--iters", ["Momentum"] = "--momentum", ["MaxSeconds"] = "--max-seconds",

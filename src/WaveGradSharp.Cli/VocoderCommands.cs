@@ -431,6 +431,10 @@ static class VocoderCommands
         {
             Description = "Weight of the phase-derivative loss (instantaneous frequency and group delay) on the one-step x0 estimate (0: off)",
         };
+        var critic = new Option<double>("--critic")
+        {
+            Description = "Weight of an adversarial multi-period critic's loss on the low-noise crops' x0 estimates (0: none; stft only)",
+        };
         var binGains = new Option<bool>("--bin-gains") { Description = "stft: also learn a gain per STFT bin on the noisy input (a Wiener-like mask)" };
         var wienerGains = new Option<bool>("--wiener-gains")
         {
@@ -455,8 +459,8 @@ static class VocoderCommands
         var seed = Cli.Seed(); var device = Cli.Device();
         var vocoder = new Command("vocoder", "Train a diffusion vocoder (WaveGrad or the frame-rate STFT denoiser) on a folder of WAVs")
             {
-                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, phaseLoss, binGains, wienerGains, phasePrior, blocks,
-                trainLevels, lowNoiseShare, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
+                data, output, preset, architecture, size, steps, batch, crop, lr, loss, prior, stftLoss, phaseLoss, critic, binGains, wienerGains, phasePrior,
+                blocks, trainLevels, lowNoiseShare, ckpt, val, logEvery, resume, bf16, dil, scale, maxFiles, maxMinutes, initFrom, seed, device,
             };
         vocoder.SetAction(pr => Cli.Run(pr, () =>
         {
@@ -479,7 +483,7 @@ static class VocoderCommands
                 Dilations = pr.GetValue(dil) == "lmnt" ? DilationOrder.Lmnt : DilationOrder.Paper, NoiseScale = pr.GetValue(scale),
                 MaxFiles = pr.GetValue(maxFiles),
                 MaxMinutes = pr.GetValue(maxMinutes), InitFrom = pr.GetValue(initFrom), Prior = pr.GetValue(prior)!, StftLossWeight = pr.GetValue(stftLoss),
-                PhaseLossWeight = pr.GetValue(phaseLoss),
+                PhaseLossWeight = pr.GetValue(phaseLoss), CriticWeight = pr.GetValue(critic),
                 BinGains = pr.GetValue(binGains), WienerGains = pr.GetValue(wienerGains), PhasePrior = pr.GetValue(phasePrior), Blocks = pr.GetValue(blocks),
                 TrainLevels = pr.GetValue(trainLevels), LowNoiseShare = pr.GetValue(lowNoiseShare),
             }, ct);

@@ -174,6 +174,12 @@ public sealed record VocoderTrainingOptions
     /// <summary>Weight of the auxiliary phase-derivative loss on the same estimate (<see cref="Metrics.PhaseDerivativeError"/>: its
     /// instantaneous frequency and group delay against the clean crop's; 0: off; see <see cref="DiffusionVocoderObjective"/>).</summary>
     public double PhaseLossWeight { get; init; }
+    /// <summary>Weight of the adversarial loss from a <see cref="WaveformCritic"/> on the estimates of the crops at the levels a
+    /// render's last step uses (0: no critic). x̂₀-predicting kinds only. The critic's state is kept beside the checkpoint, in
+    /// <see cref="CriticFile"/>, so a resumed run goes on with it.</summary>
+    public double CriticWeight { get; init; }
+    /// <summary>The run folder's file of the critic's weights and optimizer state.</summary>
+    public const string CriticFile = "critic.safetensors";
     /// <summary>Largest EMA decay.</summary>
     public double EmaDecay { get; init; } = 0.9999;
     /// <summary>Checkpoint interval in steps (and always at exit).</summary>
@@ -250,11 +256,13 @@ public sealed record VocoderTrainingOptions
 /// MR-STFT term and weighted as it is, μ·<see cref="Metrics.PhaseDerivativeError"/>(x̂_0, x_0). With <paramref name="levels"/>,
 /// √ᾱ is one of those levels instead (<see cref="VocoderTrainingOptions.TrainLevels"/>); with a <paramref name="lowNoiseShare"/>,
 /// that share of the crops draws it from the schedule's first <see cref="LowNoiseSteps"/> steps
-/// (<see cref="VocoderTrainingOptions.LowNoiseShare"/>).
+/// (<see cref="VocoderTrainingOptions.LowNoiseShare"/>). With a <paramref name="critic"/> (x̂₀-predicting kinds), the crops at
+/// the levels a render's last step uses first train it on their x̂₀ and then add <paramref name="criticWeight"/> times its loss
+/// for the network (<see cref="WaveformCritic"/>).
 /// </summary>
 public sealed class DiffusionVocoderObjective(TrainableNetwork network, Prediction predicts, VocoderDataset data, MelConfig mel, NoisePrior prior,
     int batch, int cropFrames, LossNorm norm, double stftWeight, Device device, bool bf16, IReadOnlyList<double>? levels = null,
-    double lowNoiseShare = 0, double phaseWeight = 0) : ITrainingObjective
+    double lowNoiseShare = 0, double phaseWeight = 0, WaveformCritic? critic = null, double criticWeight = 0) : ITrainingObjective
 {
     /// <summary>The training schedule's steps from which <see cref="VocoderTrainingOptions.LowNoiseShare"/> draws: its first third,
     /// where √ᾱ stays above 0.76 (σ up to 0.86).</summary>
@@ -262,9 +270,16 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
 
     readonly Tensor? levelTable = levels is null ? null : tensor(levels.Select(l => (float)l).ToArray()).DetachFromDisposeScope();
 
+    /// <summary>The critic's last loss (NaN before its first step or without one).</summary>
+    public double LastCriticLoss { get; private set; } = double.NaN;
+
     /// <summary>The training schedule: linspace(1e-6, 0.01, 1000).</summary>
     public static NoiseSchedule TrainingSchedule { get; } = NoiseSchedule.Named("wavegrad-train");
     static readonly ForwardProcess q = new(TrainingSchedule);
+
+    /// <summary>The lowest √ᾱ at which a crop's estimate goes to the <see cref="WaveformCritic"/>: the schedule's level at
+    /// <see cref="LowNoiseSteps"/>, above which (less noise) a render's last step lies.</summary>
+    static readonly double CriticLevel = TrainingSchedule.SqrtAlphasCumprod[LowNoiseSteps];
 
     /// <inheritdoc/>
     public long SamplesPerStep => (long)batch * cropFrames * mel.Hop;
@@ -300,7 +315,7 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
         if (predicts == Prediction.X0)
         {
             var regression = Losses.PreconditionedX0(pred, clean, l, network.SigmaData ?? 1, norm);
-            return regression + Auxiliary(clean, pred, null);
+            return regression + Auxiliary(clean, pred, null) + Adversarial(clean, pred, levels.to(device));
         }
         var loss = std is null
             ? Losses.Regression(pred, noise.to(device), norm)
@@ -308,6 +323,18 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
         if (stftWeight <= 0 && phaseWeight <= 0) return loss;
         var x0 = Parameterisation.X0FromEpsilon(noisy.to(device), pred, l, (1 - l * l).sqrt());
         return loss + Auxiliary(clean, x0, levels.to(device) * levels.to(device));
+    }
+
+    /// <summary>With a critic: its step on the crops whose level is at least <see cref="CriticLevel"/>, then the weighted critic
+    /// loss of the network's estimates of them, as a share of the batch; 0 without a critic or such crops.</summary>
+    Tensor Adversarial(Tensor clean, Tensor x0, Tensor levels)
+    {
+        if (critic is null || criticWeight <= 0) return zeros([], device: clean.device);
+        var chosen = nonzero(levels >= CriticLevel).reshape(-1);
+        if (chosen.shape[0] == 0) return zeros([], device: clean.device);
+        var (real, fake) = (clean.index_select(0, chosen), x0.index_select(0, chosen));
+        LastCriticLoss = critic.Learn(real, fake);
+        return critic.NetworkLoss(real, fake) * (criticWeight * chosen.shape[0] / clean.shape[0]);
     }
 
     /// <summary>The weighted MR-STFT and phase-derivative terms on an estimate x̂₀ [B, T], each example's weighted by
@@ -339,6 +366,8 @@ public static class VocoderTrainer
         if (o.BatchSize < 1 || o.CropFrames < 1) throw WaveGradException.About("BatchSize and CropFrames must be at least 1", "BatchSize", "CropFrames");
         if (!(o.StftLossWeight >= 0)) throw WaveGradException.About($"StftLossWeight {o.StftLossWeight}: must be 0 or more", "StftLossWeight");
         if (!(o.PhaseLossWeight >= 0)) throw WaveGradException.About($"PhaseLossWeight {o.PhaseLossWeight}: must be 0 or more", "PhaseLossWeight");
+        if (!(o.CriticWeight >= 0 && o.CriticWeight <= 1000))
+            throw WaveGradException.About($"CriticWeight {o.CriticWeight}: must be in [0, 1000]", "CriticWeight");
         var mel = MelConfig.Preset(o.Preset);
         var kind = VocoderArchitectures.Get(o.Architecture, "Architecture") as IDiffusionVocoderArchitecture
             ?? throw WaveGradException.About($"Architecture '{Text.Escape(o.Architecture, 40)}': not a diffusion vocoder the trainer knows", "Architecture");
@@ -363,6 +392,9 @@ public static class VocoderTrainer
         if (o.PhasePrior && mel.WinLength != mel.NFft)
             throw WaveGradException.About($"PhasePrior: preset '{mel.Name}' windows {mel.WinLength} samples, not its n_fft {mel.NFft}", "PhasePrior",
                 "Preset");
+        if (o.CriticWeight > 0 && kind.Predicts != Prediction.X0)
+            throw WaveGradException.About($"CriticWeight: the {kind.Name} network predicts noise, and the critic judges x̂₀ estimates",
+                "CriticWeight", "Architecture");
         if (o.Network is null && !kind.SizeNames.Contains(o.Size))
             throw WaveGradException.About($"Size '{Text.Escape(o.Size, 20)}': the {kind.Name} network's sizes are {string.Join(", ", kind.SizeNames)}", "Size");
         RunLock.ThrowIfHeld(o.OutputDir);   // refused before the corpus loads, not after (the Trainer takes the lock itself)
@@ -403,13 +435,18 @@ public static class VocoderTrainer
         if (o.TrainLevels > 0) recipe["train_levels"] = o.TrainLevels;
         if (o.LowNoiseShare > 0) recipe["low_noise_share"] = o.LowNoiseShare;
         if (o.PhaseLossWeight > 0) recipe["phase_loss_weight"] = o.PhaseLossWeight;
+        if (o.CriticWeight > 0) recipe["critic_weight"] = o.CriticWeight;
         var network = new JsonObject { [kind.Name] = net.Card.DeepClone(), ["preset"] = mel.Name, ["recipe"] = recipe };
         string name = o.VoiceName ?? Path.GetFileName(Path.GetFullPath(o.OutputDir).TrimEnd('/'));
         // One sampler is the source of both: the levels a --train-levels run trains on are those its validation renders visit.
         var validation = ValidationSampler(o);
         var trainLevels = o.TrainLevels > 0 ? validation.Levels.Select(l => l.SignalScale).ToList() : null;
+        var critic = o.CriticWeight > 0 ? new WaveformCritic() : null;
+        string criticPath = Path.Combine(o.OutputDir, VocoderTrainingOptions.CriticFile);
+        if (critic is not null && o.Resume && File.Exists(criticPath)) critic.Load(TensorFiles.Load(criticPath), criticPath);
+        critic?.to(o.Device);
         var objective = new DiffusionVocoderObjective(net, kind.Predicts, data, mel, prior, o.BatchSize, o.CropFrames, o.Loss, o.StftLossWeight, o.Device,
-            o.Bf16, trainLevels, o.LowNoiseShare, o.PhaseLossWeight);
+            o.Bf16, trainLevels, o.LowNoiseShare, o.PhaseLossWeight, critic, o.CriticWeight);
         return Trainer.Run(net.Network, objective, new TrainerOptions
         {
             RunDir = o.OutputDir, Network = network, Steps = o.Steps, LearningRate = o.LearningRate, GradClip = o.GradClip, EmaDecay = o.EmaDecay,
@@ -417,10 +454,17 @@ public static class VocoderTrainer
             Device = o.Device, Bf16 = o.Bf16, MaxNonFiniteInARow = o.MaxNonFiniteInARow, Seed = o.Seed, OnStep = o.OnStep, Log = o.Log,
             ValidateEvery = data.Validation.Count > 0 ? o.ValidateEvery : 0,
             Validate = ("val log-mel L1", ema => Validate(kind, net.Card, ema, mel, prior, data.Validation, o.Device, validation)),
-            SaveBundle = snap => SaveVoice(o, kind, name, mel, net.Card, prior, recipe, data, snap, cpuMinutesBefore),
+            SaveBundle = snap =>
+            {
+                SaveVoice(o, kind, name, mel, net.Card, prior, recipe, data, snap, cpuMinutesBefore);
+                if (critic is null) return;
+                TensorFiles.Save(criticPath, critic.State());
+                log.WriteLine($"critic: last loss {objective.LastCriticLoss:F4} (0.5 per period when it cannot tell estimates from clean crops)");
+            },
         }, $"network: {kind.Name}, {net.Parameters:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}" +
            $"{(o.Bf16 ? " bf16" : "")}, batch {o.BatchSize}×{o.CropFrames} frames, prior {prior.Kind}" +
-           $"{(o.StftLossWeight > 0 ? $", STFT loss ×{o.StftLossWeight}" : "")}{(o.PhaseLossWeight > 0 ? $", phase loss ×{o.PhaseLossWeight}" : "")}", ct);
+           $"{(o.StftLossWeight > 0 ? $", STFT loss ×{o.StftLossWeight}" : "")}{(o.PhaseLossWeight > 0 ? $", phase loss ×{o.PhaseLossWeight}" : "")}" +
+           $"{(o.CriticWeight > 0 ? $", critic ×{o.CriticWeight}" : "")}", ct);
     }
 
     /// <summary>PriorGrad's reference level: the 99th percentile of the training frames' loudness (<see cref="NoisePrior.FrameLevel"/>).</summary>
