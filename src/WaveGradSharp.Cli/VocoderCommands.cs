@@ -433,7 +433,7 @@ static class VocoderCommands
         };
         var critic = new Option<double>("--critic")
         {
-            Description = "Weight of an adversarial multi-period critic's loss on the low-noise crops' x0 estimates (0: none; stft only)",
+            Description = "Weight of an adversarial multi-period critic's loss on the x0 estimates of the noisier crops (0: none; stft only)",
         };
         var binGains = new Option<bool>("--bin-gains") { Description = "stft: also learn a gain per STFT bin on the noisy input (a Wiener-like mask)" };
         var wienerGains = new Option<bool>("--wiener-gains")

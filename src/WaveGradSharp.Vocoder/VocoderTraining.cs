@@ -174,8 +174,8 @@ public sealed record VocoderTrainingOptions
     /// <summary>Weight of the auxiliary phase-derivative loss on the same estimate (<see cref="Metrics.PhaseDerivativeError"/>: its
     /// instantaneous frequency and group delay against the clean crop's; 0: off; see <see cref="DiffusionVocoderObjective"/>).</summary>
     public double PhaseLossWeight { get; init; }
-    /// <summary>Weight of the adversarial loss from a <see cref="WaveformCritic"/> on the estimates of the crops at the levels a
-    /// render's last step uses (0: no critic). x̂₀-predicting kinds only. The critic's state is kept beside the checkpoint, in
+    /// <summary>Weight of the adversarial loss from a <see cref="WaveformCritic"/> on the estimates of the crops whose noise level
+    /// lies above the schedule's first third (0: no critic). x̂₀-predicting kinds only. The critic's state is kept beside the checkpoint, in
     /// <see cref="CriticFile"/>, so a resumed run goes on with it.</summary>
     public double CriticWeight { get; init; }
     /// <summary>The run folder's file of the critic's weights and optimizer state.</summary>
@@ -256,9 +256,9 @@ public sealed record VocoderTrainingOptions
 /// MR-STFT term and weighted as it is, μ·<see cref="Metrics.PhaseDerivativeError"/>(x̂_0, x_0). With <paramref name="levels"/>,
 /// √ᾱ is one of those levels instead (<see cref="VocoderTrainingOptions.TrainLevels"/>); with a <paramref name="lowNoiseShare"/>,
 /// that share of the crops draws it from the schedule's first <see cref="LowNoiseSteps"/> steps
-/// (<see cref="VocoderTrainingOptions.LowNoiseShare"/>). With a <paramref name="critic"/> (x̂₀-predicting kinds), the crops at
-/// the levels a render's last step uses first train it on their x̂₀ and then add <paramref name="criticWeight"/> times its loss
-/// for the network (<see cref="WaveformCritic"/>).
+/// (<see cref="VocoderTrainingOptions.LowNoiseShare"/>). With a <paramref name="critic"/> (x̂₀-predicting kinds), the crops above
+/// the schedule's first third first train it on their x̂₀ and then add <paramref name="criticWeight"/> times its loss for the
+/// network (<see cref="WaveformCritic"/>).
 /// </summary>
 public sealed class DiffusionVocoderObjective(TrainableNetwork network, Prediction predicts, VocoderDataset data, MelConfig mel, NoisePrior prior,
     int batch, int cropFrames, LossNorm norm, double stftWeight, Device device, bool bf16, IReadOnlyList<double>? levels = null,
@@ -277,8 +277,10 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
     public static NoiseSchedule TrainingSchedule { get; } = NoiseSchedule.Named("wavegrad-train");
     static readonly ForwardProcess q = new(TrainingSchedule);
 
-    /// <summary>The lowest √ᾱ at which a crop's estimate goes to the <see cref="WaveformCritic"/>: the schedule's level at
-    /// <see cref="LowNoiseSteps"/>, above which (less noise) a render's last step lies.</summary>
+    /// <summary>The highest √ᾱ at which a crop's estimate goes to the <see cref="WaveformCritic"/>: the schedule's level at
+    /// <see cref="LowNoiseSteps"/>. Below it (more noise) x̂₀ comes from the mel and the prior more than from the noisy input, and
+    /// a regression averages its phase away; above it x̂₀ keeps the clean crop's own loud bins, and the critic cannot tell it from
+    /// the crop (tried: its loss sat at 0.5 a period). A render's first steps are made there and its later ones keep them.</summary>
     static readonly double CriticLevel = TrainingSchedule.SqrtAlphasCumprod[LowNoiseSteps];
 
     /// <inheritdoc/>
@@ -325,12 +327,12 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
         return loss + Auxiliary(clean, x0, levels.to(device) * levels.to(device));
     }
 
-    /// <summary>With a critic: its step on the crops whose level is at least <see cref="CriticLevel"/>, then the weighted critic
+    /// <summary>With a critic: its step on the crops whose level is below <see cref="CriticLevel"/>, then the weighted critic
     /// loss of the network's estimates of them, as a share of the batch; 0 without a critic or such crops.</summary>
     Tensor Adversarial(Tensor clean, Tensor x0, Tensor levels)
     {
         if (critic is null || criticWeight <= 0) return zeros([], device: clean.device);
-        var chosen = nonzero(levels >= CriticLevel).reshape(-1);
+        var chosen = nonzero(levels < CriticLevel).reshape(-1);
         if (chosen.shape[0] == 0) return zeros([], device: clean.device);
         var (real, fake) = (clean.index_select(0, chosen), x0.index_select(0, chosen));
         LastCriticLoss = critic.Learn(real, fake);

@@ -25,6 +25,10 @@ public sealed class WaveformCritic : Module
     public const double LearningRate = 2e-4;
     /// <summary>Weight of feature matching beside the least-squares term in the network's loss (HiFi-GAN's).</summary>
     public const double FeatureMatchingWeight = 2;
+    /// <summary>What the critic multiplies waveforms by: 1/σ_data of speech (0.1), so that its first layer sees unit variance.
+    /// Unscaled, the layers' initial biases were several times the signal's contribution and the critic told nothing apart
+    /// (tried: its loss sat at 0.5 a period).</summary>
+    const double InputScale = 10;
 
     readonly ModuleList<ModuleList<Conv2d>> stacks = new();
     readonly Core.AdamW optimizer;
@@ -51,7 +55,7 @@ public sealed class WaveformCritic : Module
     List<Tensor[]> Maps(Tensor audio)
     {
         var all = new List<Tensor[]>();
-        var column = audio.unsqueeze(1);                                                   // [B, 1, T]
+        var column = audio.unsqueeze(1) * InputScale;                                      // [B, 1, T]
         for (int k = 0; k < Periods.Length; k++)
         {
             int p = Periods[k];
