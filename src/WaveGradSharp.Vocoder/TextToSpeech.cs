@@ -77,7 +77,7 @@ public sealed record SpeechOptions
 /// <summary>
 /// A text's sentences on their way through the frontend, one sentence ahead of the vocoder: sentence i + 1's mel is made
 /// on a worker thread while sentence i is rendered (from <see cref="Prefetch"/>, which <see cref="TextToSpeech"/> calls once
-/// sentence i's first chunk is out), and the first one from the moment this starts (a caller can start it before loading the
+/// sentence i's first chunk is rendered), and the first one from the moment this starts (a caller can start it before loading the
 /// vocoder, since the frontend's speech program runs as long as loading the network takes).
 /// </summary>
 public sealed class SentenceMels : IDisposable
@@ -202,10 +202,11 @@ public sealed class TextToSpeech(Vocoder vocoder, ITextFrontend? frontend = null
                 {
                     seconds += chunk.Length / (double)Vocoder.SampleRate;
                     o.Progress?.Report(new SpeechProgress(i, count, seconds));
-                    yield return chunk;
-                    // The next sentence's speech program starts once this sentence's first chunk is out: started with the
-                    // render, it took a core from the first chunk (the render's two threads wait for each other).
+                    // The next sentence's speech program starts once this sentence's first chunk is rendered: started with the
+                    // render, it took a core from the first chunk (the render's two threads wait for each other). Before the
+                    // chunk is handed on, since a player may hold on to it; the program itself starts on a worker.
                     mels.Prefetch(i + 1);
+                    yield return chunk;
                 }
             if (i + 1 < count && pause.Length > 0)
             {

@@ -277,7 +277,7 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
     public static NoiseSchedule TrainingSchedule { get; } = NoiseSchedule.Named("wavegrad-train");
     static readonly ForwardProcess q = new(TrainingSchedule);
 
-    /// <summary>The highest √ᾱ at which a crop's estimate goes to the <see cref="WaveformCritic"/>: the schedule's level at
+    /// <summary>The √ᾱ below which a crop's estimate goes to the <see cref="WaveformCritic"/>: the schedule's level about
     /// <see cref="LowNoiseSteps"/>. Below it (more noise) x̂₀ comes from the mel and the prior more than from the noisy input, and
     /// a regression averages its phase away; above it x̂₀ keeps the clean crop's own loud bins, and the critic cannot tell it from
     /// the crop (tried: its loss sat at 0.5 a period). A render's first steps are made there and its later ones keep them.</summary>
@@ -443,10 +443,12 @@ public static class VocoderTrainer
         // One sampler is the source of both: the levels a --train-levels run trains on are those its validation renders visit.
         var validation = ValidationSampler(o);
         var trainLevels = o.TrainLevels > 0 ? validation.Levels.Select(l => l.SignalScale).ToList() : null;
-        var critic = o.CriticWeight > 0 ? new WaveformCritic() : null;
         string criticPath = Path.Combine(o.OutputDir, VocoderTrainingOptions.CriticFile);
-        if (critic is not null && o.Resume && File.Exists(criticPath)) critic.Load(TensorFiles.Load(criticPath), criticPath);
-        critic?.to(o.Device);
+        if (o.CriticWeight > 0 && o.Resume && !File.Exists(criticPath))
+            throw WaveGradException.About($"{criticPath}: missing; a run with a critic resumes only with the critic's state", "CriticWeight", "Resume");
+        if (o.CriticWeight > 0) random.manual_seed(o.Seed + 2);   // the critic's initial weights come from libtorch's global generator
+        var critic = o.CriticWeight > 0 ? new WaveformCritic(o.Device) : null;
+        if (critic is not null && o.Resume) critic.Load(TensorFiles.Load(criticPath), criticPath);
         var objective = new DiffusionVocoderObjective(net, kind.Predicts, data, mel, prior, o.BatchSize, o.CropFrames, o.Loss, o.StftLossWeight, o.Device,
             o.Bf16, trainLevels, o.LowNoiseShare, o.PhaseLossWeight, critic, o.CriticWeight);
         return Trainer.Run(net.Network, objective, new TrainerOptions
@@ -461,7 +463,7 @@ public static class VocoderTrainer
                 SaveVoice(o, kind, name, mel, net.Card, prior, recipe, data, snap, cpuMinutesBefore);
                 if (critic is null) return;
                 TensorFiles.Save(criticPath, critic.State());
-                log.WriteLine($"critic: last loss {objective.LastCriticLoss:F4} (0.5 per period when it cannot tell estimates from clean crops)");
+                log.WriteLine($"critic: last loss {objective.LastCriticLoss:F4} (2.5 when it cannot tell estimates from clean crops: 0.5 a period)");
             },
         }, $"network: {kind.Name}, {net.Parameters:N0} parameters ({(o.Network is null ? o.Size : "custom")}), device {o.Device.type}" +
            $"{(o.Bf16 ? " bf16" : "")}, batch {o.BatchSize}×{o.CropFrames} frames, prior {prior.Kind}" +

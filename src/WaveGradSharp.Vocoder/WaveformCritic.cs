@@ -8,8 +8,8 @@ using F = TorchSharp.torch.nn.functional;
 namespace WaveGradSharp.Vocoder;
 
 /// <summary>
-/// An adversarial critic of a vocoder's waveform estimates: HiFi-GAN's multi-period discriminator (Kong et al. 2020) at an
-/// eighth of its width and one layer shallower, so that it trains beside the network on two CPU cores. Each period p folds
+/// An adversarial critic of a vocoder's waveform estimates: HiFi-GAN's multi-period discriminator (Kong et al. 2020) at a
+/// quarter to a sixteenth of its layers' widths and one layer shallower, so that it trains beside the network on two CPU cores. Each period p folds
 /// the waveform into p columns, [B, 1, T/p, p], and convolves down the columns only, so it compares each sample with the
 /// samples p, 2p, … later: the pitch-period regularity and the harmonics that a regression onto x₀ averages away where the mel
 /// cannot tell their phase. Least-squares losses (Mao et al. 2017), and feature matching: the L1 distance between the critic's
@@ -33,8 +33,9 @@ public sealed class WaveformCritic : Module
     readonly ModuleList<ModuleList<Conv2d>> stacks = new();
     readonly Core.AdamW optimizer;
 
-    /// <summary>A critic with libtorch's default initialisation (from its global generator).</summary>
-    public WaveformCritic() : base("WaveformCritic")
+    /// <summary>A critic with libtorch's default initialisation (from its global generator), on <paramref name="device"/> (default
+    /// the CPU) with its optimizer's state beside it.</summary>
+    public WaveformCritic(Device? device = null) : base("WaveformCritic")
     {
         foreach (var _ in Periods)
         {
@@ -48,6 +49,7 @@ public sealed class WaveformCritic : Module
             stacks.Add(convs);
         }
         RegisterComponents();
+        if (device is not null) this.to(device);
         optimizer = new Core.AdamW(this, LearningRate);
     }
 
@@ -74,7 +76,8 @@ public sealed class WaveformCritic : Module
     }
 
     /// <summary>One step of the critic on clean crops and the network's estimates of them, [B, T] each (detached here):
-    /// Σ_p mean((D_p(x₀) − 1)²) + mean(D_p(x̂₀)²). Returns that loss before the step.</summary>
+    /// Σ_p mean((D_p(x₀) − 1)²) + mean(D_p(x̂₀)²). Returns that loss before the step; a non-finite loss or gradient is not
+    /// stepped on (the trainer skips such a step of the network likewise).</summary>
     public double Learn(Tensor clean, Tensor estimate)
     {
         using var scope = NewDisposeScope();
@@ -89,10 +92,10 @@ public sealed class WaveformCritic : Module
             loss = loss + (r * r).mean() + (f * f).mean();   // x·x, not square(): see AdamW
         }
         loss.backward();
-        optimizer.ClipGradNorm(1.0);
-        optimizer.StepOnce();
+        double value = loss.item<float>(), norm = optimizer.ClipGradNorm(1.0);
+        if (double.IsFinite(value) && double.IsFinite(norm)) optimizer.StepOnce();
         optimizer.ZeroGrad();
-        return loss.item<float>();
+        return value;
     }
 
     /// <summary>The network's loss on its estimates [B, T] (with their graph): Σ_p mean((D_p(x̂₀) − 1)²) plus

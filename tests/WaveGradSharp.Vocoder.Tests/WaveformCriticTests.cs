@@ -77,6 +77,10 @@ public class WaveformCriticTests
         Assert.Equal(straight, resumed);
         Assert.True(File.Exists(Path.Combine(tmp["resumed"], VocoderTrainingOptions.CriticFile)));
         Assert.Equal(1, Voice.Load(tmp["resumed"]).Card["training"]!["recipe"]!["critic_weight"]!.GetValue<double>());
+        // Without the critic's state a resume would not go on as the run did: it is refused, naming the file.
+        File.Delete(Path.Combine(tmp["resumed"], VocoderTrainingOptions.CriticFile));
+        var missing = Assert.Throws<WaveGradException>(() => Run(tmp["resumed"], 7, true));
+        Assert.Contains(VocoderTrainingOptions.CriticFile, missing.Message);
         // A critic judges x̂₀ estimates: a noise-predicting kind is refused before any data is read, naming the option.
         var e = Assert.Throws<WaveGradException>(() => VocoderTrainer.Run(new VocoderTrainingOptions
         {
