@@ -317,7 +317,7 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
         if (predicts == Prediction.X0)
         {
             var regression = Losses.PreconditionedX0(pred, clean, l, network.SigmaData ?? 1, norm);
-            return regression + Auxiliary(clean, pred, null) + Adversarial(clean, pred, levels.to(device));
+            return regression + Auxiliary(clean, pred, null) + Adversarial(clean, pred, l.reshape(-1));
         }
         var loss = std is null
             ? Losses.Regression(pred, noise.to(device), norm)
@@ -331,7 +331,7 @@ public sealed class DiffusionVocoderObjective(TrainableNetwork network, Predicti
     /// loss of the network's estimates of them, as a share of the batch; 0 without a critic or such crops.</summary>
     Tensor Adversarial(Tensor clean, Tensor x0, Tensor levels)
     {
-        if (critic is null || criticWeight <= 0) return zeros([], device: clean.device);
+        if (critic is null) return zeros([], device: clean.device);
         var chosen = nonzero(levels < CriticLevel).reshape(-1);
         if (chosen.shape[0] == 0) return zeros([], device: clean.device);
         var (real, fake) = (clean.index_select(0, chosen), x0.index_select(0, chosen));

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 using WaveGradSharp.Audio;
 using WaveGradSharp.Core;
 using WaveGradSharp.Diffusion;
@@ -312,7 +313,7 @@ public sealed class Voice
 /// <summary>Source-generated JSON metadata of the card fields read into records (the noise prior, the stft network's config), in
 /// the card's snake case: metadata made by reflection costs every voice load tens of milliseconds of code generation and JIT
 /// before its first audio.</summary>
-[System.Text.Json.Serialization.JsonSourceGenerationOptions(PropertyNamingPolicy = System.Text.Json.Serialization.JsonKnownNamingPolicy.SnakeCaseLower)]
-[System.Text.Json.Serialization.JsonSerializable(typeof(NoisePrior))]
-[System.Text.Json.Serialization.JsonSerializable(typeof(StftDenoiserConfig))]
-internal sealed partial class CardJson : System.Text.Json.Serialization.JsonSerializerContext;
+[JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(NoisePrior))]
+[JsonSerializable(typeof(StftDenoiserConfig))]
+internal sealed partial class CardJson : JsonSerializerContext;
