@@ -72,7 +72,8 @@ public static class NativeTuning
     /// layer's activation, a piece's STFT, a training batch's gradients) is a fresh mapping, faulted in page by page when first
     /// written and unmapped when freed, and the kernel's page clearing is a sizeable share of CPU rendering and training. The
     /// heap also grows 64 MiB at a time (M_TOP_PAD) instead of 128 KiB: libtorch's static initialisers make hundreds of
-    /// thousands of small allocations, and growing the heap in small steps made its load measurably slower. Address space
+    /// thousands of small allocations, and growing the heap in small steps made its load measurably slower. The heap's first
+    /// <see cref="HugePageHeapBytes"/> are backed by huge pages (<see cref="BackHeapWithHugePages"/>). Address space
     /// only: a page costs memory when it is first written. The CPU <see cref="Trainer"/> loop and every CPU vocoder call it,
     /// and the command-line tool before it loads libtorch. Memory stays bounded: <see cref="NativeHeapWatch"/> trims a long
     /// render's heap explicitly, and a training step frees what the one before it allocated. Process-wide; skipped off Linux
@@ -90,8 +91,47 @@ public static class NativeTuning
             Mallopt(mmapThreshold, 32 << 20);
             Mallopt(trimThreshold, 1 << 30);
             Mallopt(topPad, 64 << 20);
+            BackHeapWithHugePages();
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
+    [DllImport("libc", EntryPoint = "malloc")]
+    static extern IntPtr Malloc(nuint size);
+    [DllImport("libc", EntryPoint = "free")]
+    static extern void Free(IntPtr block);
+    [DllImport("libc", EntryPoint = "madvise")]
+    static extern int Madvise(IntPtr start, nuint length, int advice);
+
+    /// <summary>How far the heap is grown ahead for <see cref="BackHeapWithHugePages"/>: more than a render of <c>speak</c> or a
+    /// training step of the default voice holds at once.</summary>
+    const int HugePageHeapBytes = 256 << 20;
+
+    /// <summary>
+    /// Grows glibc's heap by <see cref="HugePageHeapBytes"/> of address space (blocks under the mmap threshold, allocated and
+    /// freed: the trim threshold keeps them) and asks the kernel to back it with 2 MiB pages where it can (MADV_HUGEPAGE; most
+    /// distributions enable transparent huge pages only where asked). Every 4 KiB page a process first writes is a fault, and a
+    /// fault in a VM costs microseconds: libtorch's load, the voice's weights and the first renders wrote about 70,000 of them
+    /// before <c>speak</c>'s first audio, and half as many with this. Memory is taken only where written, as before, in 2 MiB
+    /// steps. A heap grown past this size later is not covered (its new part is a mapping of its own).
+    /// </summary>
+    static void BackHeapWithHugePages()
+    {
+        const int blockBytes = 16 << 20, hugePage = 14;   // under the mmap threshold; MADV_HUGEPAGE
+        var blocks = new IntPtr[HugePageHeapBytes / blockBytes];
+        for (int i = 0; i < blocks.Length; i++) blocks[i] = Malloc(blockBytes);
+        foreach (var block in blocks) Free(block);
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/maps"))
+            {
+                if (!line.EndsWith("[heap]", StringComparison.Ordinal)) continue;
+                var range = line[..line.IndexOf(' ')].Split('-');
+                long start = Convert.ToInt64(range[0], 16), end = Convert.ToInt64(range[1], 16);
+                Madvise((IntPtr)start, (nuint)(end - start), hugePage);   // where the kernel has no huge pages: EINVAL, nothing changes
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* no /proc: small pages, as before */ }
     }
 
     /// <summary>Switches NNPACK off once; does nothing where the symbol is missing (another libtorch build or OS).</summary>
