@@ -106,13 +106,38 @@ public sealed partial class SpeechServer : IAsyncDisposable
                 var vocoder = Vocoder.Vocoder.Load(name, device, dtype: Devices.InferenceType(options.Precision, device));
                 served.Add(new ServedVoice(vocoder, new TextToSpeech(vocoder)));
             }
-            return new SpeechServer(options, served, logOutput ?? Console.Error, ownsVoices: true);
+            var server = new SpeechServer(options, served, logOutput ?? Console.Error, ownsVoices: true);
+            try { server.WarmUp(); }
+            catch
+            {
+                server.App.DisposeAsync().AsTask().GetAwaiter().GetResult();   // the voices are freed below
+                server.renderThreads.Dispose();
+                throw;
+            }
+            return server;
         }
         catch
         {
             foreach (var v in served) v.Vocoder.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Renders once with every voice on every render thread (<see cref="Vocoder.Vocoder.WarmUp"/>), as a request to speak would: the
+    /// first request after start otherwise paid every first-call cost, the compiler's above all.
+    /// </summary>
+    void WarmUp()
+    {
+        var runs = new List<Task<int>>();
+        for (int i = 0; i < options.MaxInFlight; i++)
+            foreach (var v in voices.Values)
+                runs.Add(renderThreads.Run(() =>
+                {
+                    v.Vocoder.WarmUp(SpeechOptions.ForListening(v.Vocoder.Voice.RenderDefaults(SynthesisOptions.LowLatency)));
+                    return 0;
+                }));
+        foreach (var run in runs) run.GetAwaiter().GetResult();   // a failure as it was thrown
     }
 
     /// <summary>Builds a server over vocoders already loaded (which the caller keeps and disposes).</summary>

@@ -384,6 +384,22 @@ public sealed class Vocoder : IDisposable
         }
     }
 
+    /// <summary>
+    /// Renders a second of a synthetic voiced mel (a 150 Hz tone with its harmonics) as <paramref name="options"/> asks, streamed,
+    /// and discards it, so that the next render on this thread does not pay the first-call costs: compiling the methods a render
+    /// runs, libtorch's and the transforms' set-up, and the thread's own native heap and thread team. A server calls it before it
+    /// takes requests.
+    /// </summary>
+    public void WarmUp(SynthesisOptions? options = null)
+    {
+        using var scope = NewDisposeScope();
+        var t = arange(SampleRate, dtype: ScalarType.Float32) / SampleRate;
+        var tone = zeros_like(t);
+        for (int h = 1; h <= 10; h++) tone.add_((t * (2 * Math.PI * 150 * h)).sin() * (0.3 / h));
+        using var analysis = new MelSpectrogram(Voice.Mel);
+        foreach (var _ in SynthesizeStreaming(analysis.Compute(tone), options)) { }
+    }
+
     /// <summary>The options checked; null: the voice's defaults (<see cref="Voice.RenderDefaults"/>).</summary>
     SynthesisOptions Checked(SynthesisOptions? options)
     {

@@ -37,6 +37,22 @@ public class ShippedVoiceTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void AWarmUpLeavesTheNextRenderAsItWas()
+    {
+        // What a server does before it takes requests (Vocoder.WarmUp): the streamed render after it is the one before it, bit for bit.
+        using var v = Vocoder.Load(Voice.DefaultName);
+        var cfg = v.Voice.Mel;
+        var x = Wav.Read(Path.Combine(AppContext.BaseDirectory, "fixtures", "voice", "flite-awb-heldout.wav"), cfg.SampleRate);
+        using var spec = new MelSpectrogram(cfg);
+        var mel = spec.Compute(tensor(x[..(cfg.SampleRate * 2)]));
+        var listening = SpeechOptions.ForListening(v.Voice.RenderDefaults(SynthesisOptions.LowLatency));
+        float[] Render() => v.SynthesizeStreaming(mel, listening).SelectMany(c => c).ToArray();
+        var before = Render();
+        v.WarmUp(listening);
+        Assert.Equal(before, Render());
+    }
+
+    [Fact]
     public void Slt22kBeatsGriffinLimsSpectralConvergenceOnAnUnseenSentence()
     {
         using var v = Vocoder.Load("slt-22k");
