@@ -8,15 +8,20 @@ namespace WaveGradSharp.Vocoder.Tests;
 /// <summary>The shipped voices on speech they never trained on (tests/fixtures/voice/README.md).</summary>
 public class ShippedVoiceTests(ITestOutputHelper log)
 {
+    /// <summary>A man's voice (flite awb) that the multi-speaker corpus holds out whole (tests/fixtures/voice/README.md), and its mel.</summary>
+    static (float[] Audio, Tensor Mel) HeldOutClip(MelConfig cfg)
+    {
+        var x = Wav.Read(Path.Combine(AppContext.BaseDirectory, "fixtures", "voice", "flite-awb-heldout.wav"), cfg.SampleRate);
+        using var spec = new MelSpectrogram(cfg);
+        return (x, spec.Compute(tensor(x)));
+    }
+
     [Fact]
     public void TheDefaultVoiceAsShippedBeatsGriffinLimOnASpeakerItNeverHeard()
     {
-        // A man's voice (flite awb) that the multi-speaker corpus holds out whole (tests/fixtures/voice/README.md).
         using var v = Vocoder.Load(Voice.DefaultName);
         var cfg = v.Voice.Mel;
-        var x = Wav.Read(Path.Combine(AppContext.BaseDirectory, "fixtures", "voice", "flite-awb-heldout.wav"), cfg.SampleRate);
-        using var spec = new MelSpectrogram(cfg);
-        var mel = spec.Compute(tensor(x));
+        var (x, mel) = HeldOutClip(cfg);
         AudioMetrics Score(float[] y) => Metrics.Compute(x, y, cfg.SampleRate, cfg);
         var gl = Score(GriffinLim.FromMel(mel, cfg, SynthesisOptions.BaselineGriffinLimIterations));
         var shipped = Score(v.Synthesize(mel));                   // the card's render: one DDIM level from the Griffin-Lim start
@@ -41,10 +46,7 @@ public class ShippedVoiceTests(ITestOutputHelper log)
     {
         // What a server does before it takes requests (Vocoder.WarmUp): the streamed render after it is the one before it, bit for bit.
         using var v = Vocoder.Load(Voice.DefaultName);
-        var cfg = v.Voice.Mel;
-        var x = Wav.Read(Path.Combine(AppContext.BaseDirectory, "fixtures", "voice", "flite-awb-heldout.wav"), cfg.SampleRate);
-        using var spec = new MelSpectrogram(cfg);
-        var mel = spec.Compute(tensor(x[..(cfg.SampleRate * 2)]));
+        var mel = HeldOutClip(v.Voice.Mel).Mel;
         var listening = SpeechOptions.ForListening(v.Voice.RenderDefaults(SynthesisOptions.LowLatency));
         float[] Render() => v.SynthesizeStreaming(mel, listening).SelectMany(c => c).ToArray();
         var before = Render();
