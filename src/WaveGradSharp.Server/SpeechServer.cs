@@ -137,7 +137,7 @@ public sealed partial class SpeechServer : IAsyncDisposable
                     v.Vocoder.WarmUp(SpeechOptions.ForListening(v.Vocoder.Voice.RenderDefaults(SynthesisOptions.LowLatency)));
                     return 0;
                 }));
-        foreach (var run in runs) run.GetAwaiter().GetResult();   // a failure as it was thrown
+        Task.WhenAll(runs).GetAwaiter().GetResult();   // every run ended (none still renders with a voice about to be freed); the first failure as thrown
     }
 
     /// <summary>Builds a server over vocoders already loaded (which the caller keeps and disposes).</summary>
