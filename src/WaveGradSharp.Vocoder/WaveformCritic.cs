@@ -12,9 +12,9 @@ namespace WaveGradSharp.Vocoder;
 /// quarter to a sixteenth of its layers' widths and one layer shallower, so that it trains beside the network on two CPU
 /// cores. Each period p folds the waveform into p columns, [B, 1, T/p, p], and convolves down the columns only, so it
 /// compares each sample with the samples p, 2p, … later: the pitch-period regularity and the harmonics that a regression
-/// onto x₀ averages away where the mel cannot tell their phase. Least-squares losses (Mao et al. 2017), and feature matching: the L1 distance between the critic's
-/// inner maps of the estimate and of the clean crop. The critic learns with its own Adam, in the network's step, from
-/// estimates detached from the network.
+/// onto x₀ averages away where the mel cannot tell their phase. Least-squares losses (Mao et al. 2017), and feature
+/// matching: the L1 distance between the critic's inner maps of the estimate and of the clean crop. The critic learns with
+/// its own Adam, in the network's step, from estimates detached from the network.
 /// </summary>
 public sealed class WaveformCritic : Module
 {
