@@ -134,10 +134,11 @@ public sealed partial class SpeechServer : IAsyncDisposable
             foreach (var v in voices.Values)
                 runs.Add(renderThreads.Run(() =>
                 {
-                    v.Vocoder.WarmUp(SpeechOptions.ForListening(v.Vocoder.Voice.RenderDefaults(SynthesisOptions.LowLatency)));
+                    v.Vocoder.WarmUp(SpeechOptions.ForListening(v.Vocoder.Voice));
                     return 0;
                 }));
-        Task.WhenAll(runs).GetAwaiter().GetResult();   // every run ended (none still renders with a voice about to be freed); the first failure as thrown
+        // All of them end before a failure is thrown: none may still render with a voice that the failure path frees.
+        Task.WhenAll(runs).GetAwaiter().GetResult();
     }
 
     /// <summary>Builds a server over vocoders already loaded (which the caller keeps and disposes).</summary>

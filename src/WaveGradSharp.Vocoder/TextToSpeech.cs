@@ -57,7 +57,7 @@ public readonly record struct SpeechProgress(int Sentence, int Sentences, double
 public sealed record SpeechOptions
 {
     /// <summary>How each sentence's mel is rendered (schedule, seed, start, post-filter, chunk size); null: the voice's render for a
-    /// listener, <c>ForListening(voice.RenderDefaults(SynthesisOptions.LowLatency))</c>, as <c>speak</c> and <c>serve</c> render.</summary>
+    /// listener, <see cref="ForListening(Voice)"/>, as <c>speak</c> and <c>serve</c> render.</summary>
     public SynthesisOptions? Synthesis { get; init; }
     /// <summary>Silence between sentences, in seconds.</summary>
     public double PauseSeconds { get; init; } = 0.25;
@@ -72,6 +72,10 @@ public sealed record SpeechOptions
     /// </summary>
     public static SynthesisOptions ForListening(SynthesisOptions synthesis) =>
         synthesis with { FirstChunkFrames = 24, ChunkFrames = synthesis.CpuPieceFrames };
+
+    /// <summary>A voice's render for a listener: its defaults over the low-latency settings (<see cref="SynthesisOptions.LowLatency"/>),
+    /// chunked by <see cref="ForListening(SynthesisOptions)"/>.</summary>
+    public static SynthesisOptions ForListening(Voice voice) => ForListening(voice.RenderDefaults(SynthesisOptions.LowLatency));
 }
 
 /// <summary>
@@ -194,7 +198,7 @@ public sealed class TextToSpeech(Vocoder vocoder, ITextFrontend? frontend = null
         var pause = new float[(int)(o.PauseSeconds * Vocoder.SampleRate)];
         double seconds = 0;
         int count = mels.Sentences.Count;
-        var synthesis = o.Synthesis ?? SpeechOptions.ForListening(Vocoder.Voice.RenderDefaults(SynthesisOptions.LowLatency));
+        var synthesis = o.Synthesis ?? SpeechOptions.ForListening(Vocoder.Voice);
         for (int i = 0; i < count; i++)
         {
             using (var mel = mels.Take(i))

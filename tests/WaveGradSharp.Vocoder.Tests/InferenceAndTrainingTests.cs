@@ -218,7 +218,7 @@ public class InferenceTests
         using var mel = Tiny.Mel(Tiny.Chirp(0.6));
         var tts = new TextToSpeech(v, new OneMel(mel));
         float[] spoken = tts.Speak("One sentence.").SelectMany(c => c).ToArray();
-        var listening = SpeechOptions.ForListening(v.Voice.RenderDefaults(SynthesisOptions.LowLatency));
+        var listening = SpeechOptions.ForListening(v.Voice);
         Assert.Equal(v.SynthesizeStreaming(mel, listening).SelectMany(c => c).ToArray(), spoken);
         // Not the low-latency settings without the card (a Griffin-Lim start and 4 post-filter passes).
         Assert.NotEqual(v.SynthesizeStreaming(mel, SpeechOptions.ForListening(SynthesisOptions.LowLatency)).SelectMany(c => c).ToArray(), spoken);

@@ -47,7 +47,7 @@ public class ShippedVoiceTests(ITestOutputHelper log)
         // What a server does before it takes requests (Vocoder.WarmUp): the streamed render after it is the one before it, bit for bit.
         using var v = Vocoder.Load(Voice.DefaultName);
         var mel = HeldOutClip(v.Voice.Mel).Mel;
-        var listening = SpeechOptions.ForListening(v.Voice.RenderDefaults(SynthesisOptions.LowLatency));
+        var listening = SpeechOptions.ForListening(v.Voice);
         float[] Render() => v.SynthesizeStreaming(mel, listening).SelectMany(c => c).ToArray();
         var before = Render();
         v.WarmUp(listening);
