@@ -293,6 +293,45 @@ public static class GriffinLim
     }
 
     /// <summary>
+    /// The waveform of a magnitude [bins, frames] (as <see cref="WithPhaseOf"/> takes it) with <paramref name="waveform"/>'s own
+    /// phase in the frames its pitch track voices (<see cref="Pitch.Track"/>), and elsewhere a phase that
+    /// <paramref name="iters"/> Griffin-Lim iterations retrieve from a random start while the voiced frames keep theirs:
+    /// <see cref="Samples"/> samples. It renders speech right in every voiced frame and draws noise of the right spectrum,
+    /// but not the recording's own noise, in the unvoiced and silent ones: what the periodicity error over every frame
+    /// charges a vocoder that is perfect on voiced speech.
+    /// </summary>
+    public static float[] WithVoicedPhaseOf(Tensor magnitude, ReadOnlySpan<float> waveform, MelConfig cfg, int iters = 64)
+    {
+        CheckIterations(iters, 0);
+        using var scope = NewDisposeScope();
+        long frames = magnitude.shape[^1];
+        var own = Analyse(waveform, frames, cfg).t();                         // [frames, bins], as FrameStft lays it out
+        if (magnitude.dim() != 2 || !own.shape.SequenceEqual(new[] { frames, magnitude.shape[0] }))
+            throw new ArgumentException($"a magnitude must be [{cfg.NFreqs}, {frames}], got [{string.Join(", ", magnitude.shape)}]", nameof(magnitude));
+        var track = Pitch.Track(waveform, cfg.SampleRate);
+        double pitchHop = Math.Round(cfg.SampleRate * Pitch.HopSeconds);
+        var voiced = new bool[frames];
+        for (long f = 0; f < frames; f++)   // frame f is centred on sample offset + f·hop; the track's frame k on k·pitchHop
+            voiced[f] = track.Voiced[(int)Math.Min(track.Voiced.Length - 1, Math.Round((cfg.FrameOffset + f * cfg.Hop) / pitchHop))];
+        var keep = tensor(voiced).unsqueeze(1);
+        var target = magnitude.to(CPU).to_type(float32).t().contiguous();
+        var ownPhase = own / own.abs().add(1e-16);
+        var random = polar(ones_like(target), rand(target.shape, generator: new Generator(RandomPhaseSeed)) * (2 * Math.PI));
+        using var ms = new MelSpectrogram(cfg);
+        var transform = new FrameStft(cfg, ms.Buffers(CPU).Window, frames, (frames - 1) * cfg.Hop);
+        var current = target * where(keep, ownPhase, random);
+        for (int i = 0; i < iters; i++)
+        {
+            using var step = NewDisposeScope();
+            var rebuilt = transform.Forward(transform.Inverse(current));
+            current = (target * where(keep, ownPhase, rebuilt / rebuilt.abs().add(1e-16))).MoveToOuterDisposeScope();
+        }
+        var result = new float[Samples(cfg, frames)];
+        transform.Inverse(current).data<float>().CopyTo(result, cfg.FrameOffset);
+        return result;
+    }
+
+    /// <summary>
     /// The linear STFT magnitude [bins, frames] a log-mel [n_mels, frames] asks for, on the mel's device: non-negative least squares
     /// for |S| in mel = Fᵀ·|S|, started from the clipped pseudo-inverse and refined by multiplicative (Lee–Seung) updates, which keep
     /// |S| ≥ 0 and lower ‖mel − Fᵀ|S|‖ at every step (they halve the log-mel error of the pseudo-inverse alone on hifigan-22k's 80

@@ -336,7 +336,8 @@ static class VocoderCommands
                 F(r.VoicedPeriodicityRmse))));
             Console.WriteLine($"voice {vocoder.Voice.Name}, shipped and noise rows: {DescribeSteps(how)}, " +
                 $"{(pr.GetValue(heldOut) ? "held-out speakers" : "validation clips")}");
-            foreach (var l in lines) Console.WriteLine(string.Join("  ", l.Split('\t').Select((c, i) => i < 2 ? c.PadRight(14) : c.PadLeft(9))));
+            int width = Math.Max(14, rows.Max(r => Math.Max(r.Speaker.Length, r.Setting.Length)));   // the name columns line up
+            foreach (var l in lines) Console.WriteLine(string.Join("  ", l.Split('\t').Select((c, i) => i < 2 ? c.PadRight(width) : c.PadLeft(9))));
             if (pr.GetValue(output) is string path) AtomicFile.WriteAllText(path, string.Join('\n', lines) + "\n");
             return 0;
         }));

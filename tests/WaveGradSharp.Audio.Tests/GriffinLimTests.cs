@@ -124,6 +124,38 @@ public class GriffinLimTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void The_voiced_phase_bound_gives_the_voiced_part_back_and_new_noise_of_the_same_spectrum_elsewhere()
+    {
+        // A second of a 200 Hz tone with its second harmonic, then a second of white noise, with its own magnitude: the tone's
+        // frames keep their phase, so away from the noise it comes back sample for sample; the noise's phase is retrieved, so
+        // its waveform is new (uncorrelated with the recording's) while its spectrum stays close.
+        var cfg = MelConfig.Preset("hifigan-22k");
+        int n = cfg.SampleRate;
+        var rng = new Random(3);
+        var x = new float[2 * n];
+        for (int i = 0; i < n; i++) x[i] = (float)(0.3 * Math.Sin(2 * Math.PI * 200 * i / n) + 0.15 * Math.Sin(2 * Math.PI * 400 * i / n + 1));
+        for (int i = n; i < 2 * n; i++) x[i] = (float)(0.2 * (2 * rng.NextDouble() - 1));
+        long frames = x.Length / cfg.Hop;
+        using var own = GriffinLim.Analyse(x, frames, cfg);
+        var y = GriffinLim.WithVoicedPhaseOf(own.abs(), x, cfg);
+        Assert.Equal(GriffinLim.Samples(cfg, frames), y.Length);
+        double toneError = 0;
+        for (int i = n / 10; i < n - 2 * cfg.NFft; i++) toneError = Math.Max(toneError, Math.Abs(y[i] - x[i]));
+        Assert.True(toneError < 1e-3, $"tone: max |Δ| {toneError} of 0.45");
+        var (from, to) = (n + 2 * cfg.NFft, 2 * n - 2 * cfg.NFft);
+        double dot = 0, xx = 0, yy = 0;
+        for (int i = from; i < to; i++) { dot += x[i] * (double)y[i]; xx += x[i] * (double)x[i]; yy += y[i] * (double)y[i]; }
+        double correlation = dot / Math.Sqrt(xx * yy);
+        using var noise = GriffinLim.Analyse(x[from..to], 40, cfg).abs();
+        using var drawn = GriffinLim.Analyse(y[from..to], 40, cfg).abs();
+        double sc = (drawn - noise).norm().item<float>() / noise.norm().item<float>();
+        log.WriteLine($"tone max |Δ| {toneError:E2}; noise: correlation {correlation:F3}, spectral convergence {sc:F3}");
+        Assert.True(Math.Abs(correlation) < 0.2, $"noise correlation {correlation}");
+        Assert.True(sc < 0.35, $"noise spectral convergence {sc}");
+        Assert.Throws<ArgumentException>(() => GriffinLim.WithVoicedPhaseOf(own.abs()[1..], x, cfg));
+    }
+
+    [Fact]
     public void Griffin_lims_error_splits_into_what_the_mels_magnitude_and_the_phase_retrieval_each_cost()
     {
         // On speech the two bounds (the true magnitude with Griffin-Lim's phase; the mel's least-squares magnitude with the true

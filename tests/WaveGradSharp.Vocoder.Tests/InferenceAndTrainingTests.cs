@@ -86,7 +86,7 @@ public class InferenceTests
         Assert.Null(rows[1].Options);
         Assert.Equal(4, EvaluationSetting.Select(shipped, "griffin-lim,shipped,plain,raw").Count);
         // The bounds (from the clip itself) and Griffin-Lim from the phase gradients render without the network.
-        var baselines = EvaluationSetting.Select(shipped, "true-magnitude,true-phase,pghi");
+        var baselines = EvaluationSetting.Select(shipped, "true-magnitude,true-phase,voiced-phase,mel-voiced-phase,pghi");
         Assert.All(baselines, b => Assert.True(b.Options is null && b.Baseline is not null, b.Name));
         foreach (var bad in new[] { "raw,bogus", "raw,raw", " , " })
             Assert.Contains("--settings", Assert.Throws<WaveGradException>(() => EvaluationSetting.Select(shipped, bad)).Message);
