@@ -294,11 +294,12 @@ public static class GriffinLim
 
     /// <summary>
     /// The waveform of a magnitude [bins, frames] (as <see cref="WithPhaseOf"/> takes it) with <paramref name="waveform"/>'s own
-    /// phase in the frames its pitch track voices (<see cref="Pitch.Track"/>), and elsewhere a phase that
-    /// <paramref name="iters"/> Griffin-Lim iterations retrieve from a random start while the voiced frames keep theirs:
-    /// <see cref="Samples"/> samples. It renders speech right in every voiced frame and draws noise of the right spectrum,
-    /// but not the recording's own noise, in the unvoiced and silent ones: what the periodicity error over every frame
-    /// charges a vocoder that is perfect on voiced speech.
+    /// phase in the frames its pitch track voices (<see cref="Pitch.Track"/>) and in those within n_fft / (2·hop) frames of
+    /// one (whose windows reach a voiced frame's centre), and elsewhere a phase that <paramref name="iters"/> Griffin-Lim
+    /// iterations retrieve from a random start while the kept frames hold theirs: <see cref="Samples"/> samples. It renders
+    /// speech right in and around every voiced frame and draws noise of the right spectrum, but not the recording's own noise,
+    /// in the unvoiced and silent ones: what the periodicity error over every frame charges a vocoder that is perfect on
+    /// voiced speech.
     /// </summary>
     public static float[] WithVoicedPhaseOf(Tensor magnitude, ReadOnlySpan<float> waveform, MelConfig cfg, int iters = 64)
     {
@@ -313,7 +314,11 @@ public static class GriffinLim
         var voiced = new bool[frames];
         for (long f = 0; f < frames; f++)   // frame f is centred on sample offset + f·hop; the track's frame k on k·pitchHop
             voiced[f] = track.Voiced[(int)Math.Min(track.Voiced.Length - 1, Math.Round((cfg.FrameOffset + f * cfg.Hop) / pitchHop))];
-        var keep = tensor(voiced).unsqueeze(1);
+        int reach = cfg.NFft / (2 * cfg.Hop);
+        var kept = new bool[frames];
+        for (long f = 0; f < frames; f++)
+            for (long g = Math.Max(0, f - reach); g <= Math.Min(frames - 1, f + reach) && !kept[f]; g++) kept[f] = voiced[g];
+        var keep = tensor(kept).unsqueeze(1);
         var target = magnitude.to(CPU).to_type(float32).t().contiguous();
         var ownPhase = own / own.abs().add(1e-16);
         var random = polar(ones_like(target), rand(target.shape, generator: new Generator(RandomPhaseSeed)) * (2 * Math.PI));

@@ -20,10 +20,10 @@ public sealed record EvaluationSetting(string Name, string Description, Synthesi
     /// post-filter); the network alone (from noise, no post-filter, no consistency steps), all with its sampler; then two bounds
     /// that no vocoder is asked to beat, which split Griffin-Lim's error in two: "true-magnitude", the clip's own STFT magnitude
     /// with Griffin-Lim's phase (what phase retrieval alone costs), and "true-phase", Griffin-Lim's magnitude from the mel with
-    /// the clip's own phase (what the mel's magnitude alone costs). Two more bounds keep the clip's own phase only in the frames it
-    /// voices and retrieve the rest by Griffin-Lim (<see cref="GriffinLim.WithVoicedPhaseOf"/>), with the clip's own magnitude
-    /// ("voiced-phase") or the mel's ("mel-voiced-phase"): what the periodicity error over every frame charges a render that is
-    /// right in every voiced frame but draws its own noise in the others.</summary>
+    /// the clip's own phase (what the mel's magnitude alone costs). Two more bounds keep the clip's own phase only in and around
+    /// the frames it voices and retrieve the rest by Griffin-Lim (<see cref="GriffinLim.WithVoicedPhaseOf"/>), with the clip's own
+    /// magnitude ("voiced-phase") or the mel's ("mel-voiced-phase"): what the periodicity error over every frame charges a render
+    /// that is right on voiced speech but draws its own noise in the other frames.</summary>
     public static IReadOnlyList<EvaluationSetting> Standard(SynthesisOptions shipped)
     {
         var o = shipped;
@@ -41,9 +41,9 @@ public sealed record EvaluationSetting(string Name, string Description, Synthesi
             new("true-magnitude", "bound: the clip's own magnitude, Griffin-Lim's phase", null, Own),
             new("true-phase", "bound: the mel's magnitude, the clip's own phase", null,
                 (m, wave, mel) => GriffinLim.WithPhaseOf(GriffinLim.Magnitude(m, mel), wave, mel)),
-            new("voiced-phase", "bound: the clip's own magnitude; its own phase where it is voiced, Griffin-Lim's elsewhere", null,
+            new("voiced-phase", "bound: the clip's own magnitude; its own phase in and around voiced frames, Griffin-Lim's elsewhere", null,
                 (m, wave, mel) => GriffinLim.WithVoicedPhaseOf(GriffinLim.Analyse(wave, m.shape[1], mel).abs(), wave, mel, iterations)),
-            new("mel-voiced-phase", "bound: the mel's magnitude; the clip's own phase where it is voiced, Griffin-Lim's elsewhere", null,
+            new("mel-voiced-phase", "bound: the mel's magnitude; the clip's own phase in and around voiced frames, Griffin-Lim's elsewhere", null,
                 (m, wave, mel) => GriffinLim.WithVoicedPhaseOf(GriffinLim.Magnitude(m, mel), wave, mel, iterations)),
         ];
     }
