@@ -111,10 +111,10 @@ public static class GriffinLim
     }
 
     /// <summary><see cref="Iterate"/> from <paramref name="shaped"/> towards <paramref name="magnitude"/>, as <see cref="Samples"/> samples.</summary>
-    static float[] Iterated(Tensor shaped, Tensor magnitude, MelConfig cfg, int iters, double momentum)
+    static float[] Iterated(Tensor shaped, Tensor magnitude, MelConfig cfg, int iters, double momentum, Tensor? held = null)
     {
         using var ms = new MelSpectrogram(cfg);
-        var wave = Iterate(shaped, magnitude, cfg, ms.Buffers(magnitude.device).Window, iters, momentum);
+        var wave = Iterate(shaped, magnitude, cfg, ms.Buffers(magnitude.device).Window, iters, momentum, held);
         var result = new float[Samples(cfg, magnitude.shape[1])];
         wave.to(CPU).data<float>().CopyTo(result, cfg.FrameOffset);
         return result;
@@ -306,8 +306,8 @@ public static class GriffinLim
         CheckIterations(iters, 0);
         using var scope = NewDisposeScope();
         long frames = magnitude.shape[^1];
-        var own = Analyse(waveform, frames, cfg).t();                         // [frames, bins], as FrameStft lays it out
-        if (magnitude.dim() != 2 || !own.shape.SequenceEqual(new[] { frames, magnitude.shape[0] }))
+        var own = Analyse(waveform, frames, cfg);
+        if (!own.shape.SequenceEqual(magnitude.shape))
             throw new ArgumentException($"a magnitude must be [{cfg.NFreqs}, {frames}], got [{string.Join(", ", magnitude.shape)}]", nameof(magnitude));
         var track = Pitch.Track(waveform, cfg.SampleRate);
         double pitchHop = Math.Round(cfg.SampleRate * Pitch.HopSeconds);
@@ -318,22 +318,10 @@ public static class GriffinLim
         var kept = new bool[frames];
         for (long f = 0; f < frames; f++)
             for (long g = Math.Max(0, f - reach); g <= Math.Min(frames - 1, f + reach) && !kept[f]; g++) kept[f] = voiced[g];
-        var keep = tensor(kept).unsqueeze(1);
-        var target = magnitude.to(CPU).to_type(float32).t().contiguous();
-        var ownPhase = own / own.abs().add(1e-16);
-        var random = polar(ones_like(target), rand(target.shape, generator: new Generator(RandomPhaseSeed)) * (2 * Math.PI));
-        using var ms = new MelSpectrogram(cfg);
-        var transform = new FrameStft(cfg, ms.Buffers(CPU).Window, frames, (frames - 1) * cfg.Hop);
-        var current = target * where(keep, ownPhase, random);
-        for (int i = 0; i < iters; i++)
-        {
-            using var step = NewDisposeScope();
-            var rebuilt = transform.Forward(transform.Inverse(current));
-            current = (target * where(keep, ownPhase, rebuilt / rebuilt.abs().add(1e-16))).MoveToOuterDisposeScope();
-        }
-        var result = new float[Samples(cfg, frames)];
-        transform.Inverse(current).data<float>().CopyTo(result, cfg.FrameOffset);
-        return result;
+        var target = magnitude.to(CPU).to_type(float32);
+        var random = rand([frames, target.shape[0]], generator: new Generator(RandomPhaseSeed)).t() * (2 * Math.PI);
+        var phase = where(tensor(kept).unsqueeze(0), own.angle(), random);
+        return Iterated(polar(target, phase), target, cfg, iters, momentum: 0, held: tensor(kept));
     }
 
     /// <summary>
@@ -496,15 +484,18 @@ public static class GriffinLim
     /// (<paramref name="shaped"/>, [bins, frames]), returning the waveform of its last iterate, (frames − 1)·hop samples.
     /// The loop carries S·e^{iφ} (the next inverse transform's input) rather than the phases alone. Fast Griffin-Lim's
     /// extrapolation t = c_n + m(c_n − c_{n−1}) (m the momentum) is taken divided by 1 + m, as c_n − m/(1 + m)·c_{n−1}: only
-    /// its phase is kept.
+    /// its phase is kept. Frames where <paramref name="held"/> [frames] is true keep <paramref name="shaped"/>'s coefficients
+    /// throughout.
     /// </summary>
-    static Tensor Iterate(Tensor shaped, Tensor spec, MelConfig cfg, Tensor win, int iters, double momentum)
+    static Tensor Iterate(Tensor shaped, Tensor spec, MelConfig cfg, Tensor win, int iters, double momentum, Tensor? held = null)
     {
         using var scope = NewDisposeScope();
         long frames = spec.shape[1];
         var transform = new FrameStft(cfg, win, frames, (frames - 1) * cfg.Hop);
         var target = spec.t().contiguous();   // [frames, bins], as the FFTs lay spectrograms out
         var current = shaped.t().contiguous();
+        var start = held is null ? null : current.clone();
+        var hold = held?.unsqueeze(1);
         Tensor? prev = null;
         double prevWeight = -momentum / (1 + momentum);
         for (int i = 0; i < iters; i++)
@@ -513,6 +504,7 @@ public static class GriffinLim
             var rebuilt = transform.Forward(transform.Inverse(current));
             var next = prev is null || momentum == 0 ? rebuilt : rebuilt.add(prev, prevWeight);
             var s = next * target.div(next.abs().add_(1e-16));
+            if (hold is not null) s = where(hold, start!, s);
             prev?.Dispose();
             prev = rebuilt.MoveToOuterDisposeScope();
             current.Dispose();
